@@ -1,0 +1,3 @@
+from ranvier.cli import main
+
+main()

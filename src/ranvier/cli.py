@@ -1,0 +1,249 @@
+"""`ranvier serve | generate-config | user ... | registration-token ...`.
+
+The admin commands open the database directly, so they work whether the server is
+running or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import os
+import re
+import signal
+import sys
+from typing import Any
+
+import click
+
+from ranvier import __version__
+from ranvier.config import Config, ConfigError, load_config
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _database_options(command):
+    """The options every command needs to find the database."""
+    command = click.option("--database", help="sqlite:PATH or postgresql://USER@HOST:PORT/DB")(command)
+    command = click.option("--data-dir", type=click.Path(file_okay=False), help="Where the database, signing key and media live (default ./ranvier-data)")(command)
+    command = click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file")(command)
+    return command
+
+
+def _load(config_path: str | None, **flags: Any) -> Config:
+    """The config file (if any) with the command-line flags on top."""
+    overrides = {
+        "data_dir": flags.get("data_dir"),
+        "database.url": flags.get("database"),
+        "server_name": flags.get("server_name"),
+        "registration.mode": "open" if flags.get("open_registration") else None,
+    }
+    try:
+        config = load_config(config_path, {k: v for k, v in overrides.items() if v is not None})
+        if flags.get("bind"):
+            config.listeners[0].bind = flags["bind"]
+        if flags.get("port") is not None:
+            config.listeners[0].port = flags["port"]
+        config.validate()
+        return config
+    except ConfigError as exc:
+        raise click.ClickException(f"config error: {exc}") from None
+
+
+@click.group()
+@click.version_option(__version__, prog_name="ranvier")
+def main() -> None:
+    """ranvier, a Matrix homeserver."""
+
+
+@main.command()
+@_database_options
+@click.option("--server-name", help="The server name in user IDs (default localhost)")
+@click.option("--bind", help="Address to listen on (default 127.0.0.1)")
+@click.option("--port", type=int, help="Port to listen on (default 8008)")
+@click.option("--open-registration", is_flag=True, help="Let anyone register (m.login.dummy)")
+def serve(config_path, data_dir, database, server_name, bind, port, open_registration) -> None:
+    """Run the homeserver."""
+    config = _load(config_path, data_dir=data_dir, database=database, server_name=server_name, bind=bind, port=port,
+                   open_registration=open_registration)
+    logging.basicConfig(level=config.logging.level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+    except ImportError:
+        uvloop = None
+    runner = uvloop.run if uvloop is not None else asyncio.run
+    try:
+        runner(_serve(config))
+    except Exception as exc:  # a start-up failure gets one clear line, not a traceback
+        raise click.ClickException(f"cannot start: {exc}") from None
+
+
+async def _serve(config: Config) -> None:
+    from ranvier.server import Homeserver
+
+    hs = Homeserver(config)
+    await hs.start()
+    _print_banner(hs)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await hs.stop()
+
+
+def _print_banner(hs) -> None:
+    config = hs.config
+    data_dir = os.path.abspath(config.data_dir)
+    lines = [
+        f"ranvier {__version__} serving {config.server_name} at {hs.base_url}",
+        f"  data directory: {data_dir}",
+        f"  database:       {_redact_url(config.database_url)}",
+        f"  signing key:    {os.path.abspath(config.signing_key_path)}" + (" (new)" if hs.signing_key_created else ""),
+        f"  registration:   {config.registration.mode}",
+        f"  create a user:  ranvier user add NAME --admin --data-dir {data_dir}",
+    ]
+    if config.registration.mode == "open":
+        lines.append("WARNING: open registration is on: anyone who can reach this server can create an account")
+    click.echo("\n".join(lines), err=True)
+
+
+def _redact_url(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def _run_with_users(config: Config, work) -> Any:
+    """Open the database, run `work(users)` and close it again."""
+
+    async def run():
+        from ranvier.server import open_storage
+        from ranvier.users.service import UserService
+
+        db = await open_storage(config)
+        try:
+            return await work(UserService(db, config))
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(run())
+    except Exception as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        raise click.ClickException(message) from None
+
+
+@main.command("generate-config")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default="ranvier.yaml", show_default=True)
+@click.option("--server-name", default="localhost", show_default=True)
+def generate_config(output: str, server_name: str) -> None:
+    """Write a commented config file with every option and its default."""
+    from ranvier.config_template import render_config
+
+    if os.path.exists(output):
+        raise click.ClickException(f"{output} exists already; remove it or choose another --output")
+    with open(output, "w", encoding="utf-8") as handle:
+        handle.write(render_config(server_name))
+    click.echo(f"wrote {output}; start with: ranvier serve --config {output}")
+
+
+@main.group()
+def user() -> None:
+    """Manage accounts."""
+
+
+@user.command("add")
+@click.argument("name")
+@_database_options
+@click.option("--admin", is_flag=True, help="Make the account a server admin")
+@click.option("--password-file", type=click.File("r"), help="Read the password from this file (- for stdin)")
+def user_add(name, config_path, data_dir, database, admin, password_file) -> None:
+    """Create an account NAME (a localpart such as alice)."""
+    config = _load(config_path, data_dir=data_dir, database=database)
+    if password_file is not None:
+        password = password_file.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        raise click.ClickException("no terminal to ask for the password: use --password-file FILE (or - for stdin)")
+    localpart = name[1:].split(":", 1)[0] if name.startswith("@") else name
+
+    async def work(users):
+        result = await users.register(localpart.lower(), password, admin=admin, inhibit_login=True)
+        return result["user_id"]
+
+    click.echo(f"created {_run_with_users(config, work)}" + (" (admin)" if admin else ""))
+
+
+@user.command("list")
+@_database_options
+def user_list(config_path, data_dir, database) -> None:
+    """List accounts."""
+    config = _load(config_path, data_dir=data_dir, database=database)
+
+    async def work(users):
+        return await users.store.list_accounts()
+
+    for account in _run_with_users(config, work):
+        flags = [name for name, on in (("admin", account.is_admin), ("guest", account.is_guest),
+                                       ("deactivated", account.deactivated)) if on]
+        click.echo(account.user_id + (f"  ({', '.join(flags)})" if flags else ""))
+
+
+@user.command("deactivate")
+@click.argument("name")
+@_database_options
+def user_deactivate(name, config_path, data_dir, database) -> None:
+    """Deactivate account NAME for good: its tokens stop working and it cannot log in."""
+    config = _load(config_path, data_dir=data_dir, database=database)
+
+    async def work(users):
+        user_id = users.user_id_from_login(name)
+        if not await users.deactivate(user_id):
+            raise click.ClickException(f"no such user: {user_id}")
+        return user_id
+
+    click.echo(f"deactivated {_run_with_users(config, work)}")
+
+
+@main.group("registration-token")
+def registration_token() -> None:
+    """Manage registration tokens (used when registration.mode is token or open)."""
+
+
+@registration_token.command("create")
+@_database_options
+@click.option("--uses", type=click.IntRange(min=1), help="How many registrations it allows (default unlimited)")
+@click.option("--expires", help="When it expires: a duration such as 7d, 12h, 30m, or an ISO date/time")
+@click.option("--token", help="The token itself (default: random)")
+def registration_token_create(config_path, data_dir, database, uses, expires, token) -> None:
+    """Create a registration token."""
+    config = _load(config_path, data_dir=data_dir, database=database)
+    expiry_ts = parse_expiry(expires) if expires else None
+
+    async def work(users):
+        return await users.create_registration_token(token, uses, expiry_ts)
+
+    created = _run_with_users(config, work)
+    click.echo(created)
+    if config.registration.mode == "closed":
+        click.echo("note: registration.mode is closed; set it to token for this token to be usable", err=True)
+
+
+def parse_expiry(text: str, now: datetime.datetime | None = None) -> int:
+    """A duration (7d) or an ISO date/time, as a timestamp in milliseconds."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    match = _DURATION.match(text.strip())
+    if match:
+        moment = now + datetime.timedelta(seconds=int(match.group(1)) * _DURATION_SECONDS[match.group(2)])
+    else:
+        try:
+            moment = datetime.datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise click.BadParameter("use a duration such as 7d or an ISO date such as 2027-01-31", param_hint="--expires") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return int(moment.timestamp() * 1000)

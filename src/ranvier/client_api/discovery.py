@@ -1,0 +1,52 @@
+"""Server discovery and feature negotiation: /versions, .well-known, /capabilities, /health."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ranvier.events.room_versions import DEFAULT_ROOM_VERSION, ROOM_VERSIONS
+from ranvier.web.app import HOMESERVER
+from ranvier.web.auth import requester
+from ranvier.web.http import json_response
+from ranvier.web.routing import Routes
+
+routes = Routes()
+
+#: The spec versions whose endpoints this server really serves; it grows as areas land
+#: (docs/api-coverage.md lists what is served).
+SPEC_VERSIONS = ["r0.6.1", "v1.1", "v1.2", "v1.3"]
+
+
+@routes.get("/_matrix/client/versions", versions=None)
+async def versions(request: web.Request) -> web.Response:
+    return json_response({"versions": SPEC_VERSIONS, "unstable_features": {}})
+
+
+@routes.get("/.well-known/matrix/client", versions=None)
+async def well_known(request: web.Request) -> web.Response:
+    return json_response({"m.homeserver": {"base_url": request.app[HOMESERVER].config.base_url}})
+
+
+@routes.get("/health", versions=None)
+async def health(request: web.Request) -> web.Response:
+    return web.Response(text="OK")
+
+
+@routes.get("/capabilities")
+async def capabilities(request: web.Request) -> web.Response:
+    await requester(request, allow_guest=True)
+    return json_response(
+        {
+            "capabilities": {
+                "m.change_password": {"enabled": True},
+                "m.room_versions": {
+                    "default": DEFAULT_ROOM_VERSION,
+                    "available": {version: "stable" for version in ROOM_VERSIONS},
+                },
+                "m.set_displayname": {"enabled": True},
+                "m.set_avatar_url": {"enabled": True},
+                "m.3pid_changes": {"enabled": False},
+                "m.get_login_token": {"enabled": True},
+            }
+        }
+    )

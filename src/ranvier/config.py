@@ -1,0 +1,230 @@
+"""Typed settings with defaults that work with no file at all.
+
+The YAML file, if any, is read into these dataclasses; each value is checked against the
+field's type and a wrong value raises `ConfigError` with one line naming the option.
+Every option is documented, with its default, in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ranvier.events.identifiers import is_valid_server_name
+
+
+class ConfigError(ValueError):
+    """A wrong setting; the message names the option."""
+
+
+@dataclass
+class Listener:
+    bind: str = "127.0.0.1"
+    port: int = 8008
+
+
+@dataclass
+class DatabaseConfig:
+    #: `sqlite:PATH` or `postgresql://USER@HOST:PORT/DB`; empty means SQLite in data_dir.
+    url: str = ""
+    pool_size: int = 10
+    #: SQLite's `synchronous` pragma; FULL makes each acknowledged write survive power loss.
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+
+
+@dataclass
+class RegistrationConfig:
+    #: closed: only `ranvier user add`; token: with a registration token; open: anyone.
+    mode: Literal["closed", "token", "open"] = "closed"
+    guest_access: bool = False
+    #: Lifetime of access tokens issued with a refresh token.
+    refreshable_access_token_lifetime_ms: int = 5 * 60 * 1000
+    login_token_lifetime_ms: int = 2 * 60 * 1000
+    min_password_length: int = 8
+
+
+@dataclass
+class RateLimit:
+    per_second: float = 1.0
+    burst: int = 10
+
+
+def _limit(per_second: float, burst: int):
+    return field(default_factory=lambda: RateLimit(per_second, burst))
+
+
+@dataclass
+class RateLimitsConfig:
+    login: RateLimit = _limit(0.5, 10)
+    #: Failed password attempts, counted per account and per address.
+    failed_login: RateLimit = _limit(0.1, 5)
+    registration: RateLimit = _limit(0.2, 5)
+    message: RateLimit = _limit(5.0, 50)
+    join: RateLimit = _limit(0.5, 10)
+
+
+@dataclass
+class LimitsConfig:
+    max_request_body_bytes: int = 1024 * 1024
+
+
+@dataclass
+class LoggingConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = True
+
+
+@dataclass
+class MetricsConfig:
+    enabled: bool = False
+    bind: str = "127.0.0.1"
+    port: int = 9008
+
+
+@dataclass
+class PasswordHashingConfig:
+    #: argon2id cost; the defaults follow common guidance for interactive logins.
+    time_cost: int = 2
+    memory_kib: int = 19456
+    parallelism: int = 1
+
+
+@dataclass
+class Config:
+    server_name: str = "localhost"
+    #: The URL clients use to reach this server; derived from the first listener when empty.
+    public_baseurl: str = ""
+    data_dir: str = "./ranvier-data"
+    listeners: list[Listener] = field(default_factory=lambda: [Listener()])
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+    rate_limits: RateLimitsConfig = field(default_factory=RateLimitsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    password_hashing: PasswordHashingConfig = field(default_factory=PasswordHashingConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "Config":
+        config = _build(cls, data or {}, "")
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if not is_valid_server_name(self.server_name):
+            raise ConfigError(f"server_name: {self.server_name!r} is not a valid server name")
+        if not self.listeners:
+            raise ConfigError("listeners: at least one listener is needed")
+        for index, listener in enumerate(self.listeners):
+            if not 0 <= listener.port < 65536:
+                raise ConfigError(f"listeners[{index}].port: must be between 0 and 65535")
+        url = self.database.url
+        if url and not url.startswith(("sqlite:", "postgresql://", "postgres://")):
+            raise ConfigError("database.url: must be sqlite:PATH or postgresql://USER@HOST:PORT/DB")
+        if self.database.pool_size < 1:
+            raise ConfigError("database.pool_size: must be at least 1")
+        if self.limits.max_request_body_bytes < 1024:
+            raise ConfigError("limits.max_request_body_bytes: must be at least 1024")
+        for name in ("login", "failed_login", "registration", "message", "join"):
+            limit: RateLimit = getattr(self.rate_limits, name)
+            if limit.per_second <= 0 or limit.burst < 1:
+                raise ConfigError(f"rate_limits.{name}: per_second must be > 0 and burst >= 1")
+        if self.public_baseurl and not self.public_baseurl.startswith(("http://", "https://")):
+            raise ConfigError("public_baseurl: must start with http:// or https://")
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or "sqlite:" + os.path.join(self.data_dir, "homeserver.db")
+
+    @property
+    def signing_key_path(self) -> str:
+        return os.path.join(self.data_dir, "signing.key")
+
+    @property
+    def media_dir(self) -> str:
+        return os.path.join(self.data_dir, "media")
+
+    @property
+    def base_url(self) -> str:
+        if self.public_baseurl:
+            return self.public_baseurl.rstrip("/")
+        listener = self.listeners[0]
+        host = "127.0.0.1" if listener.bind in ("0.0.0.0", "::", "") else listener.bind
+        return f"http://{host}:{listener.port}"
+
+
+def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read the YAML file (if any), apply command-line overrides, validate."""
+    data: dict[str, Any] = {}
+    if path:
+        import yaml
+
+        try:
+            with open(path, encoding="utf-8") as handle:
+                loaded = yaml.safe_load(handle)
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: not valid YAML ({exc.__class__.__name__})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: must be a mapping of options")
+        data = loaded or {}
+    for dotted, value in (overrides or {}).items():
+        target = data
+        *parents, leaf = dotted.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return Config.from_dict(data)
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    """Build dataclass `cls` from a mapping, checking each value against its field type."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            raise ConfigError(f"{prefix}{key}: unknown option")
+    values = {}
+    for name in names:
+        if name in data:
+            values[name] = _convert(hints[name], data[name], prefix + name)
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, option: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, option + ".")
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"{option}: must be one of {', '.join(map(str, allowed))}, not {value!r}")
+        return value
+    if origin is list:
+        (item_type,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{option}: must be a list")
+        return [_convert(item_type, item, f"{option}[{i}]") for i, item in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{option}: must be true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{option}: must be a whole number")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{option}: must be a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{option}: must be a string")
+        return value
+    raise ConfigError(f"{option}: unsupported option type")

@@ -1,0 +1,81 @@
+"""Canonical JSON (appendices: "Canonical JSON").
+
+The bytes produced here are what gets hashed and signed, so two servers must
+produce exactly the same output for the same value: keys sorted by code point,
+no insignificant whitespace, UTF-8 without ``\\u`` escapes except the
+mandatory ones, integers only.
+
+``encode_canonical_json`` also accepts what events of room versions 1 to 5 may
+legally contain (integers outside the safe range, floats), because those events
+still have to be hashed. ``check_canonical`` is the strict test that room
+versions 6 and later, and every client request, must pass.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+MAX_SAFE_INTEGER = 2**53 - 1
+MIN_SAFE_INTEGER = -(2**53) + 1
+MAX_NESTING_DEPTH = 100
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False,
+    separators=(",", ":"),
+    sort_keys=True,
+    allow_nan=False,
+)
+
+
+class CanonicalJSONError(ValueError):
+    """A value cannot be represented in canonical JSON; the message says where."""
+
+
+def _normalise(value: Any, depth: int, strict: bool) -> Any:
+    """Return `value` ready for the JSON encoder, or raise CanonicalJSONError.
+
+    Integral floats become integers (the spec's ``1e10`` example encodes as
+    ``10000000000``); in strict mode any float and any integer outside the safe
+    range is rejected.
+    """
+    if depth > MAX_NESTING_DEPTH:
+        raise CanonicalJSONError(f"JSON nested deeper than {MAX_NESTING_DEPTH} levels")
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        if strict and not MIN_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise CanonicalJSONError(f"integer {value} is outside the canonical JSON range")
+        return value
+    if kind is float:
+        if strict:
+            raise CanonicalJSONError("floats are not allowed in canonical JSON")
+        if not math.isfinite(value):
+            raise CanonicalJSONError("NaN and infinities cannot be encoded as JSON")
+        return int(value) if value.is_integer() else value
+    if kind is dict:
+        normalised = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise CanonicalJSONError(f"object key {key!r} is not a string")
+            normalised[key] = _normalise(item, depth + 1, strict)
+        return normalised
+    if kind is list or kind is tuple:
+        return [_normalise(item, depth + 1, strict) for item in value]
+    raise CanonicalJSONError(f"{kind.__name__} cannot be encoded as JSON")
+
+
+def check_canonical(obj: Any) -> None:
+    """Raise CanonicalJSONError unless `obj` is valid strict canonical JSON."""
+    _normalise(obj, 0, strict=True)
+
+
+def encode_canonical_json(obj: Any) -> bytes:
+    """Encode `obj` as canonical JSON bytes."""
+    text = _ENCODER.encode(_normalise(obj, 0, strict=False))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CanonicalJSONError("string contains a lone surrogate") from exc

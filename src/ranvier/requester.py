@@ -1,0 +1,14 @@
+"""Who is making a request: the result of authenticating an access token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    user_id: str
+    device_id: str
+    is_guest: bool
+    #: The stored hash of the access token used, so logout can revoke exactly it.
+    token_hash: str

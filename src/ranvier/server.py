@@ -1,0 +1,138 @@
+"""The composition root: builds storage, services and the web app; starts and stops them.
+
+Everything a running homeserver holds hangs off one `Homeserver` object, so tests and
+`granolin.testing` can run a real server in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ranvier.config import Config
+from ranvier.events.signing import SigningKey
+from ranvier.ratelimit import RateLimiter
+from ranvier.storage.engine import Database, open_database
+from ranvier.storage.migrations import Schema, apply_migrations
+from ranvier.users.schema import SCHEMA as USERS_SCHEMA
+from ranvier.users.service import UserService
+from ranvier.web.app import RedactingAccessLogger, make_app
+from ranvier.web.routing import add_routes
+
+log = logging.getLogger("ranvier")
+
+#: Every service's tables, in the order their migrations run.
+SCHEMAS: list[Schema] = [USERS_SCHEMA]
+
+
+def client_api_routes():
+    """The route tables of every client API module (imported here, mounted once)."""
+    from ranvier.client_api import account, devices, discovery, login, register
+
+    return [discovery.routes, register.routes, login.routes, account.routes, devices.routes]
+
+
+@dataclass
+class RateLimits:
+    """The request rate limiters, one per kind of action (see `rate_limits` in the config)."""
+
+    login: RateLimiter
+    registration: RateLimiter
+    message: RateLimiter
+    join: RateLimiter
+
+    @classmethod
+    def from_config(cls, config: Config) -> "RateLimits":
+        limits = config.rate_limits
+        return cls(
+            **{
+                name: RateLimiter(getattr(limits, name).per_second, getattr(limits, name).burst)
+                for name in ("login", "registration", "message", "join")
+            }
+        )
+
+
+async def open_storage(config: Config) -> Database:
+    """Open the configured database and bring its schema up to date."""
+    db = await open_database(
+        config.database_url, pool_size=config.database.pool_size, sqlite_synchronous=config.database.sqlite_synchronous
+    )
+    try:
+        await apply_migrations(db, SCHEMAS)
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+def load_or_create_signing_key(path: str) -> tuple[SigningKey, bool]:
+    """The server's signing key, generated on first start; returns (key, created)."""
+    if os.path.exists(path):
+        return SigningKey.load(path), False
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    key = SigningKey.generate()
+    key.save(path)
+    return key, True
+
+
+class Homeserver:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.db: Database | None = None
+        self.signing_key: SigningKey | None = None
+        self.signing_key_created = False
+        self.limits = RateLimits.from_config(config)
+        self.users: UserService | None = None
+        self.app: web.Application | None = None
+        self._runners: list[web.AppRunner] = []
+        self.ports: list[int] = []
+
+    async def start(self) -> None:
+        os.makedirs(self.config.data_dir, exist_ok=True)
+        self.signing_key, self.signing_key_created = load_or_create_signing_key(self.config.signing_key_path)
+        self.db = await open_storage(self.config)
+        self.users = UserService(self.db, self.config)
+        self.app = make_app(self, max_body=self.config.limits.max_request_body_bytes)
+        for routes in client_api_routes():
+            add_routes(self.app.router, routes)
+        access_log = logging.getLogger("ranvier.access") if self.config.logging.access_log else None
+        runner = web.AppRunner(
+            self.app, access_log=access_log, access_log_class=RedactingAccessLogger, handle_signals=False
+        )
+        await runner.setup()
+        self._runners.append(runner)
+        for listener in self.config.listeners:
+            site = web.TCPSite(runner, listener.bind, listener.port, reuse_address=True)
+            await site.start()
+            self.ports.append(site._server.sockets[0].getsockname()[1])
+        if not self.config.public_baseurl:
+            self.config.public_baseurl = self.base_url
+        if self.config.metrics.enabled:
+            await self._start_metrics()
+
+    async def _start_metrics(self) -> None:
+        from ranvier.metrics import metrics_app
+
+        runner = web.AppRunner(metrics_app(), handle_signals=False)
+        await runner.setup()
+        self._runners.append(runner)
+        await web.TCPSite(runner, self.config.metrics.bind, self.config.metrics.port).start()
+
+    @property
+    def base_url(self) -> str:
+        """The URL of the first listener as actually bound (port 0 picks a free one)."""
+        host = self.config.listeners[0].bind
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.ports[0]}"
+
+    async def stop(self) -> None:
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        if self.db is not None:
+            await self.db.close()
+            self.db = None

@@ -1,0 +1,91 @@
+"""The database interface every service writes its SQL against.
+
+Services write SQL once, with `?` placeholders and types both engines share (TEXT,
+INTEGER, BIGINT); each engine adapts it. Rows are indexable and unpackable tuples.
+"""
+
+from __future__ import annotations
+
+import abc
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Sequence
+
+Row = Sequence[Any]
+
+
+class Queries(abc.ABC):
+    """Statements that can run inside or outside a transaction."""
+
+    @abc.abstractmethod
+    async def fetchall(self, sql: str, *args: Any) -> list[Row]: ...
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetchall(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchone(sql, *args)
+        return row[0] if row else None
+
+
+class Transaction(Queries):
+    """One atomic unit of writes; reads inside it see its own writes."""
+
+    @abc.abstractmethod
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run one statement; returns the number of rows it changed."""
+
+    @abc.abstractmethod
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each parameter tuple, in one round trip when possible."""
+
+
+class Database(Queries):
+    """An engine: reads run concurrently, writes go through `transaction()` one at a time."""
+
+    dialect: str
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """Begin a write transaction; it commits when the block exits normally."""
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        """A single write in a transaction of its own."""
+        async with self.transaction() as txn:
+            return await txn.execute(sql, *args)
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+class DatabaseURLError(ValueError):
+    """The database setting is not `sqlite:PATH` or `postgresql://...`."""
+
+
+async def open_database(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "FULL") -> Database:
+    """Open the engine named by `url`; only the chosen engine's driver is imported."""
+    if url.startswith("sqlite:"):
+        from ranvier.storage.sqlite import SqliteDatabase
+
+        return await SqliteDatabase.open(url[len("sqlite:"):], readers=min(pool_size, 4), synchronous=sqlite_synchronous)
+    if url.startswith(("postgresql://", "postgres://")):
+        from ranvier.storage.postgres import PostgresDatabase
+
+        return await PostgresDatabase.open(url, pool_size=pool_size)
+    raise DatabaseURLError("database must be sqlite:PATH or postgresql://USER@HOST:PORT/DB")
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a DDL script on `;` at line ends (our migrations never put `;` inside literals)."""
+    statements, current = [], []
+    for line in script.splitlines():
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            statement = "\n".join(current).strip()
+            if statement.strip(";").strip():
+                statements.append(statement)
+            current = []
+    rest = "\n".join(current).strip()
+    if rest:
+        statements.append(rest)
+    return statements

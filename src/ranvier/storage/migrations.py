@@ -1,0 +1,86 @@
+"""Numbered schema migrations, one sequence per service.
+
+Each service owns its tables, so each keeps its own list of migrations (`SCHEMA` in its
+`schema.py`) and its own version row in `schema_versions`. A migration and the bump of
+its version commit together, which makes applying them twice harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ranvier.storage.engine import Database, split_statements
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The migrations of one service, numbered 1, 2, 3, ... without gaps."""
+
+    component: str
+    migrations: tuple[Migration, ...]
+
+    def __post_init__(self) -> None:
+        numbers = [m.version for m in self.migrations]
+        if numbers != list(range(1, len(numbers) + 1)):
+            raise ValueError(f"migrations of {self.component} must be numbered 1..n, got {numbers}")
+
+    @property
+    def latest(self) -> int:
+        return len(self.migrations)
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer ranvier; refusing to touch it."""
+
+
+_VERSIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_versions (
+    component TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+)
+"""
+
+
+#: Any fixed number: PostgreSQL's advisory lock that makes concurrent starts queue up.
+_MIGRATION_LOCK_ID = 7_251_004
+
+
+async def apply_migrations(db: Database, schemas: list[Schema]) -> dict[str, int]:
+    """Bring every schema up to date in one transaction; returns migrations applied per component.
+
+    Two processes starting at once take turns (SQLite's write lock, PostgreSQL's advisory
+    lock), so the second finds the work done.
+    """
+    async with db.transaction() as txn:
+        if db.dialect == "postgresql":
+            await txn.execute("SELECT pg_advisory_xact_lock(?)", _MIGRATION_LOCK_ID)
+        await txn.execute(_VERSIONS_TABLE)
+        rows = await txn.fetchall("SELECT component, version FROM schema_versions")
+        current = {component: version for component, version in rows}
+        for schema in schemas:
+            have = current.get(schema.component, 0)
+            if have > schema.latest:
+                raise SchemaTooNewError(
+                    f"the database's {schema.component} schema is version {have}, but this ranvier only "
+                    f"knows up to {schema.latest}: upgrade ranvier or use another database"
+                )
+        applied: dict[str, int] = {}
+        for schema in schemas:
+            have = current.get(schema.component, 0)
+            pending = schema.migrations[have:]
+            for migration in pending:
+                for statement in split_statements(migration.sql):
+                    await txn.execute(statement)
+            applied[schema.component] = len(pending)
+            if pending and have:
+                await txn.execute("UPDATE schema_versions SET version = ? WHERE component = ?", schema.latest, schema.component)
+            elif pending:
+                await txn.execute("INSERT INTO schema_versions (component, version) VALUES (?, ?)", schema.component, schema.latest)
+    return applied

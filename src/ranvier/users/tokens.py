@@ -1,0 +1,123 @@
+"""Access, refresh and login tokens: made random, stored only as SHA-256 hashes.
+
+Authentication is on every request, so validated tokens are cached in memory for a few
+seconds; this process forgets a token at once when it revokes it, and revocations made
+by another process (the CLI, a second worker) take effect within that time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from collections import OrderedDict
+
+from ranvier.errors import MatrixError
+from ranvier.requester import Requester
+from ranvier.users.store import NewSession, UserStore
+
+CACHE_SECONDS = 5.0
+_CACHE_SIZE = 50_000
+#: last_seen_* is written at most this often per device.
+LAST_SEEN_INTERVAL_MS = 60_000
+
+
+def new_secret(prefix: str) -> str:
+    """A token of 256 random bits."""
+    return prefix + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Tokens:
+    def __init__(self, store: UserStore) -> None:
+        self.store = store
+        self._cache: OrderedDict[str, tuple[Requester, int | None, float]] = OrderedDict()
+        self._last_seen: dict[tuple[str, str], tuple[str | None, int]] = {}
+
+    def new_session(self, device_id: str, display_name: str | None, *, refreshable: bool, lifetime_ms: int,
+                    ip: str | None = None, user_agent: str | None = None) -> tuple[NewSession, dict]:
+        """Fresh tokens for a device: what to store, and what to tell the client."""
+        access_token = new_secret("rva_")
+        refresh_token = new_secret("rvr_") if refreshable else None
+        expires_ts = now_ms() + lifetime_ms if refreshable else None
+        session = NewSession(
+            device_id, display_name, hash_token(access_token),
+            hash_token(refresh_token) if refresh_token else None, expires_ts, ip, user_agent,
+        )
+        response: dict = {"access_token": access_token, "device_id": device_id}
+        if refresh_token:
+            response["refresh_token"] = refresh_token
+            response["expires_in_ms"] = lifetime_ms
+        return session, response
+
+    async def authenticate(self, token: str, ip: str | None = None, user_agent: str | None = None) -> Requester:
+        token_hash = hash_token(token)
+        now = now_ms()
+        cached = self._cache.get(token_hash)
+        if cached is not None and time.monotonic() - cached[2] < CACHE_SECONDS:
+            requester, expires_ts, _ = cached
+        else:
+            info = await self.store.lookup_access_token(token_hash)
+            if info is None or info.deactivated:
+                self._cache.pop(token_hash, None)
+                raise MatrixError("M_UNKNOWN_TOKEN", "Unknown access token", soft_logout=False)
+            requester = Requester(info.user_id, info.device_id, info.is_guest, token_hash)
+            expires_ts = info.expires_ts
+            self._cache[token_hash] = (requester, expires_ts, time.monotonic())
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        if expires_ts is not None and expires_ts <= now:
+            raise MatrixError("M_UNKNOWN_TOKEN", "Access token has expired", soft_logout=True)
+        await self._note_last_seen(requester, ip, user_agent, now)
+        return requester
+
+    async def _note_last_seen(self, requester: Requester, ip: str | None, user_agent: str | None, now: int) -> None:
+        key = (requester.user_id, requester.device_id)
+        seen = self._last_seen.get(key)
+        if seen is None or seen[0] != ip or now - seen[1] >= LAST_SEEN_INTERVAL_MS:
+            self._last_seen[key] = (ip, now)
+            await self.store.touch_device(requester.user_id, requester.device_id, ip, user_agent, now)
+
+    def forget(self, token_hashes: list[str]) -> None:
+        """Drop revoked tokens from the cache so they stop working at once."""
+        for token_hash in token_hashes:
+            self._cache.pop(token_hash, None)
+
+    def forget_user(self, user_id: str) -> None:
+        for token_hash in [h for h, (r, _, _) in self._cache.items() if r.user_id == user_id]:
+            del self._cache[token_hash]
+
+    async def logout(self, requester: Requester) -> None:
+        """Every token belongs to a device: logging out deletes the device."""
+        self.forget(await self.store.delete_devices(requester.user_id, [requester.device_id]))
+        self.forget([requester.token_hash])
+
+    async def logout_all(self, user_id: str) -> None:
+        devices = [row[0] for row in await self.store.list_devices(user_id)]
+        self.forget(await self.store.delete_devices(user_id, devices))
+        self.forget_user(user_id)
+
+    async def refresh(self, refresh_token: str, lifetime_ms: int) -> dict:
+        session, response = self.new_session("", None, refreshable=True, lifetime_ms=lifetime_ms)
+        result = await self.store.rotate_refresh_token(hash_token(refresh_token), session, now_ms())
+        if result is None:
+            raise MatrixError("M_UNKNOWN_TOKEN", "Unknown refresh token", soft_logout=True)
+        self.forget([result[1]])
+        response.pop("device_id")
+        return response
+
+    async def create_login_token(self, user_id: str, lifetime_ms: int) -> dict:
+        token = new_secret("rvl_")
+        await self.store.add_login_token(hash_token(token), user_id, now_ms() + lifetime_ms)
+        return {"login_token": token, "expires_in_ms": lifetime_ms}
+
+    async def consume_login_token(self, token: str) -> str | None:
+        return await self.store.consume_login_token(hash_token(token), now_ms())

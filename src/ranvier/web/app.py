@@ -1,0 +1,102 @@
+"""The aiohttp application: error mapping, CORS, body limits and a request log without secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from ranvier.errors import InteractiveAuthRequired, MatrixError
+from ranvier.web.http import json_response
+
+log = logging.getLogger("ranvier.web")
+
+#: Handlers reach the services through `request.app[HOMESERVER]`.
+HOMESERVER: web.AppKey[Any] = web.AppKey("homeserver", object)
+MAX_BODY: web.AppKey[int] = web.AppKey("max_body", int)
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "X-Requested-With, Content-Type, Authorization, Date",
+    "Access-Control-Expose-Headers": "Content-Disposition, Content-Type",
+}
+
+_SECRET_QUERY = re.compile(r"(access_token|token|login_token)=[^&\s]*")
+
+
+def large_body(handler):
+    """Mark a handler that streams its body itself, so the JSON body limit does not apply."""
+    handler.large_body = True
+    return handler
+
+
+def _error(status: int, errcode: str, message: str) -> web.Response:
+    return json_response({"errcode": errcode, "error": message}, status)
+
+
+@web.middleware
+async def matrix_middleware(request: web.Request, handler) -> web.StreamResponse:
+    if request.method == "OPTIONS":
+        response: web.StreamResponse = web.Response(status=204)
+    else:
+        response = await _answer(request, handler)
+    if not response.prepared:
+        response.headers.update(CORS_HEADERS)
+    return response
+
+
+async def _answer(request: web.Request, handler) -> web.StreamResponse:
+    limit = request.app[MAX_BODY]
+    route_handler = request.match_info.route.handler
+    try:
+        if (request.content_length or 0) > limit and not getattr(route_handler, "large_body", False):
+            return _error(413, "M_TOO_LARGE", f"Request body is larger than {limit} bytes")
+        return await handler(request)
+    except MatrixError as exc:
+        return json_response(exc.to_json(), exc.status)
+    except InteractiveAuthRequired as exc:
+        return json_response(exc.body, exc.status)
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, "M_TOO_LARGE", f"Request body is larger than {limit} bytes")
+    except web.HTTPMethodNotAllowed:
+        return _error(405, "M_UNRECOGNIZED", "Method not allowed on this endpoint")
+    except web.HTTPNotFound:
+        return _error(404, "M_UNRECOGNIZED", "Unrecognized request")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error(exc.status, "M_UNKNOWN", exc.reason)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("request %s %s failed", request.method, _redact(request.path_qs))
+        return _error(500, "M_UNKNOWN", "Internal server error")
+
+
+def _redact(text: str) -> str:
+    return _SECRET_QUERY.sub(r"\1=<redacted>", text)
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """One line per request; tokens in the query string are never written."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %.1fms', request.remote, request.method, _redact(request.path_qs), response.status, time * 1000
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+
+def make_app(homeserver: Any, *, max_body: int) -> web.Application:
+    app = web.Application(middlewares=[matrix_middleware], client_max_size=max_body)
+    app[HOMESERVER] = homeserver
+    app[MAX_BODY] = max_body
+    return app

@@ -1,0 +1,59 @@
+"""matrix-nio, an independent client, against a real ranvier."""
+
+from __future__ import annotations
+
+import nio
+
+
+async def test_nio_register_login_whoami_devices_logout(homeserver, tmp_path):
+    client = nio.AsyncClient(homeserver.base_url, "@nio:localhost", store_path=str(tmp_path))
+    try:
+        registered = await client.register("nio", "correct horse", device_name="nio device")
+        assert isinstance(registered, nio.RegisterResponse), registered
+        assert registered.user_id == "@nio:localhost"
+
+        second = nio.AsyncClient(homeserver.base_url, "@nio:localhost", store_path=str(tmp_path))
+        try:
+            login = await second.login("correct horse", device_name="second device")
+            assert isinstance(login, nio.LoginResponse), login
+            who = await second.whoami()
+            assert isinstance(who, nio.WhoamiResponse) and who.user_id == "@nio:localhost"
+            assert who.device_id == login.device_id
+
+            devices = await second.devices()
+            assert isinstance(devices, nio.DevicesResponse), devices
+            names = {device.display_name for device in devices.devices}
+            assert names == {"nio device", "second device"}
+
+            old_token = second.access_token
+            logout = await second.logout()
+            assert isinstance(logout, nio.LogoutResponse), logout
+            second.access_token = old_token  # nio forgets it; the server must refuse it
+            after = await second.whoami()
+            assert isinstance(after, nio.WhoamiError) and after.status_code == "M_UNKNOWN_TOKEN"
+        finally:
+            await second.close()
+
+        bad = await client.login("wrong password")
+        assert isinstance(bad, nio.LoginError) and bad.status_code == "M_FORBIDDEN"
+    finally:
+        await client.close()
+
+
+async def test_nio_deletes_a_device_with_password_auth(homeserver, tmp_path):
+    client = nio.AsyncClient(homeserver.base_url, "@deleter:localhost", store_path=str(tmp_path))
+    other = nio.AsyncClient(homeserver.base_url, "@deleter:localhost", store_path=str(tmp_path))
+    try:
+        await client.register("deleter", "correct horse", device_name="main")
+        login = await other.login("correct horse", device_name="old")
+        first = await client.delete_devices([login.device_id])
+        assert isinstance(first, nio.DeleteDevicesAuthResponse), first
+        auth = {"type": "m.login.password", "session": first.session, "password": "correct horse",
+                "identifier": {"type": "m.id.user", "user": "deleter"}}
+        done = await client.delete_devices([login.device_id], auth=auth)
+        assert isinstance(done, nio.DeleteDevicesResponse), done
+        devices = await client.devices()
+        assert [d.id for d in devices.devices] == [client.device_id]
+    finally:
+        await client.close()
+        await other.close()

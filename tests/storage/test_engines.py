@@ -1,0 +1,131 @@
+"""The two engines behave the same: transactions, isolation, concurrency, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ranvier.storage.engine import DatabaseURLError, open_database, split_statements
+from ranvier.storage.migrations import Migration, Schema, SchemaTooNewError, apply_migrations
+from ranvier.storage.postgres import to_postgres
+
+
+@pytest.fixture
+async def db(database_url):
+    database = await open_database(database_url)
+    await database.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v BIGINT NOT NULL)")
+    yield database
+    await database.close()
+
+
+async def test_commit_is_visible_to_readers(db):
+    async with db.transaction() as txn:
+        await txn.execute("INSERT INTO kv (k, v) VALUES (?, ?)", "a", 1)
+        assert await txn.fetchval("SELECT v FROM kv WHERE k = ?", "a") == 1
+    assert await db.fetchval("SELECT v FROM kv WHERE k = ?", "a") == 1
+    assert await db.fetchall("SELECT k, v FROM kv") == [("a", 1)] or [tuple(r) for r in await db.fetchall("SELECT k, v FROM kv")] == [("a", 1)]
+
+
+async def test_error_rolls_back_everything(db):
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as txn:
+            await txn.execute("INSERT INTO kv (k, v) VALUES (?, ?)", "a", 1)
+            raise RuntimeError("boom")
+    assert await db.fetchval("SELECT COUNT(*) FROM kv") == 0
+
+
+async def test_uncommitted_writes_are_invisible_to_readers(db):
+    async with db.transaction() as txn:
+        await txn.execute("INSERT INTO kv (k, v) VALUES (?, ?)", "a", 1)
+        assert await db.fetchval("SELECT COUNT(*) FROM kv") == 0
+    assert await db.fetchval("SELECT COUNT(*) FROM kv") == 1
+
+
+async def test_concurrent_read_modify_write_transactions_lose_nothing(db):
+    await db.execute("INSERT INTO kv (k, v) VALUES (?, ?)", "counter", 0)
+
+    async def increment():
+        async with db.transaction() as txn:
+            if db.dialect == "postgresql":
+                value = await txn.fetchval("SELECT v FROM kv WHERE k = ? FOR UPDATE", "counter")
+            else:
+                value = await txn.fetchval("SELECT v FROM kv WHERE k = ?", "counter")
+            await asyncio.sleep(0)
+            await txn.execute("UPDATE kv SET v = ? WHERE k = ?", value + 1, "counter")
+
+    await asyncio.gather(*(increment() for _ in range(50)))
+    assert await db.fetchval("SELECT v FROM kv WHERE k = ?", "counter") == 50
+
+
+async def test_executemany_and_rowcount(db):
+    async with db.transaction() as txn:
+        await txn.executemany("INSERT INTO kv (k, v) VALUES (?, ?)", [(f"k{i}", i) for i in range(100)])
+        changed = await txn.execute("UPDATE kv SET v = v + 1 WHERE v >= ?", 50)
+    assert changed == 50
+    assert await db.fetchval("SELECT SUM(v) FROM kv") == sum(range(100)) + 50
+
+
+async def test_fetchone_of_nothing_is_none(db):
+    assert await db.fetchone("SELECT k FROM kv WHERE k = ?", "missing") is None
+    assert await db.fetchval("SELECT k FROM kv WHERE k = ?", "missing") is None
+
+
+async def test_unknown_database_url_is_refused():
+    with pytest.raises(DatabaseURLError):
+        await open_database("mysql://somewhere")
+
+
+SCHEMA_V1 = Schema("widgets", (Migration(1, "widgets", "CREATE TABLE widgets (id TEXT PRIMARY KEY);"),))
+SCHEMA_V2 = Schema(
+    "widgets",
+    SCHEMA_V1.migrations + (Migration(2, "colour", "ALTER TABLE widgets ADD COLUMN colour TEXT;\nCREATE INDEX widgets_colour ON widgets (colour);"),),
+)
+
+
+async def test_migrations_apply_once_and_record_the_version(database_url):
+    db = await open_database(database_url)
+    try:
+        assert await apply_migrations(db, [SCHEMA_V1]) == {"widgets": 1}
+        assert await apply_migrations(db, [SCHEMA_V1]) == {"widgets": 0}
+        assert await apply_migrations(db, [SCHEMA_V2]) == {"widgets": 1}
+        await db.execute("INSERT INTO widgets (id, colour) VALUES (?, ?)", "w", "blue")
+        assert await db.fetchval("SELECT version FROM schema_versions WHERE component = ?", "widgets") == 2
+    finally:
+        await db.close()
+
+
+async def test_concurrent_migration_runs_are_harmless(database_url):
+    dbs = [await open_database(database_url) for _ in range(2)]
+    try:
+        await asyncio.gather(*(apply_migrations(db, [SCHEMA_V2]) for db in dbs))
+        assert await dbs[0].fetchval("SELECT version FROM schema_versions WHERE component = ?", "widgets") == 2
+    finally:
+        for db in dbs:
+            await db.close()
+
+
+async def test_a_database_newer_than_the_code_is_refused(database_url):
+    db = await open_database(database_url)
+    try:
+        await apply_migrations(db, [SCHEMA_V2])
+        with pytest.raises(SchemaTooNewError, match="version 2"):
+            await apply_migrations(db, [SCHEMA_V1])
+    finally:
+        await db.close()
+
+
+def test_migrations_must_be_numbered_without_gaps():
+    with pytest.raises(ValueError):
+        Schema("bad", (Migration(2, "two", "SELECT 1;"),))
+
+
+def test_placeholders_become_numbered_for_postgres():
+    assert to_postgres("SELECT a FROM t WHERE b = ? AND c IN (?, ?)") == "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)"
+
+
+def test_scripts_split_on_statement_ends():
+    assert split_statements("CREATE TABLE a (x TEXT);\nCREATE INDEX i\n ON a (x);\n") == [
+        "CREATE TABLE a (x TEXT);",
+        "CREATE INDEX i\n ON a (x);",
+    ]
