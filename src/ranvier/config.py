@@ -8,6 +8,8 @@ Every option is documented, with its default, in docs/configuration.md.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import ipaddress
 import os
 import typing
 from dataclasses import dataclass, field
@@ -93,6 +95,42 @@ class PasswordHashingConfig:
 
 
 @dataclass
+class UrlPreviewConfig:
+    enabled: bool = False
+    #: Largest page or image fetched for a preview.
+    max_fetch_bytes: int = 2 * 1024 * 1024
+    #: CIDR ranges that may be fetched although they are not public (loopback, private, ...).
+    allowed_networks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MediaConfig:
+    max_upload_bytes: int = 50 * 1024 * 1024
+    #: Total bytes one user may upload; 0: no quota.
+    user_quota_bytes: int = 0
+    #: Media uploaded from this UTC date (YYYY-MM-DD or ISO datetime) on is served only by
+    #: the authenticated endpoints; empty: the deprecated endpoints serve all media.
+    unauthenticated_freeze_date: str = "2024-09-01"
+    #: How long an mxc:// URI from /create may wait for its content.
+    unused_upload_lifetime_ms: int = 24 * 60 * 60 * 1000
+    #: Created but not yet uploaded media IDs one user may hold at once.
+    max_pending_uploads: int = 10
+    #: Images with more pixels (per frame) are not thumbnailed.
+    max_image_pixels: int = 32 * 1024 * 1024
+    url_preview: UrlPreviewConfig = field(default_factory=UrlPreviewConfig)
+
+    @property
+    def freeze_ts(self) -> int | None:
+        """The freeze date in milliseconds since the epoch, None when never frozen."""
+        if not self.unauthenticated_freeze_date:
+            return None
+        moment = datetime.datetime.fromisoformat(self.unauthenticated_freeze_date)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        return int(moment.timestamp() * 1000)
+
+
+@dataclass
 class Config:
     server_name: str = "localhost"
     #: The URL clients use to reach this server; derived from the first listener when empty.
@@ -106,6 +144,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     password_hashing: PasswordHashingConfig = field(default_factory=PasswordHashingConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "Config":
@@ -134,6 +173,28 @@ class Config:
                 raise ConfigError(f"rate_limits.{name}: per_second must be > 0 and burst >= 1")
         if self.public_baseurl and not self.public_baseurl.startswith(("http://", "https://")):
             raise ConfigError("public_baseurl: must start with http:// or https://")
+        self._validate_media()
+
+    def _validate_media(self) -> None:
+        media = self.media
+        if media.max_upload_bytes < 1:
+            raise ConfigError("media.max_upload_bytes: must be at least 1")
+        for name in ("user_quota_bytes", "unused_upload_lifetime_ms", "max_pending_uploads"):
+            if getattr(media, name) < 0:
+                raise ConfigError(f"media.{name}: must not be negative")
+        if media.max_image_pixels < 1:
+            raise ConfigError("media.max_image_pixels: must be at least 1")
+        try:
+            media.freeze_ts
+        except ValueError:
+            raise ConfigError("media.unauthenticated_freeze_date: must be a date like 2024-09-01") from None
+        if media.url_preview.max_fetch_bytes < 1024:
+            raise ConfigError("media.url_preview.max_fetch_bytes: must be at least 1024")
+        for index, network in enumerate(media.url_preview.allowed_networks):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(f"media.url_preview.allowed_networks[{index}]: {network!r} is not a CIDR range") from None
 
     @property
     def database_url(self) -> str:

@@ -72,6 +72,31 @@ password_hashing:
   time_cost: 2
   memory_kib: 19456
   parallelism: 1
+
+# The content repository. Files live in DATA_DIR/media, stored once per distinct content.
+media:
+  # Largest upload, in bytes (50 MiB).
+  max_upload_bytes: 52428800
+  # Total bytes one user may upload; 0: no quota.
+  user_quota_bytes: 0
+  # Media uploaded from this UTC date on is served only by the authenticated
+  # /_matrix/client/v1/media endpoints; older media stays reachable through the
+  # deprecated /_matrix/media/v3/download and /thumbnail. Empty: never frozen.
+  unauthenticated_freeze_date: "2024-09-01"
+  # How long an mxc:// URI from POST /_matrix/media/v1/create waits for its content (24 h).
+  unused_upload_lifetime_ms: 86400000
+  # Created but not yet uploaded media IDs one user may hold at once.
+  max_pending_uploads: 10
+  # Images with more pixels per frame are not thumbnailed (413 M_TOO_LARGE).
+  max_image_pixels: 33554432
+  url_preview:
+    # Fetch pages for GET /_matrix/client/v1/media/preview_url.
+    enabled: false
+    # Largest page or image fetched for a preview, in bytes.
+    max_fetch_bytes: 2097152
+    # Non-public CIDR ranges that may still be fetched (loopback, private and
+    # link-local addresses are refused unless listed here).
+    allowed_networks: []
 """
 
 

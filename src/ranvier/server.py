@@ -15,8 +15,13 @@ from aiohttp import web
 from ranvier.config import Config
 from ranvier.events.signing import SigningKey
 from ranvier.ratelimit import RateLimiter
+from ranvier.rooms.schema import SCHEMA as ROOMS_SCHEMA
+from ranvier.rooms.service import RoomServer
+from ranvier.rooms.store import RoomStore
 from ranvier.storage.engine import Database, open_database
 from ranvier.storage.migrations import Schema, apply_migrations
+from ranvier.sync.notifier import Notifier
+from ranvier.sync.timeline import Timeline
 from ranvier.users.schema import SCHEMA as USERS_SCHEMA
 from ranvier.users.service import UserService
 from ranvier.web.app import RedactingAccessLogger, make_app
@@ -25,14 +30,15 @@ from ranvier.web.routing import add_routes
 log = logging.getLogger("ranvier")
 
 #: Every service's tables, in the order their migrations run.
-SCHEMAS: list[Schema] = [USERS_SCHEMA]
+SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA]
 
 
 def client_api_routes():
     """The route tables of every client API module (imported here, mounted once)."""
-    from ranvier.client_api import account, devices, discovery, login, register
+    from ranvier.client_api import account, devices, discovery, login, membership, register, rooms
 
-    return [discovery.routes, register.routes, login.routes, account.routes, devices.routes]
+    return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
+            membership.routes]
 
 
 @dataclass
@@ -86,6 +92,9 @@ class Homeserver:
         self.signing_key_created = False
         self.limits = RateLimits.from_config(config)
         self.users: UserService | None = None
+        self.notifier: Notifier | None = None
+        self.rooms: RoomServer | None = None
+        self.timeline: Timeline | None = None
         self.app: web.Application | None = None
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
@@ -95,6 +104,11 @@ class Homeserver:
         self.signing_key, self.signing_key_created = load_or_create_signing_key(self.config.signing_key_path)
         self.db = await open_storage(self.config)
         self.users = UserService(self.db, self.config)
+        self.notifier = Notifier()
+        self.rooms = RoomServer(RoomStore(self.db), self.users.store, server_name=self.config.server_name,
+                                signing_key=self.signing_key, notifier=self.notifier)
+        await self.rooms.start()
+        self.timeline = Timeline(self.rooms)
         self.app = make_app(self, max_body=self.config.limits.max_request_body_bytes)
         for routes in client_api_routes():
             add_routes(self.app.router, routes)

@@ -119,8 +119,10 @@ class UserStore:
             await txn.execute("UPDATE profiles SET displayname = NULL, avatar_url = NULL WHERE user_id = ?", user_id)
         return True
 
-    async def get_displayname(self, user_id: str) -> str | None:
-        return await self.db.fetchval("SELECT displayname FROM profiles WHERE user_id = ?", user_id)
+    async def get_profile(self, user_id: str) -> tuple[str | None, str | None] | None:
+        """(displayname, avatar_url) of a local user, or None if there is no such user."""
+        row = await self.db.fetchone("SELECT displayname, avatar_url FROM profiles WHERE user_id = ?", user_id)
+        return (row[0], row[1]) if row else None
 
     # -- devices and access tokens -------------------------------------------------------
 

@@ -1,0 +1,120 @@
+"""Membership: join (by ID or alias), invite, leave, forget, kick, ban, unban, knock."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ranvier.errors import MatrixError
+from ranvier.events.identifiers import InvalidIdentifier, parse_user_id
+from ranvier.web.app import HOMESERVER
+from ranvier.web.auth import requester
+from ranvier.web.http import json_response, read_json
+from ranvier.web.params import field
+from ranvier.web.routing import Routes
+
+routes = Routes()
+
+
+async def resolve_room(request: web.Request, room_id_or_alias: str) -> str:
+    if room_id_or_alias.startswith("#"):
+        room_id = await request.app[HOMESERVER].rooms.store.room_of_alias(room_id_or_alias)
+        if room_id is None:
+            raise MatrixError("M_NOT_FOUND", "Unknown room alias")
+        return room_id
+    if not room_id_or_alias.startswith("!"):
+        raise MatrixError("M_INVALID_PARAM", "Expected a room ID or a room alias")
+    return room_id_or_alias
+
+
+async def _target(body: dict) -> str:
+    user_id = field(body, "user_id", str, required=True)
+    try:
+        parse_user_id(user_id)
+    except InvalidIdentifier:
+        raise MatrixError("M_INVALID_PARAM", "user_id is not a valid user ID") from None
+    return user_id
+
+
+@routes.post("/join/{room_id_or_alias}")
+async def join_by_id_or_alias(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    who = await requester(request)
+    body = await read_json(request, allow_empty=True)
+    room_id = await resolve_room(request, request.match_info["room_id_or_alias"])
+    hs.limits.join.check(who.user_id)
+    await hs.rooms.join(who.user_id, room_id, reason=field(body, "reason", str))
+    return json_response({"room_id": room_id})
+
+
+@routes.post("/rooms/{room_id}/join")
+async def join(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    who = await requester(request)
+    body = await read_json(request, allow_empty=True)
+    room_id = await resolve_room(request, request.match_info["room_id"])
+    hs.limits.join.check(who.user_id)
+    await hs.rooms.join(who.user_id, room_id, reason=field(body, "reason", str))
+    return json_response({"room_id": room_id})
+
+
+@routes.post("/knock/{room_id_or_alias}")
+async def knock(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    who = await requester(request)
+    body = await read_json(request, allow_empty=True)
+    room_id = await resolve_room(request, request.match_info["room_id_or_alias"])
+    hs.limits.join.check(who.user_id)
+    await hs.rooms.update_membership(who.user_id, room_id, who.user_id, "knock", reason=field(body, "reason", str))
+    return json_response({"room_id": room_id})
+
+
+@routes.post("/rooms/{room_id}/leave")
+async def leave(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    who = await requester(request, allow_guest=True)
+    body = await read_json(request, allow_empty=True)
+    room_id = request.match_info["room_id"]
+    membership = await hs.rooms.store.membership_of(room_id, who.user_id)
+    if membership is None or membership[0] in ("leave", "ban"):
+        if membership is None and not await hs.rooms.room_exists(room_id):
+            raise MatrixError("M_NOT_FOUND", "Unknown room")
+        if membership is None:
+            raise MatrixError("M_FORBIDDEN", "You are not in this room")
+        return json_response({})
+    await hs.rooms.update_membership(who.user_id, room_id, who.user_id, "leave", reason=field(body, "reason", str))
+    return json_response({})
+
+
+@routes.post("/rooms/{room_id}/forget")
+async def forget(request: web.Request) -> web.Response:
+    who = await requester(request, allow_guest=True)
+    await request.app[HOMESERVER].rooms.forget(who.user_id, request.match_info["room_id"])
+    return json_response({})
+
+
+def _membership_change(membership: str):
+    async def handler(request: web.Request) -> web.Response:
+        hs = request.app[HOMESERVER]
+        who = await requester(request)
+        body = await read_json(request)
+        target = await _target(body)
+        room_id = request.match_info["room_id"]
+        if membership == "unban":
+            current = await hs.rooms.store.membership_of(room_id, target)
+            if current is None or current[0] != "ban":
+                raise MatrixError("M_FORBIDDEN", "That user is not banned")
+        if membership == "kick":
+            current = await hs.rooms.store.membership_of(room_id, target)
+            if current is None or current[0] not in ("join", "invite", "knock"):
+                raise MatrixError("M_FORBIDDEN", "That user is not in the room")
+        new_membership = {"kick": "leave", "unban": "leave"}.get(membership, membership)
+        await hs.rooms.update_membership(who.user_id, room_id, target, new_membership,
+                                         reason=field(body, "reason", str))
+        return json_response({})
+
+    handler.__name__ = membership
+    return handler
+
+
+for _action in ("invite", "kick", "ban", "unban"):
+    routes.post(f"/rooms/{{room_id}}/{_action}")(_membership_change(_action))

@@ -1,0 +1,239 @@
+"""Rooms: /createRoom, sending, state, redaction, reading events, members, joined rooms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ranvier.errors import MatrixError
+from ranvier.events.identifiers import InvalidIdentifier, is_valid_room_alias, parse_user_id
+from ranvier.events.room_versions import DEFAULT_ROOM_VERSION
+from ranvier.sync.filters import EventFilter
+from ranvier.web.app import HOMESERVER
+from ranvier.web.auth import requester
+from ranvier.web.http import json_response, read_json
+from ranvier.web.params import field, query_int, query_str
+from ranvier.web.routing import Routes
+
+routes = Routes()
+
+PRESETS = ("private_chat", "public_chat", "trusted_private_chat")
+
+
+def parse_filter_param(request: web.Request) -> EventFilter:
+    """The `filter` query parameter: a RoomEventFilter as JSON."""
+    raw = request.query.get("filter")
+    if raw is None:
+        return EventFilter()
+    import orjson
+
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise MatrixError("M_INVALID_PARAM", "filter must be a JSON object") from None
+    return EventFilter.parse(data)
+
+
+def _user_ids(values: list[Any], name: str) -> list[str]:
+    for value in values:
+        try:
+            parse_user_id(value)
+        except (InvalidIdentifier, TypeError):
+            raise MatrixError("M_INVALID_PARAM", f"{name} must hold user IDs, not {value!r}") from None
+    return values
+
+
+@routes.post("/createRoom")
+async def create_room(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    who = await requester(request)
+    body = await read_json(request, allow_empty=True)
+    visibility = field(body, "visibility", str, default="private")
+    if visibility not in ("public", "private"):
+        raise MatrixError("M_INVALID_PARAM", "visibility must be public or private")
+    preset = field(body, "preset", str, default="public_chat" if visibility == "public" else "private_chat")
+    if preset not in PRESETS:
+        raise MatrixError("M_INVALID_PARAM", f"preset must be one of {', '.join(PRESETS)}")
+    alias = None
+    alias_name = field(body, "room_alias_name", str)
+    if alias_name is not None:
+        alias = f"#{alias_name}:{hs.config.server_name}"
+        if not alias_name or ":" in alias_name or any(c.isspace() for c in alias_name) or not is_valid_room_alias(alias):
+            raise MatrixError("M_INVALID_PARAM", "room_alias_name is not a valid alias localpart")
+    if field(body, "invite_3pid", list):
+        raise MatrixError("M_UNKNOWN", "Third-party invites are not supported")
+    initial_state = []
+    for entry in field(body, "initial_state", list, default=[]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str) or not isinstance(entry.get("content"), dict):
+            raise MatrixError("M_BAD_JSON", "initial_state entries need a type and a content object")
+        state_key = entry.get("state_key", "")
+        if not isinstance(state_key, str):
+            raise MatrixError("M_BAD_JSON", "initial_state state_key must be a string")
+        if entry["type"] in ("m.room.create", "m.room.member", "m.room.power_levels"):
+            raise MatrixError("M_INVALID_PARAM", f"{entry['type']} cannot be set in initial_state")
+        initial_state.append((entry["type"], state_key, entry["content"]))
+    creation_content = field(body, "creation_content", dict, default={})
+    for reserved in ("room_version", "creator"):
+        creation_content.pop(reserved, None)
+    hs.limits.join.check(who.user_id)
+    room_id = await hs.rooms.create_room(
+        who.user_id,
+        room_version=field(body, "room_version", str, default=DEFAULT_ROOM_VERSION),
+        preset=preset,
+        is_public=visibility == "public",
+        alias=alias,
+        name=field(body, "name", str),
+        topic=field(body, "topic", str),
+        invite=_user_ids(field(body, "invite", list, default=[]), "invite"),
+        is_direct=field(body, "is_direct", bool, default=False),
+        initial_state=initial_state,
+        power_level_content_override=field(body, "power_level_content_override", dict),
+        creation_content=creation_content,
+    )
+    response = {"room_id": room_id}
+    if alias is not None:
+        response["room_alias"] = alias
+    return json_response(response)
+
+
+@routes.put("/rooms/{room_id}/send/{event_type}/{txn_id}")
+async def send_message(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    who = await requester(request)
+    content = await read_json(request, allow_empty=True)
+    hs.limits.message.check(who.user_id)
+    event_id = await hs.rooms.send_event(
+        who.user_id, who.device_id, request.match_info["room_id"], request.match_info["event_type"], content,
+        txn_id=request.match_info["txn_id"],
+    )
+    return json_response({"event_id": event_id})
+
+
+@routes.put("/rooms/{room_id}/state/{event_type}/{state_key:.*}")
+@routes.put("/rooms/{room_id}/state/{event_type}")
+async def send_state(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    who = await requester(request)
+    content = await read_json(request, allow_empty=True)
+    hs.limits.message.check(who.user_id)
+    event_id = await hs.rooms.send_event(
+        who.user_id, who.device_id, request.match_info["room_id"], request.match_info["event_type"], content,
+        state_key=request.match_info.get("state_key", ""),
+    )
+    return json_response({"event_id": event_id})
+
+
+@routes.put("/rooms/{room_id}/redact/{event_id}/{txn_id}")
+async def redact(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    who = await requester(request)
+    body = await read_json(request, allow_empty=True)
+    content: dict[str, Any] = {"redacts": request.match_info["event_id"]}
+    reason = field(body, "reason", str)
+    if reason is not None:
+        content["reason"] = reason
+    hs.limits.message.check(who.user_id)
+    event_id = await hs.rooms.send_event(
+        who.user_id, who.device_id, request.match_info["room_id"], "m.room.redaction", content,
+        txn_id=request.match_info["txn_id"],
+    )
+    return json_response({"event_id": event_id})
+
+
+@routes.get("/rooms/{room_id}/event/{event_id}")
+async def get_event(request: web.Request) -> web.Response:
+    who = await requester(request, allow_guest=True)
+    event = await request.app[HOMESERVER].timeline.event(who, request.match_info["room_id"], request.match_info["event_id"])
+    return json_response(event)
+
+
+@routes.get("/rooms/{room_id}/state")
+async def get_state(request: web.Request) -> web.Response:
+    who = await requester(request, allow_guest=True)
+    return json_response(await request.app[HOMESERVER].timeline.state(who, request.match_info["room_id"]))
+
+
+@routes.get("/rooms/{room_id}/state/{event_type}/{state_key:.*}")
+@routes.get("/rooms/{room_id}/state/{event_type}")
+async def get_state_event(request: web.Request) -> web.Response:
+    who = await requester(request, allow_guest=True)
+    event = await request.app[HOMESERVER].timeline.state_event(
+        who, request.match_info["room_id"], request.match_info["event_type"], request.match_info.get("state_key", "")
+    )
+    if request.query.get("format") == "event":
+        return json_response(event)
+    return json_response(event["content"])
+
+
+@routes.get("/rooms/{room_id}/messages")
+async def messages(request: web.Request) -> web.Response:
+    who = await requester(request, allow_guest=True)
+    direction = query_str(request, "dir", default="b")
+    if direction not in ("b", "f"):
+        raise MatrixError("M_INVALID_PARAM", "dir must be b or f")
+    page = await request.app[HOMESERVER].timeline.messages(
+        who, request.match_info["room_id"], from_token=query_str(request, "from"), to_token=query_str(request, "to"),
+        direction=direction, limit=query_int(request, "limit", 10, minimum=0, maximum=1000),
+        event_filter=parse_filter_param(request),
+    )
+    return json_response(page)
+
+
+@routes.get("/rooms/{room_id}/context/{event_id}")
+async def context(request: web.Request) -> web.Response:
+    who = await requester(request, allow_guest=True)
+    result = await request.app[HOMESERVER].timeline.context(
+        who, request.match_info["room_id"], request.match_info["event_id"],
+        limit=query_int(request, "limit", 10, minimum=0, maximum=1000), event_filter=parse_filter_param(request),
+    )
+    return json_response(result)
+
+
+MEMBERSHIPS = ("join", "invite", "knock", "leave", "ban")
+
+
+@routes.get("/rooms/{room_id}/members")
+async def members(request: web.Request) -> web.Response:
+    who = await requester(request, allow_guest=True)
+    membership = query_str(request, "membership")
+    not_membership = query_str(request, "not_membership")
+    for value in (membership, not_membership):
+        if value is not None and value not in MEMBERSHIPS:
+            raise MatrixError("M_INVALID_PARAM", f"membership must be one of {', '.join(MEMBERSHIPS)}")
+    chunk = await request.app[HOMESERVER].timeline.members(
+        who, request.match_info["room_id"], at=query_str(request, "at"), membership=membership,
+        not_membership=not_membership,
+    )
+    return json_response({"chunk": chunk})
+
+
+@routes.get("/rooms/{room_id}/joined_members")
+async def joined_members(request: web.Request) -> web.Response:
+    who = await requester(request, allow_guest=True)
+    return json_response(await request.app[HOMESERVER].timeline.joined_members(who, request.match_info["room_id"]))
+
+
+@routes.get("/joined_rooms")
+async def joined_rooms(request: web.Request) -> web.Response:
+    who = await requester(request, allow_guest=True)
+    rooms = await request.app[HOMESERVER].rooms.store.rooms_of_user(who.user_id, ("join",))
+    return json_response({"joined_rooms": [room_id for room_id, _ in rooms]})
+
+
+@routes.get("/rooms/{room_id}/timestamp_to_event", versions=("v1",))
+async def timestamp_to_event(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    who = await requester(request, allow_guest=True)
+    room_id = request.match_info["room_id"]
+    ts = query_int(request, "ts", 0, minimum=0, maximum=2**62)
+    if "ts" not in request.query:
+        raise MatrixError("M_MISSING_PARAM", "Missing required query parameter: ts")
+    direction = query_str(request, "dir", required=True)
+    if direction not in ("b", "f"):
+        raise MatrixError("M_INVALID_PARAM", "dir must be b or f")
+    await hs.timeline.reader_history(room_id, who.user_id)
+    found = await hs.rooms.store.event_closest_to_ts(room_id, ts, forwards=direction == "f")
+    if found is None:
+        raise MatrixError("M_NOT_FOUND", "No event found in that direction")
+    return json_response({"event_id": found[0], "origin_server_ts": found[1]})

@@ -1,0 +1,1 @@
+"""The content repository: uploads, downloads, thumbnails and URL previews."""

@@ -1,0 +1,96 @@
+"""Media files on disk, addressed by the SHA-256 of their bytes.
+
+The same bytes are stored once however often they are uploaded. A file is written to a
+temporary name while it is hashed, made durable, then renamed into place, so a reader
+never sees half a file and a crash leaves at most a stray temporary file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+import time
+from typing import AsyncIterator
+
+#: Temporary files older than this are left over from a crash and removed at start.
+STALE_TEMP_SECONDS = 24 * 60 * 60
+
+
+class ContentTooLarge(Exception):
+    """The stream went past the byte limit it was given."""
+
+
+class FileStore:
+    def __init__(self, root: str) -> None:
+        self.content_dir = os.path.join(root, "content")
+        self.temp_dir = os.path.join(root, "tmp")
+        os.makedirs(self.content_dir, exist_ok=True)
+        os.makedirs(self.temp_dir, exist_ok=True)
+        self._remove_stale_temp_files()
+
+    def path(self, content_hash: str) -> str:
+        """Where the bytes with this hash live; two levels of fan-out keep directories small."""
+        return os.path.join(self.content_dir, content_hash[:2], content_hash[2:4], content_hash)
+
+    async def write_stream(self, chunks: AsyncIterator[bytes], limit: int) -> tuple[str, int]:
+        """Store a stream of chunks without holding it in memory; returns (hash, size).
+
+        Raises ContentTooLarge as soon as more than `limit` bytes arrive.
+        """
+        fd, temp_path = tempfile.mkstemp(dir=self.temp_dir)
+        try:
+            hasher = hashlib.sha256()
+            size = 0
+            with os.fdopen(fd, "wb") as handle:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > limit:
+                        raise ContentTooLarge()
+                    hasher.update(chunk)
+                    handle.write(chunk)
+                handle.flush()
+                await asyncio.to_thread(os.fsync, handle.fileno())
+            content_hash = hasher.hexdigest()
+            await asyncio.to_thread(self._move_into_place, temp_path, content_hash)
+        except BaseException:
+            _remove_quietly(temp_path)
+            raise
+        return content_hash, size
+
+    async def write_bytes(self, data: bytes) -> str:
+        """Store bytes already in memory (thumbnails); returns their hash."""
+
+        async def single() -> AsyncIterator[bytes]:
+            yield data
+
+        content_hash, _ = await self.write_stream(single(), len(data))
+        return content_hash
+
+    def _move_into_place(self, temp_path: str, content_hash: str) -> None:
+        final = self.path(content_hash)
+        if os.path.exists(final):
+            os.remove(temp_path)
+            return
+        directory = os.path.dirname(final)
+        os.makedirs(directory, exist_ok=True)
+        os.replace(temp_path, final)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _remove_stale_temp_files(self) -> None:
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        for entry in os.scandir(self.temp_dir):
+            if entry.is_file() and entry.stat().st_mtime < cutoff:
+                _remove_quietly(entry.path)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,38 @@
+"""Tables owned by the media service."""
+
+from ranvier.storage.migrations import Migration, Schema
+
+SCHEMA = Schema(
+    "media",
+    (
+        Migration(
+            1,
+            "media IDs with their content hash, thumbnails by content hash",
+            """
+CREATE TABLE media (
+    media_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    created_ts BIGINT NOT NULL,
+    expires_ts BIGINT,
+    uploaded_ts BIGINT,
+    content_hash TEXT,
+    content_type TEXT,
+    upload_name TEXT,
+    size BIGINT
+);
+CREATE INDEX media_by_user ON media (user_id, uploaded_ts);
+CREATE TABLE media_thumbnails (
+    content_hash TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    method TEXT NOT NULL,
+    animated INTEGER NOT NULL,
+    thumbnail_hash TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    PRIMARY KEY (content_hash, width, height, method, animated)
+);
+""",
+        ),
+    ),
+)

@@ -1,0 +1,165 @@
+"""Thumbnails with Pillow: which size answers a request, and rendering it.
+
+`render` is blocking and runs in a worker thread. Its work is bounded before any pixel is
+decoded: an image with more than `max_pixels` pixels is refused from its header alone
+(a decompression bomb costs nothing), and an animation is only kept when its frames
+together stay within the same budget.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+
+from PIL import ExifTags, Image, ImageOps, ImageSequence
+
+#: Pillow only warns between its limit and twice its limit; a warning must stop decoding too.
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    width: int
+    height: int
+    method: str
+
+
+#: The sizes the spec suggests; every thumbnail served is one of them (or the original).
+SIZES = (Size(32, 32, "crop"), Size(96, 96, "crop"), Size(320, 240, "scale"), Size(640, 480, "scale"),
+         Size(800, 600, "scale"))
+METHODS = ("crop", "scale")
+
+#: Longest animation kept animated; longer ones get a still thumbnail.
+MAX_ANIMATION_FRAMES = 100
+
+#: Image formats served as they are when they are small enough: all are safe inline.
+SERVABLE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
+ANIMATED_FORMATS = {"GIF", "PNG", "WEBP"}
+
+#: EXIF orientations that turn the image by 90 degrees, swapping width and height.
+_TRANSPOSING = {5, 6, 7, 8}
+
+
+class CannotThumbnail(Exception):
+    """Not an image Pillow can read, or a damaged one."""
+
+
+class ImageTooLarge(Exception):
+    """More pixels than the configured limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A thumbnail; `data` is None when the original is already fit to serve."""
+
+    data: bytes | None
+    content_type: str
+
+
+def choose_size(width: int, height: int, method: str) -> Size | None:
+    """The smallest suggested size at least as large as asked, preferring the asked method.
+
+    None when the request is larger than every size: only the original is large enough.
+    """
+    covering = [size for size in SIZES if size.width >= width and size.height >= height]
+    candidates = [size for size in covering if size.method == method] or covering
+    return min(candidates, key=lambda size: size.width * size.height, default=None)
+
+
+def render(path: str, size: Size | None, animated: bool, max_pixels: int) -> Rendered:
+    """Make the thumbnail of the image at `path` for `size` (None: the original's size).
+
+    Anything Pillow cannot decode, whatever exception its decoders raise, is CannotThumbnail.
+    """
+    try:
+        with Image.open(path) as image:
+            return _render(image, size, animated, max_pixels)
+    except (ImageTooLarge, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge() from exc
+    except Exception as exc:
+        raise CannotThumbnail(str(exc)) from exc
+
+
+def _render(image: Image.Image, size: Size | None, animated: bool, max_pixels: int) -> Rendered:
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLarge()
+    frames = getattr(image, "n_frames", 1) if image.format in ANIMATED_FORMATS else 1
+    is_animated = frames > 1
+    orientation = 1 if is_animated else image.getexif().get(ExifTags.Base.Orientation, 1)
+    shown = (height, width) if orientation in _TRANSPOSING else (width, height)
+    box = (size.width, size.height) if size else shown
+    method = size.method if size else "scale"
+    animate = animated and is_animated and frames <= MAX_ANIMATION_FRAMES and frames * width * height <= max_pixels
+    fits = shown[0] <= box[0] and shown[1] <= box[1]
+    if fits and image.format in SERVABLE_FORMATS and orientation == 1 and (animate or not is_animated):
+        return Rendered(None, SERVABLE_FORMATS[image.format])
+    if animate:
+        return _animated(image, box, method)
+    return _still(image, box, method, shown)
+
+
+def geometry(width: int, height: int, box: tuple[int, int], method: str) -> tuple[tuple[float, ...], tuple[int, int]]:
+    """The source region to keep and the output size; never scales up.
+
+    scale: the whole image, fitted inside the box. crop: the centred part with the box's
+    aspect, scaled so it covers the box (a side shorter than the box stays as it is).
+    """
+    box_width, box_height = box
+    factor = _scale_factor(width, height, box, method)
+    if method == "crop":
+        kept_width, kept_height = min(width, box_width / factor), min(height, box_height / factor)
+    else:
+        kept_width, kept_height = width, height
+    left, top = (width - kept_width) / 2, (height - kept_height) / 2
+    region = (left, top, left + kept_width, top + kept_height)
+    return region, (max(1, round(kept_width * factor)), max(1, round(kept_height * factor)))
+
+
+def _scale_factor(width: int, height: int, box: tuple[int, int], method: str) -> float:
+    if method == "crop":
+        return min(max(box[0] / width, box[1] / height), 1.0)
+    return min(box[0] / width, box[1] / height, 1.0)
+
+
+def _still(image: Image.Image, box: tuple[int, int], method: str, shown: tuple[int, int]) -> Rendered:
+    source_format = image.format
+    if source_format in ("JPEG", "MPO"):
+        # Let the JPEG decoder skip detail we would throw away (it never goes below `needed`).
+        factor = _scale_factor(shown[0], shown[1], box, method)
+        needed = (math.ceil(image.width * factor), math.ceil(image.height * factor))
+        image.draft(None, needed)
+    frame = _normalise_mode(ImageOps.exif_transpose(image))
+    region, out = geometry(frame.width, frame.height, box, method)
+    result = frame.resize(out, Image.Resampling.LANCZOS, box=region, reducing_gap=3.0)
+    buffer = io.BytesIO()
+    if source_format in ("JPEG", "MPO") and result.mode in ("RGB", "L"):
+        result.save(buffer, "JPEG", quality=85)
+        return Rendered(buffer.getvalue(), "image/jpeg")
+    result.save(buffer, "PNG")
+    return Rendered(buffer.getvalue(), "image/png")
+
+
+def _animated(image: Image.Image, box: tuple[int, int], method: str) -> Rendered:
+    """An animated WebP (the format the spec prefers), keeping each frame's duration."""
+    frames, durations = [], []
+    for frame in ImageSequence.Iterator(image):
+        durations.append(frame.info.get("duration", 100))
+        rgba = frame.convert("RGBA")
+        region, out = geometry(rgba.width, rgba.height, box, method)
+        frames.append(rgba.resize(out, Image.Resampling.LANCZOS, box=region))
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], duration=durations,
+                   loop=image.info.get("loop", 0), quality=80)
+    return Rendered(buffer.getvalue(), "image/webp")
+
+
+def _normalise_mode(frame: Image.Image) -> Image.Image:
+    """Modes PNG and JPEG encoders take: palettes and transparency become RGBA."""
+    if frame.mode in ("RGB", "RGBA", "L", "LA"):
+        return frame
+    if frame.mode in ("P", "PA") or "transparency" in frame.info:
+        return frame.convert("RGBA")
+    return frame.convert("RGB")

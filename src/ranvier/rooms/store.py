@@ -1,0 +1,354 @@
+"""All SQL of the room server: events, state groups, current state, memberships, aliases.
+
+Events are written in batches (one transaction for everything `createRoom` makes, or one
+message), each with everything derived from it, so a failure leaves no trace.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import orjson
+
+from ranvier.events.model import Event
+from ranvier.events.room_versions import ROOM_VERSIONS
+from ranvier.storage.engine import Database, Transaction
+
+StateKey = tuple[str, str]
+StateMap = dict[StateKey, str]
+
+_EVENT_CACHE_SIZE = 20_000
+
+
+@dataclass
+class NewStateGroup:
+    """A state group to write: a delta over `prev_group`, or a full snapshot when it is None."""
+
+    state_group: int
+    prev_group: int | None
+    chain_length: int
+    entries: StateMap
+
+
+@dataclass
+class PersistedEvent:
+    """One event and everything the room server derived from it."""
+
+    event: Event
+    stream_ordering: int
+    state_group_before: int
+    history_visibility: str
+    new_state_group: NewStateGroup | None = None
+    txn_device: str | None = None
+    txn_id: str | None = None
+    relates_to: str | None = None
+    rel_type: str | None = None
+    contains_url: bool = False
+    replaces_state: str | None = None
+
+
+@dataclass
+class NewRoom:
+    room_id: str
+    room_version: str
+    creator: str
+    created_ts: int
+    is_public: bool
+    room_type: str | None
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EventRow:
+    """An event as stored, with what the read paths need besides the PDU."""
+
+    event: Event
+    stream_ordering: int
+    redacted_by: str | None
+    history_visibility: str
+    txn_device: str | None
+    txn_id: str | None
+    state_group_before: int
+    replaces_state: str | None
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """The event's place in its room's timeline: (depth, stream ordering)."""
+        return (self.event.depth, self.stream_ordering)
+
+
+_EVENT_COLUMNS = (
+    "e.event_id, e.json, r.room_version, e.stream_ordering, e.redacted_by, e.history_visibility, "
+    "e.txn_device, e.txn_id, e.state_group_before, e.replaces_state"
+)
+
+
+class RoomStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._events: OrderedDict[str, EventRow] = OrderedDict()
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def persist(self, items: list[PersistedEvent], *, new_room: NewRoom | None = None) -> None:
+        """Store events in one transaction with their state, memberships and the room's head."""
+        async with self.db.transaction() as txn:
+            if new_room is not None:
+                await self._insert_room(txn, new_room, items)
+            await txn.executemany(
+                "INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender, depth, "
+                "origin_server_ts, state_group_before, history_visibility, contains_url, relates_to, rel_type, "
+                "replaces_state, redacted_by, txn_device, txn_id, json) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                [
+                    (
+                        item.stream_ordering, item.event.event_id, item.event.room_id, item.event.type,
+                        item.event.state_key, item.event.sender, item.event.depth, item.event.origin_server_ts,
+                        item.state_group_before, item.history_visibility, int(item.contains_url), item.relates_to,
+                        item.rel_type, item.replaces_state, item.txn_device, item.txn_id,
+                        orjson.dumps(item.event.pdu).decode(),
+                    )
+                    for item in items
+                ],
+            )
+            for item in items:
+                await self._apply_state(txn, item)
+                if item.event.redacts is not None:
+                    await txn.execute(
+                        "UPDATE events SET redacted_by = ? WHERE event_id = ? AND room_id = ? AND redacted_by IS NULL",
+                        item.event.event_id, item.event.redacts, item.event.room_id,
+                    )
+            last = items[-1]
+            group = next((i.new_state_group.state_group for i in reversed(items) if i.new_state_group), None)
+            if group is None:
+                await txn.execute(
+                    "UPDATE rooms SET last_event_id = ?, last_depth = ? WHERE room_id = ?",
+                    last.event.event_id, last.event.depth, last.event.room_id,
+                )
+            else:
+                await txn.execute(
+                    "UPDATE rooms SET last_event_id = ?, last_depth = ?, current_state_group = ? WHERE room_id = ?",
+                    last.event.event_id, last.event.depth, group, last.event.room_id,
+                )
+        for item in items:
+            if item.event.redacts is not None:
+                self._events.pop(item.event.redacts, None)
+
+    async def _insert_room(self, txn: Transaction, room: NewRoom, items: list[PersistedEvent]) -> None:
+        await txn.execute(
+            "INSERT INTO rooms (room_id, room_version, creator, created_ts, is_public, room_type, "
+            "current_state_group, last_event_id, last_depth) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            room.room_id, room.room_version, room.creator, room.created_ts, int(room.is_public), room.room_type,
+            items[0].state_group_before, items[0].event.event_id, items[0].event.depth,
+        )
+        await txn.executemany(
+            "INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?)",
+            [(alias, room.room_id, room.creator) for alias in room.aliases],
+        )
+
+    async def _apply_state(self, txn: Transaction, item: PersistedEvent) -> None:
+        group = item.new_state_group
+        if group is None:
+            return
+        event = item.event
+        await txn.execute(
+            "INSERT INTO state_groups (state_group, room_id, prev_group, chain_length) VALUES (?, ?, ?, ?)",
+            group.state_group, event.room_id, group.prev_group, group.chain_length,
+        )
+        await txn.executemany(
+            "INSERT INTO state_group_entries (state_group, type, state_key, event_id) VALUES (?, ?, ?, ?)",
+            [(group.state_group, t, sk, eid) for (t, sk), eid in group.entries.items()],
+        )
+        await txn.execute(
+            "INSERT INTO current_state (room_id, type, state_key, event_id) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id",
+            event.room_id, event.type, event.state_key, event.event_id,
+        )
+        membership = event.membership
+        if membership is not None:
+            await txn.execute(
+                "INSERT INTO memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten) "
+                "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (room_id, user_id) DO UPDATE SET "
+                "membership = excluded.membership, event_id = excluded.event_id, "
+                "stream_ordering = excluded.stream_ordering, forgotten = 0",
+                event.room_id, event.state_key, membership, event.event_id, item.stream_ordering,
+            )
+            await txn.execute(
+                "INSERT INTO membership_history (room_id, user_id, stream_ordering, membership) VALUES (?, ?, ?, ?)",
+                event.room_id, event.state_key, item.stream_ordering, membership,
+            )
+
+    async def forget(self, room_id: str, user_id: str) -> None:
+        await self.db.execute("UPDATE memberships SET forgotten = 1 WHERE room_id = ? AND user_id = ?", room_id, user_id)
+
+    # -- rooms ---------------------------------------------------------------------------
+
+    async def get_room(self, room_id: str) -> tuple[Any, ...] | None:
+        """(room_version, current_state_group, last_event_id, last_depth, creator, is_public, room_type)."""
+        return await self.db.fetchone(
+            "SELECT room_version, current_state_group, last_event_id, last_depth, creator, is_public, room_type "
+            "FROM rooms WHERE room_id = ?",
+            room_id,
+        )
+
+    async def max_positions(self) -> tuple[int, int]:
+        """The last stream ordering and state group in use, to continue numbering after them."""
+        row = await self.db.fetchone(
+            "SELECT (SELECT COALESCE(MAX(stream_ordering), 0) FROM events), "
+            "(SELECT COALESCE(MAX(state_group), 0) FROM state_groups)"
+        )
+        return row[0], row[1]
+
+    async def set_public(self, room_id: str, is_public: bool) -> None:
+        await self.db.execute("UPDATE rooms SET is_public = ? WHERE room_id = ?", int(is_public), room_id)
+
+    # -- events --------------------------------------------------------------------------
+
+    def _row(self, row) -> EventRow:
+        event_id, json_text, room_version, stream, redacted_by, visibility, txn_device, txn_id, group, replaces = row
+        event = Event(orjson.loads(json_text), ROOM_VERSIONS[room_version], event_id)
+        return EventRow(event, stream, redacted_by, visibility, txn_device, txn_id, group, replaces)
+
+    async def get_event_rows(self, event_ids: Iterable[str]) -> dict[str, EventRow]:
+        """Events by ID, from the cache or one query for the rest."""
+        found: dict[str, EventRow] = {}
+        missing = []
+        for event_id in dict.fromkeys(event_ids):
+            row = self._events.get(event_id)
+            if row is None:
+                missing.append(event_id)
+            else:
+                found[event_id] = row
+        for start in range(0, len(missing), 500):
+            chunk = missing[start:start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+                f"WHERE e.event_id IN ({', '.join('?' * len(chunk))})",
+                *chunk,
+            )
+            for raw in rows:
+                self._remember(self._row(raw))
+                found[raw[0]] = self._events[raw[0]]
+        return found
+
+    def _remember(self, row: EventRow) -> None:
+        self._events[row.event.event_id] = row
+        if len(self._events) > _EVENT_CACHE_SIZE:
+            self._events.popitem(last=False)
+
+    def remember_persisted(self, items: list[PersistedEvent]) -> None:
+        """Put freshly written events in the cache; the writer has them in hand already."""
+        for item in items:
+            self._remember(EventRow(item.event, item.stream_ordering, None, item.history_visibility,
+                                    item.txn_device, item.txn_id, item.state_group_before, item.replaces_state))
+
+    async def get_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
+        rows = await self.get_event_rows(event_ids)
+        return {event_id: row.event for event_id, row in rows.items()}
+
+    async def event_by_txn(self, room_id: str, sender: str, device_id: str, txn_id: str) -> str | None:
+        return await self.db.fetchval(
+            "SELECT event_id FROM events WHERE room_id = ? AND sender = ? AND txn_device = ? AND txn_id = ?",
+            room_id, sender, device_id, txn_id,
+        )
+
+    async def room_events(
+        self, room_id: str, *, lower: tuple[int, int] | None, upper: tuple[int, int] | None, backwards: bool,
+        limit: int,
+    ) -> list[EventRow]:
+        """A page of a room's timeline in (depth, stream) order: lower <= key < upper."""
+        conditions = ["e.room_id = ?"]
+        params: list[Any] = [room_id]
+        if lower is not None:
+            conditions.append("(e.depth > ? OR (e.depth = ? AND e.stream_ordering >= ?))")
+            params += [lower[0], lower[0], lower[1]]
+        if upper is not None:
+            conditions.append("(e.depth < ? OR (e.depth = ? AND e.stream_ordering < ?))")
+            params += [upper[0], upper[0], upper[1]]
+        order = "DESC" if backwards else "ASC"
+        rows = await self.db.fetchall(
+            f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+            f"WHERE {' AND '.join(conditions)} ORDER BY e.depth {order}, e.stream_ordering {order} LIMIT ?",
+            *params, limit,
+        )
+        result = []
+        for raw in rows:
+            cached = self._events.get(raw[0])
+            if cached is None:
+                cached = self._row(raw)
+                self._remember(cached)
+            result.append(cached)
+        return result
+
+    async def event_closest_to_ts(self, room_id: str, ts: int, forwards: bool) -> tuple[str, int] | None:
+        if forwards:
+            sql = ("SELECT event_id, origin_server_ts FROM events WHERE room_id = ? AND origin_server_ts >= ? "
+                   "ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT 1")
+        else:
+            sql = ("SELECT event_id, origin_server_ts FROM events WHERE room_id = ? AND origin_server_ts <= ? "
+                   "ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT 1")
+        row = await self.db.fetchone(sql, room_id, ts)
+        return (row[0], row[1]) if row else None
+
+    # -- state ---------------------------------------------------------------------------
+
+    async def load_state_group(self, state_group: int) -> StateMap:
+        """The full state of a group: its snapshot base and deltas, in one query."""
+        rows = await self.db.fetchall(
+            "WITH RECURSIVE chain(state_group, prev_group, n) AS ("
+            " SELECT state_group, prev_group, 0 FROM state_groups WHERE state_group = ?"
+            " UNION ALL"
+            " SELECT g.state_group, g.prev_group, chain.n + 1 FROM state_groups g JOIN chain ON g.state_group = chain.prev_group"
+            ") SELECT chain.n, s.type, s.state_key, s.event_id FROM chain "
+            "JOIN state_group_entries s ON s.state_group = chain.state_group ORDER BY chain.n DESC",
+            state_group,
+        )
+        state: StateMap = {}
+        for _, event_type, state_key, event_id in rows:
+            state[(event_type, state_key)] = event_id
+        return state
+
+    async def current_state_ids(self, room_id: str) -> StateMap:
+        rows = await self.db.fetchall("SELECT type, state_key, event_id FROM current_state WHERE room_id = ?", room_id)
+        return {(t, sk): eid for t, sk, eid in rows}
+
+    # -- memberships ---------------------------------------------------------------------
+
+    async def rooms_of_user(self, user_id: str, memberships: tuple[str, ...]) -> list[tuple[str, str]]:
+        """(room_id, membership) of a user's rooms in the given memberships, forgotten ones left out."""
+        rows = await self.db.fetchall(
+            f"SELECT room_id, membership FROM memberships WHERE user_id = ? AND forgotten = 0 "
+            f"AND membership IN ({', '.join('?' * len(memberships))})",
+            user_id, *memberships,
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def membership_of(self, room_id: str, user_id: str) -> tuple[str, int, bool] | None:
+        """(membership, stream_ordering, forgotten) of a user in a room, or None."""
+        row = await self.db.fetchone(
+            "SELECT membership, stream_ordering, forgotten FROM memberships WHERE room_id = ? AND user_id = ?",
+            room_id, user_id,
+        )
+        return (row[0], row[1], bool(row[2])) if row else None
+
+    async def membership_history(self, room_id: str, user_id: str) -> list[tuple[int, str]]:
+        rows = await self.db.fetchall(
+            "SELECT stream_ordering, membership FROM membership_history WHERE room_id = ? AND user_id = ? "
+            "ORDER BY stream_ordering",
+            room_id, user_id,
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def members(self, room_id: str) -> list[tuple[str, str, str]]:
+        """(user_id, membership, event_id) of everyone with a membership in the room."""
+        rows = await self.db.fetchall(
+            "SELECT user_id, membership, event_id FROM memberships WHERE room_id = ?", room_id
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    # -- aliases -------------------------------------------------------------------------
+
+    async def room_of_alias(self, alias: str) -> str | None:
+        return await self.db.fetchval("SELECT room_id FROM room_aliases WHERE alias = ?", alias)

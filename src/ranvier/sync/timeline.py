@@ -1,0 +1,234 @@
+"""The read model of a room's history for clients: /messages, /context, /event, /state,
+/members, each filtered by history visibility for the reader.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ranvier.errors import MatrixError
+from ranvier.events.client_format import serialize_event
+from ranvier.events.model import MEMBER, Event
+from ranvier.events.redaction import redact
+from ranvier.requester import Requester
+from ranvier.rooms.service import RoomServer
+from ranvier.rooms.store import EventRow, RoomStore, StateKey
+from ranvier.rooms.visibility import MembershipHistory, is_visible
+from ranvier.sync.filters import EventFilter
+from ranvier.sync.tokens import RoomPosition, parse_room_token, position_after, room_token
+
+#: How many extra rows a filtered page may scan before returning what it found.
+_SCAN_FACTOR = 10
+MAX_PAGE = 1000
+
+
+class Timeline:
+    def __init__(self, rooms: RoomServer) -> None:
+        self.rooms = rooms
+        self.store: RoomStore = rooms.store
+
+    # -- who may read --------------------------------------------------------------------
+
+    async def reader_history(self, room_id: str, user_id: str) -> MembershipHistory:
+        """The reader's membership history; M_FORBIDDEN if they may see nothing of the room."""
+        head = await self.rooms.head(room_id)
+        history = await self.store.membership_history(room_id, user_id)
+        if not history:
+            visibility = head.state.get(("m.room.history_visibility", ""))
+            if visibility is None or visibility.content.get("history_visibility") != "world_readable":
+                raise MatrixError("M_FORBIDDEN", "You are not a member of this room")
+        return history
+
+    # -- serialisation -------------------------------------------------------------------
+
+    async def serialize(self, rows: list[EventRow], requester: Requester, *, event_filter_fields: list[str] | None = None,
+                        as_client: bool = True) -> list[dict[str, Any]]:
+        """Client events: redacted where redacted, with prev_content and the reader's own txn IDs."""
+        linked = [row.redacted_by for row in rows if row.redacted_by] + [
+            row.replaces_state for row in rows if row.replaces_state
+        ]
+        others = await self.store.get_event_rows(linked) if linked else {}
+        now = int(time.time() * 1000)
+        result = []
+        for row in rows:
+            event = row.event
+            redaction = others.get(row.redacted_by) if row.redacted_by else None
+            if redaction is not None:
+                event = Event(redact(event.pdu, event.room_version), event.room_version, event.event_id)
+            replaced = others.get(row.replaces_state) if row.replaces_state else None
+            prev_content = None
+            if replaced is not None:
+                prev_event = replaced.event
+                if replaced.redacted_by:
+                    prev_event = Event(redact(prev_event.pdu, prev_event.room_version), prev_event.room_version,
+                                       prev_event.event_id)
+                prev_content = prev_event.content
+            own_txn = row.txn_id if row.txn_device is not None and row.txn_device == requester.device_id \
+                and event.sender == requester.user_id else None
+            result.append(serialize_event(
+                event, now_ms=now, as_client=as_client, transaction_id=own_txn, prev_content=prev_content,
+                redacted_because=redaction.event if redaction else None,
+                replaces_state=row.replaces_state, event_fields=event_filter_fields,
+            ))
+        return result
+
+    # -- single events -------------------------------------------------------------------
+
+    async def event(self, requester: Requester, room_id: str, event_id: str) -> dict[str, Any]:
+        history = await self.reader_history(room_id, requester.user_id)
+        row = (await self.store.get_event_rows([event_id])).get(event_id)
+        if row is None or row.event.room_id != room_id or not is_visible(row, requester.user_id, history):
+            raise MatrixError("M_NOT_FOUND", "Event not found")
+        return (await self.serialize([row], requester))[0]
+
+    # -- pages ---------------------------------------------------------------------------
+
+    async def _page(self, room_id: str, user_id: str, history: MembershipHistory, *, start: RoomPosition | None,
+                    bound: RoomPosition | None, backwards: bool, limit: int,
+                    event_filter: EventFilter) -> tuple[list[EventRow], RoomPosition | None]:
+        """Up to `limit` visible, matching events from `start` towards `bound`; and where the scan stopped."""
+        found: list[EventRow] = []
+        cursor = start
+        scanned_budget = max(limit, 1) * _SCAN_FACTOR
+        while len(found) < limit and scanned_budget > 0:
+            batch_size = min(max(limit - len(found), 20), MAX_PAGE)
+            if backwards:
+                rows = await self.store.room_events(room_id, lower=bound, upper=cursor, backwards=True, limit=batch_size)
+            else:
+                rows = await self.store.room_events(room_id, lower=cursor, upper=bound, backwards=False, limit=batch_size)
+            if not rows:
+                return found, None
+            scanned_budget -= len(rows)
+            for row in rows:
+                cursor = row.key if backwards else position_after(row.key)
+                if event_filter.allows(row.event) and is_visible(row, user_id, history):
+                    found.append(row)
+                    if len(found) == limit:
+                        break
+            if len(rows) < batch_size and len(found) < limit:
+                return found, None
+        return found, cursor
+
+    async def messages(self, requester: Requester, room_id: str, *, from_token: str | None, to_token: str | None,
+                       direction: str, limit: int, event_filter: EventFilter) -> dict[str, Any]:
+        history = await self.reader_history(room_id, requester.user_id)
+        backwards = direction == "b"
+        start = parse_room_token(from_token) if from_token else None
+        bound = parse_room_token(to_token) if to_token else None
+        if start is None and backwards:  # from the newest end of the room
+            head = await self.rooms.head(room_id)
+            start_token = room_token(position_after((head.last_depth, self.rooms.positions.current)))
+        else:
+            start_token = from_token or room_token((0, 0))
+        limit = min(event_filter.limit or limit, MAX_PAGE)
+        rows, end = await self._page(room_id, requester.user_id, history, start=start, bound=bound,
+                                     backwards=backwards, limit=limit, event_filter=event_filter)
+        response: dict[str, Any] = {
+            "chunk": await self.serialize(rows, requester),
+            "start": start_token,
+        }
+        if end is not None:
+            response["end"] = room_token(end)
+        if event_filter.lazy_load_members and rows:
+            response["state"] = await self._member_state(rows, requester)
+        return response
+
+    async def _member_state(self, rows: list[EventRow], requester: Requester) -> list[dict]:
+        """The member events of the page's senders, for lazy-loading clients."""
+        earliest = min(rows, key=lambda row: row.key)
+        state = await self.state_at(earliest)
+        senders = {row.event.sender for row in rows}
+        member_ids = [state[(MEMBER, sender)] for sender in senders if (MEMBER, sender) in state]
+        member_rows = await self.store.get_event_rows(member_ids)
+        return await self.serialize(list(member_rows.values()), requester)
+
+    async def state_at(self, row: EventRow) -> dict[StateKey, str]:
+        """The room state just before an event (plus the event itself, if it is state)."""
+        state = await self.rooms.state_group_ids(row.state_group_before)
+        if row.event.is_state:
+            state = {**state, (row.event.type, row.event.state_key): row.event.event_id}
+        return state
+
+    async def context(self, requester: Requester, room_id: str, event_id: str, *, limit: int,
+                      event_filter: EventFilter) -> dict[str, Any]:
+        history = await self.reader_history(room_id, requester.user_id)
+        row = (await self.store.get_event_rows([event_id])).get(event_id)
+        if row is None or row.event.room_id != room_id or not is_visible(row, requester.user_id, history):
+            raise MatrixError("M_NOT_FOUND", "Event not found")
+        limit = min(event_filter.limit or limit, MAX_PAGE)
+        before_count, after_count = limit // 2, limit - limit // 2
+        before, before_end = await self._page(room_id, requester.user_id, history, start=row.key, bound=None,
+                                              backwards=True, limit=before_count, event_filter=event_filter)
+        after, after_end = await self._page(room_id, requester.user_id, history, start=position_after(row.key),
+                                            bound=None, backwards=False, limit=after_count, event_filter=event_filter)
+        last = after[-1].key if after else row.key
+        state_ids = await self.state_at(after[-1] if after else row)
+        if event_filter.lazy_load_members:
+            senders = {r.event.sender for r in [row, *before, *after]}
+            state_ids = {key: eid for key, eid in state_ids.items() if key[0] != MEMBER or key[1] in senders}
+        state_rows = await self.store.get_event_rows(state_ids.values())
+        return {
+            "event": (await self.serialize([row], requester))[0],
+            "events_before": await self.serialize(before, requester),
+            "events_after": await self.serialize(after, requester),
+            "start": room_token(before[-1].key if before else row.key),
+            "end": room_token(position_after(last)),
+            "state": await self.serialize(list(state_rows.values()), requester),
+        }
+
+    # -- state ---------------------------------------------------------------------------
+
+    async def _visible_state_ids(self, requester: Requester, room_id: str) -> dict[StateKey, str]:
+        """Current state for members; for those who left, the state when they left."""
+        history = await self.reader_history(room_id, requester.user_id)
+        membership = await self.store.membership_of(room_id, requester.user_id)
+        if membership is None or membership[0] in ("join",):
+            return {k: e.event_id for k, e in (await self.rooms.head(room_id)).state.items()}
+        if membership[0] == "invite" and history:
+            raise MatrixError("M_FORBIDDEN", "Join the room to see its state")
+        leave_event_id = (await self.store.db.fetchval(
+            "SELECT event_id FROM memberships WHERE room_id = ? AND user_id = ?", room_id, requester.user_id))
+        row = (await self.store.get_event_rows([leave_event_id]))[leave_event_id]
+        return await self.state_at(row)
+
+    async def state(self, requester: Requester, room_id: str) -> list[dict[str, Any]]:
+        state_ids = await self._visible_state_ids(requester, room_id)
+        rows = await self.store.get_event_rows(state_ids.values())
+        return await self.serialize(list(rows.values()), requester)
+
+    async def state_event(self, requester: Requester, room_id: str, event_type: str, state_key: str) -> dict[str, Any]:
+        state_ids = await self._visible_state_ids(requester, room_id)
+        event_id = state_ids.get((event_type, state_key))
+        if event_id is None:
+            raise MatrixError("M_NOT_FOUND", "No such state event")
+        row = (await self.store.get_event_rows([event_id]))[event_id]
+        return (await self.serialize([row], requester))[0]
+
+    async def members(self, requester: Requester, room_id: str, *, at: str | None, membership: str | None,
+                      not_membership: str | None) -> list[dict[str, Any]]:
+        if at is not None:
+            await self.reader_history(room_id, requester.user_id)
+            position = parse_room_token(at)
+            rows = await self.store.room_events(room_id, lower=None, upper=position, backwards=True, limit=1)
+            state_ids = await self.state_at(rows[0]) if rows else {}
+        else:
+            state_ids = await self._visible_state_ids(requester, room_id)
+        member_ids = [eid for (event_type, _), eid in state_ids.items() if event_type == MEMBER]
+        rows = await self.store.get_event_rows(member_ids)
+        chosen = [row for row in rows.values()
+                  if (membership is None or row.event.membership == membership)
+                  and (not_membership is None or row.event.membership != not_membership)]
+        return await self.serialize(chosen, requester)
+
+    async def joined_members(self, requester: Requester, room_id: str) -> dict[str, Any]:
+        membership = await self.store.membership_of(room_id, requester.user_id)
+        if membership is None or membership[0] != "join":
+            raise MatrixError("M_FORBIDDEN", "You are not joined to this room")
+        head = await self.rooms.head(room_id)
+        joined = {}
+        for (event_type, state_key), event in head.state.items():
+            if event_type == MEMBER and event.membership == "join":
+                joined[state_key] = {"display_name": event.content.get("displayname"),
+                                     "avatar_url": event.content.get("avatar_url")}
+        return {"joined": joined}
