@@ -41,6 +41,7 @@ CREATE TABLE events (
     json TEXT NOT NULL
 );
 CREATE INDEX events_by_room ON events (room_id, depth, stream_ordering);
+CREATE INDEX events_by_room_stream ON events (room_id, stream_ordering);
 CREATE INDEX events_by_room_ts ON events (room_id, origin_server_ts);
 CREATE INDEX events_by_relation ON events (relates_to, rel_type);
 CREATE UNIQUE INDEX events_by_txn ON events (room_id, sender, txn_device, txn_id);
@@ -87,6 +88,7 @@ CREATE TABLE membership_history (
     membership TEXT NOT NULL,
     PRIMARY KEY (room_id, user_id, stream_ordering)
 );
+CREATE INDEX membership_history_by_user ON membership_history (user_id, stream_ordering);
 """,
         ),
     ),

@@ -26,7 +26,7 @@ from ranvier.events.identifiers import InvalidIdentifier, domain_of, parse_user_
 from ranvier.events.model import CREATE, MEMBER, POWER_LEVELS, REDACTION, Event, build_event
 from ranvier.events.room_versions import ROOM_VERSIONS, RoomVersion
 from ranvier.events.signing import SigningKey
-from ranvier.rooms.store import NewRoom, NewStateGroup, PersistedEvent, RoomStore, StateKey
+from ranvier.rooms.store import NewRoom, NewStateGroup, PersistedEvent, PersistHook, RoomStore, StateKey, SyncQueries
 from ranvier.sync.notifier import Notifier
 from ranvier.sync.streams import StreamPositions
 from ranvier.users.store import UserStore
@@ -58,6 +58,12 @@ class RoomHead:
     chain_length: int
     last_event_id: str
     last_depth: int
+    #: user_id -> their join event, kept in step with `state` (push rules and fan-out need it).
+    joined: dict[str, Event] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.joined:
+            self.joined = {key[1]: ev for key, ev in self.state.items() if key[0] == MEMBER and ev.membership == JOIN}
 
 
 @dataclass
@@ -81,12 +87,26 @@ class Draft:
     def get(self, key: StateKey) -> Event | None:
         return self.state[key] if key in self.state else self.head.state.get(key)
 
+    def joined_members(self) -> dict[str, Event]:
+        """Who is joined at this point of the draft: user_id -> their join event."""
+        changed = {key[1]: ev for key, ev in self.state.items() if key[0] == MEMBER}
+        if not changed:
+            return self.head.joined
+        joined = dict(self.head.joined)
+        for user_id, event in changed.items():
+            if event.membership == JOIN:
+                joined[user_id] = event
+            else:
+                joined.pop(user_id, None)
+        return joined
+
     def full_state_ids(self) -> dict[StateKey, str]:
         merged = {**self.head.state, **self.state}
         return {key: event.event_id for key, event in merged.items()}
 
     def apply(self) -> None:
         """Make the committed batch the room's head."""
+        self.head.joined = self.joined_members()
         self.head.state.update(self.state)
         self.head.state_group = self.state_group
         self.head.chain_length = self.chain_length
@@ -108,12 +128,17 @@ class RoomServer:
         self._heads: OrderedDict[str, RoomHead] = OrderedDict()
         self._txns: OrderedDict[tuple[str, str, str, str], str] = OrderedDict()
         self._state_groups: OrderedDict[int, dict[StateKey, str]] = OrderedDict()
+        #: room_id -> stream position of its newest event, so /sync finds changed rooms in memory.
+        self.room_streams: dict[str, int] = {}
+        #: Other services' rows derived from each event, stored in the event's transaction.
+        self.persist_hooks: list[PersistHook] = []
 
     async def start(self) -> None:
         """Continue numbering after what the database holds."""
         last_stream, last_group = await self.store.max_positions()
         self.positions = StreamPositions(last_stream)
         self._next_state_group = last_group + 1
+        self.room_streams = await SyncQueries(self.store).last_stream_per_room()
 
     # -- the room head -------------------------------------------------------------------
 
@@ -224,6 +249,8 @@ class RoomServer:
         )
         if isinstance(relation, dict) and isinstance(relation.get("event_id"), str) and isinstance(relation.get("rel_type"), str):
             item.relates_to, item.rel_type = relation["event_id"], relation["rel_type"]
+        for hook in self.persist_hooks:
+            item.hook_data.append((hook, hook.prepare(draft, event, item)))
         if event.is_state:
             key = (event_type, state_key)
             replaced = draft.get(key)
@@ -257,6 +284,7 @@ class RoomServer:
                 self.positions.finish(position)
         draft.apply()
         self.store.remember_persisted(draft.items)
+        self.room_streams[draft.head.room_id] = positions[-1]
         if new_room is not None:
             self._heads[draft.head.room_id] = draft.head
         self.notifier.notify([f"room:{draft.head.room_id}", *(f"user:{u}" for u in wake_users)])

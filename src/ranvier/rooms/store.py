@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 import orjson
 
@@ -47,6 +47,25 @@ class PersistedEvent:
     rel_type: str | None = None
     contains_url: bool = False
     replaces_state: str | None = None
+    #: What each persist hook prepared for this event, written in the same transaction.
+    hook_data: list[tuple["PersistHook", Any]] = field(default_factory=list)
+
+
+class PersistHook(Protocol):
+    """Another service's rows derived from each new event (push actions, relations, ...).
+
+    `prepare` runs while the event is built, with the room's state in memory; `write`
+    stores what it returned inside the event's own transaction, so both commit together;
+    `committed` runs after the commit (to update caches or wake readers).
+    """
+
+    def prepare(self, draft: Any, event: Event, item: "PersistedEvent") -> Any:
+        """Called with the room as it is before `event` (a `rooms.service.Draft`: `get(key)`,
+        `joined_members()`, `head.version`); return None when there is nothing to write."""
+
+    async def write(self, txn: Transaction, prepared: list[tuple["PersistedEvent", Any]]) -> None: ...
+
+    def committed(self, prepared: list[tuple["PersistedEvent", Any]]) -> None: ...
 
 
 @dataclass
@@ -115,6 +134,8 @@ class RoomStore:
             )
             for item in items:
                 await self._apply_state(txn, item)
+            for hook, prepared in _group_hook_data(items).items():
+                await hook.write(txn, prepared)
                 if item.event.redacts is not None:
                     await txn.execute(
                         "UPDATE events SET redacted_by = ? WHERE event_id = ? AND room_id = ? AND redacted_by IS NULL",
@@ -135,6 +156,8 @@ class RoomStore:
         for item in items:
             if item.event.redacts is not None:
                 self._events.pop(item.event.redacts, None)
+        for hook, prepared in _group_hook_data(items).items():
+            hook.committed(prepared)
 
     async def _insert_room(self, txn: Transaction, room: NewRoom, items: list[PersistedEvent]) -> None:
         await txn.execute(
@@ -352,3 +375,119 @@ class RoomStore:
 
     async def room_of_alias(self, alias: str) -> str | None:
         return await self.db.fetchval("SELECT room_id FROM room_aliases WHERE alias = ?", alias)
+
+    # -- directory (aliases, publication) --------------------------------------------------
+    # Used by rooms/directory.py and rooms/upgrade.py.
+
+    async def create_alias(self, alias: str, room_id: str, creator: str) -> bool:
+        """Map a local alias to a room; False if the alias is already taken."""
+        return bool(await self.db.execute(
+            "INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?) ON CONFLICT (alias) DO NOTHING",
+            alias, room_id, creator,
+        ))
+
+    async def alias_entry(self, alias: str) -> tuple[str, str] | None:
+        """(room_id, creator) of a local alias, or None."""
+        row = await self.db.fetchone("SELECT room_id, creator FROM room_aliases WHERE alias = ?", alias)
+        return (row[0], row[1]) if row else None
+
+    async def delete_alias(self, alias: str) -> bool:
+        return bool(await self.db.execute("DELETE FROM room_aliases WHERE alias = ?", alias))
+
+    async def aliases_of_room(self, room_id: str) -> list[str]:
+        rows = await self.db.fetchall("SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias", room_id)
+        return [row[0] for row in rows]
+
+    async def move_aliases(self, old_room_id: str, new_room_id: str) -> list[str]:
+        """Point every local alias of one room at another (room upgrades); returns them."""
+        async with self.db.transaction() as txn:
+            rows = await txn.fetchall("SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias", old_room_id)
+            await txn.execute("UPDATE room_aliases SET room_id = ? WHERE room_id = ?", new_room_id, old_room_id)
+        return [row[0] for row in rows]
+
+    async def public_rooms(self) -> list[tuple[str, str | None, int]]:
+        """(room_id, room_type, joined member count) of every room published in the directory."""
+        rows = await self.db.fetchall(
+            "SELECT r.room_id, r.room_type, COUNT(m.user_id) FROM rooms r "
+            "LEFT JOIN memberships m ON m.room_id = r.room_id AND m.membership = 'join' "
+            "WHERE r.is_public = 1 GROUP BY r.room_id, r.room_type"
+        )
+        return [(row[0], row[1], int(row[2])) for row in rows]
+
+
+def _group_hook_data(items: list[PersistedEvent]) -> dict[PersistHook, list[tuple[PersistedEvent, Any]]]:
+    grouped: dict[PersistHook, list[tuple[PersistedEvent, Any]]] = {}
+    for item in items:
+        for hook, prepared in item.hook_data:
+            if prepared is not None:
+                grouped.setdefault(hook, []).append((item, prepared))
+    return grouped
+
+
+class SyncQueries:
+    """The room reads /sync needs: everything bounded by stream positions, so their cost
+    follows what changed since a token, not the size of history."""
+
+    def __init__(self, store: RoomStore) -> None:
+        self.store = store
+        self.db = store.db
+
+    async def last_stream_per_room(self) -> dict[str, int]:
+        rows = await self.db.fetchall("SELECT room_id, MAX(stream_ordering) FROM events GROUP BY room_id")
+        return {room_id: stream for room_id, stream in rows}
+
+    async def recent_events(self, room_id: str, *, since: int, upto: int, limit: int) -> list[EventRow]:
+        """The newest `limit` events with since < stream <= upto, oldest first."""
+        rows = await self.db.fetchall(
+            f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+            "WHERE e.room_id = ? AND e.stream_ordering > ? AND e.stream_ordering <= ? "
+            "ORDER BY e.stream_ordering DESC LIMIT ?",
+            room_id, since, upto, limit,
+        )
+        result = []
+        for raw in reversed(rows):
+            cached = self.store._events.get(raw[0])
+            if cached is None:
+                cached = self.store._row(raw)
+                self.store._remember(cached)
+            result.append(cached)
+        return result
+
+    async def state_changes(self, room_id: str, *, since: int, before: int) -> dict[StateKey, str]:
+        """The last state event per key with since < stream < before: the state delta."""
+        rows = await self.db.fetchall(
+            "SELECT type, state_key, event_id FROM events WHERE room_id = ? AND state_key IS NOT NULL "
+            "AND stream_ordering > ? AND stream_ordering < ? ORDER BY stream_ordering",
+            room_id, since, before,
+        )
+        return {(t, sk): eid for t, sk, eid in rows}
+
+    async def membership_changes(self, user_id: str, *, since: int, upto: int) -> list[tuple[str, int, str]]:
+        """(room_id, stream, membership) of the user's membership events in (since, upto]."""
+        rows = await self.db.fetchall(
+            "SELECT room_id, stream_ordering, membership FROM membership_history "
+            "WHERE user_id = ? AND stream_ordering > ? AND stream_ordering <= ? ORDER BY stream_ordering",
+            user_id, since, upto,
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def membership_histories(self, user_id: str, room_ids: list[str]) -> dict[str, list[tuple[int, str]]]:
+        histories: dict[str, list[tuple[int, str]]] = {room_id: [] for room_id in room_ids}
+        for start in range(0, len(room_ids), 500):
+            chunk = room_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT room_id, stream_ordering, membership FROM membership_history WHERE user_id = ? "
+                f"AND room_id IN ({', '.join('?' * len(chunk))}) ORDER BY stream_ordering",
+                user_id, *chunk,
+            )
+            for room_id, stream, membership in rows:
+                histories[room_id].append((stream, membership))
+        return histories
+
+    async def current_memberships(self, user_id: str) -> dict[str, tuple[str, int]]:
+        """room_id -> (membership, stream) of the user's latest membership in every room not forgotten."""
+        rows = await self.db.fetchall(
+            "SELECT room_id, membership, stream_ordering FROM memberships WHERE user_id = ? AND forgotten = 0",
+            user_id,
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}

@@ -34,6 +34,11 @@ def _bool(data: dict[str, Any], name: str, default: bool | None) -> bool | None:
     return value
 
 
+def room_allowed(rooms: tuple[str, ...] | None, not_rooms: tuple[str, ...], room_id: str) -> bool:
+    """`not_rooms` wins; no `rooms` list means every room."""
+    return room_id not in not_rooms and (rooms is None or room_id in rooms)
+
+
 @lru_cache(maxsize=1024)
 def _patterns(globs: tuple[str, ...]) -> re.Pattern:
     """One regular expression for a list of globs (`*` matches anything)."""
@@ -86,23 +91,77 @@ class EventFilter:
                 and self.contains_url is None)
 
     def allows_room(self, room_id: str) -> bool:
-        if room_id in self.not_rooms:
+        return room_allowed(self.rooms, self.not_rooms, room_id)
+
+    def allows_type(self, event_type: str) -> bool:
+        """For events that are not room events (account data, presence, ephemeral)."""
+        if self.not_types and _patterns(self.not_types).fullmatch(event_type):
             return False
-        return self.rooms is None or room_id in self.rooms
+        return self.types is None or bool(_patterns(self.types).fullmatch(event_type))
+
+    def allows_sender(self, sender: str) -> bool:
+        return sender not in self.not_senders and (self.senders is None or sender in self.senders)
 
     def allows(self, event: Event) -> bool:
         if self.is_everything:
             return True
-        if self.not_types and _patterns(self.not_types).fullmatch(event.type):
-            return False
-        if self.types is not None and not _patterns(self.types).fullmatch(event.type):
-            return False
-        if event.sender in self.not_senders:
-            return False
-        if self.senders is not None and event.sender not in self.senders:
+        if not self.allows_type(event.type) or not self.allows_sender(event.sender):
             return False
         if self.contains_url is not None:
             has_url = isinstance(event.content.get("url"), str)
             if has_url != self.contains_url:
                 return False
         return True
+
+
+@dataclass(frozen=True)
+class RoomFilter:
+    rooms: tuple[str, ...] | None = None
+    not_rooms: tuple[str, ...] = ()
+    include_leave: bool = False
+    timeline: EventFilter = EventFilter()
+    state: EventFilter = EventFilter()
+    ephemeral: EventFilter = EventFilter()
+    account_data: EventFilter = EventFilter()
+
+    def allows_room(self, room_id: str) -> bool:
+        return room_allowed(self.rooms, self.not_rooms, room_id)
+
+
+@dataclass(frozen=True)
+class SyncFilter:
+    """The spec's Filter: what /sync (and /initialSync) return."""
+
+    event_fields: tuple[str, ...] | None = None
+    event_format: str = "client"
+    presence: EventFilter = EventFilter()
+    account_data: EventFilter = EventFilter()
+    room: RoomFilter = RoomFilter()
+
+    @classmethod
+    def parse(cls, data: Any) -> "SyncFilter":
+        if not isinstance(data, dict):
+            raise MatrixError("M_BAD_JSON", "A filter must be an object")
+        event_format = data.get("event_format", "client")
+        if event_format not in ("client", "federation"):
+            raise MatrixError("M_INVALID_PARAM", "event_format must be client or federation")
+        event_fields = _string_list(data, "event_fields")
+        room = data.get("room", {})
+        if not isinstance(room, dict):
+            raise MatrixError("M_BAD_JSON", "Filter field room must be an object")
+        rooms = _string_list(room, "rooms")
+        return cls(
+            event_fields=tuple(event_fields) if event_fields is not None else None,
+            event_format=event_format,
+            presence=EventFilter.parse(data.get("presence")),
+            account_data=EventFilter.parse(data.get("account_data")),
+            room=RoomFilter(
+                rooms=tuple(rooms) if rooms is not None else None,
+                not_rooms=tuple(_string_list(room, "not_rooms") or ()),
+                include_leave=bool(_bool(room, "include_leave", False)),
+                timeline=EventFilter.parse(room.get("timeline")),
+                state=EventFilter.parse(room.get("state")),
+                ephemeral=EventFilter.parse(room.get("ephemeral")),
+                account_data=EventFilter.parse(room.get("account_data")),
+            ),
+        )

@@ -1,13 +1,43 @@
 """Wakes long-polling readers the moment something they care about commits.
 
-Readers wait on keys (`room:<id>`, `user:<id>`); writers notify keys after their
-transaction commits. Nothing polls a clock.
+Readers listen on keys (`room:<id>`, `user:<id>`); writers notify keys after their
+transaction commits. Nothing polls a clock. A reader subscribes *before* it last checks
+for news, so a notification that lands in between is never lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Iterable
+
+
+class Subscription:
+    def __init__(self, notifier: "Notifier", keys: list[str]) -> None:
+        self._notifier = notifier
+        self._keys = keys
+        self.future: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    async def wait(self, timeout: float) -> bool:
+        """True if notified within `timeout` seconds (or already before waiting)."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self.future), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    def close(self) -> None:
+        for key in self._keys:
+            waiters = self._notifier._waiters.get(key)
+            if waiters is not None:
+                waiters.discard(self.future)
+                if not waiters:
+                    del self._notifier._waiters[key]
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class Notifier:
@@ -20,21 +50,8 @@ class Notifier:
                 if not future.done():
                     future.set_result(key)
 
-    async def wait(self, keys: Iterable[str], timeout: float) -> bool:
-        """Wait until one of `keys` is notified or `timeout` seconds pass; True if woken."""
-        keys = list(keys)
-        future = asyncio.get_running_loop().create_future()
-        for key in keys:
-            self._waiters.setdefault(key, set()).add(future)
-        try:
-            await asyncio.wait_for(future, timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
-        finally:
-            for key in keys:
-                waiters = self._waiters.get(key)
-                if waiters is not None:
-                    waiters.discard(future)
-                    if not waiters:
-                        del self._waiters[key]
+    def subscribe(self, keys: Iterable[str]) -> Subscription:
+        subscription = Subscription(self, list(keys))
+        for key in subscription._keys:
+            self._waiters.setdefault(key, set()).add(subscription.future)
+        return subscription

@@ -143,9 +143,13 @@ class Timeline:
         member_rows = await self.store.get_event_rows(member_ids)
         return await self.serialize(list(member_rows.values()), requester)
 
+    async def state_at_start(self, row: EventRow) -> dict[StateKey, str]:
+        """The room state just before an event."""
+        return await self.rooms.state_group_ids(row.state_group_before)
+
     async def state_at(self, row: EventRow) -> dict[StateKey, str]:
         """The room state just before an event (plus the event itself, if it is state)."""
-        state = await self.rooms.state_group_ids(row.state_group_before)
+        state = await self.state_at_start(row)
         if row.event.is_state:
             state = {**state, (row.event.type, row.event.state_key): row.event.event_id}
         return state

@@ -1,0 +1,56 @@
+"""/sync and the filters it uses."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ranvier.errors import MatrixError
+from ranvier.web.app import HOMESERVER
+from ranvier.web.auth import requester
+from ranvier.web.http import json_response, read_json
+from ranvier.web.params import query_bool, query_int, query_str
+from ranvier.web.routing import Routes
+
+routes = Routes()
+
+PRESENCE_STATES = ("online", "offline", "unavailable")
+
+
+@routes.get("/sync")
+async def sync(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    who = await requester(request, allow_guest=True)
+    set_presence = query_str(request, "set_presence")
+    if set_presence is not None and set_presence not in PRESENCE_STATES:
+        raise MatrixError("M_INVALID_PARAM", f"set_presence must be one of {', '.join(PRESENCE_STATES)}")
+    sync_filter = await hs.sync.resolve_filter(who.user_id, query_str(request, "filter"))
+    response = await hs.sync.sync(
+        who,
+        since=query_str(request, "since"),
+        timeout_ms=query_int(request, "timeout", 0, minimum=0, maximum=2**31),
+        full_state=query_bool(request, "full_state", False),
+        sync_filter=sync_filter,
+        set_presence=set_presence,
+    )
+    return json_response(response)
+
+
+def _own_user(request: web.Request, user_id: str) -> None:
+    if request.match_info["user_id"] != user_id:
+        raise MatrixError("M_FORBIDDEN", "You can only manage your own filters")
+
+
+@routes.post("/user/{user_id}/filter")
+async def create_filter(request: web.Request) -> web.Response:
+    who = await requester(request, allow_guest=True)
+    _own_user(request, who.user_id)
+    body = await read_json(request)
+    filter_id = await request.app[HOMESERVER].sync.filters.create(who.user_id, body)
+    return json_response({"filter_id": filter_id})
+
+
+@routes.get("/user/{user_id}/filter/{filter_id}")
+async def get_filter(request: web.Request) -> web.Response:
+    who = await requester(request, allow_guest=True)
+    _own_user(request, who.user_id)
+    return json_response(await request.app[HOMESERVER].sync.filters.get(who.user_id, request.match_info["filter_id"]))

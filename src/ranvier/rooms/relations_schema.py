@@ -1,0 +1,22 @@
+"""Tables owned by the relations service: the thread list of each room."""
+
+from ranvier.storage.migrations import Migration, Schema
+
+SCHEMA = Schema(
+    "relations",
+    (
+        Migration(
+            1,
+            "threads: each thread root with its latest reply, to list a room's threads newest first",
+            """
+CREATE TABLE threads (
+    root_event_id TEXT PRIMARY KEY,
+    room_id TEXT NOT NULL,
+    latest_event_id TEXT NOT NULL,
+    latest_stream BIGINT NOT NULL
+);
+CREATE INDEX threads_by_room ON threads (room_id, latest_stream);
+""",
+        ),
+    ),
+)
