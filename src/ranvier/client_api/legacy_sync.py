@@ -22,13 +22,19 @@ def _limited_filter(limit: int, include_leave: bool = False) -> SyncFilter:
     return SyncFilter(room=RoomFilter(timeline=EventFilter(limit=limit), include_leave=include_leave))
 
 
-def _room_snapshot(room_id: str, membership: str, section: dict[str, Any], end: str) -> dict[str, Any]:
+async def _room_snapshot(request: web.Request, who, room_id: str, membership: str, section: dict[str, Any],
+                         end: str) -> dict[str, Any]:
+    """The legacy shape of a room: its latest messages and its whole current state."""
     timeline = section.get("timeline", {"events": [], "prev_batch": end})
+    if membership == "invite":
+        state = section.get("invite_state", {}).get("events", [])
+    else:
+        state = await request.app[HOMESERVER].timeline.state(who, room_id)
     return {
         "room_id": room_id,
         "membership": membership,
         "messages": {"chunk": timeline["events"], "start": timeline["prev_batch"], "end": end},
-        "state": section.get("state", {}).get("events", []) + section.get("invite_state", {}).get("events", []),
+        "state": state,
         "account_data": section.get("account_data", {}).get("events", []),
     }
 
@@ -42,7 +48,7 @@ async def initial_sync(request: web.Request) -> web.Response:
     snapshot = await hs.sync.sync(who, since=None, timeout_ms=0, full_state=False,
                                   sync_filter=_limited_filter(limit, archived))
     end = snapshot["next_batch"]
-    rooms = [_room_snapshot(room_id, membership, section, end)
+    rooms = [await _room_snapshot(request, who, room_id, membership, section, end)
              for kind, membership in (("join", "join"), ("invite", "invite"), ("leave", "leave"))
              for room_id, section in snapshot["rooms"][kind].items()]
     return json_response({"end": end, "rooms": rooms, "presence": snapshot["presence"]["events"],
@@ -61,7 +67,7 @@ async def room_initial_sync(request: web.Request) -> web.Response:
     sync_filter = SyncFilter(room=RoomFilter(rooms=(room_id,), timeline=EventFilter(limit=limit)))
     snapshot = await hs.sync.sync(who, since=None, timeout_ms=0, full_state=False, sync_filter=sync_filter)
     section = snapshot["rooms"]["join"].get(room_id, {})
-    result = _room_snapshot(room_id, "join", section, snapshot["next_batch"])
+    result = await _room_snapshot(request, who, room_id, "join", section, snapshot["next_batch"])
     visibility = (await hs.rooms.head(room_id)).state.get(("m.room.history_visibility", ""))
     result["visibility"] = "public" if visibility and visibility.content.get("history_visibility") == "world_readable" else "private"
     result["presence"] = snapshot["presence"]["events"]

@@ -14,7 +14,7 @@ import string
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import orjson
 
@@ -132,6 +132,9 @@ class RoomServer:
         self.room_streams: dict[str, int] = {}
         #: Other services' rows derived from each event, stored in the event's transaction.
         self.persist_hooks: list[PersistHook] = []
+        #: Checks of a client's new event against stored events (relations), under the room's lock:
+        #: check(head, sender, event_type, content, state_key) raises MatrixError to refuse it.
+        self.send_checks: list[Callable[[RoomHead, str, str, dict[str, Any], str | None], Awaitable[None]]] = []
 
     async def start(self) -> None:
         """Continue numbering after what the database holds."""
@@ -314,6 +317,8 @@ class RoomServer:
                 await self._check_membership_target(head, state_key, content)
             if event_type == REDACTION:
                 await self._check_redaction(head, sender, content)
+            for check in self.send_checks:
+                await check(head, sender, event_type, content, state_key)
             draft = Draft(head)
             event = self._add_event(draft, sender, event_type, content, state_key=state_key,
                                     txn=(device_id, txn_id) if txn_id is not None and device_id else None, now=now_ms())
@@ -339,7 +344,8 @@ class RoomServer:
         target = (await self.store.get_event_rows([target_id])).get(target_id)
         if target is None or target.event.room_id != head.room_id:
             raise MatrixError("M_NOT_FOUND", "Unknown event")
-        if not auth_rules.may_redact(head.state, sender, target.event.sender):
+        if target.event.sender != sender and (
+                auth_rules.get_power_level(head.state, sender) < auth_rules.power_level_setting(head.state, "redact")):
             raise MatrixError("M_FORBIDDEN", "You may not redact other users' events")
 
     async def _check_membership_target(self, head: RoomHead, target: str, content: dict[str, Any]) -> None:
