@@ -455,3 +455,34 @@ async def test_timestamp_to_event(api):
     status, found = await api.get(f"/_matrix/client/v1/rooms/{room_id}/timestamp_to_event",
                                   params={"ts": str(ts + 10_000), "dir": "f"}, token=token)
     assert (status, found["errcode"]) == (404, "M_NOT_FOUND")
+
+
+async def test_repeated_transaction_after_a_restart_returns_the_first_event(server_config):
+    import aiohttp
+
+    from ranvier.server import Homeserver
+    from tests.conftest import Api
+
+    async def run(work):
+        hs = Homeserver(server_config)
+        await hs.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                return await work(Api(session, hs.base_url))
+        finally:
+            await hs.stop()
+
+    async def first(api):
+        user = await api.register("restarter")
+        room_id = await create(api, user["access_token"])
+        return user["access_token"], room_id, await send(api, user["access_token"], room_id, "once", "kept-txn")
+
+    token, room_id, event_id = await run(first)
+
+    async def again(api):
+        repeated = await send(api, token, room_id, "twice?", "kept-txn")
+        status, page = await api.get(f"/rooms/{room_id}/messages", params={"limit": "5"}, token=token)
+        return repeated, [e["content"].get("body") for e in page["chunk"] if e["type"] == "m.room.message"]
+
+    repeated, bodies = await run(again)
+    assert repeated == event_id and bodies == ["once"]

@@ -129,3 +129,31 @@ def test_scripts_split_on_statement_ends():
         "CREATE TABLE a (x TEXT);",
         "CREATE INDEX i\n ON a (x);",
     ]
+
+
+async def test_a_failing_transaction_among_concurrent_ones_loses_only_itself(db):
+    async def write(i):
+        async with db.transaction() as txn:
+            await txn.execute("INSERT INTO kv (k, v) VALUES (?, ?)", f"k{i}", i)
+            await asyncio.sleep(0)
+            if i == 5:
+                raise ValueError("this one fails")
+
+    results = await asyncio.gather(*(write(i) for i in range(10)), return_exceptions=True)
+    assert [type(r) for r in results].count(ValueError) == 1
+    rows = await db.fetchall("SELECT k FROM kv ORDER BY v")
+    assert [row[0] for row in rows] == [f"k{i}" for i in range(10) if i != 5]
+
+
+async def test_a_failed_transaction_alone_leaves_the_database_writable_by_others(db, database_url):
+    with pytest.raises(ValueError):
+        async with db.transaction() as txn:
+            await txn.execute("INSERT INTO kv (k, v) VALUES (?, ?)", "lost", 1)
+            raise ValueError("fail")
+    await asyncio.sleep(0.05)
+    other = await open_database(database_url)
+    try:
+        await asyncio.wait_for(other.execute("INSERT INTO kv (k, v) VALUES (?, ?)", "other", 2), timeout=5)
+        assert await other.fetchval("SELECT COUNT(*) FROM kv") == 1
+    finally:
+        await other.close()

@@ -27,6 +27,7 @@ from ranvier.events.model import CREATE, MEMBER, POWER_LEVELS, REDACTION, Event,
 from ranvier.events.room_versions import ROOM_VERSIONS, RoomVersion
 from ranvier.events.signing import SigningKey
 from ranvier.rooms.store import NewRoom, NewStateGroup, PersistedEvent, PersistHook, RoomStore, StateKey, SyncQueries
+from ranvier.storage.engine import UniqueViolation
 from ranvier.sync.notifier import Notifier
 from ranvier.sync.streams import StreamPositions
 from ranvier.users.store import UserStore
@@ -275,22 +276,42 @@ class RoomServer:
         draft.last_depth = event.depth
         return event
 
-    async def _commit(self, draft: Draft, *, new_room: NewRoom | None = None, wake_users: tuple[str, ...] = ()) -> None:
-        """Store the draft's events; on success they become the room's head and are announced."""
+    async def _write(self, draft: Draft, *, new_room: NewRoom | None = None) -> "_PendingCommit":
+        """Store the draft's events and make them the room's head; call with the room locked.
+
+        The head moves on before the group commit lands, so the room's next event can join
+        the same commit; `_announce` (called after unlocking) waits for durability and
+        only then lets readers see the events.
+        """
         positions = [self.positions.allocate() for _ in draft.items]
         for item, position in zip(draft.items, positions):
             item.stream_ordering = position
         try:
-            await self.store.persist(draft.items, new_room=new_room)
-        finally:
+            durable = await self.store.persist(draft.items, new_room=new_room)
+        except BaseException:
             for position in positions:
                 self.positions.finish(position)
+            raise
         draft.apply()
         self.store.remember_persisted(draft.items)
-        self.room_streams[draft.head.room_id] = positions[-1]
         if new_room is not None:
             self._heads[draft.head.room_id] = draft.head
-        self.notifier.notify([f"room:{draft.head.room_id}", *(f"user:{u}" for u in wake_users)])
+        return _PendingCommit(draft, positions, durable)
+
+    async def _announce(self, pending: "_PendingCommit", wake_users: tuple[str, ...] = ()) -> None:
+        room_id = pending.draft.head.room_id
+        try:
+            await pending.durable
+        except BaseException:
+            self._heads.pop(room_id, None)  # reloaded from the database on next use
+            self.store.forget_events(item.event.event_id for item in pending.draft.items)
+            raise
+        finally:
+            for position in pending.positions:
+                self.positions.finish(position)
+        self.store.after_commit(pending.draft.items)
+        self.room_streams[room_id] = max(self.room_streams.get(room_id, 0), pending.positions[-1])
+        self.notifier.notify([f"room:{room_id}", *(f"user:{u}" for u in wake_users)])
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -309,7 +330,7 @@ class RoomServer:
         check_event_content(event_type, content, state_key)
         async with self._lock(room_id):
             if txn_id is not None and device_id is not None:
-                earlier = await self._event_for_txn(room_id, sender, device_id, txn_id)
+                earlier = self._txns.get((room_id, sender, device_id, txn_id))
                 if earlier is not None:
                     return earlier
             head = await self.head(room_id)
@@ -322,19 +343,24 @@ class RoomServer:
             draft = Draft(head)
             event = self._add_event(draft, sender, event_type, content, state_key=state_key,
                                     txn=(device_id, txn_id) if txn_id is not None and device_id else None, now=now_ms())
-            wake = (state_key,) if event_type == MEMBER and state_key else ()
-            await self._commit(draft, wake_users=wake)
+            try:
+                pending = await self._write(draft)
+            except UniqueViolation:
+                # Only the transaction ID can clash: a retry of a request from before a restart.
+                earlier = await self.store.event_by_txn(room_id, sender, device_id or "", txn_id or "")
+                if earlier is None:
+                    raise
+                return earlier
             if txn_id is not None and device_id is not None:
                 self._txns[(room_id, sender, device_id, txn_id)] = event.event_id
                 if len(self._txns) > _TXN_CACHE:
                     self._txns.popitem(last=False)
-            return event.event_id
-
-    async def _event_for_txn(self, room_id: str, sender: str, device_id: str, txn_id: str) -> str | None:
-        cached = self._txns.get((room_id, sender, device_id, txn_id))
-        if cached is not None:
-            return cached
-        return await self.store.event_by_txn(room_id, sender, device_id, txn_id)
+        try:
+            await self._announce(pending, (state_key,) if event_type == MEMBER and state_key else ())
+        except BaseException:
+            self._txns.pop((room_id, sender, device_id or "", txn_id or ""), None)
+            raise
+        return event.event_id
 
     async def _check_redaction(self, head: RoomHead, sender: str, content: dict[str, Any]) -> None:
         """Redacting someone else's event needs the redact power level (the spec's server check)."""
@@ -508,8 +534,16 @@ class RoomServer:
         new_room = NewRoom(head.room_id, room_version, creator, now, is_public,
                            room_type if isinstance(room_type, str) else None, [alias] if alias else [])
         async with self._lock(head.room_id):
-            await self._commit(draft, new_room=new_room, wake_users=tuple(invite))
+            pending = await self._write(draft, new_room=new_room)
+        await self._announce(pending, tuple(invite))
         return head.room_id
+
+
+@dataclass
+class _PendingCommit:
+    draft: Draft
+    positions: list[int]
+    durable: "asyncio.Future[None]"
 
 
 def default_power_levels(creator: str, version: RoomVersion, preset: str) -> dict[str, Any]:

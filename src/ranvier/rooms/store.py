@@ -6,6 +6,7 @@ message), each with everything derived from it, so a failure leaves no trace.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Protocol
@@ -14,7 +15,7 @@ import orjson
 
 from ranvier.events.model import Event
 from ranvier.events.room_versions import ROOM_VERSIONS
-from ranvier.storage.engine import Database, Transaction
+from ranvier.storage.engine import Database, Queries, Statement, Transaction
 
 StateKey = tuple[str, str]
 StateMap = dict[StateKey, str]
@@ -111,97 +112,68 @@ class RoomStore:
 
     # -- writing -------------------------------------------------------------------------
 
-    async def persist(self, items: list[PersistedEvent], *, new_room: NewRoom | None = None) -> None:
-        """Store events in one transaction with their state, memberships and the room's head."""
-        async with self.db.transaction() as txn:
-            if new_room is not None:
-                await self._insert_room(txn, new_room, items)
-            await txn.executemany(
-                "INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender, depth, "
-                "origin_server_ts, state_group_before, history_visibility, contains_url, relates_to, rel_type, "
-                "replaces_state, redacted_by, txn_device, txn_id, json) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
-                [
-                    (
-                        item.stream_ordering, item.event.event_id, item.event.room_id, item.event.type,
-                        item.event.state_key, item.event.sender, item.event.depth, item.event.origin_server_ts,
-                        item.state_group_before, item.history_visibility, int(item.contains_url), item.relates_to,
-                        item.rel_type, item.replaces_state, item.txn_device, item.txn_id,
-                        orjson.dumps(item.event.pdu).decode(),
-                    )
-                    for item in items
-                ],
-            )
-            for item in items:
-                await self._apply_state(txn, item)
+    async def persist(self, items: list[PersistedEvent], *, new_room: NewRoom | None = None) -> "asyncio.Future[None]":
+        """Store events in one transaction with their state, memberships and the room's head.
+
+        Returns once the writes are done; the returned future completes when they are
+        durable (the caller awaits it after releasing the room, so one room's events can
+        share a group commit).
+        """
+        statements: list[Statement] = []
+        if new_room is not None:
+            statements += _new_room_statements(new_room, items)
+        statements.append(Statement(
+            "INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender, depth, "
+            "origin_server_ts, state_group_before, history_visibility, contains_url, relates_to, rel_type, "
+            "replaces_state, redacted_by, txn_device, txn_id, json) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+            [
+                (
+                    item.stream_ordering, item.event.event_id, item.event.room_id, item.event.type,
+                    item.event.state_key, item.event.sender, item.event.depth, item.event.origin_server_ts,
+                    item.state_group_before, item.history_visibility, int(item.contains_url), item.relates_to,
+                    item.rel_type, item.replaces_state, item.txn_device, item.txn_id,
+                    orjson.dumps(item.event.pdu).decode(),
+                )
+                for item in items
+            ],
+            many=True,
+        ))
+        for item in items:
+            statements += _state_statements(item)
+            if item.event.redacts is not None:
+                statements.append(Statement(
+                    "UPDATE events SET redacted_by = ? WHERE event_id = ? AND room_id = ? AND redacted_by IS NULL",
+                    (item.event.event_id, item.event.redacts, item.event.room_id),
+                ))
+        last = items[-1]
+        group = next((i.new_state_group.state_group for i in reversed(items) if i.new_state_group), None)
+        if group is None:
+            statements.append(Statement("UPDATE rooms SET last_event_id = ?, last_depth = ? WHERE room_id = ?",
+                                        (last.event.event_id, last.event.depth, last.event.room_id)))
+        else:
+            statements.append(Statement(
+                "UPDATE rooms SET last_event_id = ?, last_depth = ?, current_state_group = ? WHERE room_id = ?",
+                (last.event.event_id, last.event.depth, group, last.event.room_id),
+            ))
+        async with self.db.transaction(wait_durable=False) as txn:
+            await txn.execute_batch(statements)
             for hook, prepared in _group_hook_data(items).items():
                 await hook.write(txn, prepared)
-                if item.event.redacts is not None:
-                    await txn.execute(
-                        "UPDATE events SET redacted_by = ? WHERE event_id = ? AND room_id = ? AND redacted_by IS NULL",
-                        item.event.event_id, item.event.redacts, item.event.room_id,
-                    )
-            last = items[-1]
-            group = next((i.new_state_group.state_group for i in reversed(items) if i.new_state_group), None)
-            if group is None:
-                await txn.execute(
-                    "UPDATE rooms SET last_event_id = ?, last_depth = ? WHERE room_id = ?",
-                    last.event.event_id, last.event.depth, last.event.room_id,
-                )
-            else:
-                await txn.execute(
-                    "UPDATE rooms SET last_event_id = ?, last_depth = ?, current_state_group = ? WHERE room_id = ?",
-                    last.event.event_id, last.event.depth, group, last.event.room_id,
-                )
+        return txn.durable
+
+    def after_commit(self, items: list[PersistedEvent]) -> None:
+        """Once durable: drop redacted events from the cache and let the hooks react."""
         for item in items:
             if item.event.redacts is not None:
                 self._events.pop(item.event.redacts, None)
         for hook, prepared in _group_hook_data(items).items():
             hook.committed(prepared)
 
-    async def _insert_room(self, txn: Transaction, room: NewRoom, items: list[PersistedEvent]) -> None:
-        await txn.execute(
-            "INSERT INTO rooms (room_id, room_version, creator, created_ts, is_public, room_type, "
-            "current_state_group, last_event_id, last_depth) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            room.room_id, room.room_version, room.creator, room.created_ts, int(room.is_public), room.room_type,
-            items[0].state_group_before, items[0].event.event_id, items[0].event.depth,
-        )
-        await txn.executemany(
-            "INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?)",
-            [(alias, room.room_id, room.creator) for alias in room.aliases],
-        )
-
-    async def _apply_state(self, txn: Transaction, item: PersistedEvent) -> None:
-        group = item.new_state_group
-        if group is None:
-            return
-        event = item.event
-        await txn.execute(
-            "INSERT INTO state_groups (state_group, room_id, prev_group, chain_length) VALUES (?, ?, ?, ?)",
-            group.state_group, event.room_id, group.prev_group, group.chain_length,
-        )
-        await txn.executemany(
-            "INSERT INTO state_group_entries (state_group, type, state_key, event_id) VALUES (?, ?, ?, ?)",
-            [(group.state_group, t, sk, eid) for (t, sk), eid in group.entries.items()],
-        )
-        await txn.execute(
-            "INSERT INTO current_state (room_id, type, state_key, event_id) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id",
-            event.room_id, event.type, event.state_key, event.event_id,
-        )
-        membership = event.membership
-        if membership is not None:
-            await txn.execute(
-                "INSERT INTO memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten) "
-                "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (room_id, user_id) DO UPDATE SET "
-                "membership = excluded.membership, event_id = excluded.event_id, "
-                "stream_ordering = excluded.stream_ordering, forgotten = 0",
-                event.room_id, event.state_key, membership, event.event_id, item.stream_ordering,
-            )
-            await txn.execute(
-                "INSERT INTO membership_history (room_id, user_id, stream_ordering, membership) VALUES (?, ?, ?, ?)",
-                event.room_id, event.state_key, item.stream_ordering, membership,
-            )
+    def forget_events(self, event_ids: Iterable[str]) -> None:
+        """Drop events whose transaction failed to commit."""
+        for event_id in event_ids:
+            self._events.pop(event_id, None)
 
     async def forget(self, room_id: str, user_id: str) -> None:
         await self.db.execute("UPDATE memberships SET forgotten = 1 WHERE room_id = ? AND user_id = ?", room_id, user_id)
@@ -413,6 +385,138 @@ class RoomStore:
             "WHERE r.is_public = 1 GROUP BY r.room_id, r.room_type"
         )
         return [(row[0], row[1], int(row[2])) for row in rows]
+
+    # -- relations -------------------------------------------------------------------------
+    # Used by rooms/relations.py. A redacted event has lost its m.relates_to, so every read
+    # here leaves redacted children out.
+
+    def _cached_rows(self, raw_rows) -> list[EventRow]:
+        result = []
+        for raw in raw_rows:
+            cached = self._events.get(raw[0])
+            if cached is None:
+                cached = self._row(raw)
+                self._remember(cached)
+            result.append(cached)
+        return result
+
+    async def relation_page(
+        self, room_id: str, parent_id: str, *, rel_type: str | None, event_type: str | None, max_depth: int,
+        lower: tuple[int, int] | None, upper: tuple[int, int] | None, backwards: bool, limit: int,
+    ) -> list[EventRow]:
+        """A page of the events relating to `parent_id` directly or through up to `max_depth`
+        links (each link matching the filters), in (depth, stream) order: lower <= key < upper."""
+        match = "e.room_id = ? AND e.redacted_by IS NULL"
+        match_params: list[Any] = [room_id]
+        if rel_type is not None:
+            match += " AND e.rel_type = ?"
+            match_params.append(rel_type)
+        if event_type is not None:
+            match += " AND e.type = ?"
+            match_params.append(event_type)
+        conditions = ["1 = 1"]
+        params: list[Any] = []
+        if lower is not None:
+            conditions.append("(e.depth > ? OR (e.depth = ? AND e.stream_ordering >= ?))")
+            params += [lower[0], lower[0], lower[1]]
+        if upper is not None:
+            conditions.append("(e.depth < ? OR (e.depth = ? AND e.stream_ordering < ?))")
+            params += [upper[0], upper[0], upper[1]]
+        order = "DESC" if backwards else "ASC"
+        rows = await self.db.fetchall(
+            "WITH RECURSIVE related(event_id, level) AS ("
+            f" SELECT e.event_id, 1 FROM events e WHERE e.relates_to = ? AND {match}"
+            " UNION ALL"
+            " SELECT e.event_id, related.level + 1 FROM related JOIN events e ON e.relates_to = related.event_id"
+            f" WHERE related.level < ? AND {match}"
+            f") SELECT {_EVENT_COLUMNS} FROM related JOIN events e ON e.event_id = related.event_id "
+            f"JOIN rooms r ON r.room_id = e.room_id WHERE {' AND '.join(conditions)} "
+            f"ORDER BY e.depth {order}, e.stream_ordering {order} LIMIT ?",
+            parent_id, *match_params, max_depth, *match_params, *params, limit,
+        )
+        return self._cached_rows(rows)
+
+    async def relation_children(self, parent_ids: list[str],
+                                rel_types: tuple[str, ...]) -> list[tuple[str, str, EventRow]]:
+        """(parent ID, rel_type, child) of every child of the given events with one of the
+        relation types, oldest first."""
+        result: list[tuple[str, str, EventRow]] = []
+        for start in range(0, len(parent_ids), 500):
+            chunk = parent_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT e.relates_to, e.rel_type, {_EVENT_COLUMNS} FROM events e "
+                "JOIN rooms r ON r.room_id = e.room_id "
+                f"WHERE e.relates_to IN ({', '.join('?' * len(chunk))}) "
+                f"AND e.rel_type IN ({', '.join('?' * len(rel_types))}) AND e.redacted_by IS NULL "
+                "ORDER BY e.depth, e.stream_ordering",
+                *chunk, *rel_types,
+            )
+            children = self._cached_rows([raw[2:] for raw in rows])
+            result += [(raw[0], raw[1], child) for raw, child in zip(rows, children)]
+        return result
+
+    async def relation_target(self, queries: Queries, event_id: str) -> tuple[str, str, str | None] | None:
+        """(room_id, sender, rel_type) of an event, read with `queries` (a transaction, to see its writes)."""
+        row = await queries.fetchone("SELECT room_id, sender, rel_type FROM events WHERE event_id = ?", event_id)
+        return (row[0], row[1], row[2]) if row else None
+
+    async def relation_parent(self, queries: Queries, event_id: str, rel_type: str) -> str | None:
+        """The event that `event_id` relates to with `rel_type`, if it does."""
+        return await queries.fetchval(
+            "SELECT relates_to FROM events WHERE event_id = ? AND rel_type = ?", event_id, rel_type
+        )
+
+    async def latest_relation(self, queries: Queries, parent_id: str, rel_type: str, *,
+                              excluding: str) -> tuple[str, int] | None:
+        """(event_id, stream) of the topologically latest unredacted child other than `excluding`."""
+        row = await queries.fetchone(
+            "SELECT event_id, stream_ordering FROM events WHERE relates_to = ? AND rel_type = ? "
+            "AND redacted_by IS NULL AND event_id <> ? ORDER BY depth DESC, stream_ordering DESC LIMIT 1",
+            parent_id, rel_type, excluding,
+        )
+        return (row[0], row[1]) if row else None
+
+
+def _new_room_statements(room: NewRoom, items: list[PersistedEvent]) -> list[Statement]:
+    return [
+        Statement(
+            "INSERT INTO rooms (room_id, room_version, creator, created_ts, is_public, room_type, "
+            "current_state_group, last_event_id, last_depth) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (room.room_id, room.room_version, room.creator, room.created_ts, int(room.is_public), room.room_type,
+             items[0].state_group_before, items[0].event.event_id, items[0].event.depth),
+        ),
+        Statement("INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?)",
+                  [(alias, room.room_id, room.creator) for alias in room.aliases], many=True),
+    ]
+
+
+def _state_statements(item: PersistedEvent) -> list[Statement]:
+    """A state event's new state group, current state row and membership rows."""
+    group = item.new_state_group
+    if group is None:
+        return []
+    event = item.event
+    statements = [
+        Statement("INSERT INTO state_groups (state_group, room_id, prev_group, chain_length) VALUES (?, ?, ?, ?)",
+                  (group.state_group, event.room_id, group.prev_group, group.chain_length)),
+        Statement("INSERT INTO state_group_entries (state_group, type, state_key, event_id) VALUES (?, ?, ?, ?)",
+                  [(group.state_group, t, sk, eid) for (t, sk), eid in group.entries.items()], many=True),
+        Statement("INSERT INTO current_state (room_id, type, state_key, event_id) VALUES (?, ?, ?, ?) "
+                  "ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id",
+                  (event.room_id, event.type, event.state_key, event.event_id)),
+    ]
+    membership = event.membership
+    if membership is not None:
+        statements += [
+            Statement("INSERT INTO memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten) "
+                      "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (room_id, user_id) DO UPDATE SET "
+                      "membership = excluded.membership, event_id = excluded.event_id, "
+                      "stream_ordering = excluded.stream_ordering, forgotten = 0",
+                      (event.room_id, event.state_key, membership, event.event_id, item.stream_ordering)),
+            Statement("INSERT INTO membership_history (room_id, user_id, stream_ordering, membership) "
+                      "VALUES (?, ?, ?, ?)", (event.room_id, event.state_key, item.stream_ordering, membership)),
+        ]
+    return statements
 
 
 def _group_hook_data(items: list[PersistedEvent]) -> dict[PersistHook, list[tuple[PersistedEvent, Any]]]:

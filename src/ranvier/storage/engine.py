@@ -7,7 +7,9 @@ INTEGER, BIGINT); each engine adapts it. Rows are indexable and unpackable tuple
 from __future__ import annotations
 
 import abc
+import asyncio
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 Row = Sequence[Any]
@@ -28,8 +30,24 @@ class Queries(abc.ABC):
         return row[0] if row else None
 
 
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One write of a batch: `args` are its parameters, or a list of parameter tuples if `many`."""
+
+    sql: str
+    args: Sequence[Any] = ()
+    many: bool = False
+
+
 class Transaction(Queries):
-    """One atomic unit of writes; reads inside it see its own writes."""
+    """One atomic unit of writes; reads inside it see its own writes.
+
+    `durable` completes once the transaction is on disk. By default the `transaction()`
+    block waits for it; with `wait_durable=False` the block returns once the writes are
+    done and the caller awaits `durable` itself (to release its own locks sooner).
+    """
+
+    durable: "asyncio.Future[None]"
 
     @abc.abstractmethod
     async def execute(self, sql: str, *args: Any) -> int:
@@ -39,6 +57,14 @@ class Transaction(Queries):
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement for each parameter tuple, in one round trip when possible."""
 
+    async def execute_batch(self, statements: Sequence["Statement"]) -> None:
+        """Run several writes in order; engines that can do it in one round trip do."""
+        for statement in statements:
+            if statement.many:
+                await self.executemany(statement.sql, statement.args)
+            else:
+                await self.execute(statement.sql, *statement.args)
+
 
 class Database(Queries):
     """An engine: reads run concurrently, writes go through `transaction()` one at a time."""
@@ -46,7 +72,7 @@ class Database(Queries):
     dialect: str
 
     @abc.abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+    def transaction(self, *, wait_durable: bool = True) -> AbstractAsyncContextManager[Transaction]:
         """Begin a write transaction; it commits when the block exits normally."""
 
     async def execute(self, sql: str, *args: Any) -> int:
@@ -56,6 +82,10 @@ class Database(Queries):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+
+class UniqueViolation(Exception):
+    """A write broke a unique constraint; the same on every engine, so services can react."""
 
 
 class DatabaseURLError(ValueError):

@@ -5,6 +5,7 @@ SQL is written with `?` placeholders for both engines; here they become `$1, $2,
 
 from __future__ import annotations
 
+import asyncio
 import re
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -12,7 +13,7 @@ from typing import Any, AsyncIterator, Sequence
 
 import asyncpg
 
-from ranvier.storage.engine import Database, Row, Transaction
+from ranvier.storage.engine import Database, Row, Transaction, UniqueViolation
 
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -35,11 +36,17 @@ class _PostgresTransaction(Transaction):
         self._conn = conn
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return _rowcount(await self._conn.execute(to_postgres(sql), *args))
+        try:
+            return _rowcount(await self._conn.execute(to_postgres(sql), *args))
+        except asyncpg.UniqueViolationError as exc:
+            raise UniqueViolation(str(exc)) from None
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            await self._conn.executemany(to_postgres(sql), rows)
+            try:
+                await self._conn.executemany(to_postgres(sql), rows)
+            except asyncpg.UniqueViolationError as exc:
+                raise UniqueViolation(str(exc)) from None
 
     async def fetchall(self, sql: str, *args: Any) -> list[Row]:
         return await self._conn.fetch(to_postgres(sql), *args)
@@ -60,10 +67,14 @@ class PostgresDatabase(Database):
         return await self._pool.fetch(to_postgres(sql), *args)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def transaction(self, *, wait_durable: bool = True) -> AsyncIterator[Transaction]:
+        """PostgreSQL groups commits itself: the block's commit is durable when it returns."""
         async with self._pool.acquire() as conn:
             async with conn.transaction():
-                yield _PostgresTransaction(conn)
+                txn = _PostgresTransaction(conn)
+                yield txn
+        txn.durable = asyncio.get_running_loop().create_future()
+        txn.durable.set_result(None)
 
     async def close(self) -> None:
         await self._pool.close()

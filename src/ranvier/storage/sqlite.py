@@ -3,6 +3,11 @@
 All writes go through a single connection owned by one thread, so they are serialised
 without blocking the event loop; readers use their own connections and see the last
 committed state (WAL lets them run while the writer writes).
+
+Group commit: each transaction runs as a savepoint inside a shared SQLite transaction,
+and one COMMIT (one fsync) makes every transaction queued at that moment durable
+together. A transaction's block returns only after that COMMIT, so nothing is reported
+done before it is on disk; a failing transaction rolls back its own savepoint only.
 """
 
 from __future__ import annotations
@@ -12,12 +17,16 @@ import os
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, AsyncIterator, Sequence
 
-from ranvier.storage.engine import Database, Row, Transaction
+from ranvier.storage.engine import Database, Row, Statement, Transaction, UniqueViolation
 
 _SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+#: A group commit waits until no new transaction joined for this long (seconds) ...
+_GROUP_IDLE = 0.0005
+#: ... but never longer than this, so a busy writer still commits often.
+_GROUP_MAX_WAIT = 0.005
 
 
 def _connect(path: str, synchronous: str, *, readonly: bool) -> sqlite3.Connection:
@@ -36,14 +45,45 @@ class _SqliteTransaction(Transaction):
         self._db = db
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return await self._db._on_writer(lambda c: c.execute(sql, args).rowcount)
+        with _unique_violation():
+            return await self._db._on_writer(lambda c: c.execute(sql, args).rowcount)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            await self._db._on_writer(lambda c: c.executemany(sql, rows))
+            with _unique_violation():
+                await self._db._on_writer(lambda c: c.executemany(sql, rows))
 
     async def fetchall(self, sql: str, *args: Any) -> list[Row]:
         return await self._db._on_writer(lambda c: c.execute(sql, args).fetchall())
+
+    async def execute_batch(self, statements: Sequence[Statement]) -> None:
+        """All statements in one trip to the writer thread."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            for statement in statements:
+                if statement.many:
+                    if statement.args:
+                        conn.executemany(statement.sql, statement.args)
+                else:
+                    conn.execute(statement.sql, statement.args)
+
+        with _unique_violation():
+            await self._db._on_writer(run)
+
+
+@contextmanager
+def _unique_violation():
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
+            raise UniqueViolation(str(exc)) from None
+        raise
+
+
+def _rollback_to(conn: sqlite3.Connection, name: str) -> None:
+    conn.execute(f"ROLLBACK TO {name}")
+    conn.execute(f"RELEASE {name}")
 
 
 class SqliteDatabase(Database):
@@ -60,6 +100,10 @@ class SqliteDatabase(Database):
         self._reader_conns: list[sqlite3.Connection] = []
         self._writer_conn: sqlite3.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._in_group = False
+        self._group: list[asyncio.Future] = []
+        self._commit_scheduled = False
+        self._savepoints = 0
 
     @classmethod
     async def open(cls, path: str, *, readers: int = 4, synchronous: str = "FULL") -> "SqliteDatabase":
@@ -90,15 +134,64 @@ class SqliteDatabase(Database):
         return await asyncio.get_running_loop().run_in_executor(self._reader_pool, run)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def transaction(self, *, wait_durable: bool = True) -> AsyncIterator[Transaction]:
         async with self._write_lock:
-            await self._on_writer(lambda c: c.execute("BEGIN IMMEDIATE"))
+            if not self._in_group:
+                await self._on_writer(lambda c: c.execute("BEGIN IMMEDIATE"))
+                self._in_group = True
+            self._savepoints += 1
+            name = f"t{self._savepoints}"
+            await self._on_writer(lambda c: c.execute(f"SAVEPOINT {name}"))
+            txn = _SqliteTransaction(self)
             try:
-                yield _SqliteTransaction(self)
+                yield txn
             except BaseException:
-                await asyncio.shield(self._on_writer(lambda c: c.execute("ROLLBACK")))
+                await asyncio.shield(self._on_writer(lambda c: _rollback_to(c, name)))
+                self._schedule_commit()
                 raise
-            await asyncio.shield(self._on_writer(lambda c: c.execute("COMMIT")))
+            await asyncio.shield(self._on_writer(lambda c: c.execute(f"RELEASE {name}")))
+            txn.durable = asyncio.get_running_loop().create_future()
+            self._group.append(txn.durable)
+            self._schedule_commit()
+        if wait_durable:
+            await txn.durable
+
+    def _schedule_commit(self) -> None:
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            asyncio.ensure_future(self._commit_group())
+
+    async def _commit_group(self) -> None:
+        """Commit once transactions stop arriving (briefly), so one fsync serves them all.
+
+        The writer lock is fair, so queueing for it behind waiting transactions lets them
+        join this group too; a transaction arriving later waits for the next one.
+        """
+        loop = asyncio.get_running_loop()
+        started, joined = loop.time(), -1
+        while joined != len(self._group) and loop.time() - started < _GROUP_MAX_WAIT:
+            joined = len(self._group)
+            await asyncio.sleep(_GROUP_IDLE)
+        async with self._write_lock:
+            self._commit_scheduled = False
+            group, self._group = self._group, []
+            try:
+                await self._on_writer(lambda c: c.execute("COMMIT"))
+            except Exception as exc:  # handed to every transaction of the group
+                await self._on_writer(lambda c: c.execute("ROLLBACK") if c.in_transaction else None)
+                outcome: Exception | None = exc
+            else:
+                outcome = None
+            finally:
+                self._in_group = False
+                self._savepoints = 0
+            for future in group:
+                if future.done():
+                    continue
+                if outcome is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(outcome)
 
     async def close(self) -> None:
         def close_readers() -> None:
