@@ -157,3 +157,27 @@ async def test_a_failed_transaction_alone_leaves_the_database_writable_by_others
         assert await other.fetchval("SELECT COUNT(*) FROM kv") == 1
     finally:
         await other.close()
+
+
+async def test_a_transaction_that_fails_before_writing_anything_leaves_no_trace(db):
+    with pytest.raises(RuntimeError):
+        async with db.transaction():
+            raise RuntimeError("before any statement")
+    async with db.transaction() as txn:
+        await txn.executemany("INSERT INTO kv (k, v) VALUES (?, ?)", [("after", 1)])
+    assert await db.fetchval("SELECT v FROM kv WHERE k = ?", "after") == 1
+
+
+async def test_unique_violation_is_the_same_on_both_engines(db):
+    from ranvier.storage.engine import UniqueViolation
+
+    await db.execute("INSERT INTO kv (k, v) VALUES (?, ?)", "dup", 1)
+    for write in ("execute", "executemany"):
+        with pytest.raises(UniqueViolation):
+            async with db.transaction() as txn:
+                if write == "execute":
+                    await txn.execute("INSERT INTO kv (k, v) VALUES (?, ?)", "dup", 2)
+                else:
+                    await txn.executemany("INSERT INTO kv (k, v) VALUES (?, ?)", [("new", 3), ("dup", 2)])
+    assert await db.fetchall("SELECT k, v FROM kv ORDER BY k") in ([("dup", 1)], [tuple(r) for r in []]) or \
+        [tuple(r) for r in await db.fetchall("SELECT k, v FROM kv ORDER BY k")] == [("dup", 1)]

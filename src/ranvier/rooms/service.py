@@ -38,6 +38,7 @@ MAX_STATE_CHAIN = 32
 MAX_EVENT_BYTES = 65536
 _HEADS_CACHED = 5_000
 _STATE_GROUPS_CACHED = 2_000
+_USERS_CACHED = 50_000
 _TXN_CACHE = 10_000
 
 JOIN, INVITE, LEAVE, BAN, KNOCK = "join", "invite", "leave", "ban", "knock"
@@ -131,6 +132,10 @@ class RoomServer:
         self._state_groups: OrderedDict[int, dict[StateKey, str]] = OrderedDict()
         #: room_id -> stream position of its newest event, so /sync finds changed rooms in memory.
         self.room_streams: dict[str, int] = {}
+        #: user_id -> {room_id: (membership, stream)} for recently active users, kept up to
+        #: date as membership events commit (a Future while it is being loaded).
+        self._user_rooms: OrderedDict[str, dict[str, tuple[str, int]] | asyncio.Future] = OrderedDict()
+        self._user_room_updates: dict[str, list[tuple[str, str, int]]] = {}
         #: Other services' rows derived from each event, stored in the event's transaction.
         self.persist_hooks: list[PersistHook] = []
         #: Checks of a client's new event against stored events (relations), under the room's lock:
@@ -186,6 +191,45 @@ class RoomServer:
         else:
             self._state_groups.move_to_end(state_group)
         return state
+
+    async def user_memberships(self, user_id: str) -> dict[str, tuple[str, int]]:
+        """room_id -> (membership, stream) of the user's latest membership in every room
+        they have not forgotten; from memory for active users."""
+        entry = self._user_rooms.get(user_id)
+        if isinstance(entry, dict):
+            self._user_rooms.move_to_end(user_id)
+            return entry
+        if isinstance(entry, asyncio.Future):
+            return await asyncio.shield(entry)
+        loading = asyncio.get_running_loop().create_future()
+        self._user_rooms[user_id] = loading
+        self._user_room_updates[user_id] = []
+        try:
+            rooms = await SyncQueries(self.store).current_memberships(user_id)
+        except BaseException as exc:
+            del self._user_rooms[user_id]
+            self._user_room_updates.pop(user_id, None)
+            loading.set_exception(exc)
+            loading.exception()
+            raise
+        for room_id, membership, stream in self._user_room_updates.pop(user_id):
+            if stream > rooms.get(room_id, ("", -1))[1]:
+                rooms[room_id] = (membership, stream)
+        self._user_rooms[user_id] = rooms
+        if len(self._user_rooms) > _USERS_CACHED:
+            oldest = next(iter(self._user_rooms))
+            if isinstance(self._user_rooms[oldest], dict):
+                del self._user_rooms[oldest]
+        loading.set_result(rooms)
+        return rooms
+
+    def _note_membership(self, user_id: str, room_id: str, membership: str, stream: int) -> None:
+        entry = self._user_rooms.get(user_id)
+        if isinstance(entry, dict):
+            if stream > entry.get(room_id, ("", -1))[1]:
+                entry[room_id] = (membership, stream)
+        elif entry is not None:
+            self._user_room_updates[user_id].append((room_id, membership, stream))
 
     async def room_exists(self, room_id: str) -> bool:
         return room_id in self._heads or await self.store.get_room(room_id) is not None
@@ -310,6 +354,9 @@ class RoomServer:
             for position in pending.positions:
                 self.positions.finish(position)
         self.store.after_commit(pending.draft.items)
+        for item in pending.draft.items:
+            if item.event.membership is not None:
+                self._note_membership(item.event.state_key, room_id, item.event.membership, item.stream_ordering)
         self.room_streams[room_id] = max(self.room_streams.get(room_id, 0), pending.positions[-1])
         self.notifier.notify([f"room:{room_id}", *(f"user:{u}" for u in wake_users)])
 
@@ -458,6 +505,9 @@ class RoomServer:
         if membership[0] in (JOIN, INVITE, KNOCK):
             raise MatrixError("M_UNKNOWN", "Leave the room before forgetting it")
         await self.store.forget(room_id, user_id)
+        entry = self._user_rooms.get(user_id)
+        if isinstance(entry, dict):
+            entry.pop(room_id, None)
 
     # -- creating rooms ----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ message), each with everything derived from it, so a failure leaves no trace.
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Protocol
@@ -21,6 +22,7 @@ StateKey = tuple[str, str]
 StateMap = dict[StateKey, str]
 
 _EVENT_CACHE_SIZE = 20_000
+RECENT_EVENTS_PER_ROOM = 64
 
 
 @dataclass
@@ -109,6 +111,9 @@ class RoomStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._events: OrderedDict[str, EventRow] = OrderedDict()
+        #: room_id -> its newest events since this process started writing to it, in
+        #: stream order, so /sync of active rooms needs no query.
+        self._recent: dict[str, list[EventRow]] = {}
 
     # -- writing -------------------------------------------------------------------------
 
@@ -163,12 +168,43 @@ class RoomStore:
         return txn.durable
 
     def after_commit(self, items: list[PersistedEvent]) -> None:
-        """Once durable: drop redacted events from the cache and let the hooks react."""
+        """Once durable: the events join their rooms' recent buffers, redactions mark
+        their targets, and the hooks react."""
         for item in items:
+            row = self._events.get(item.event.event_id)
+            if row is not None:
+                self._add_recent(row)
             if item.event.redacts is not None:
-                self._events.pop(item.event.redacts, None)
+                target = self._events.get(item.event.redacts) or self._recent_row(item.event.room_id, item.event.redacts)
+                if target is not None and target.event.room_id == item.event.room_id and target.redacted_by is None:
+                    target.redacted_by = item.event.event_id
         for hook, prepared in _group_hook_data(items).items():
             hook.committed(prepared)
+
+    def _add_recent(self, row: EventRow) -> None:
+        buffer = self._recent.get(row.event.room_id)
+        if buffer is None:
+            buffer = self._recent[row.event.room_id] = []
+        if buffer and buffer[-1].stream_ordering > row.stream_ordering:
+            bisect.insort(buffer, row, key=lambda r: r.stream_ordering)
+        else:
+            buffer.append(row)
+        if len(buffer) > RECENT_EVENTS_PER_ROOM:
+            del buffer[0]
+
+    def _recent_row(self, room_id: str, event_id: str) -> EventRow | None:
+        return next((row for row in self._recent.get(room_id, ()) if row.event.event_id == event_id), None)
+
+    def recent_rows(self, room_id: str, since: int, upto: int, limit: int) -> list[EventRow] | None:
+        """The newest `limit` rows with since < stream <= upto from memory, or None if the
+        buffer (complete from its first row on) cannot tell."""
+        buffer = self._recent.get(room_id)
+        if not buffer:
+            return None
+        selected = [row for row in buffer if since < row.stream_ordering <= upto]
+        if len(selected) >= limit or buffer[0].stream_ordering <= since + 1:
+            return selected[-limit:] if limit else []
+        return None
 
     def forget_events(self, event_ids: Iterable[str]) -> None:
         """Drop events whose transaction failed to commit."""
@@ -542,6 +578,9 @@ class SyncQueries:
 
     async def recent_events(self, room_id: str, *, since: int, upto: int, limit: int) -> list[EventRow]:
         """The newest `limit` events with since < stream <= upto, oldest first."""
+        in_memory = self.store.recent_rows(room_id, since, upto, limit)
+        if in_memory is not None:
+            return in_memory
         rows = await self.db.fetchall(
             f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
             "WHERE e.room_id = ? AND e.stream_ordering > ? AND e.stream_ordering <= ? "

@@ -41,34 +41,46 @@ def _connect(path: str, synchronous: str, *, readonly: bool) -> sqlite3.Connecti
 
 
 class _SqliteTransaction(Transaction):
-    def __init__(self, db: "SqliteDatabase") -> None:
+    """Writes whose result nobody reads (executemany, execute_batch) are queued and sent
+    to the writer thread together with the next statement that needs an answer, or at
+    the end of the transaction: most transactions cost one trip to the writer thread."""
+
+    def __init__(self, db: "SqliteDatabase", opening: list[str]) -> None:
         self._db = db
+        self._queued: list[Statement] = [Statement(sql) for sql in opening]
+
+    def _run(self, fn):
+        queued, self._queued = self._queued, []
+
+        def run(conn: sqlite3.Connection):
+            for statement in queued:
+                if statement.many:
+                    conn.executemany(statement.sql, statement.args)
+                else:
+                    conn.execute(statement.sql, statement.args)
+            return fn(conn) if fn is not None else None
+
+        return self._db._on_writer(run)
 
     async def execute(self, sql: str, *args: Any) -> int:
         with _unique_violation():
-            return await self._db._on_writer(lambda c: c.execute(sql, args).rowcount)
+            return await self._run(lambda c: c.execute(sql, args).rowcount)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            with _unique_violation():
-                await self._db._on_writer(lambda c: c.executemany(sql, rows))
+            self._queued.append(Statement(sql, rows, many=True))
 
     async def fetchall(self, sql: str, *args: Any) -> list[Row]:
-        return await self._db._on_writer(lambda c: c.execute(sql, args).fetchall())
+        with _unique_violation():
+            return await self._run(lambda c: c.execute(sql, args).fetchall())
 
     async def execute_batch(self, statements: Sequence[Statement]) -> None:
-        """All statements in one trip to the writer thread."""
+        self._queued.extend(s for s in statements if not s.many or s.args)
 
-        def run(conn: sqlite3.Connection) -> None:
-            for statement in statements:
-                if statement.many:
-                    if statement.args:
-                        conn.executemany(statement.sql, statement.args)
-                else:
-                    conn.execute(statement.sql, statement.args)
-
-        with _unique_violation():
-            await self._db._on_writer(run)
+    async def flush(self) -> None:
+        if self._queued:
+            with _unique_violation():
+                await self._run(None)
 
 
 @contextmanager
@@ -82,8 +94,9 @@ def _unique_violation():
 
 
 def _rollback_to(conn: sqlite3.Connection, name: str) -> None:
-    conn.execute(f"ROLLBACK TO {name}")
-    conn.execute(f"RELEASE {name}")
+    if conn.in_transaction:
+        conn.execute(f"ROLLBACK TO {name}")
+        conn.execute(f"RELEASE {name}")
 
 
 class SqliteDatabase(Database):
@@ -103,6 +116,7 @@ class SqliteDatabase(Database):
         self._in_group = False
         self._group: list[asyncio.Future] = []
         self._commit_scheduled = False
+        self._commit_task: asyncio.Future | None = None
         self._savepoints = 0
 
     @classmethod
@@ -135,21 +149,23 @@ class SqliteDatabase(Database):
 
     @asynccontextmanager
     async def transaction(self, *, wait_durable: bool = True) -> AsyncIterator[Transaction]:
+        """A savepoint in the current group. It is never released: the group's COMMIT
+        releases them all, and since transactions run one at a time, rolling back to a
+        failed transaction's savepoint undoes nothing of the transactions before it."""
         async with self._write_lock:
-            if not self._in_group:
-                await self._on_writer(lambda c: c.execute("BEGIN IMMEDIATE"))
-                self._in_group = True
+            opening = [] if self._in_group else ["BEGIN IMMEDIATE"]
+            self._in_group = True
             self._savepoints += 1
             name = f"t{self._savepoints}"
-            await self._on_writer(lambda c: c.execute(f"SAVEPOINT {name}"))
-            txn = _SqliteTransaction(self)
+            txn = _SqliteTransaction(self, opening + [f"SAVEPOINT {name}"])
             try:
                 yield txn
+                await txn.flush()
             except BaseException:
-                await asyncio.shield(self._on_writer(lambda c: _rollback_to(c, name)))
+                if not txn._queued:  # the savepoint exists only once something was sent
+                    await asyncio.shield(self._on_writer(lambda c: _rollback_to(c, name)))
                 self._schedule_commit()
                 raise
-            await asyncio.shield(self._on_writer(lambda c: c.execute(f"RELEASE {name}")))
             txn.durable = asyncio.get_running_loop().create_future()
             self._group.append(txn.durable)
             self._schedule_commit()
@@ -159,7 +175,7 @@ class SqliteDatabase(Database):
     def _schedule_commit(self) -> None:
         if not self._commit_scheduled:
             self._commit_scheduled = True
-            asyncio.ensure_future(self._commit_group())
+            self._commit_task = asyncio.ensure_future(self._commit_group())
 
     async def _commit_group(self) -> None:
         """Commit once transactions stop arriving (briefly), so one fsync serves them all.
@@ -176,7 +192,7 @@ class SqliteDatabase(Database):
             self._commit_scheduled = False
             group, self._group = self._group, []
             try:
-                await self._on_writer(lambda c: c.execute("COMMIT"))
+                await self._on_writer(lambda c: c.execute("COMMIT") if c.in_transaction else None)
             except Exception as exc:  # handed to every transaction of the group
                 await self._on_writer(lambda c: c.execute("ROLLBACK") if c.in_transaction else None)
                 outcome: Exception | None = exc
@@ -194,6 +210,8 @@ class SqliteDatabase(Database):
                     future.set_exception(outcome)
 
     async def close(self) -> None:
+        if self._commit_task is not None:
+            await self._commit_task  # the last group commits before the connection closes
         def close_readers() -> None:
             for conn in self._reader_conns:
                 conn.close()

@@ -94,6 +94,7 @@ class SyncService:
         #: receipts, typing, presence, push counts); absent ones stay empty.
         self.streams = streams
         self._lazy_sent: OrderedDict[tuple[str, str], dict[str, set[str]]] = OrderedDict()
+        self._ignored: OrderedDict[str, tuple[int, set[str]]] = OrderedDict()
 
     def _stream(self, name: str):
         return getattr(self.streams, name, None)
@@ -133,7 +134,7 @@ class SyncService:
             await presence.set_from_sync(requester.user_id, set_presence)
         deadline = time.monotonic() + min(timeout_ms, MAX_TIMEOUT_MS) / 1000
         while True:
-            memberships = await self.queries.current_memberships(requester.user_id)
+            memberships = dict(await self.rooms.user_memberships(requester.user_id))
             keys = [f"user:{requester.user_id}"] + [f"room:{room_id}" for room_id, (m, _) in memberships.items()
                                                       if m in ("join", "invite", "knock")]
             with self.notifier.subscribe(keys) as subscription:
@@ -153,22 +154,21 @@ class SyncService:
     async def _compute(self, requester: Requester, since: SyncToken | None, now: SyncToken, sync_filter: SyncFilter,
                        full_state: bool, memberships: dict[str, tuple[str, int]]) -> dict[str, Any]:
         account_data = self._stream("account_data")
-        ignored = await account_data.ignored_users(requester.user_id) if account_data is not None else set()
+        ignored = await self._ignored_users(requester.user_id, now.account_data)
         window = _Window(requester, since, now, sync_filter, full_state, ignored)
         if since is None:
             self._lazy_sent.pop((requester.user_id, requester.device_id), None)
 
         global_data, room_data = [], {}
-        if account_data is not None:
+        if account_data is not None and (since is None or since.account_data < now.account_data):
             global_data, room_data = await account_data.changes(requester.user_id, since.account_data if since else 0,
                                                                 now.account_data)
 
         memberships_now = await self._memberships_at(requester.user_id, memberships, now.events)
         changed_membership: dict[str, str] = {}
         if since is not None:
-            for room_id, _stream, membership in await self.queries.membership_changes(
-                    requester.user_id, since=since.events, upto=now.events):
-                changed_membership[room_id] = membership
+            changed_membership = {room_id: membership for room_id, (membership, stream) in memberships_now.items()
+                                  if since.events < stream}
 
         joined = [room for room, (m, _) in memberships_now.items() if m == "join"
                   and sync_filter.room.allows_room(room)]
@@ -211,6 +211,20 @@ class SyncService:
                     result[room_id] = (earlier[-1][1], earlier[-1][0])
         return result
 
+    async def _ignored_users(self, user_id: str, account_data_position: int) -> set[str]:
+        """m.ignored_user_list, re-read only when the account data stream has moved."""
+        account_data = self._stream("account_data")
+        if account_data is None:
+            return set()
+        cached = self._ignored.get(user_id)
+        if cached is not None and cached[0] == account_data_position:
+            return cached[1]
+        ignored = await account_data.ignored_users(user_id)
+        self._ignored[user_id] = (account_data_position, ignored)
+        if len(self._ignored) > _LAZY_CONNECTIONS:
+            self._ignored.popitem(last=False)
+        return ignored
+
     async def _was_joined(self, window: _Window, room_id: str) -> bool:
         """Whether the user was already joined at the since token (a re-join or profile change)."""
         history = (await self.queries.membership_histories(window.user_id, [room_id]))[room_id]
@@ -220,11 +234,11 @@ class SyncService:
     async def _ephemeral(self, window: _Window, joined: list[str]) -> dict[str, list[dict[str, Any]]]:
         result: dict[str, list[dict[str, Any]]] = {}
         typing = self._stream("typing")
-        if typing is not None:
+        if typing is not None and (window.since is None or window.since.typing < window.now.typing):
             for room_id, event in typing.events(joined, window.since.typing if window.since else 0).items():
                 result.setdefault(room_id, []).append(event)
         receipts = self._stream("receipts")
-        if receipts is not None:
+        if receipts is not None and (window.since is None or window.since.receipts < window.now.receipts):
             since = window.since.receipts if window.since else 0
             for room_id, event in (await receipts.events(window.user_id, joined, since, window.now.receipts)).items():
                 result.setdefault(room_id, []).append(event)
@@ -233,7 +247,7 @@ class SyncService:
 
     async def _presence(self, window: _Window) -> list[dict[str, Any]]:
         presence = self._stream("presence")
-        if presence is None:
+        if presence is None or (window.since is not None and window.since.presence >= window.now.presence):
             return []
         events = await presence.events(window.user_id, window.since.presence if window.since else 0, window.now.presence)
         presence_filter = window.sync_filter.presence
@@ -261,9 +275,14 @@ class SyncService:
         rows = await self.queries.recent_events(room_id, since=since_events or 0, upto=upto, limit=limit + 1)
         limited = len(rows) > limit
         rows = rows[-limit:] if limit else []
-        history = (await self.queries.membership_histories(window.user_id, [room_id]))[room_id]
         timeline_filter = window.sync_filter.room.timeline
-        visible = [row for row in rows if timeline_filter.allows(row.event) and is_visible(row, window.user_id, history)
+        membership = (await self.rooms.user_memberships(window.user_id)).get(room_id)
+        if rows and membership is not None and membership[0] == "join" and membership[1] <= rows[0].stream_ordering:
+            history = None  # joined before all of these: every one is visible
+        else:
+            history = (await self.queries.membership_histories(window.user_id, [room_id]))[room_id]
+        visible = [row for row in rows if timeline_filter.allows(row.event)
+                   and (history is None or is_visible(row, window.user_id, history))
                    and (row.event.sender not in window.ignored or row.event.is_state)]
         return visible, limited
 
