@@ -14,14 +14,38 @@ from aiohttp import web
 
 from ranvier.config import Config
 from ranvier.events.signing import SigningKey
+from ranvier.media.schema import SCHEMA as MEDIA_SCHEMA
+from ranvier.media.service import MediaService
+from ranvier.push.schema import SCHEMA as PUSH_SCHEMA
+from ranvier.push.service import PushService
+from ranvier.push.store import PushStore
 from ranvier.ratelimit import RateLimiter
+from ranvier.rooms.directory import RoomDirectory
+from ranvier.rooms.hierarchy import SpaceHierarchy
+from ranvier.rooms.relations import RelationsService
+from ranvier.rooms.relations_schema import SCHEMA as RELATIONS_SCHEMA
+from ranvier.rooms.reports import ReportService
+from ranvier.rooms.reports_schema import SCHEMA as REPORTS_SCHEMA
 from ranvier.rooms.schema import SCHEMA as ROOMS_SCHEMA
 from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import RoomStore
 from ranvier.storage.engine import Database, open_database
 from ranvier.storage.migrations import Schema, apply_migrations
 from ranvier.sync.notifier import Notifier
+from ranvier.sync.receipts import Receipts
+from ranvier.sync.receipts_schema import SCHEMA as RECEIPTS_SCHEMA
+from ranvier.sync.receipts_store import ReceiptStore
+from ranvier.sync.schema import SCHEMA as SYNC_SCHEMA
+from ranvier.sync.service import FilterStore, SyncService
 from ranvier.sync.timeline import Timeline
+from ranvier.sync.typing import Typing
+from ranvier.users.account_data import AccountData
+from ranvier.users.directory import UserDirectory
+from ranvier.users.personal_schema import (ACCOUNT_DATA_SCHEMA, DIRECTORY_SCHEMA, PRESENCE_SCHEMA,
+                                          PROFILE_FIELDS_SCHEMA)
+from ranvier.users.personal_store import AccountDataStore, DirectoryStore, PresenceStore, ProfileStore
+from ranvier.users.presence import Presence
+from ranvier.users.profiles import Profiles
 from ranvier.users.schema import SCHEMA as USERS_SCHEMA
 from ranvier.users.service import UserService
 from ranvier.web.app import RedactingAccessLogger, make_app
@@ -30,15 +54,22 @@ from ranvier.web.routing import add_routes
 log = logging.getLogger("ranvier")
 
 #: Every service's tables, in the order their migrations run.
-SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA]
+SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, PUSH_SCHEMA, RELATIONS_SCHEMA,
+                         REPORTS_SCHEMA, PROFILE_FIELDS_SCHEMA, ACCOUNT_DATA_SCHEMA, PRESENCE_SCHEMA, DIRECTORY_SCHEMA,
+                         RECEIPTS_SCHEMA]
 
 
 def client_api_routes():
     """The route tables of every client API module (imported here, mounted once)."""
-    from ranvier.client_api import account, devices, discovery, login, membership, register, rooms
+    from ranvier.client_api import (account, devices, discovery, legacy_sync, login, media, membership, register,
+                                    relations, rooms, sync)
+    from ranvier.client_api import directory, reporting, spaces, upgrade
+    from ranvier.client_api import account_data, presence, profile, receipts, typing, user_directory
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
-            membership.routes]
+            membership.routes, media.routes, sync.routes, legacy_sync.routes, relations.routes,
+            directory.routes, upgrade.routes, spaces.routes, reporting.routes, profile.routes, account_data.routes,
+            typing.routes, receipts.routes, presence.routes, user_directory.routes]
 
 
 @dataclass
@@ -94,7 +125,20 @@ class Homeserver:
         self.users: UserService | None = None
         self.notifier: Notifier | None = None
         self.rooms: RoomServer | None = None
+        self.push: PushService | None = None
         self.timeline: Timeline | None = None
+        self.directory: RoomDirectory | None = None
+        self.hierarchy: SpaceHierarchy | None = None
+        self.reports: ReportService | None = None
+        self.relations: RelationsService | None = None
+        self.sync: SyncService | None = None
+        self.media: MediaService | None = None
+        self.profiles: Profiles | None = None
+        self.account_data: AccountData | None = None
+        self.typing: Typing | None = None
+        self.receipts: Receipts | None = None
+        self.presence: Presence | None = None
+        self.user_directory: UserDirectory | None = None
         self.app: web.Application | None = None
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
@@ -108,7 +152,19 @@ class Homeserver:
         self.rooms = RoomServer(RoomStore(self.db), self.users.store, server_name=self.config.server_name,
                                 signing_key=self.signing_key, notifier=self.notifier)
         await self.rooms.start()
+        self.push = PushService(PushStore(self.db), self.rooms.store, server_name=self.config.server_name)
+        self.rooms.persist_hooks.append(self.push)
         self.timeline = Timeline(self.rooms)
+        await self._start_personal_streams()
+        self.directory = RoomDirectory(self.rooms)
+        self.hierarchy = SpaceHierarchy(self.rooms)
+        self.reports = ReportService(self.db, self.rooms)
+        self.relations = RelationsService(self.rooms.store, ignored_users=self.account_data.ignored_users)
+        self.rooms.persist_hooks.append(self.relations)
+        self.rooms.send_checks.append(self.relations.check_new_event)
+        self.timeline.relations = self.relations
+        self.sync = SyncService(self.rooms, self.timeline, self.notifier, FilterStore(self.db), streams=self)
+        self.media = MediaService(self.db, self.config)
         self.app = make_app(self, max_body=self.config.limits.max_request_body_bytes)
         for routes in client_api_routes():
             add_routes(self.app.router, routes)
@@ -126,6 +182,20 @@ class Homeserver:
             self.config.public_baseurl = self.base_url
         if self.config.metrics.enabled:
             await self._start_metrics()
+
+    async def _start_personal_streams(self) -> None:
+        """Profiles, account data, typing, receipts, presence and the user directory."""
+        self.profiles = Profiles(ProfileStore(self.db), self.rooms)
+        self.account_data = AccountData(AccountDataStore(self.db), self.notifier)
+        await self.account_data.start()
+        self.typing = Typing(self.rooms, self.notifier)
+        self.receipts = Receipts(ReceiptStore(self.db), self.rooms, self.account_data, self.notifier,
+                                 push=lambda: self.push)
+        await self.receipts.start()
+        self.presence = Presence(PresenceStore(self.db), self.notifier)
+        await self.presence.start()
+        self.user_directory = UserDirectory(DirectoryStore(self.db))
+        self.rooms.persist_hooks.append(self.user_directory)
 
     async def _start_metrics(self) -> None:
         from ranvier.metrics import metrics_app
@@ -147,6 +217,10 @@ class Homeserver:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self.typing is not None:
+            self.typing.stop()
+        if self.presence is not None:
+            await self.presence.stop()
         if self.db is not None:
             await self.db.close()
             self.db = None

@@ -14,7 +14,7 @@ routes = Routes()
 
 #: The spec versions whose endpoints this server really serves; it grows as areas land
 #: (docs/api-coverage.md lists what is served).
-SPEC_VERSIONS = ["r0.6.1", "v1.1", "v1.2", "v1.3"]
+SPEC_VERSIONS = ["r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11"]
 
 
 @routes.get("/_matrix/client/versions", versions=None)

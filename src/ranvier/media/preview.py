@@ -141,9 +141,9 @@ class UrlPreviewer:
                 if isinstance(exc.os_error, BlockedAddress):
                     raise _blocked() from None
                 raise _unfetchable("could not connect") from None
+            except aiohttp.InvalidURL:
+                raise MatrixError("M_INVALID_PARAM", "url is not a valid URL") from None
             except (aiohttp.ClientError, TimeoutError, UnicodeError, ValueError) as exc:
-                if isinstance(exc, aiohttp.InvalidURL):
-                    raise _blocked() from None
                 raise _unfetchable(type(exc).__name__) from None
         raise _unfetchable("too many redirects")
 

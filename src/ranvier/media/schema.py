@@ -21,6 +21,7 @@ CREATE TABLE media (
     size BIGINT
 );
 CREATE INDEX media_by_user ON media (user_id, uploaded_ts);
+CREATE INDEX media_pending ON media (expires_ts) WHERE uploaded_ts IS NULL;
 CREATE TABLE media_thumbnails (
     content_hash TEXT NOT NULL,
     width INTEGER NOT NULL,

@@ -7,7 +7,7 @@ SCHEMA = Schema(
     (
         Migration(
             1,
-            "threads: each thread root with its latest reply, to list a room's threads newest first",
+            "threads: each root with its latest reply (listed newest first) and who took part",
             """
 CREATE TABLE threads (
     root_event_id TEXT PRIMARY KEY,
@@ -16,6 +16,11 @@ CREATE TABLE threads (
     latest_stream BIGINT NOT NULL
 );
 CREATE INDEX threads_by_room ON threads (room_id, latest_stream);
+CREATE TABLE thread_participants (
+    root_event_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (root_event_id, user_id)
+);
 """,
         ),
     ),

@@ -27,6 +27,8 @@ class Timeline:
     def __init__(self, rooms: RoomServer) -> None:
         self.rooms = rooms
         self.store: RoomStore = rooms.store
+        #: The relations service (rooms.relations), set by the server: bundled aggregations.
+        self.relations = None
 
     # -- who may read --------------------------------------------------------------------
 
@@ -49,6 +51,7 @@ class Timeline:
             row.replaces_state for row in rows if row.replaces_state
         ]
         others = await self.store.get_event_rows(linked) if linked else {}
+        bundles = await self.relations.bundle(rows, requester, self.serialize) if self.relations else {}
         now = int(time.time() * 1000)
         result = []
         for row in rows:
@@ -70,6 +73,7 @@ class Timeline:
                 event, now_ms=now, as_client=as_client, transaction_id=own_txn, prev_content=prev_content,
                 redacted_because=redaction.event if redaction else None,
                 replaces_state=row.replaces_state, event_fields=event_filter_fields,
+                relations=bundles.get(event.event_id),
             ))
         return result
 

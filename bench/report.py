@@ -1,0 +1,118 @@
+"""The Markdown table: medians over rounds, ranvier/Synapse ratios, reasons for what was not served."""
+
+from measure import median, ratio
+
+# (scenario, metric key, label, unit, which way is better). Labels are formatted with the
+# run's counts, so a --quick table says what it really measured.
+METRICS = [
+    ("startup", "seconds", "startup, process start to first 200 on /versions", "s", "↓"),
+    ("memory", "idle_mib", "memory idle (PSS)", "MiB", "↓"),
+    ("memory", "loaded_mib", "memory after the load (PSS)", "MiB", "↓"),
+    ("send", "rate", "send, {senders} senders in own rooms", "msg/s", "↑"),
+    ("send", "p50_ms", "send, own rooms, latency p50", "ms", "↓"),
+    ("send", "p99_ms", "send, own rooms, latency p99", "ms", "↓"),
+    ("send", "cpu_ms_per_event", "send, own rooms, server CPU per event", "ms", "↓"),
+    ("send", "loadgen_cpu_pct", "send, own rooms, load generator CPU", "% core", ""),
+    ("send_shared", "rate", "send, {senders} senders in one shared room", "msg/s", "↑"),
+    ("send_shared", "p50_ms", "send, shared room, latency p50", "ms", "↓"),
+    ("send_shared", "p99_ms", "send, shared room, latency p99", "ms", "↓"),
+    ("send_shared", "cpu_ms_per_event", "send, shared room, server CPU per event", "ms", "↓"),
+    ("send_shared", "loadgen_cpu_pct", "send, shared room, load generator CPU", "% core", ""),
+    ("delivery", "p50_ms", "delivery to {receivers} long-pollers, p50", "ms", "↓"),
+    ("delivery", "p99_ms", "delivery to {receivers} long-pollers, p99", "ms", "↓"),
+    ("delivery", "lost", "delivery, messages lost", "count", "↓"),
+    ("delivery", "rate_reached", "delivery, send rate reached (target {delivery_target:.0f})", "msg/s", "↑"),
+    ("delivery", "loadgen_cpu_pct", "delivery, load generator CPU", "% core", ""),
+    ("initial_sync", "first_ms", "initial sync, {history_rooms} rooms × {history_messages} msgs, first", "ms", "↓"),
+    ("initial_sync", "warm_ms", "initial sync, repeated (median)", "ms", "↓"),
+    ("incremental_sync", "small_p50_ms", "incremental sync, small history, p50", "ms", "↓"),
+    ("incremental_sync", "small_p99_ms", "incremental sync, small history, p99", "ms", "↓"),
+    ("incremental_sync", "large_p50_ms", "incremental sync, large history, p50", "ms", "↓"),
+    ("incremental_sync", "large_p99_ms", "incremental sync, large history, p99", "ms", "↓"),
+    ("media", "upload_mib_s", "media upload, {media_files} × {media_kib} KiB", "MiB/s", "↑"),
+    ("media", "download_mib_s", "media download", "MiB/s", "↑"),
+]
+
+
+def fmt(value):
+    """Three significant figures at most: the noise between rounds is larger than that."""
+    if value is None:
+        return "—"
+    if value == int(value) and abs(value) < 1e6:
+        return str(int(value))
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+class Footnotes:
+    """Numbered reasons, each written once however many cells it explains."""
+
+    def __init__(self):
+        self.reasons = {}
+
+    def ref(self, reason):
+        number = self.reasons.setdefault(reason, len(self.reasons) + 1)
+        return f"not served [{number}]"
+
+    def markdown(self):
+        return "\n".join(f"[{n}] {reason}" for reason, n in self.reasons.items())
+
+
+def cell(records, server, database, scenario, key, notes):
+    """The median over rounds and, when it cannot be shown alone, the text to show instead
+    (a footnote reference, or how many rounds the median covers)."""
+    mine = [
+        r
+        for r in records
+        if r["server"] == server
+        and r["scenario"] == scenario
+        and (server == "ceiling" or r["database"] == database)
+    ]
+    if not mine:
+        return None, None
+    values = [r["metrics"][key] for r in mine if key in r.get("metrics", {})]
+    if values and len(values) < len(mine):  # say so when some rounds had no figure
+        return median(values), f"{fmt(median(values))} ({len(values)} of {len(mine)} rounds)"
+    if values:
+        return median(values), None
+    failed = next((r for r in mine if r["status"] != "ok"), None)
+    if failed is None:
+        return None, None
+    return None, notes.ref(f"{server}: {failed['reason']}")
+
+
+def markdown_table(records, servers, databases, counts):
+    """One row per figure; per database a column for each server and the ranvier/Synapse ratio."""
+    notes = Footnotes()
+    header = ["figure"]
+    for db in databases:
+        header += [f"{s} ({db})" for s in servers if s != "ceiling"]
+        if "ranvier" in servers and "synapse" in servers:
+            header.append(f"ratio ({db})")
+    if "ceiling" in servers:
+        header.append("ceiling")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for scenario, key, label, unit, better in METRICS:
+        if not any(r["scenario"] == scenario for r in records):
+            continue
+        row = [f"{label.format(**counts)} ({unit}) {better}".rstrip()]
+        for db in databases:
+            values = {}
+            for s in servers:
+                if s == "ceiling":
+                    continue
+                values[s], note = cell(records, s, db, scenario, key, notes)
+                row.append(note or fmt(values[s]))
+            if "ranvier" in servers and "synapse" in servers:
+                r = ratio(values["ranvier"], values["synapse"])
+                row.append("—" if r is None else f"{r:.2f}")
+        if "ceiling" in servers:
+            value, note = cell(records, "ceiling", None, scenario, key, notes)
+            row.append(note or fmt(value))
+        lines.append("| " + " | ".join(row) + " |")
+    table = "\n".join(lines)
+    footnotes = notes.markdown()
+    return table + ("\n\n" + footnotes if footnotes else "")

@@ -1,0 +1,483 @@
+"""The load generator: the same client-server API calls against every server.
+
+Every loop is bounded in count and in time, and only ever talks to the server's loopback URL.
+A server that answers 404, 405 or M_UNRECOGNIZED for an endpoint a scenario needs raises
+NotServed; any other error raises, and the scenario is reported with the reason.
+"""
+
+import asyncio
+import itertools
+import os
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from measure import cpu_seconds, median, percentile
+
+PASSWORD = "bench-password-1"
+TXN = itertools.count()
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How much load each scenario applies; --quick swaps in smaller numbers."""
+
+    senders: int = 16
+    messages_per_sender: int = 1000
+    send_seconds: float = 15
+    receivers: int = 50
+    delivery_messages: int = 250
+    delivery_interval: float = 0.020
+    history_rooms: int = 100
+    history_messages: int = 20
+    initial_syncs: int = 5
+    incremental_syncs: int = 50
+    media_files: int = 16
+    media_kib: int = 1024
+    scenario_seconds: float = 300
+
+    @property
+    def delivery_target(self):
+        return 1 / self.delivery_interval
+
+    def labels(self):
+        """The values the table's labels are formatted with."""
+        return {**self.__dict__, "delivery_target": self.delivery_target}
+
+
+FULL = Counts()
+QUICK = Counts(
+    messages_per_sender=100,
+    send_seconds=3,
+    receivers=20,
+    delivery_messages=50,
+    history_rooms=20,
+    initial_syncs=3,
+    incremental_syncs=20,
+    media_files=4,
+    scenario_seconds=120,
+)
+
+
+class NotServed(Exception):
+    """The server says it has no such endpoint yet."""
+
+
+class Failed(Exception):
+    """The server answered, but not as the spec says; the scenario's figures would be wrong."""
+
+
+class Api:
+    """A thin client: JSON in and out, and errors turned into NotServed or Failed with the
+    endpoint's name, so the table can say what is missing."""
+
+    def __init__(self, session, base_url):
+        self.session = session
+        self.base = base_url
+
+    async def call(self, endpoint, method, path, token=None, body=None, data=None,
+                   params=None, content_type=None, ok=(200,), raw=False):
+        headers = {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if body is not None:
+            data = orjson.dumps(body)
+            content_type = "application/json"
+        if content_type:
+            headers["Content-Type"] = content_type
+        try:
+            async with self.session.request(
+                method, self.base + path, data=data, params=params, headers=headers
+            ) as resp:
+                status, payload = resp.status, await resp.read()
+        except (aiohttp.ClientError, OSError) as e:
+            raise Failed(f"{endpoint}: {type(e).__name__}: {e}") from None
+        if status in ok:
+            return payload if raw else _json(payload)
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            doc = None
+        doc = doc if isinstance(doc, dict) else {}
+        reason = f"{endpoint} → {status} {doc.get('errcode', '')}".rstrip()
+        if status in (404, 405) or doc.get("errcode") == "M_UNRECOGNIZED":
+            raise NotServed(reason)
+        raise Failed(f"{reason} {doc.get('error', '')}".rstrip())
+
+
+def _json(payload):
+    try:
+        return orjson.loads(payload) if payload else {}
+    except orjson.JSONDecodeError:
+        raise Failed(f"answer is not JSON: {payload[:80]!r}") from None
+
+
+def first_error(group):
+    """The first failure inside a TaskGroup's exception group, to be raised as itself."""
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
+
+
+async def together(*coros):
+    """Runs coroutines concurrently; the first failure cancels the others (no stray load
+    keeps running) and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(c) for c in coros]
+    except BaseExceptionGroup as failure:
+        raise first_error(failure) from None
+    return [t.result() for t in tasks]
+
+
+async def bounded(limit, coros):
+    """together(), but at most `limit` at a time: setup work should not become a load test."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coro):
+        try:
+            async with gate:
+                return await coro
+        finally:
+            coro.close()  # a coroutine cancelled before it started must not warn
+
+    return await together(*(one(c) for c in coros))
+
+
+@dataclass
+class User:
+    user_id: str
+    token: str
+
+
+class Bench:
+    """One server under test: its API, its users, and the PIDs whose CPU counts as its own."""
+
+    def __init__(self, api, counts, server_pids):
+        self.api = api
+        self.counts = counts
+        self.server_pids = server_pids
+        self.pool = []
+        self.names = itertools.count()
+        self.history = None
+
+    async def users(self, n):
+        """The first n users of a pool shared by the scenarios: registration is not measured."""
+        missing = n - len(self.pool)
+        if missing > 0:
+            self.pool += await bounded(8, (self.register() for _ in range(missing)))
+        return self.pool[:n]
+
+    async def register(self):
+        """Registers through user-interactive auth: ask, read the session, answer m.login.dummy."""
+        body = {"username": f"bench{next(self.names)}", "password": PASSWORD,
+                "initial_device_display_name": "bench"}
+        url = "/_matrix/client/v3/register"
+        doc = await self.api.call("POST /register", "POST", url, body=body, ok=(200, 401))
+        if "access_token" not in doc:
+            stages = {s for flow in doc.get("flows", []) for s in flow.get("stages", [])}
+            if "m.login.dummy" not in stages:
+                raise NotServed(f"POST /register offers no m.login.dummy flow: {sorted(stages)}")
+            body["auth"] = {"type": "m.login.dummy", "session": doc.get("session")}
+            doc = await self.api.call("POST /register", "POST", url, body=body)
+        return User(doc["user_id"], doc["access_token"])
+
+    async def create_room(self, user, preset="public_chat"):
+        doc = await self.api.call("POST /createRoom", "POST", "/_matrix/client/v3/createRoom",
+                                  user.token, body={"preset": preset})
+        return doc["room_id"]
+
+    async def join(self, user, room):
+        await self.api.call("POST /join/{roomId}", "POST", f"/_matrix/client/v3/join/{quote(room)}",
+                            user.token, body={})
+
+    async def send(self, user, room, content):
+        path = f"/_matrix/client/v3/rooms/{quote(room)}/send/m.room.message/t{next(TXN)}"
+        doc = await self.api.call("PUT /rooms/{roomId}/send/{eventType}/{txnId}", "PUT", path,
+                                  user.token, body=content)
+        return doc["event_id"]
+
+    async def sync(self, user, since=None, sync_filter=None, timeout=0):
+        params = {"timeout": str(timeout)}
+        if since:
+            params["since"] = since
+        if sync_filter is not None:
+            params["filter"] = orjson.dumps(sync_filter).decode()
+        return await self.api.call("GET /sync", "GET", "/_matrix/client/v3/sync", user.token,
+                                   params=params)
+
+    async def room_with_members(self, n):
+        """A public room created by the first of n users and joined by the others."""
+        users = await self.users(n)
+        room = await self.create_room(users[0])
+        await bounded(8, (self.join(u, room) for u in users[1:]))
+        return users, room
+
+    async def history_user(self):
+        """A user in history_rooms rooms of history_messages messages each, built once per
+        server run and shared by the sync scenarios; building it is not measured."""
+        if self.history is None:
+            c = self.counts
+            user = await self.register()
+            rooms = await bounded(4, (self.create_room(user, "private_chat")
+                                      for _ in range(c.history_rooms)))
+
+            async def fill(room):
+                for i in range(c.history_messages):
+                    await self.send(user, room, message(f"history {i}"))
+
+            await bounded(8, (fill(r) for r in rooms))
+            self.history = (user, rooms)
+        return self.history
+
+
+def message(body, **extra):
+    return {"msgtype": "m.text", "body": body, **extra}
+
+
+def timeline(doc, room):
+    return doc.get("rooms", {}).get("join", {}).get(room, {}).get("timeline", {}).get("events", [])
+
+
+LAZY = {"room": {"timeline": {"limit": 10}, "state": {"lazy_load_members": True}}}
+
+
+class Meter:
+    """Wall time, this process's CPU and the server's CPU over one measured stretch."""
+
+    def __init__(self, bench):
+        self.bench = bench
+
+    def __enter__(self):
+        self.wall = time.perf_counter()
+        self.own = time.process_time()
+        self.server = cpu_seconds(self.bench.server_pids())
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.own = time.process_time() - self.own
+        self.server = cpu_seconds(self.bench.server_pids()) - self.server
+
+    @property
+    def loadgen_cpu_pct(self):
+        return 100 * self.own / self.wall
+
+
+async def send_load(bench, shared):
+    """Closed loop: each sender sends its next message when the previous one is answered,
+    until it has sent messages_per_sender or send_seconds have passed, whichever comes first:
+    a fast server gets enough messages to be measured, a slow one a bounded time."""
+    c = bench.counts
+    if shared:
+        users, room = await bench.room_with_members(c.senders)
+        rooms = [room] * c.senders
+    else:
+        users = await bench.users(c.senders)
+        rooms = await bounded(4, (bench.create_room(u) for u in users))
+    await together(*(bench.send(u, r, message("warm-up")) for u, r in zip(users, rooms)))
+    latencies = []
+    deadline = time.monotonic() + c.send_seconds
+
+    async def sender(user, room):
+        for i in range(c.messages_per_sender):
+            if time.monotonic() > deadline:
+                break
+            start = time.perf_counter()
+            await bench.send(user, room, message(f"load {i}"))
+            latencies.append(time.perf_counter() - start)
+
+    with Meter(bench) as m:
+        await together(*(sender(u, r) for u, r in zip(users, rooms)))
+    return {
+        "rate": len(latencies) / m.wall,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "cpu_ms_per_event": m.server / len(latencies) * 1000,
+        "loadgen_cpu_pct": m.loadgen_cpu_pct,
+    }
+
+
+async def send_own(bench):
+    return await send_load(bench, shared=False)
+
+
+async def send_shared(bench):
+    return await send_load(bench, shared=True)
+
+
+async def delivery(bench):
+    """Open loop: one message every delivery_interval whatever the answers, and the time from
+    issuing each send until each long-polling receiver has it."""
+    c = bench.counts
+    users, room = await bench.room_with_members(c.receivers + 1)
+    sender, receivers = users[0], users[1:]
+    quiet = {"room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": True}},
+             "presence": {"not_types": ["*"]}, "account_data": {"not_types": ["*"]}}
+    starts = await bounded(8, (bench.sync(u, sync_filter=quiet) for u in receivers))
+    sent_at, done_at, latencies, received = {}, [], [], [0] * len(receivers)
+
+    async def receive(i, user, since):
+        seen = set()
+        while len(seen) < c.delivery_messages:
+            doc = await bench.sync(user, since, quiet, timeout=30000)
+            now = time.perf_counter()
+            since = doc["next_batch"]
+            for event in timeline(doc, room):
+                seq = event.get("content", {}).get("seq")
+                if seq in sent_at and seq not in seen:
+                    seen.add(seq)
+                    latencies.append(now - sent_at[seq])
+            received[i] = len(seen)
+
+    async def send(seq):
+        async with in_flight:
+            sent_at[seq] = time.perf_counter()
+            await bench.send(sender, room, message(f"delivery {seq}", seq=seq))
+            done_at.append(time.perf_counter())
+
+    tasks = [asyncio.create_task(receive(i, u, s["next_batch"]))
+             for i, (u, s) in enumerate(zip(receivers, starts))]
+    in_flight = asyncio.Semaphore(64)
+    try:
+        await asyncio.sleep(0.5)  # let every receiver park its long poll first
+        with Meter(bench) as m:
+            begin = time.perf_counter()
+            try:
+                async with asyncio.TaskGroup() as sends:
+                    for seq in range(c.delivery_messages):
+                        due = begin + seq * c.delivery_interval
+                        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                        sends.create_task(send(seq))
+            except BaseExceptionGroup as failure:
+                raise first_error(failure) from None
+        await asyncio.wait(tasks, timeout=5)
+    finally:
+        for t in tasks:
+            t.cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
+    done_at.sort()
+    return {
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "lost": c.delivery_messages * len(receivers) - sum(received),
+        # answered sends per second: a server that queues them falls below the target
+        "rate_reached": (len(done_at) - 1) / (done_at[-1] - done_at[0]),
+        "loadgen_cpu_pct": m.loadgen_cpu_pct,
+    }
+
+
+async def initial_sync(bench):
+    """The first sync of a user with many rooms, then the same again (caches warm). Each
+    request's filter differs slightly so that no server can answer from a response cache."""
+    user, rooms = await bench.history_user()
+    times = []
+    for i in range(bench.counts.initial_syncs):
+        sync_filter = {**LAZY, "account_data": {"not_types": [f"bench.run.{i}"]}}
+        start = time.perf_counter()
+        doc = await bench.sync(user, sync_filter=sync_filter)
+        times.append(time.perf_counter() - start)
+        joined = len(doc.get("rooms", {}).get("join", {}))
+        if joined != len(rooms):
+            raise Failed(f"initial sync returned {joined} of {len(rooms)} rooms")
+    return {"first_ms": times[0] * 1000, "warm_ms": median(times[1:] or times) * 1000}
+
+
+async def incremental_latencies(bench, user, rooms):
+    """Send one message, then time the sync that returns it; repeated over the user's rooms."""
+    since = (await bench.sync(user, sync_filter=LAZY))["next_batch"]
+    times = []
+    for i in range(bench.counts.incremental_syncs):
+        room = rooms[i % len(rooms)]
+        event_id = await bench.send(user, room, message(f"incremental {i}"))
+        start = time.perf_counter()
+        doc = await bench.sync(user, since, LAZY)
+        times.append(time.perf_counter() - start)
+        if not any(e.get("event_id") == event_id for e in timeline(doc, room)):
+            raise Failed("incremental sync did not return the message sent just before")
+        since = doc["next_batch"]
+    return percentile(times, 50) * 1000, percentile(times, 99) * 1000
+
+
+async def incremental_sync(bench):
+    """Its cost should follow what changed, not how much history the user has."""
+    small_user = await bench.register()
+    small_room = await bench.create_room(small_user)
+    for i in range(5):
+        await bench.send(small_user, small_room, message(f"small {i}"))
+    small = await incremental_latencies(bench, small_user, [small_room])
+    large = await incremental_latencies(bench, *await bench.history_user())
+    return {"small_p50_ms": small[0], "small_p99_ms": small[1],
+            "large_p50_ms": large[0], "large_p99_ms": large[1]}
+
+
+MEDIA_PREFIXES = ("/_matrix/client/v1/media/download/", "/_matrix/media/v3/download/")
+
+
+async def media(bench):
+    """Upload then download media_files random (incompressible) files, four at a time."""
+    c = bench.counts
+    user = (await bench.users(1))[0]
+    blob = os.urandom(c.media_kib * 1024)
+
+    async def upload(i):
+        doc = await bench.api.call("POST /_matrix/media/v3/upload", "POST",
+                                   "/_matrix/media/v3/upload", user.token, data=blob,
+                                   params={"filename": f"bench{i}.bin"},
+                                   content_type="application/octet-stream")
+        return doc["content_uri"].removeprefix("mxc://")
+
+    async def download(media_id, prefix):
+        payload = await bench.api.call(f"GET {prefix}{{serverName}}/{{mediaId}}", "GET",
+                                       prefix + media_id, user.token, raw=True)
+        if len(payload) != len(blob):
+            raise Failed(f"download returned {len(payload)} bytes of {len(blob)}")
+
+    with Meter(bench) as up:
+        ids = await bounded(4, (upload(i) for i in range(c.media_files)))
+    prefix = MEDIA_PREFIXES[0]
+    try:
+        await download(ids[0], prefix)
+    except NotServed:
+        prefix = MEDIA_PREFIXES[1]  # servers without authenticated media (spec v1.11)
+    with Meter(bench) as down:
+        await bounded(4, (download(i, prefix) for i in ids))
+    mib = c.media_files * c.media_kib / 1024
+    return {"upload_mib_s": mib / up.wall, "download_mib_s": mib / down.wall}
+
+
+SCENARIOS = {
+    "send": send_own,
+    "send_shared": send_shared,
+    "delivery": delivery,
+    "initial_sync": initial_sync,
+    "incremental_sync": incremental_sync,
+    "media": media,
+}
+
+
+async def run_scenarios(base_url, names, counts, server_pids, report):
+    """Runs the named scenarios in order against one server; report(name, status, reason,
+    metrics) is called after each, whatever happened."""
+    timeout = aiohttp.ClientTimeout(total=90)
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        bench = Bench(Api(session, base_url), counts, server_pids)
+        for name in names:
+            try:
+                metrics = await asyncio.wait_for(SCENARIOS[name](bench), counts.scenario_seconds)
+            except NotServed as e:
+                report(name, "not served", str(e), {})
+            except asyncio.TimeoutError:
+                report(name, "failed", f"failed: timed out after {counts.scenario_seconds:.0f} s", {})
+            except Exception as e:  # any failure is a finding to report, never a crash of the run
+                kind = "" if isinstance(e, Failed) else f"{type(e).__name__}: "
+                report(name, "failed", f"failed: {kind}{e}", {})
+            else:
+                report(name, "ok", "", metrics)

@@ -1,0 +1,105 @@
+"""Smoke tests of the harness's pure parts: a wrong percentile or a PSS reader that reads
+nothing would silently skew every figure the table shows."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import cpu_seconds, median, percentile, process_tree, pss_bytes, ratio  # noqa: E402
+from report import fmt, markdown_table  # noqa: E402
+from scenarios import QUICK, first_error  # noqa: E402
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 100) == 100
+    assert percentile([7, 1, 3], 99) == 7
+    assert percentile([5], 0) == 5
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_median_ignores_missing_rounds():
+    assert median([3, 1, 2]) == 2
+    assert median([1, None, 3]) == 2
+    assert median([None]) is None
+
+
+def test_ratio():
+    assert ratio(50, 100) == 0.5
+    assert ratio(None, 100) is None
+    assert ratio(1, None) is None
+    assert ratio(1, 0) is None
+
+
+def test_fmt():
+    assert fmt(None) == "—"
+    assert fmt(0) == "0"
+    assert fmt(12345.6) == "12346"
+    assert fmt(12.34) == "12.3"
+    assert fmt(1.234) == "1.23"
+    assert fmt(3.0) == "3"
+
+
+def test_first_error_unwraps_nested_groups():
+    error = ValueError("inner")
+    assert first_error(ExceptionGroup("outer", [ExceptionGroup("mid", [error])])) is error
+
+
+def record(server, database, scenario, metrics=None, reason=""):
+    return {"round": 1, "database": database, "server": server, "scenario": scenario,
+            "status": "ok" if metrics else "not served", "reason": reason,
+            "metrics": metrics or {}}
+
+
+def test_table_medians_ratios_and_reasons():
+    records = [
+        record("ranvier", "sqlite", "send", {"rate": 300.0}),
+        record("ranvier", "sqlite", "send", {"rate": 100.0}),
+        record("ranvier", "sqlite", "send", {"rate": 200.0}),
+        record("synapse", "sqlite", "send", {"rate": 100.0}),
+        record("ranvier", "postgresql", "send", {"rate": 40.0}),
+        record("ranvier", "postgresql", "send", reason="POST /createRoom → 404"),
+        record("ceiling", None, "send", {"rate": 5000.0}),
+        record("ranvier", "sqlite", "media", reason="POST /upload → 404 M_UNRECOGNIZED"),
+        record("synapse", "sqlite", "media", {"upload_mib_s": 80.0, "download_mib_s": 90.0}),
+    ]
+    table = markdown_table(records, ["ranvier", "synapse", "ceiling"], ["sqlite"],
+                           QUICK.labels())
+    lines = table.splitlines()
+    assert lines[0] == "| figure | ranvier (sqlite) | synapse (sqlite) | ratio (sqlite) | ceiling |"
+    send = next(line for line in lines if line.startswith("| send, 16 senders in own rooms"))
+    assert send.endswith("| 200 | 100 | 2.00 | 5000 |")
+    upload = next(line for line in lines if line.startswith("| media upload, 4 × 1024 KiB"))
+    assert "| not served [1] | 80 | — | — |" in upload
+    assert "[1] ranvier: POST /upload → 404 M_UNRECOGNIZED" in lines
+    assert not any("delivery" in line for line in lines), "scenarios not run get no row"
+    partial = markdown_table(records, ["ranvier"], ["postgresql"], QUICK.labels())
+    assert "| 40 (1 of 2 rounds) |" in partial
+
+
+def test_pss_and_cpu_of_this_process():
+    pss = pss_bytes([os.getpid()])
+    assert 1 << 20 < pss < 4 << 30
+    assert pss_bytes([2**22 + 12345]) == 0, "a vanished PID counts as nothing"
+    before = cpu_seconds([os.getpid()])
+    sum(i * i for i in range(2_000_000))
+    assert cpu_seconds([os.getpid()]) > before
+
+
+def test_process_tree_finds_children():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        tree = process_tree(os.getpid())
+        assert tree[0] == os.getpid()
+        assert child.pid in tree
+    finally:
+        child.kill()
+        child.wait()

@@ -1,0 +1,85 @@
+"""granolin: write Matrix bots in Python, for any homeserver.
+
+    from granolin import Client, TextMessage
+
+    bot = Client("https://matrix.example.org", hardcopy="echo.json")
+
+    @bot.on(TextMessage)
+    async def echo(event: TextMessage) -> None:
+        await bot.send_notice(event.room_id, event.body)
+
+    bot.run(user="echo", password="...")
+"""
+
+from .backoff import Backoff
+from .client import Client, Media, parse_mxc
+from .commands import Command, CommandError, CommandRegistry
+from .errors import GranolinError, HomeserverError, LoginError, MatrixError, RateLimitedError, UnknownTokenError
+from .events import (
+    AccountDataEvent,
+    AudioMessage,
+    EmoteMessage,
+    EphemeralEvent,
+    Event,
+    FileMessage,
+    ImageMessage,
+    InvitationEvent,
+    LocationMessage,
+    MediaMessage,
+    MemberEvent,
+    MessageEvent,
+    NoticeMessage,
+    ReactionEvent,
+    RedactionEvent,
+    RoomStateEvent,
+    TextMessage,
+    TimelineEvent,
+    VideoMessage,
+    current_room_id,
+    timeline_event,
+)
+from .homeserver import Homeserver, parse_homeserver, parse_well_known
+from .plugins import AutoJoiner, MessageLog, ServerDirectory
+
+__all__ = [
+    "AccountDataEvent",
+    "AudioMessage",
+    "AutoJoiner",
+    "Backoff",
+    "Client",
+    "Command",
+    "CommandError",
+    "CommandRegistry",
+    "EmoteMessage",
+    "EphemeralEvent",
+    "Event",
+    "FileMessage",
+    "GranolinError",
+    "Homeserver",
+    "HomeserverError",
+    "ImageMessage",
+    "InvitationEvent",
+    "LocationMessage",
+    "LoginError",
+    "MatrixError",
+    "Media",
+    "MediaMessage",
+    "MemberEvent",
+    "MessageEvent",
+    "MessageLog",
+    "NoticeMessage",
+    "RateLimitedError",
+    "ReactionEvent",
+    "RedactionEvent",
+    "RoomStateEvent",
+    "ServerDirectory",
+    "TextMessage",
+    "TimelineEvent",
+    "UnknownTokenError",
+    "VideoMessage",
+    "current_room_id",
+    "parse_homeserver",
+    "parse_mxc",
+    "parse_well_known",
+    "timeline_event",
+]

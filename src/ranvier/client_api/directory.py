@@ -1,0 +1,100 @@
+"""Room aliases and the published room directory: /directory/room, /rooms/{roomId}/aliases,
+/directory/list/room and /publicRooms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ranvier.errors import MatrixError
+from ranvier.web.app import HOMESERVER
+from ranvier.web.auth import requester
+from ranvier.web.http import json_response, read_json
+from ranvier.web.params import field, query_int, query_str
+from ranvier.web.routing import Routes
+
+routes = Routes()
+
+
+@routes.get("/directory/room/{room_alias}")
+async def resolve_alias(request: web.Request) -> web.Response:
+    return json_response(await request.app[HOMESERVER].directory.resolve(request.match_info["room_alias"]))
+
+
+@routes.put("/directory/room/{room_alias}")
+async def create_alias(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    who = await requester(request)
+    body = await read_json(request)
+    room_id = field(body, "room_id", str, required=True)
+    await hs.directory.create_alias(who.user_id, request.match_info["room_alias"], room_id)
+    return json_response({})
+
+
+@routes.delete("/directory/room/{room_alias}")
+async def delete_alias(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    who = await requester(request)
+    await hs.directory.delete_alias(who.user_id, request.match_info["room_alias"])
+    return json_response({})
+
+
+@routes.get("/rooms/{room_id}/aliases")
+async def local_aliases(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    who = await requester(request, allow_guest=True)
+    aliases = await hs.directory.local_aliases(who.user_id, request.match_info["room_id"])
+    return json_response({"aliases": aliases})
+
+
+@routes.get("/directory/list/room/{room_id}")
+async def get_visibility(request: web.Request) -> web.Response:
+    visibility = await request.app[HOMESERVER].directory.visibility(request.match_info["room_id"])
+    return json_response({"visibility": visibility})
+
+
+@routes.put("/directory/list/room/{room_id}")
+async def set_visibility(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    who = await requester(request)
+    body = await read_json(request, allow_empty=True)
+    visibility = field(body, "visibility", str, default="public")
+    await hs.directory.set_visibility(who.user_id, request.match_info["room_id"], visibility)
+    return json_response({})
+
+
+def _check_server(request: web.Request, server: str | None) -> None:
+    if server is not None and server != request.app[HOMESERVER].config.server_name:
+        raise MatrixError("M_INVALID_PARAM", "This server does not federate yet; it only lists its own rooms")
+
+
+@routes.get("/publicRooms")
+async def public_rooms(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    _check_server(request, query_str(request, "server"))
+    page = await hs.directory.public_rooms(limit=query_int(request, "limit", 0, minimum=0),
+                                           since=query_str(request, "since"))
+    return json_response(page)
+
+
+@routes.post("/publicRooms")
+async def search_public_rooms(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    await requester(request, allow_guest=True)
+    _check_server(request, query_str(request, "server"))
+    body = await read_json(request, allow_empty=True)
+    limit = field(body, "limit", int, default=0)
+    if limit < 0:
+        raise MatrixError("M_INVALID_PARAM", "limit must not be negative")
+    search_filter = field(body, "filter", dict, default={})
+    term = field(search_filter, "generic_search_term", str)
+    room_types: list[Any] | None = field(search_filter, "room_types", list)
+    if room_types is not None and any(t is not None and not isinstance(t, str) for t in room_types):
+        raise MatrixError("M_BAD_JSON", "filter.room_types must hold strings or null")
+    field(body, "include_all_networks", bool)
+    page = await hs.directory.public_rooms(
+        limit=limit, since=field(body, "since", str), search_term=term, room_types=room_types,
+        third_party_instance_id=field(body, "third_party_instance_id", str),
+    )
+    return json_response(page)

@@ -1,0 +1,30 @@
+"""Room upgrades: POST /rooms/{roomId}/upgrade."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ranvier.errors import MatrixError
+from ranvier.rooms.upgrade import upgrade_room
+from ranvier.web.app import HOMESERVER
+from ranvier.web.auth import requester
+from ranvier.web.http import json_response, read_json
+from ranvier.web.params import field
+from ranvier.web.routing import Routes
+
+routes = Routes()
+
+
+@routes.post("/rooms/{room_id}/upgrade")
+async def upgrade(request: web.Request) -> web.Response:
+    hs = request.app[HOMESERVER]
+    who = await requester(request)
+    body = await read_json(request)
+    new_version = field(body, "new_version", str, required=True)
+    additional_creators = field(body, "additional_creators", list)
+    if additional_creators is not None and not all(isinstance(user, str) for user in additional_creators):
+        raise MatrixError("M_BAD_JSON", "additional_creators must hold user IDs")
+    hs.limits.join.check(who.user_id)
+    new_room_id = await upgrade_room(hs.rooms, who.user_id, request.match_info["room_id"], new_version,
+                                     additional_creators=additional_creators)
+    return json_response({"replacement_room": new_room_id})

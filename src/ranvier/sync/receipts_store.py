@@ -1,0 +1,58 @@
+"""All SQL of the receipts stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from ranvier.storage.engine import Database
+
+
+@dataclass
+class Receipt:
+    room_id: str
+    receipt_type: str
+    user_id: str
+    #: '' for an unthreaded receipt, else "main" or a thread root's event ID.
+    thread_id: str
+    event_id: str
+    event_stream_ordering: int
+    ts: int
+    stream_id: int
+
+
+_COLUMNS = "room_id, receipt_type, user_id, thread_id, event_id, event_stream_ordering, ts, stream_id"
+
+
+class ReceiptStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def max_stream_id(self) -> int:
+        return await self.db.fetchval("SELECT COALESCE(MAX(stream_id), 0) FROM receipts")
+
+    async def advance(self, receipt: Receipt) -> bool:
+        """Store the receipt unless the stored one is at the same or a later event; True if stored."""
+        changed = await self.db.execute(
+            f"INSERT INTO receipts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (room_id, receipt_type, user_id, thread_id) DO UPDATE SET event_id = excluded.event_id, "
+            "event_stream_ordering = excluded.event_stream_ordering, ts = excluded.ts, stream_id = excluded.stream_id "
+            "WHERE receipts.event_stream_ordering < excluded.event_stream_ordering",
+            receipt.room_id, receipt.receipt_type, receipt.user_id, receipt.thread_id, receipt.event_id,
+            receipt.event_stream_ordering, receipt.ts, receipt.stream_id,
+        )
+        return changed > 0
+
+    async def changed(self, reader: str, room_ids: Iterable[str], since: int, upto: int) -> list[Receipt]:
+        """Receipts of the rooms written in (since, upto]; private ones only the reader's own."""
+        rooms = list(dict.fromkeys(room_ids))
+        found: list[Receipt] = []
+        for start in range(0, len(rooms), 500):
+            chunk = rooms[start:start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT {_COLUMNS} FROM receipts WHERE room_id IN ({', '.join('?' * len(chunk))}) "
+                "AND stream_id > ? AND stream_id <= ? AND (receipt_type <> 'm.read.private' OR user_id = ?)",
+                *chunk, since, upto, reader,
+            )
+            found.extend(Receipt(*row) for row in rows)
+        return found
