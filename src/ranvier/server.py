@@ -53,6 +53,9 @@ from ranvier.web.routing import add_routes
 
 log = logging.getLogger("ranvier")
 
+#: How long stopping waits for requests in flight (long polls are woken at once).
+SHUTDOWN_SECONDS = 10.0
+
 #: Every service's tables, in the order their migrations run.
 SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, PUSH_SCHEMA, RELATIONS_SCHEMA,
                          REPORTS_SCHEMA, PROFILE_FIELDS_SCHEMA, ACCOUNT_DATA_SCHEMA, PRESENCE_SCHEMA, DIRECTORY_SCHEMA,
@@ -170,7 +173,8 @@ class Homeserver:
             add_routes(self.app.router, routes)
         access_log = logging.getLogger("ranvier.access") if self.config.logging.access_log else None
         runner = web.AppRunner(
-            self.app, access_log=access_log, access_log_class=RedactingAccessLogger, handle_signals=False
+            self.app, access_log=access_log, access_log_class=RedactingAccessLogger, handle_signals=False,
+            shutdown_timeout=SHUTDOWN_SECONDS,
         )
         await runner.setup()
         self._runners.append(runner)
@@ -214,6 +218,8 @@ class Homeserver:
         return f"http://{host}:{self.ports[0]}"
 
     async def stop(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

@@ -486,3 +486,18 @@ async def test_repeated_transaction_after_a_restart_returns_the_first_event(serv
 
     repeated, bodies = await run(again)
     assert repeated == event_id and bodies == ["once"]
+
+
+async def test_deactivated_users_leave_their_rooms(api):
+    alice, bob = await users(api, "alice", "bob")
+    room_id = await create(api, alice["access_token"], preset="public_chat")
+    await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
+    other = await create(api, alice["access_token"], invite=["@bob:localhost"])
+    _, challenge = await api.post("/account/deactivate", {}, token=bob["access_token"])
+    status, _ = await api.post("/account/deactivate", {"auth": {
+        "type": "m.login.password", "session": challenge["session"], "user": "bob", "password": "correct horse"}},
+        token=bob["access_token"])
+    assert status == 200
+    for rid in (room_id, other):
+        status, member = await api.get(f"/rooms/{rid}/state/m.room.member/@bob:localhost", token=alice["access_token"])
+        assert member["membership"] == "leave", rid

@@ -102,7 +102,8 @@ async def test_room_reports_need_no_membership(homeserver, api):
 
 
 async def test_user_reports(homeserver, api):
-    alice, eve = await _user(api, "alice"), await _user(api, "eve")
+    await _user(api, "alice")
+    eve = await _user(api, "eve")
     status, body = await api.post("/users/%40alice%3Alocalhost/report", {"reason": "harassment"}, token=eve)
     assert (status, body) == (200, {})
     status, body = await api.post("/users/%40nobody%3Alocalhost/report", {"reason": "x"}, token=eve)

@@ -295,3 +295,50 @@ async def test_legacy_events_and_initial_sync(api):
 
     status, event = await api.get(f"/events/{quote(event_id, safe='')}", token=token)
     assert (status, event["content"]["body"]) == (200, "new")
+
+
+async def test_stopping_the_server_answers_long_polls_at_once(server_config):
+    import aiohttp
+
+    from ranvier.server import Homeserver
+    from tests.conftest import Api
+
+    hs = Homeserver(server_config)
+    await hs.start()
+    async with aiohttp.ClientSession() as session:
+        api = Api(session, hs.base_url)
+        (alice,) = await users(api, "alice")
+        start = await sync(api, alice["access_token"])
+        poll = asyncio.create_task(api.get("/sync", params={"since": start["next_batch"], "timeout": "30000"},
+                                           token=alice["access_token"]))
+        await asyncio.sleep(0.3)
+        began = time.monotonic()
+        await hs.stop()
+        status, body = await poll
+        assert time.monotonic() - began < 5
+        assert status == 200 and body["next_batch"] == start["next_batch"]
+
+
+async def test_unread_counts_reach_sync_and_receipts_reset_them(api):
+    from urllib.parse import quote
+
+    alice, bob = await users(api, "alice", "bob")
+    room_id = await create(api, alice["access_token"], preset="trusted_private_chat", invite=["@bob:localhost"],
+                           is_direct=True)
+    await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
+    await send(api, alice["access_token"], room_id, "one")
+    last = await send(api, alice["access_token"], room_id, "two, bob")
+    root = await send(api, alice["access_token"], room_id, "thread root")
+    status, reply = await api.put(f"/rooms/{room_id}/send/m.room.message/thr", {
+        "msgtype": "m.text", "body": "in thread", "m.relates_to": {"rel_type": "m.thread", "event_id": root}},
+        token=alice["access_token"])
+    body = await sync(api, bob["access_token"])
+    assert body["rooms"]["join"][room_id]["unread_notifications"]["notification_count"] == 4
+    threaded = await sync(api, bob["access_token"], filter={"room": {"timeline": {"unread_thread_notifications": True}}})
+    section = threaded["rooms"]["join"][room_id]
+    assert section["unread_notifications"]["notification_count"] == 3
+    assert section["unread_thread_notifications"][root]["notification_count"] == 1
+    assert section["unread_notifications"]["highlight_count"] == 1, "'two, bob' mentions bob's display name"
+    await api.post(f"/rooms/{room_id}/receipt/m.read/{quote(last, safe='')}", {}, token=bob["access_token"])
+    after = await sync(api, bob["access_token"], since=body["next_batch"])
+    assert after["rooms"]["join"][room_id]["unread_notifications"] == {"notification_count": 2, "highlight_count": 0}

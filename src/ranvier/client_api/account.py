@@ -41,4 +41,5 @@ async def deactivate(request: web.Request) -> web.Response:
     field(body, "erase", bool)
     await hs.users.uia.authenticate(body.get("auth"), flows=PASSWORD_FLOWS, operation="deactivate", user_id=who.user_id)
     await hs.users.deactivate(who.user_id)
+    await hs.rooms.leave_all_rooms(who.user_id)
     return json_response({"id_server_unbind_result": "no-support"})

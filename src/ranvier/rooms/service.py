@@ -9,6 +9,7 @@ derived rows in one transaction, and only then made visible in memory and announ
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import string
 import time
@@ -31,6 +32,8 @@ from ranvier.storage.engine import UniqueViolation
 from ranvier.sync.notifier import Notifier
 from ranvier.sync.streams import StreamPositions
 from ranvier.users.store import UserStore
+
+log = logging.getLogger(__name__)
 
 #: Longest chain of state deltas before a full snapshot is written.
 MAX_STATE_CHAIN = 32
@@ -497,6 +500,15 @@ class RoomServer:
                     and auth_rules.get_power_level(head.state, state_key) >= invite_level):
                 return state_key
         return None
+
+    async def leave_all_rooms(self, user_id: str) -> None:
+        """Leave every room (invites and knocks withdrawn too): for deactivated accounts."""
+        for room_id, (membership, _) in list((await self.user_memberships(user_id)).items()):
+            if membership in (JOIN, INVITE, KNOCK):
+                try:
+                    await self.update_membership(user_id, room_id, user_id, LEAVE)
+                except MatrixError as exc:  # e.g. the room forbids leaving; the account is gone anyway
+                    log.warning("could not remove %s from %s: %s", user_id, room_id, exc.message)
 
     async def forget(self, user_id: str, room_id: str) -> None:
         membership = await self.store.membership_of(room_id, user_id)

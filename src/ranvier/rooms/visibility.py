@@ -33,6 +33,8 @@ def is_visible(row: EventRow, user_id: str, history: MembershipHistory) -> bool:
     if the setting before or after allows it, and so is a user's own membership change
     if their membership before or after allows it."""
     event = row.event
+    if event.type == "m.room.member" and event.state_key == user_id and event.membership in ("leave", "ban"):
+        return True  # how a user left (a declined invite, a kick): clients need to see it
     position = row.stream_ordering
     joined_later = any(membership == "join" and stream >= position for stream, membership in history)
     before = _membership_at(history, position, inclusive=False)

@@ -43,6 +43,7 @@ class Subscription:
 class Notifier:
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Future]] = {}
+        self.closed = False
 
     def notify(self, keys: Iterable[str]) -> None:
         for key in keys:
@@ -50,8 +51,16 @@ class Notifier:
                 if not future.done():
                     future.set_result(key)
 
+    def close(self) -> None:
+        """At shutdown: every long poll answers now instead of at its timeout."""
+        self.closed = True
+        self.notify(list(self._waiters))
+
     def subscribe(self, keys: Iterable[str]) -> Subscription:
         subscription = Subscription(self, list(keys))
+        if self.closed:
+            subscription.future.set_result(None)
+            return subscription
         for key in subscription._keys:
             self._waiters.setdefault(key, set()).add(subscription.future)
         return subscription

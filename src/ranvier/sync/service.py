@@ -146,7 +146,7 @@ class SyncService:
                     if since_token is None or full_state or _has_news(response):
                         return response
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not await subscription.wait(remaining):
+                if remaining <= 0 or not await subscription.wait(remaining) or self.notifier.closed:
                     return response if response is not None else _response(now)
 
     # -- computing a response ----------------------------------------------------------------
@@ -194,7 +194,7 @@ class SyncService:
                     (since is not None and room_id in changed_membership) or (since is None and sync_filter.room.include_leave)
                     or (full_state and sync_filter.room.include_leave)):
                 rooms["leave"][room_id] = await self._left_room(window, room_id, stream)
-        await self._add_counts(requester.user_id, rooms["join"])
+        await self._add_counts(window, rooms["join"])
 
         return _response(now, rooms, await self._presence(window),
                          [e for e in global_data if sync_filter.account_data.allows_type(e["type"])])
@@ -253,20 +253,23 @@ class SyncService:
         presence_filter = window.sync_filter.presence
         return [e for e in events if presence_filter.allows_type(e["type"]) and presence_filter.allows_sender(e["sender"])]
 
-    async def _add_counts(self, user_id: str, joined_rooms: dict[str, dict[str, Any]]) -> None:
+    async def _add_counts(self, window: _Window, joined_rooms: dict[str, dict[str, Any]]) -> None:
+        """Unread counts per room; per thread too when the filter asks for them, and then the
+        room's own counts cover only the main timeline (the spec's threaded notifications)."""
         push = self._stream("push")
         if push is None or not joined_rooms:
             return
-        counts = await push.counts(user_id, list(joined_rooms))
+        threaded = window.sync_filter.room.timeline.unread_thread_notifications
+        counts = await push.counts(window.user_id, list(joined_rooms))
         for room_id, section in joined_rooms.items():
             room_counts = counts.get(room_id, {})
+            main = room_counts.get("main", room_counts) if threaded else room_counts
             section["unread_notifications"] = {
-                "notification_count": room_counts.get("notification_count", 0),
-                "highlight_count": room_counts.get("highlight_count", 0),
+                "notification_count": main.get("notification_count", 0),
+                "highlight_count": main.get("highlight_count", 0),
             }
-            threads = room_counts.get("threads")
-            if threads:
-                section["unread_thread_notifications"] = threads
+            if threaded:
+                section["unread_thread_notifications"] = room_counts.get("threads", {})
 
     # -- one room ----------------------------------------------------------------------------
 
