@@ -11,7 +11,7 @@ import zlib
 import pytest
 from PIL import Image
 
-import ranvier.media.service
+import ranvier.media.thumbnails
 from tests.integration.test_media import error, fetch, media_settings, server_config, token, upload  # noqa: F401
 
 THUMBNAIL = "/_matrix/client/v1/media/thumbnail/localhost/{}"
@@ -86,7 +86,7 @@ async def test_thumbnails_are_cached(api, token, homeserver, monkeypatch):
     def no_rendering(*args):
         raise AssertionError("a cached thumbnail was rendered again")
 
-    monkeypatch.setattr(ranvier.media.service, "render", no_rendering)
+    monkeypatch.setattr(ranvier.media.thumbnails, "render", no_rendering)
     status, _, again = await thumbnail(api, token, media_id, width=90, height=90, method="crop")
     assert (status, again) == (200, first)
 

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ranvier.errors import MatrixError
 from ranvier.media.service import Servable
-from ranvier.media.thumbnails import METHODS
+from ranvier.media.sizes import METHODS
 from ranvier.web.app import HOMESERVER, large_body
 from ranvier.web.auth import requester
 from ranvier.web.http import json_response

@@ -14,14 +14,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
-from PIL import Image
-
 from ranvier.config import Config
 from ranvier.errors import MatrixError, not_found
 from ranvier.media.files import ContentTooLarge, FileStore
-from ranvier.media.preview import UrlPreviewer
 from ranvier.media.store import Content, Media, MediaStore, StoredThumbnail
-from ranvier.media.thumbnails import CannotThumbnail, ImageTooLarge, Size, choose_size, render
+from ranvier.media.sizes import CannotThumbnail, ImageTooLarge, Size, choose_size
 from ranvier.storage.engine import Database
 from ranvier.users.tokens import now_ms
 
@@ -62,18 +59,23 @@ class Servable:
     upload_name: str | None = None
 
 
+def _previewer(config):
+    """URL previews are off by default; their HTTP client is loaded only when they are on."""
+    from ranvier.media.preview import UrlPreviewer
+
+    return UrlPreviewer(config.url_preview)
+
+
 class MediaService:
     def __init__(self, db: Database, config: Config) -> None:
         self.config = config.media
         self.server_name = config.server_name
         self.store = MediaStore(db)
         self.files = FileStore(config.media_dir)
-        self.previewer = UrlPreviewer(self.config.url_preview) if self.config.url_preview.enabled else None
+        self.previewer = _previewer(self.config) if self.config.url_preview.enabled else None
         # Replaced at every finished upload; waiters for pending media wake on it.
         self._upload_finished = asyncio.Event()
         self._thumbnail_slots = asyncio.Semaphore(THUMBNAIL_WORKERS)
-        # Pillow's own guard, behind the explicit per-image check in thumbnails.render.
-        Image.MAX_IMAGE_PIXELS = self.config.max_image_pixels
 
     def mxc(self, media_id: str) -> str:
         return f"mxc://{self.server_name}/{media_id}"
@@ -172,6 +174,8 @@ class MediaService:
         return Servable(self.files.path(stored.thumbnail_hash), stored.content_type, stored.size)
 
     async def _render(self, media: Media, size: Size | None, animated: bool) -> StoredThumbnail:
+        from ranvier.media.thumbnails import render  # Pillow is loaded on the first thumbnail
+
         async with self._thumbnail_slots:
             try:
                 rendered = await asyncio.to_thread(

@@ -15,21 +15,11 @@ from dataclasses import dataclass
 
 from PIL import ExifTags, Image, ImageOps, ImageSequence
 
+from ranvier.media.sizes import SIZES, CannotThumbnail, ImageTooLarge, Size, choose_size  # noqa: F401 (re-exported)
+
 #: Pillow only warns between its limit and twice its limit; a warning must stop decoding too.
 warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
-
-@dataclass(frozen=True, slots=True)
-class Size:
-    width: int
-    height: int
-    method: str
-
-
-#: The sizes the spec suggests; every thumbnail served is one of them (or the original).
-SIZES = (Size(32, 32, "crop"), Size(96, 96, "crop"), Size(320, 240, "scale"), Size(640, 480, "scale"),
-         Size(800, 600, "scale"))
-METHODS = ("crop", "scale")
 
 #: Longest animation kept animated; longer ones get a still thumbnail.
 MAX_ANIMATION_FRAMES = 100
@@ -42,14 +32,6 @@ ANIMATED_FORMATS = {"GIF", "PNG", "WEBP"}
 _TRANSPOSING = {5, 6, 7, 8}
 
 
-class CannotThumbnail(Exception):
-    """Not an image Pillow can read, or a damaged one."""
-
-
-class ImageTooLarge(Exception):
-    """More pixels than the configured limit."""
-
-
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """A thumbnail; `data` is None when the original is already fit to serve."""
@@ -58,21 +40,12 @@ class Rendered:
     content_type: str
 
 
-def choose_size(width: int, height: int, method: str) -> Size | None:
-    """The smallest suggested size at least as large as asked, preferring the asked method.
-
-    None when the request is larger than every size: only the original is large enough.
-    """
-    covering = [size for size in SIZES if size.width >= width and size.height >= height]
-    candidates = [size for size in covering if size.method == method] or covering
-    return min(candidates, key=lambda size: size.width * size.height, default=None)
-
-
 def render(path: str, size: Size | None, animated: bool, max_pixels: int) -> Rendered:
     """Make the thumbnail of the image at `path` for `size` (None: the original's size).
 
     Anything Pillow cannot decode, whatever exception its decoders raise, is CannotThumbnail.
     """
+    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own guard, behind the explicit check
     try:
         with Image.open(path) as image:
             return _render(image, size, animated, max_pixels)

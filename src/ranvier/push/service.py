@@ -20,6 +20,8 @@ from ranvier.storage.engine import Transaction
 
 #: Events known to be in a thread (event_id -> thread root), so relations to them follow.
 _THREADS_CACHED = 50_000
+#: (user, room) unread counts kept in memory, updated as actions commit.
+_COUNTS_CACHED = 100_000
 
 Counts = dict[str, int]
 
@@ -44,6 +46,9 @@ class PushService:
         self.rules = rules
         self._suffix = ":" + server_name
         self._threads: OrderedDict[str, str] = OrderedDict()
+        self._counts: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        #: Bumped by every change to counts, so a query that raced with one is not cached.
+        self._counts_version = 0
 
     # -- the persist hook ----------------------------------------------------------------
 
@@ -94,7 +99,15 @@ class PushService:
         await self.store.advance_in(txn, reads)
 
     def committed(self, prepared: list[tuple[PersistedEvent, PreparedPush]]) -> None:
+        self._counts_version += 1
         for item, push in prepared:
+            room_id = item.event.room_id
+            for user_id, notify, highlight in push.actions:
+                cached = self._counts.get((user_id, room_id))
+                if cached is not None:
+                    _add(cached, push.thread_id, int(notify), int(highlight))
+            if push.sender_reads:
+                self._counts.pop((item.event.sender, room_id), None)
             if push.thread_id is not None:
                 self._threads[item.event.event_id] = push.thread_id
                 if len(self._threads) > _THREADS_CACHED:
@@ -131,6 +144,8 @@ class PushService:
         unthreaded receipt), in the main timeline (`"main"`) or in one thread (its root's ID).
         Positions only move forward, so the most advanced of m.read and m.read.private wins."""
         await self.store.advance((user_id, room_id, UNTHREADED if thread_id is None else thread_id, stream_ordering))
+        self._counts_version += 1
+        self._counts.pop((user_id, room_id), None)
 
     async def stream_ordering_of(self, event_id: str) -> int | None:
         """The stream ordering of a stored event (what a receipt's event ID stands for)."""
@@ -145,20 +160,40 @@ class PushService:
         "threads": {thread root: counts} for each thread with unread notifications (what a
         client that asked for `unread_thread_notifications` sees).
         """
-        result: dict[str, dict[str, Any]] = {
+        result = {room_id: cached for room_id in room_ids if (cached := self._counts.get((user_id, room_id)))}
+        missing = [room_id for room_id in room_ids if room_id not in result]
+        if not missing:
+            return _copies(result)
+        version = self._counts_version
+        fresh: dict[str, dict[str, Any]] = {
             room_id: {"notification_count": 0, "highlight_count": 0, "main": _zero(), "threads": {}}
-            for room_id in room_ids
+            for room_id in missing
         }
-        for room_id, thread_id, notifications, highlights in await self.store.unread(user_id, list(result)):
-            room = result[room_id]
-            room["notification_count"] += notifications
-            room["highlight_count"] += highlights
-            counts = {"notification_count": notifications, "highlight_count": highlights}
-            if thread_id == MAIN:
-                room["main"] = counts
-            else:
-                room["threads"][thread_id] = counts
-        return result
+        for room_id, thread_id, notifications, highlights in await self.store.unread(user_id, missing):
+            _add(fresh[room_id], None if thread_id == MAIN else thread_id, notifications, highlights)
+        if version == self._counts_version:
+            for room_id, counts in fresh.items():
+                self._counts[(user_id, room_id)] = counts
+            while len(self._counts) > _COUNTS_CACHED:
+                self._counts.popitem(last=False)
+        result.update(fresh)
+        return _copies(result)
+
+
+def _add(room: dict[str, Any], thread_id: str | None, notifications: int, highlights: int) -> None:
+    """Count unread notifications into a room's totals and its main timeline or thread."""
+    room["notification_count"] += notifications
+    room["highlight_count"] += highlights
+    part = room["main"] if thread_id is None else room["threads"].setdefault(thread_id, _zero())
+    part["notification_count"] += notifications
+    part["highlight_count"] += highlights
+
+
+def _copies(counts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Copies for the caller, so the cached counters are never changed from outside."""
+    return {room_id: {**room, "main": dict(room["main"]),
+                      "threads": {thread: dict(c) for thread, c in room["threads"].items()}}
+            for room_id, room in counts.items()}
 
 
 def _zero() -> Counts:

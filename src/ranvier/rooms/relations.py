@@ -16,6 +16,7 @@ threading module asks (400 M_UNKNOWN).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -31,6 +32,9 @@ from ranvier.sync.tokens import parse_room_token, position_after, room_token
 REPLACE, THREAD, REFERENCE = "m.replace", "m.thread", "m.reference"
 #: The relation types the server aggregates into `unsigned.m.relations`.
 AGGREGATED = (REPLACE, THREAD, REFERENCE)
+#: A prepared value for events that write nothing to the thread list.
+_NEW = "new"
+_CHILDLESS_CACHED = 100_000
 ENCRYPTED = "m.room.encrypted"
 #: How many links `recurse=true` follows (the spec asks for at least 3).
 MAX_RECURSION = 3
@@ -82,26 +86,39 @@ class RelationsService:
         self.store = store
         #: user_id -> the users they ignore, whose relations their aggregations leave out.
         self.ignored_users = ignored_users
+        #: Events known to have no relations at all, so most pages need no relations query.
+        self._childless: OrderedDict[str, None] = OrderedDict()
+        #: Bumped whenever a relation commits, so a query that raced with one is not trusted.
+        self._version = 0
 
     # -- writing: the thread list (a PersistHook) ----------------------------------------
 
-    def prepare(self, draft: Any, event: Event, item: PersistedEvent) -> tuple[str, str] | None:
-        """A thread reply moves its thread to the top; a redaction may remove a thread's latest reply."""
+    def prepare(self, draft: Any, event: Event, item: PersistedEvent) -> tuple[str, str | None]:
+        """A thread reply moves its thread to the top; a redaction may remove a thread's latest
+        reply; any other event only needs `committed` (it is born without relations)."""
         if item.rel_type == THREAD and item.relates_to is not None and not event.is_state:
             return THREAD, item.relates_to
         if event.type == REDACTION and event.redacts is not None:
             return REDACTION, event.redacts
-        return None
+        return _NEW, None
 
-    async def write(self, txn: Transaction, prepared: list[tuple[PersistedEvent, tuple[str, str]]]) -> None:
+    async def write(self, txn: Transaction, prepared: list[tuple[PersistedEvent, tuple[str, str | None]]]) -> None:
         for item, (kind, target_id) in prepared:
             if kind == THREAD:
                 await self._add_reply(txn, item, target_id)
-            else:
+            elif kind == REDACTION:
                 await self._remove_reply(txn, target_id)
 
-    def committed(self, prepared: list[tuple[PersistedEvent, tuple[str, str]]]) -> None:
-        """Nothing is cached: the thread list is read from the database."""
+    def committed(self, prepared: list[tuple[PersistedEvent, tuple[str, str | None]]]) -> None:
+        """New events have no relations yet; the targets of new relations now do."""
+        for item, _ in prepared:
+            if not item.event.is_state:
+                self._childless[item.event.event_id] = None
+            if item.relates_to is not None:
+                self._version += 1
+                self._childless.pop(item.relates_to, None)
+        while len(self._childless) > _CHILDLESS_CACHED:
+            self._childless.popitem(last=False)
 
     async def _add_reply(self, txn: Transaction, item: PersistedEvent, root_id: str) -> None:
         root = await self.store.relation_target(txn, root_id)
@@ -213,10 +230,15 @@ class RelationsService:
         formatted (with their own aggregations; edits and thread replies are relations, so
         this stops after one level).
         """
-        parents = {row.event.event_id: row for row in rows if not row.event.is_state}
+        parents = {row.event.event_id: row for row in rows
+                   if not row.event.is_state and row.event.event_id not in self._childless}
         if not parents:
             return {}
+        version = self._version
         children = await self.store.relation_children(list(parents), AGGREGATED)
+        if version == self._version:
+            for parent_id in parents.keys() - {parent_id for parent_id, _, _ in children}:
+                self._childless[parent_id] = None
         if not children:
             return {}
         histories = {room_id: await self.store.membership_history(room_id, requester.user_id)
