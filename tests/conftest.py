@@ -173,6 +173,23 @@ class Api:
     async def delete(self, path, body=None, **kw):
         return await self.request("DELETE", path, body, **kw)
 
+    async def create_room(self, token: str, **body) -> str:
+        status, created = await self.post("/createRoom", body, token=token)
+        assert status == 200, created
+        return created["room_id"]
+
+    async def send_text(self, token: str, room_id: str, body: str, txn: str | None = None) -> str:
+        """Send an m.text message; returns its event ID."""
+        txn = txn or uuid.uuid4().hex
+        status, result = await self.put(f"/rooms/{room_id}/send/m.room.message/{txn}",
+                                        {"msgtype": "m.text", "body": body}, token=token)
+        assert status == 200, result
+        return result["event_id"]
+
+    async def register_all(self, *usernames: str) -> list[dict]:
+        """Register several users; returns their register responses in order."""
+        return [await self.register(name) for name in usernames]
+
     async def register(self, username: str, password: str = "correct horse", **extra) -> dict:
         """Register through the user-interactive auth dance with m.login.dummy."""
         body = {"username": username, "password": password, **extra}

@@ -36,7 +36,8 @@ from ranvier.sync.receipts import Receipts
 from ranvier.sync.receipts_schema import SCHEMA as RECEIPTS_SCHEMA
 from ranvier.sync.receipts_store import ReceiptStore
 from ranvier.sync.schema import SCHEMA as SYNC_SCHEMA
-from ranvier.sync.service import FilterStore, SyncService
+from ranvier.sync.service import SyncService
+from ranvier.sync.store import FilterStore
 from ranvier.sync.timeline import Timeline
 from ranvier.sync.typing import Typing
 from ranvier.users.account_data import AccountData

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from ranvier.server import Homeserver
-from tests.integration.test_rooms import create, users
 
 
 async def test_global_and_room_account_data_round_trip(api, homeserver):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
-    room_id = await create(api, token)
+    room_id = await api.create_room(token)
     base = "/user/@alice:localhost"
     status, body = await api.get(f"{base}/account_data/org.example.settings", token=token)
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
@@ -40,7 +39,7 @@ async def test_global_and_room_account_data_round_trip(api, homeserver):
 
 
 async def test_account_data_is_private_and_server_types_are_refused(api):
-    alice, bob = await users(api, "alice", "bob")
+    alice, bob = await api.register_all("alice", "bob")
     token = alice["access_token"]
     status, body = await api.put("/user/@bob:localhost/account_data/org.example.x", {}, token=token)
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
@@ -61,7 +60,7 @@ async def test_account_data_is_private_and_server_types_are_refused(api):
 
 
 async def test_ignored_user_list_is_validated_and_exposed(api, homeserver):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
     path = "/user/@alice:localhost/account_data/m.ignored_user_list"
     for bad, errcode in (({"ignored_users": ["@bob:localhost"]}, "M_BAD_JSON"), ({}, "M_BAD_JSON"),
@@ -76,9 +75,9 @@ async def test_ignored_user_list_is_validated_and_exposed(api, homeserver):
 
 
 async def test_tags(api, homeserver):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
-    room_id = await create(api, token)
+    room_id = await api.create_room(token)
     base = f"/user/@alice:localhost/rooms/{room_id}/tags"
     assert await api.get(base, token=token) == (200, {"tags": {}})
     assert (await api.put(f"{base}/m.favourite", {"order": 0.25}, token=token))[0] == 200
@@ -99,7 +98,7 @@ async def test_tags(api, homeserver):
 
 
 async def test_account_data_write_wakes_the_user(api, homeserver):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     with homeserver.notifier.subscribe(["user:@alice:localhost"]) as subscription:
         assert await subscription.wait(0.05) is False
         await api.put("/user/@alice:localhost/account_data/org.example.x", {"a": 1}, token=alice["access_token"])
@@ -107,7 +106,7 @@ async def test_account_data_write_wakes_the_user(api, homeserver):
 
 
 async def test_positions_continue_after_a_restart(server_config, homeserver, api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     await api.put("/user/@alice:localhost/account_data/org.example.x", {"a": 1}, token=alice["access_token"])
     position = homeserver.account_data.position
     assert position > 0

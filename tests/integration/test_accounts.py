@@ -383,3 +383,20 @@ async def test_versions_wellknown_capabilities_health(api, homeserver):
     assert caps["m.set_displayname"] == {"enabled": True} and caps["m.set_avatar_url"] == {"enabled": True}
     async with api.session.get(api.base_url + "/health") as response:
         assert response.status == 200 and await response.text() == "OK"
+
+
+async def test_metrics_on_their_own_listener(tmp_path, database_url):
+    from tests.conftest import _free_port
+
+    port = _free_port()
+    hs = Homeserver(test_config(tmp_path / "metrics", database_url, metrics={"enabled": True, "port": port}))
+    await hs.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                assert response.status == 200
+                assert "python_info" in await response.text()
+            async with session.get(hs.base_url + "/metrics") as response:
+                assert response.status == 404, "metrics are not on the client listener"
+    finally:
+        await hs.stop()

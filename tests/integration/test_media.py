@@ -276,7 +276,7 @@ async def test_user_quota(api, token):
 # -- asynchronous uploads --------------------------------------------------------------------------
 
 
-async def create(api: Api, token: str) -> tuple[str, dict]:
+async def create_media_id(api: Api, token: str) -> tuple[str, dict]:
     status, body = await api.post("/_matrix/media/v1/create", token=token)
     assert status == 200, body
     return media_id_of(body["content_uri"]), body
@@ -284,7 +284,7 @@ async def create(api: Api, token: str) -> tuple[str, dict]:
 
 async def test_create_then_upload(api, token):
     before = int(time.time() * 1000)
-    media_id, body = await create(api, token)
+    media_id, body = await create_media_id(api, token)
     assert before + 24 * 3600 * 1000 <= body["unused_expires_at"] <= int(time.time() * 1000) + 24 * 3600 * 1000
 
     path = f"/_matrix/client/v1/media/download/localhost/{media_id}"
@@ -307,7 +307,7 @@ async def test_create_then_upload(api, token):
 
 
 async def test_download_waits_for_a_pending_upload_up_to_timeout_ms(api, token):
-    media_id, _ = await create(api, token)
+    media_id, _ = await create_media_id(api, token)
     path = f"/_matrix/client/v1/media/download/localhost/{media_id}"
     started = time.monotonic()
     status, _, raw = await fetch(api, path, token, params={"timeout_ms": "300"})
@@ -327,7 +327,7 @@ async def test_download_waits_for_a_pending_upload_up_to_timeout_ms(api, token):
 
 @pytest.mark.parametrize("media_settings", [{"unused_upload_lifetime_ms": 1}], ids=["expiring"])
 async def test_unused_media_ids_expire(api, token):
-    media_id, _ = await create(api, token)
+    media_id, _ = await create_media_id(api, token)
     await asyncio.sleep(0.05)
     status, body = await api.put(f"/_matrix/media/v3/upload/localhost/{media_id}", data=b"too late", token=token)
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
@@ -337,12 +337,12 @@ async def test_unused_media_ids_expire(api, token):
 
 @pytest.mark.parametrize("media_settings", [{"max_pending_uploads": 2}], ids=["two-pending"])
 async def test_pending_uploads_are_limited_per_user(api, token):
-    first, _ = await create(api, token)
-    await create(api, token)
+    first, _ = await create_media_id(api, token)
+    await create_media_id(api, token)
     status, body = await api.post("/_matrix/media/v1/create", token=token)
     assert (status, body["errcode"]) == (429, "M_LIMIT_EXCEEDED")
     await api.put(f"/_matrix/media/v3/upload/localhost/{first}", data=b"done", token=token)
-    await create(api, token)
+    await create_media_id(api, token)
 
 
 async def test_upload_to_an_unknown_or_uploaded_media_id(api, token):

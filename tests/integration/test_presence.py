@@ -6,7 +6,6 @@ import nio
 
 from ranvier.server import Homeserver
 from ranvier.users.presence import IDLE_AFTER_MS, OFFLINE_AFTER_MS, now_ms
-from tests.integration.test_rooms import create, users
 
 
 async def test_nio_sets_and_gets_presence_and_strangers_are_refused(homeserver, tmp_path, api):
@@ -19,7 +18,7 @@ async def test_nio_sets_and_gets_presence_and_strangers_are_refused(homeserver, 
         assert (mine.presence, mine.status_msg, mine.currently_active) == ("online", "in a meeting", True)
         assert mine.last_active_ago < 60_000
 
-        friend, stranger = await users(api, "friend", "stranger")
+        friend, stranger = await api.register_all("friend", "stranger")
         room = await client.room_create(preset=nio.RoomPreset.public_chat)
         await api.post(f"/join/{room.room_id}", {}, token=friend["access_token"])
         status, seen = await api.get("/presence/@pres:localhost/status", token=friend["access_token"])
@@ -42,8 +41,8 @@ async def test_nio_sets_and_gets_presence_and_strangers_are_refused(homeserver, 
 
 
 async def test_presence_stream_reaches_room_mates_only(api, homeserver):
-    alice, bob, carol = await users(api, "alice", "bob", "carol")
-    room_id = await create(api, alice["access_token"], preset="public_chat")
+    alice, bob, carol = await api.register_all("alice", "bob", "carol")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat")
     await api.post(f"/join/{room_id}", {}, token=bob["access_token"])
     presence = homeserver.presence
     start = presence.position
@@ -70,7 +69,7 @@ async def test_presence_stream_reaches_room_mates_only(api, homeserver):
 
 
 async def test_sync_presence_and_the_idle_and_offline_sweep(api, homeserver):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     presence = homeserver.presence
     await presence.set_from_sync("@alice:localhost", "offline")
     assert (await presence.get("@alice:localhost", "@alice:localhost"))["presence"] == "offline"
@@ -98,7 +97,7 @@ async def test_sync_presence_and_the_idle_and_offline_sweep(api, homeserver):
 
 
 async def test_presence_survives_a_restart(server_config, homeserver, api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     await api.put("/presence/@alice:localhost/status", {"presence": "online", "status_msg": "here"},
                   token=alice["access_token"])
     position = homeserver.presence.position

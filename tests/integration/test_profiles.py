@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import nio
 
-from tests.integration.test_rooms import create, users
 
 
 async def member_event(api, token, room_id, user_id):
@@ -29,10 +28,10 @@ async def test_nio_sets_and_reads_displayname_and_avatar(homeserver, tmp_path):
 
 
 async def test_profile_change_reaches_every_joined_room(api):
-    alice, bob = await users(api, "alice", "bob")
+    alice, bob = await api.register_all("alice", "bob")
     token = alice["access_token"]
-    first = await create(api, token, preset="public_chat")
-    second = await create(api, token, preset="public_chat")
+    first = await api.create_room(token, preset="public_chat")
+    second = await api.create_room(token, preset="public_chat")
     status, _ = await api.post(f"/join/{first}", {}, token=bob["access_token"])
     assert status == 200
     status, _ = await api.put("/profile/@alice:localhost/displayname", {"displayname": "Alice A"}, token=token)
@@ -55,7 +54,7 @@ async def test_profile_change_reaches_every_joined_room(api):
 
 
 async def test_extended_fields_round_trip_and_delete(api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
     assert (await api.put("/profile/@alice:localhost/m.tz", {"m.tz": "Europe/London"}, token=token))[0] == 200
     status, _ = await api.put("/profile/@alice:localhost/org.example.pets", {"org.example.pets": ["cat", 2]},
@@ -71,7 +70,7 @@ async def test_extended_fields_round_trip_and_delete(api):
 
 
 async def test_profile_errors(api):
-    alice, bob = await users(api, "alice", "bob")
+    alice, bob = await api.register_all("alice", "bob")
     token = alice["access_token"]
     status, body = await api.put("/profile/@bob:localhost/displayname", {"displayname": "evil"}, token=token)
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")

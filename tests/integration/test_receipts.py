@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import nio
 
-from tests.integration.test_rooms import create, send, users
 
 
 async def joined_room(api):
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"], preset="public_chat")
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat")
     status, _ = await api.post(f"/join/{room_id}", {}, token=bob["access_token"])
     assert status == 200
     return alice, bob, room_id
@@ -22,8 +21,8 @@ async def receipt(api, user, room_id, event_id, receipt_type="m.read", body=None
 
 async def test_receipts_only_move_forward(api, homeserver):
     alice, bob, room_id = await joined_room(api)
-    first = await send(api, alice["access_token"], room_id, "one", "t1")
-    second = await send(api, alice["access_token"], room_id, "two", "t2")
+    first = await api.send_text(alice["access_token"], room_id, "one", "t1")
+    second = await api.send_text(alice["access_token"], room_id, "two", "t2")
     assert (await receipt(api, bob, room_id, second))[0] == 200
     position = homeserver.receipts.position
     assert (await receipt(api, bob, room_id, first))[0] == 200  # accepted, but ignored
@@ -41,7 +40,7 @@ async def test_receipts_only_move_forward(api, homeserver):
 
 async def test_private_receipts_are_only_shown_to_their_owner(api, homeserver):
     alice, bob, room_id = await joined_room(api)
-    event_id = await send(api, alice["access_token"], room_id, "secret", "t1")
+    event_id = await api.send_text(alice["access_token"], room_id, "secret", "t1")
     start = homeserver.receipts.position
     with homeserver.notifier.subscribe([f"room:{room_id}"]) as room_wait, \
             homeserver.notifier.subscribe(["user:@bob:localhost"]) as bob_wait:
@@ -57,14 +56,14 @@ async def test_private_receipts_are_only_shown_to_their_owner(api, homeserver):
 
 async def test_threaded_receipts_are_kept_per_thread(api, homeserver):
     alice, bob, room_id = await joined_room(api)
-    root = await send(api, alice["access_token"], room_id, "root", "t1")
+    root = await api.send_text(alice["access_token"], room_id, "root", "t1")
     status, reply = await api.put(f"/rooms/{room_id}/send/m.room.message/t2",
                                   {"msgtype": "m.text", "body": "in thread",
                                    "m.relates_to": {"rel_type": "m.thread", "event_id": root}},
                                   token=alice["access_token"])
     assert status == 200, reply
     in_thread = reply["event_id"]
-    later = await send(api, alice["access_token"], room_id, "main again", "t3")
+    later = await api.send_text(alice["access_token"], room_id, "main again", "t3")
     assert (await receipt(api, bob, room_id, in_thread, body={"thread_id": root}))[0] == 200
     assert (await receipt(api, bob, room_id, root, body={"thread_id": "main"}))[0] == 200
     # The main-timeline receipt on an earlier event does not hold back the thread's, and vice versa.
@@ -87,10 +86,10 @@ async def test_threaded_receipts_are_kept_per_thread(api, homeserver):
 
 async def test_receipt_errors(api):
     alice, bob, room_id = await joined_room(api)
-    (carol,) = await users(api, "carol")
-    event_id = await send(api, alice["access_token"], room_id, "hello", "t1")
-    other_room = await create(api, alice["access_token"])
-    elsewhere = await send(api, alice["access_token"], other_room, "elsewhere", "t2")
+    (carol,) = await api.register_all("carol")
+    event_id = await api.send_text(alice["access_token"], room_id, "hello", "t1")
+    other_room = await api.create_room(alice["access_token"])
+    elsewhere = await api.send_text(alice["access_token"], other_room, "elsewhere", "t2")
     status, body = await receipt(api, carol, room_id, event_id)
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
     status, body = await receipt(api, bob, room_id, "$nothing")
@@ -144,8 +143,8 @@ async def test_nio_read_markers_set_fully_read_and_receipts(homeserver, tmp_path
 
 async def test_a_receipt_clears_notification_counts(api, homeserver):
     alice, bob, room_id = await joined_room(api)
-    await send(api, alice["access_token"], room_id, "one", "t1")
-    last = await send(api, alice["access_token"], room_id, "two", "t2")
+    await api.send_text(alice["access_token"], room_id, "one", "t1")
+    last = await api.send_text(alice["access_token"], room_id, "two", "t2")
     before = (await homeserver.push.counts("@bob:localhost", [room_id]))[room_id]["notification_count"]
     assert before == 2
     assert (await receipt(api, bob, room_id, last, "m.read.private"))[0] == 200

@@ -11,22 +11,6 @@ import pytest
 from ranvier.events.room_versions import ROOM_VERSIONS
 
 
-async def users(api, *names):
-    return [await api.register(name) for name in names]
-
-
-async def create(api, token, **body):
-    status, result = await api.post("/createRoom", body, token=token)
-    assert status == 200, result
-    return result["room_id"]
-
-
-async def send(api, token, room_id, body, txn):
-    status, result = await api.put(f"/rooms/{room_id}/send/m.room.message/{txn}", {"msgtype": "m.text", "body": body},
-                                   token=token)
-    assert status == 200, result
-    return result["event_id"]
-
 
 async def state_of(api, token, room_id):
     status, events = await api.get(f"/rooms/{room_id}/state", token=token)
@@ -41,8 +25,8 @@ async def state_of(api, token, room_id):
     ("private_chat", "invite", "can_join"), ("trusted_private_chat", "invite", "can_join"), ("public_chat", "public", None),
 ])
 async def test_presets(api, preset, join_rule, guest):
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"], preset=preset, invite=["@bob:localhost"])
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset=preset, invite=["@bob:localhost"])
     state = await state_of(api, alice["access_token"], room_id)
     assert state[("m.room.join_rules", "")]["content"]["join_rule"] == join_rule
     assert state[("m.room.history_visibility", "")]["content"]["history_visibility"] == "shared"
@@ -54,7 +38,7 @@ async def test_presets(api, preset, join_rule, guest):
 
 
 async def test_create_room_with_every_field(api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
     status, result = await api.post("/createRoom", {
         "visibility": "public", "room_alias_name": "lobby", "name": "Lobby", "topic": "Hello",
@@ -80,10 +64,10 @@ async def test_create_room_with_every_field(api):
 
 
 async def test_creation_events_come_in_the_spec_order(api):
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"], preset="private_chat", name="N", topic="T",
-                           room_alias_name="ordered", invite=["@bob:localhost"],
-                           initial_state=[{"type": "m.room.encryption", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}])
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset="private_chat", name="N", topic="T",
+                                    room_alias_name="ordered", invite=["@bob:localhost"],
+                                    initial_state=[{"type": "m.room.encryption", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}])
     status, page = await api.get(f"/rooms/{room_id}/messages", params={"dir": "f", "limit": "50"},
                                  token=alice["access_token"])
     order = [(e["type"], e.get("state_key")) for e in page["chunk"]]
@@ -97,12 +81,12 @@ async def test_creation_events_come_in_the_spec_order(api):
 
 @pytest.mark.parametrize("version", sorted(ROOM_VERSIONS, key=int))
 async def test_every_room_version_can_be_created_and_used(api, version):
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"], room_version=version, preset="public_chat")
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], room_version=version, preset="public_chat")
     if version == "12":
         assert ":" not in room_id, "v12 room IDs are derived from the create event"
     assert (await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"]))[0] == 200
-    event_id = await send(api, bob["access_token"], room_id, "hi", "t1")
+    event_id = await api.send_text(bob["access_token"], room_id, "hi", "t1")
     if version in ("1", "2"):
         assert event_id.endswith(":localhost")
     status, event = await api.get(f"/rooms/{room_id}/event/{quote(event_id, safe='')}", token=alice["access_token"])
@@ -114,7 +98,7 @@ async def test_every_room_version_can_be_created_and_used(api, version):
 
 
 async def test_unknown_room_version_is_refused(api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     status, body = await api.post("/createRoom", {"room_version": "99"}, token=alice["access_token"])
     assert (status, body["errcode"]) == (400, "M_UNSUPPORTED_ROOM_VERSION")
 
@@ -123,11 +107,11 @@ async def test_unknown_room_version_is_refused(api):
 
 
 async def test_repeated_transaction_id_creates_nothing(api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
-    room_id = await create(api, token)
-    first = await send(api, token, room_id, "once", "same-txn")
-    second = await send(api, token, room_id, "twice?", "same-txn")
+    room_id = await api.create_room(token)
+    first = await api.send_text(token, room_id, "once", "same-txn")
+    second = await api.send_text(token, room_id, "twice?", "same-txn")
     assert first == second
     status, page = await api.get(f"/rooms/{room_id}/messages", params={"limit": "5"}, token=token)
     bodies = [e["content"].get("body") for e in page["chunk"] if e["type"] == "m.room.message"]
@@ -136,17 +120,17 @@ async def test_repeated_transaction_id_creates_nothing(api):
 
 
 async def test_concurrent_repeats_of_one_transaction_make_one_event(api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
-    room_id = await create(api, token)
-    ids = await asyncio.gather(*(send(api, token, room_id, "x", "racing") for _ in range(10)))
+    room_id = await api.create_room(token)
+    ids = await asyncio.gather(*(api.send_text(token, room_id, "x", "racing") for _ in range(10)))
     assert len(set(ids)) == 1
 
 
 async def test_state_get_put_and_format_event(api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
-    room_id = await create(api, token)
+    room_id = await api.create_room(token)
     status, body = await api.put(f"/rooms/{room_id}/state/com.example.thing/a%2Fb", {"v": 1}, token=token)
     assert status == 200
     assert await api.get(f"/rooms/{room_id}/state/com.example.thing/a%2Fb", token=token) == (200, {"v": 1})
@@ -160,20 +144,20 @@ async def test_state_get_put_and_format_event(api):
 
 
 async def test_bad_event_content_is_refused(api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
-    room_id = await create(api, token)
+    room_id = await api.create_room(token)
     status, body = await api.put(f"/rooms/{room_id}/send/m.room.message/f1", data=b'{"a": 1.5}', token=token)
     assert (status, body["errcode"]) == (400, "M_BAD_JSON")
     status, body = await api.put(f"/rooms/{room_id}/send/m.room.message/f2", {"big": "x" * 70000}, token=token)
     assert (status, body["errcode"]) == (413, "M_TOO_LARGE")
-    status, body = await api.put(f"/rooms/!nope:localhost/send/m.room.message/f3", {"body": "x"}, token=token)
+    status, body = await api.put("/rooms/!nope:localhost/send/m.room.message/f3", {"body": "x"}, token=token)
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
 
 
 async def test_power_level_violations_are_forbidden(api):
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"], preset="public_chat")
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat")
     await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
     for path, body in [
         (f"/rooms/{room_id}/state/m.room.name", {"name": "mine now"}),
@@ -183,7 +167,7 @@ async def test_power_level_violations_are_forbidden(api):
         assert (status, result["errcode"]) == (403, "M_FORBIDDEN"), path
     status, result = await api.post(f"/rooms/{room_id}/kick", {"user_id": "@alice:localhost"}, token=bob["access_token"])
     assert (status, result["errcode"]) == (403, "M_FORBIDDEN")
-    message = await send(api, alice["access_token"], room_id, "mine", "a1")
+    message = await api.send_text(alice["access_token"], room_id, "mine", "a1")
     status, result = await api.put(f"/rooms/{room_id}/redact/{quote(message, safe='')}/r", {}, token=bob["access_token"])
     assert (status, result["errcode"]) == (403, "M_FORBIDDEN")
     status, result = await api.put(f"/rooms/{room_id}/state/m.room.member/@alice:localhost",
@@ -192,9 +176,9 @@ async def test_power_level_violations_are_forbidden(api):
 
 
 async def test_strangers_cannot_send_or_read(api):
-    alice, eve = await users(api, "alice", "eve")
-    room_id = await create(api, alice["access_token"])
-    event_id = await send(api, alice["access_token"], room_id, "secret", "s1")
+    alice, eve = await api.register_all("alice", "eve")
+    room_id = await api.create_room(alice["access_token"])
+    event_id = await api.send_text(alice["access_token"], room_id, "secret", "s1")
     status, body = await api.put(f"/rooms/{room_id}/send/m.room.message/e1", {"body": "x"}, token=eve["access_token"])
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
     for path in (f"/rooms/{room_id}/messages", f"/rooms/{room_id}/state", f"/rooms/{room_id}/event/{quote(event_id, safe='')}",
@@ -244,8 +228,8 @@ async def test_membership_lifecycle_with_nio(homeserver, tmp_path):
 
 
 async def test_ban_reason_and_member_listing(api):
-    alice, bob, carol = await users(api, "alice", "bob", "carol")
-    room_id = await create(api, alice["access_token"], preset="public_chat")
+    alice, bob, carol = await api.register_all("alice", "bob", "carol")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat")
     for user in (bob, carol):
         await api.post(f"/rooms/{room_id}/join", {}, token=user["access_token"])
     await api.post(f"/rooms/{room_id}/ban", {"user_id": "@carol:localhost", "reason": "rude"}, token=alice["access_token"])
@@ -262,8 +246,8 @@ async def test_ban_reason_and_member_listing(api):
 
 
 async def test_join_by_alias_copies_the_profile(api):
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"], preset="public_chat", room_alias_name="hall")
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat", room_alias_name="hall")
     status, body = await api.post("/join/%23hall:localhost", {}, token=bob["access_token"])
     assert (status, body) == (200, {"room_id": room_id})
     status, member = await api.get(f"/rooms/{room_id}/state/m.room.member/@bob:localhost", token=bob["access_token"])
@@ -273,9 +257,9 @@ async def test_join_by_alias_copies_the_profile(api):
 
 
 async def test_knock_and_accept(api):
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"], room_version="11",
-                           initial_state=[{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}])
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], room_version="11",
+                                    initial_state=[{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}])
     status, body = await api.post(f"/knock/{room_id}", {"reason": "let me in"}, token=bob["access_token"])
     assert (status, body) == (200, {"room_id": room_id})
     status, members = await api.get(f"/rooms/{room_id}/members", params={"membership": "knock"}, token=alice["access_token"])
@@ -285,10 +269,10 @@ async def test_knock_and_accept(api):
 
 
 async def test_restricted_join_via_membership_of_another_room(api):
-    alice, bob, carol = await users(api, "alice", "bob", "carol")
-    space = await create(api, alice["access_token"], preset="public_chat")
-    room_id = await create(api, alice["access_token"], initial_state=[{"type": "m.room.join_rules", "content": {
-        "join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space}]}}])
+    alice, bob, carol = await api.register_all("alice", "bob", "carol")
+    space = await api.create_room(alice["access_token"], preset="public_chat")
+    room_id = await api.create_room(alice["access_token"], initial_state=[{"type": "m.room.join_rules", "content": {
+                                    "join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space}]}}])
     await api.post(f"/rooms/{space}/join", {}, token=bob["access_token"])
     status, body = await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
     assert status == 200, body
@@ -299,8 +283,8 @@ async def test_restricted_join_via_membership_of_another_room(api):
 
 
 async def test_forget_requires_leaving_first(api):
-    (alice,) = await users(api, "alice")
-    room_id = await create(api, alice["access_token"])
+    (alice,) = await api.register_all("alice")
+    room_id = await api.create_room(alice["access_token"])
     status, body = await api.post(f"/rooms/{room_id}/forget", {}, token=alice["access_token"])
     assert status == 400
     await api.post(f"/rooms/{room_id}/leave", {}, token=alice["access_token"])
@@ -313,13 +297,13 @@ async def test_forget_requires_leaving_first(api):
 @pytest.mark.parametrize("visibility, sees_earlier", [("shared", True), ("joined", False), ("invited", False),
                                                       ("world_readable", True)])
 async def test_history_visibility_for_a_late_joiner(api, visibility, sees_earlier):
-    alice, bob = await users(api, "alice", "bob")
+    alice, bob = await api.register_all("alice", "bob")
     token = alice["access_token"]
-    room_id = await create(api, token, preset="public_chat")
+    room_id = await api.create_room(token, preset="public_chat")
     await api.put(f"/rooms/{room_id}/state/m.room.history_visibility", {"history_visibility": visibility}, token=token)
-    early = await send(api, token, room_id, "before bob", "h1")
+    early = await api.send_text(token, room_id, "before bob", "h1")
     await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
-    late = await send(api, token, room_id, "after bob joined", "h2")
+    late = await api.send_text(token, room_id, "after bob joined", "h2")
     status, page = await api.get(f"/rooms/{room_id}/messages", params={"limit": "50"}, token=bob["access_token"])
     bodies = [e["content"].get("body") for e in page["chunk"]]
     assert "after bob joined" in bodies
@@ -330,14 +314,14 @@ async def test_history_visibility_for_a_late_joiner(api, visibility, sees_earlie
 
 
 async def test_leaver_sees_nothing_after_leaving(api):
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"], preset="public_chat")
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat")
     await api.put(f"/rooms/{room_id}/state/m.room.history_visibility", {"history_visibility": "joined"},
                   token=alice["access_token"])
     await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
-    await send(api, alice["access_token"], room_id, "while bob was here", "l1")
+    await api.send_text(alice["access_token"], room_id, "while bob was here", "l1")
     await api.post(f"/rooms/{room_id}/leave", {}, token=bob["access_token"])
-    later = await send(api, alice["access_token"], room_id, "after bob left", "l2")
+    later = await api.send_text(alice["access_token"], room_id, "after bob left", "l2")
     status, page = await api.get(f"/rooms/{room_id}/messages", params={"limit": "50"}, token=bob["access_token"])
     bodies = [e["content"].get("body") for e in page["chunk"]]
     assert "while bob was here" in bodies and "after bob left" not in bodies
@@ -348,12 +332,12 @@ async def test_leaver_sees_nothing_after_leaving(api):
 
 
 async def test_paging_1000_events_both_ways_without_gaps_or_duplicates(api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
-    room_id = await create(api, token)
+    room_id = await api.create_room(token)
     sent = []
     for start in range(0, 1000, 50):
-        sent += await asyncio.gather(*(send(api, token, room_id, str(i), f"p{i}") for i in range(start, start + 50)))
+        sent += await asyncio.gather(*(api.send_text(token, room_id, str(i), f"p{i}") for i in range(start, start + 50)))
     seen_backwards, token_from = [], None
     while True:
         params = {"limit": "97", "dir": "b"}
@@ -384,11 +368,11 @@ async def test_paging_1000_events_both_ways_without_gaps_or_duplicates(api):
 
 
 async def test_messages_filter_and_to_token(api):
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"], preset="public_chat")
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat")
     await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
     for i in range(6):
-        await send(api, (alice, bob)[i % 2]["access_token"], room_id, f"m{i}", f"f{i}")
+        await api.send_text((alice, bob)[i % 2]["access_token"], room_id, f"m{i}", f"f{i}")
     status, page = await api.get(f"/rooms/{room_id}/messages", params={
         "limit": "10", "filter": '{"senders": ["@bob:localhost"], "types": ["m.room.*"], "lazy_load_members": true}'},
         token=alice["access_token"])
@@ -406,10 +390,10 @@ async def test_messages_filter_and_to_token(api):
 
 
 async def test_context_around_an_event(api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
-    room_id = await create(api, token)
-    ids = [await send(api, token, room_id, str(i), f"c{i}") for i in range(7)]
+    room_id = await api.create_room(token)
+    ids = [await api.send_text(token, room_id, str(i), f"c{i}") for i in range(7)]
     status, ctx = await api.get(f"/rooms/{room_id}/context/{quote(ids[3], safe='')}", params={"limit": "4"}, token=token)
     assert status == 200
     assert ctx["event"]["event_id"] == ids[3]
@@ -423,10 +407,10 @@ async def test_context_around_an_event(api):
 
 
 async def test_state_at_an_old_event_is_the_state_it_was(api):
-    alice, bob = await users(api, "alice", "bob")
+    alice, bob = await api.register_all("alice", "bob")
     token = alice["access_token"]
-    room_id = await create(api, token, preset="public_chat", name="first name")
-    old = await send(api, token, room_id, "old", "o1")
+    room_id = await api.create_room(token, preset="public_chat", name="first name")
+    old = await api.send_text(token, room_id, "old", "o1")
     for i in range(40):  # long enough to pass a state snapshot boundary
         await api.put(f"/rooms/{room_id}/state/m.room.name", {"name": f"name {i}"}, token=token)
     await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
@@ -443,10 +427,10 @@ async def test_state_at_an_old_event_is_the_state_it_was(api):
 
 
 async def test_timestamp_to_event(api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
-    room_id = await create(api, token)
-    event_id = await send(api, token, room_id, "x", "ts1")
+    room_id = await api.create_room(token)
+    event_id = await api.send_text(token, room_id, "x", "ts1")
     status, event = await api.get(f"/rooms/{room_id}/event/{quote(event_id, safe='')}", token=token)
     ts = event["origin_server_ts"]
     status, found = await api.get(f"/_matrix/client/v1/rooms/{room_id}/timestamp_to_event",
@@ -474,13 +458,13 @@ async def test_repeated_transaction_after_a_restart_returns_the_first_event(serv
 
     async def first(api):
         user = await api.register("restarter")
-        room_id = await create(api, user["access_token"])
-        return user["access_token"], room_id, await send(api, user["access_token"], room_id, "once", "kept-txn")
+        room_id = await api.create_room(user["access_token"])
+        return user["access_token"], room_id, await api.send_text(user["access_token"], room_id, "once", "kept-txn")
 
     token, room_id, event_id = await run(first)
 
     async def again(api):
-        repeated = await send(api, token, room_id, "twice?", "kept-txn")
+        repeated = await api.send_text(token, room_id, "twice?", "kept-txn")
         status, page = await api.get(f"/rooms/{room_id}/messages", params={"limit": "5"}, token=token)
         return repeated, [e["content"].get("body") for e in page["chunk"] if e["type"] == "m.room.message"]
 
@@ -489,10 +473,10 @@ async def test_repeated_transaction_after_a_restart_returns_the_first_event(serv
 
 
 async def test_deactivated_users_leave_their_rooms(api):
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"], preset="public_chat")
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat")
     await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
-    other = await create(api, alice["access_token"], invite=["@bob:localhost"])
+    other = await api.create_room(alice["access_token"], invite=["@bob:localhost"])
     _, challenge = await api.post("/account/deactivate", {}, token=bob["access_token"])
     status, _ = await api.post("/account/deactivate", {"auth": {
         "type": "m.login.password", "session": challenge["session"], "user": "bob", "password": "correct horse"}},

@@ -13,12 +13,6 @@ async def _user(api: Api, name: str) -> str:
     return (await api.register(name))["access_token"]
 
 
-async def _room(api: Api, token: str, **body) -> str:
-    status, created = await api.post("/createRoom", body, token=token)
-    assert status == 200, created
-    return created["room_id"]
-
-
 async def _join(api: Api, token: str, room_id: str) -> None:
     status, body = await api.post(f"/join/{quote(room_id)}", {}, token=token)
     assert status == 200, body
@@ -58,7 +52,7 @@ async def test_nio_creates_resolves_and_deletes_an_alias(homeserver, api, tmp_pa
 
 async def test_alias_errors_follow_the_spec(api):
     alice = await _user(api, "alice")
-    room_id = await _room(api, alice)
+    room_id = await api.create_room(alice)
     status, body = await api.put(_alias_path("#taken:localhost"), {"room_id": room_id}, token=alice)
     assert (status, body) == (200, {})
     status, body = await api.put(_alias_path("#taken:localhost"), {"room_id": room_id}, token=alice)
@@ -86,14 +80,14 @@ async def test_alias_errors_follow_the_spec(api):
 
 async def test_only_members_may_create_aliases(api):
     alice, bob = await _user(api, "alice"), await _user(api, "bob")
-    room_id = await _room(api, alice)
+    room_id = await api.create_room(alice)
     status, body = await api.put(_alias_path("#bobs:localhost"), {"room_id": room_id}, token=bob)
     assert status == 403 and body["errcode"] == "M_FORBIDDEN"
 
 
 async def test_who_may_delete_an_alias(homeserver, api):
     alice, bob, carol, admin = [await _user(api, name) for name in ("alice", "bob", "carol", "admin")]
-    room_id = await _room(api, alice, preset="public_chat")
+    room_id = await api.create_room(alice, preset="public_chat")
     for token in (bob, carol):
         await _join(api, token, room_id)
     for alias, token in (("#by-bob:localhost", bob), ("#by-carol:localhost", carol), ("#by-bob2:localhost", bob)):
@@ -137,7 +131,7 @@ async def test_deleting_the_canonical_alias_updates_the_event(api):
 
 async def test_local_aliases_are_listed_for_members_and_world_readable_rooms(homeserver, api):
     alice, bob = await _user(api, "alice"), await _user(api, "bob")
-    room_id = await _room(api, alice, room_alias_name="first")
+    room_id = await api.create_room(alice, room_alias_name="first")
     await api.put(_alias_path("#second:localhost"), {"room_id": room_id}, token=alice)
     path = f"/rooms/{quote(room_id)}/aliases"
     status, body = await api.get(path, token=alice)
@@ -157,8 +151,8 @@ async def test_local_aliases_are_listed_for_members_and_world_readable_rooms(hom
 
 async def test_directory_visibility_get_and_set(homeserver, api, tmp_path):
     alice, bob = await _user(api, "alice"), await _user(api, "bob")
-    public = await _room(api, alice, visibility="public")
-    private = await _room(api, alice, preset="public_chat")
+    public = await api.create_room(alice, visibility="public")
+    private = await api.create_room(alice, preset="public_chat")
     status, body = await api.get(f"/directory/list/room/{quote(public)}")
     assert (status, body) == (200, {"visibility": "public"})
     status, body = await api.get(f"/directory/list/room/{quote(private)}")
@@ -203,11 +197,11 @@ async def _directory(api: Api, tokens: list[str]) -> dict[str, str]:
         ("Echo", {}),
     ]
     for index, (name, extra) in enumerate(specs):
-        room_id = await _room(api, owner, visibility="public", name=name, **extra)
+        room_id = await api.create_room(owner, visibility="public", name=name, **extra)
         for token in tokens[1:5 - index]:
             await _join(api, token, room_id)
         rooms[name] = room_id
-    rooms["Hidden"] = await _room(api, owner, name="Hidden cheese", preset="public_chat")
+    rooms["Hidden"] = await api.create_room(owner, name="Hidden cheese", preset="public_chat")
     return rooms
 
 
@@ -297,7 +291,7 @@ async def test_public_rooms_filters(homeserver, api, tmp_path):
 
 async def test_rooms_everyone_left_are_not_listed(api):
     alice = await _user(api, "alice")
-    room_id = await _room(api, alice, visibility="public", name="Abandoned")
+    room_id = await api.create_room(alice, visibility="public", name="Abandoned")
     status, _ = await api.post(f"/rooms/{quote(room_id)}/leave", {}, token=alice)
     assert status == 200
     status, page = await api.get("/publicRooms")

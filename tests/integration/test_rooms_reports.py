@@ -12,28 +12,15 @@ async def _user(api: Api, name: str) -> str:
     return (await api.register(name))["access_token"]
 
 
-async def _room(api: Api, token: str, **body) -> str:
-    status, created = await api.post("/createRoom", body, token=token)
-    assert status == 200, created
-    return created["room_id"]
-
-
-async def _send(api: Api, token: str, room_id: str, txn: str, body: str = "hello") -> str:
-    status, sent = await api.put(f"/rooms/{quote(room_id)}/send/m.room.message/{txn}",
-                                 {"msgtype": "m.text", "body": body}, token=token)
-    assert status == 200, sent
-    return sent["event_id"]
-
-
 def _report_path(room_id: str, event_id: str) -> str:
     return f"/rooms/{quote(room_id)}/report/{quote(event_id)}"
 
 
 async def test_event_reports_are_stored_for_admins(homeserver, api):
     alice, bob = await _user(api, "alice"), await _user(api, "bob")
-    room_id = await _room(api, alice, preset="public_chat")
+    room_id = await api.create_room(alice, preset="public_chat")
     await api.post(f"/join/{quote(room_id)}", {}, token=bob)
-    event_id = await _send(api, alice, room_id, "t1", "something rude")
+    event_id = await api.send_text(alice, room_id, "something rude", "t1")
     status, body = await api.post(_report_path(room_id, event_id), {"reason": "rude", "score": -100}, token=bob)
     assert (status, body) == (200, {})
     status, body = await api.post(_report_path(room_id, event_id), {}, token=bob)  # reason and score are optional
@@ -51,14 +38,14 @@ async def test_event_reports_are_stored_for_admins(homeserver, api):
 
 async def test_event_reports_need_a_joined_reporter_who_can_see_the_event(api):
     alice, bob, eve = [await _user(api, name) for name in ("alice", "bob", "eve")]
-    room_id = await _room(api, alice, preset="public_chat",
-                          initial_state=[{"type": "m.room.history_visibility",
-                                          "content": {"history_visibility": "joined"}}])
-    hidden = await _send(api, alice, room_id, "t1")
+    room_id = await api.create_room(alice, preset="public_chat",
+                                    initial_state=[{"type": "m.room.history_visibility",
+                                                    "content": {"history_visibility": "joined"}}])
+    hidden = await api.send_text(alice, room_id, "hello", "t1")
     await api.post(f"/join/{quote(room_id)}", {}, token=bob)
-    seen = await _send(api, alice, room_id, "t2")
-    other_room = await _room(api, alice)
-    elsewhere = await _send(api, alice, other_room, "t3")
+    seen = await api.send_text(alice, room_id, "hello", "t2")
+    other_room = await api.create_room(alice)
+    elsewhere = await api.send_text(alice, other_room, "hello", "t3")
 
     for token, path in (
         (eve, _report_path(room_id, seen)),  # not in the room
@@ -87,7 +74,7 @@ async def test_event_reports_need_a_joined_reporter_who_can_see_the_event(api):
 
 async def test_room_reports_need_no_membership(homeserver, api):
     alice, eve = await _user(api, "alice"), await _user(api, "eve")
-    room_id = await _room(api, alice)
+    room_id = await api.create_room(alice)
     status, body = await api.post(f"/rooms/{quote(room_id)}/report", {"reason": "bad room"}, token=eve)
     assert (status, body) == (200, {})
     status, body = await api.post(f"/rooms/{quote(room_id)}/report", {"reason": ""}, token=eve)  # may be blank
@@ -120,7 +107,7 @@ async def test_user_reports(homeserver, api):
 
 async def test_listing_reports_pages_and_filters(homeserver, api):
     alice, bob = await _user(api, "alice"), await _user(api, "bob")
-    rooms = [await _room(api, alice) for _ in range(2)]
+    rooms = [await api.create_room(alice) for _ in range(2)]
     for index in range(5):
         status, _ = await api.post(f"/rooms/{quote(rooms[index % 2])}/report", {"reason": f"r{index}"},
                                    token=bob if index < 3 else alice)

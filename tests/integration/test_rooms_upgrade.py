@@ -17,12 +17,6 @@ async def _user(api: Api, name: str) -> str:
     return (await api.register(name))["access_token"]
 
 
-async def _room(api: Api, token: str, **body) -> str:
-    status, created = await api.post("/createRoom", body, token=token)
-    assert status == 200, created
-    return created["room_id"]
-
-
 async def _state(api: Api, token: str, room_id: str, event_type: str, state_key: str = "") -> tuple[int, dict]:
     return await api.get(f"/rooms/{quote(room_id)}/state/{event_type}/{quote(state_key)}", token=token)
 
@@ -43,17 +37,17 @@ async def _send(api: Api, token: str, room_id: str, txn: str) -> tuple[int, dict
 
 async def test_upgrade_end_to_end(api):
     alice, bob, carol, mallory = [await _user(api, name) for name in ("alice", "bob", "carol", "mallory")]
-    old = await _room(api, alice, visibility="public", room_version="10", name="Old name", topic="Old topic",
-                      room_alias_name="club", creation_content={"type": "org.example.club"},
-                      power_level_content_override={"users": {"@alice:localhost": 100, "@bob:localhost": 50}},
-                      initial_state=[
-                          {"type": "m.room.avatar", "content": {"url": "mxc://localhost/avatar"}},
-                          {"type": "m.room.guest_access", "content": {"guest_access": "can_join"}},
-                          {"type": "m.room.encryption", "content": {"algorithm": "m.megolm.v1.aes-sha2"}},
-                          {"type": "m.room.server_acl", "content": {"allow": ["*"], "deny": ["evil.example"],
-                                                                    "allow_ip_literals": False}},
-                          {"type": "org.example.custom", "content": {"kept": False}},
-                      ])
+    old = await api.create_room(alice, visibility="public", room_version="10", name="Old name", topic="Old topic",
+                                room_alias_name="club", creation_content={"type": "org.example.club"},
+                                power_level_content_override={"users": {"@alice:localhost": 100, "@bob:localhost": 50}},
+                                initial_state=[
+                                    {"type": "m.room.avatar", "content": {"url": "mxc://localhost/avatar"}},
+                                    {"type": "m.room.guest_access", "content": {"guest_access": "can_join"}},
+                                    {"type": "m.room.encryption", "content": {"algorithm": "m.megolm.v1.aes-sha2"}},
+                                    {"type": "m.room.server_acl", "content": {"allow": ["*"], "deny": ["evil.example"],
+                                                                              "allow_ip_literals": False}},
+                                    {"type": "org.example.custom", "content": {"kept": False}},
+                                ])
     for token in (bob, carol, mallory):
         status, body = await api.post(f"/join/{quote(old)}", {}, token=token)
         assert status == 200, body
@@ -131,7 +125,7 @@ async def test_upgrade_end_to_end(api):
 
 async def test_upgrade_refusals(api):
     alice, bob, eve = [await _user(api, name) for name in ("alice", "bob", "eve")]
-    room_id = await _room(api, alice, preset="public_chat")
+    room_id = await api.create_room(alice, preset="public_chat")
     status, body = await api.post(f"/join/{quote(room_id)}", {}, token=bob)
     status, body = await _upgrade(api, alice, room_id, "99")
     assert status == 400 and body["errcode"] == "M_UNSUPPORTED_ROOM_VERSION"
@@ -153,8 +147,8 @@ async def test_upgrade_refusals(api):
 
 async def test_upgrade_to_v12_keeps_creators_out_of_power_levels(api):
     alice, bob, carol = [await _user(api, name) for name in ("alice", "bob", "carol")]
-    old = await _room(api, alice, preset="public_chat", power_level_content_override={
-        "users": {"@alice:localhost": 100, "@bob:localhost": 100, "@carol:localhost": 20}})
+    old = await api.create_room(alice, preset="public_chat", power_level_content_override={
+                                "users": {"@alice:localhost": 100, "@bob:localhost": 100, "@carol:localhost": 20}})
     for token in (bob, carol):
         await api.post(f"/join/{quote(old)}", {}, token=token)
     status, body = await _upgrade(api, alice, old, "12", additional_creators=["@bob:localhost"])
@@ -174,7 +168,7 @@ async def test_upgrade_to_v12_keeps_creators_out_of_power_levels(api):
 
 async def test_upgrade_from_v12_gives_the_old_creators_a_level(api):
     alice = await _user(api, "alice")
-    old = await _room(api, alice, room_version="12", name="Twelve")
+    old = await api.create_room(alice, room_version="12", name="Twelve")
     status, body = await _upgrade(api, alice, old, "11")
     assert status == 200, body
     new = body["replacement_room"]
@@ -188,7 +182,7 @@ async def test_upgrade_from_v12_gives_the_old_creators_a_level(api):
 
 async def test_upgrade_normalises_string_power_levels_of_old_versions(api):
     alice = await _user(api, "alice")
-    old = await _room(api, alice, room_version="1", power_level_content_override={"ban": "60", "events_default": " 0"})
+    old = await api.create_room(alice, room_version="1", power_level_content_override={"ban": "60", "events_default": " 0"})
     status, body = await _upgrade(api, alice, old, "11")
     assert status == 200, body
     status, levels = await _state(api, alice, body["replacement_room"], "m.room.power_levels")
@@ -199,8 +193,8 @@ async def test_upgrade_normalises_string_power_levels_of_old_versions(api):
 
 async def test_a_moderator_with_tombstone_power_can_upgrade(api):
     alice, bob = await _user(api, "alice"), await _user(api, "bob")
-    old = await _room(api, alice, preset="public_chat", power_level_content_override={
-        "users": {"@alice:localhost": 100, "@bob:localhost": 50}, "events": {"m.room.tombstone": 50}})
+    old = await api.create_room(alice, preset="public_chat", power_level_content_override={
+                                "users": {"@alice:localhost": 100, "@bob:localhost": 50}, "events": {"m.room.tombstone": 50}})
     await api.post(f"/join/{quote(old)}", {}, token=bob)
     status, body = await _upgrade(api, bob, old, "11")
     assert status == 200, body
@@ -212,8 +206,8 @@ async def test_a_moderator_with_tombstone_power_can_upgrade(api):
 @pytest.mark.parametrize("version", ["11", "12"])
 async def test_upgrading_a_space_keeps_its_children(api, version):
     alice = await _user(api, "alice")
-    child = await _room(api, alice, name="child")
-    space = await _room(api, alice, name="space", creation_content={"type": "m.space"})
+    child = await api.create_room(alice, name="child")
+    space = await api.create_room(alice, name="space", creation_content={"type": "m.space"})
     await _put_state(api, alice, space, "m.space.child", {"via": ["localhost"], "suggested": True}, child)
     await _put_state(api, alice, space, "m.space.child", {}, "!removed:localhost")
     status, body = await _upgrade(api, alice, space, version)

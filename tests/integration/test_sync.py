@@ -4,29 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 
 import nio
-import pytest
 
-
-async def users(api, *names):
-    return [await api.register(name) for name in names]
-
-
-async def create(api, token, **body):
-    status, result = await api.post("/createRoom", body, token=token)
-    assert status == 200, result
-    return result["room_id"]
-
-
-async def send(api, token, room_id, body, txn=None):
-    txn = txn or f"t{random.getrandbits(64)}"
-    status, result = await api.put(f"/rooms/{room_id}/send/m.room.message/{txn}", {"msgtype": "m.text", "body": body},
-                                   token=token)
-    assert status == 200, result
-    return result["event_id"]
 
 
 async def sync(api, token, **params):
@@ -44,9 +25,9 @@ def timeline_bodies(response, room_id):
 
 
 async def test_initial_sync_shape(api):
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"], name="Room", invite=["@bob:localhost"])
-    await send(api, alice["access_token"], room_id, "hello")
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], name="Room", invite=["@bob:localhost"])
+    await api.send_text(alice["access_token"], room_id, "hello")
     body = await sync(api, alice["access_token"])
     room = body["rooms"]["join"][room_id]
     assert timeline_bodies(body, room_id) == ["hello"]
@@ -62,12 +43,12 @@ async def test_initial_sync_shape(api):
 
 
 async def test_incremental_sync_has_exactly_the_new_events(api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
-    room_id = await create(api, token)
+    room_id = await api.create_room(token)
     first = await sync(api, token)
-    await send(api, token, room_id, "one")
-    await send(api, token, room_id, "two")
+    await api.send_text(token, room_id, "one")
+    await api.send_text(token, room_id, "two")
     second = await sync(api, token, since=first["next_batch"])
     assert timeline_bodies(second, room_id) == ["one", "two"]
     assert second["rooms"]["join"][room_id]["state"]["events"] == []
@@ -76,14 +57,14 @@ async def test_incremental_sync_has_exactly_the_new_events(api):
 
 
 async def test_long_poll_wakes_on_a_new_event(api):
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"], preset="public_chat")
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat")
     await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
     start = await sync(api, bob["access_token"])
 
     async def send_later():
         await asyncio.sleep(0.5)
-        await send(api, alice["access_token"], room_id, "wake up")
+        await api.send_text(alice["access_token"], room_id, "wake up")
 
     began = time.monotonic()
     sender = asyncio.create_task(send_later())
@@ -95,8 +76,8 @@ async def test_long_poll_wakes_on_a_new_event(api):
 
 
 async def test_long_poll_times_out_with_the_same_token(api):
-    (alice,) = await users(api, "alice")
-    await create(api, alice["access_token"])
+    (alice,) = await api.register_all("alice")
+    await api.create_room(alice["access_token"])
     start = await sync(api, alice["access_token"])
     began = time.monotonic()
     idle = await sync(api, alice["access_token"], since=start["next_batch"], timeout=300)
@@ -105,8 +86,8 @@ async def test_long_poll_times_out_with_the_same_token(api):
 
 
 async def test_no_duplicates_or_gaps_under_concurrent_sends_into_20_rooms(api):
-    alice, bob = await users(api, "alice", "bob")
-    rooms = [await create(api, alice["access_token"], preset="public_chat") for _ in range(20)]
+    alice, bob = await api.register_all("alice", "bob")
+    rooms = [await api.create_room(alice["access_token"], preset="public_chat") for _ in range(20)]
     for room_id in rooms:
         await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
     token = (await sync(api, bob["access_token"]))["next_batch"]
@@ -116,7 +97,7 @@ async def test_no_duplicates_or_gaps_under_concurrent_sends_into_20_rooms(api):
 
     async def sender(room_id):
         for body in expected[room_id]:
-            await send(api, alice["access_token"], room_id, body)
+            await api.send_text(alice["access_token"], room_id, body)
 
     async def receiver():
         nonlocal token
@@ -141,13 +122,13 @@ async def test_no_duplicates_or_gaps_under_concurrent_sends_into_20_rooms(api):
 
 
 async def test_gappy_sync_gives_limited_prev_batch_and_state_delta(api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
-    room_id = await create(api, token, name="old name")
+    room_id = await api.create_room(token, name="old name")
     start = await sync(api, token)
     await api.put(f"/rooms/{room_id}/state/m.room.name", {"name": "new name"}, token=token)
     for i in range(12):
-        await send(api, token, room_id, f"m{i}")
+        await api.send_text(token, room_id, f"m{i}")
     gappy = await sync(api, token, since=start["next_batch"], filter={"room": {"timeline": {"limit": 5}}})
     room = gappy["rooms"]["join"][room_id]
     assert room["timeline"]["limited"] is True
@@ -159,10 +140,10 @@ async def test_gappy_sync_gives_limited_prev_batch_and_state_delta(api):
 
 
 async def test_newly_joined_room_comes_with_full_state(api):
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"], preset="public_chat", name="Joined", topic="T")
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat", name="Joined", topic="T")
     for i in range(15):
-        await send(api, alice["access_token"], room_id, f"m{i}")
+        await api.send_text(alice["access_token"], room_id, f"m{i}")
     start = await sync(api, bob["access_token"])
     assert room_id not in start["rooms"]["join"]
     await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
@@ -175,8 +156,8 @@ async def test_newly_joined_room_comes_with_full_state(api):
 
 
 async def test_left_room_appears_once_under_leave_for_kicks_and_bans(api):
-    alice, bob = await users(api, "alice", "bob")
-    rooms = [await create(api, alice["access_token"], preset="public_chat") for _ in range(2)]
+    alice, bob = await api.register_all("alice", "bob")
+    rooms = [await api.create_room(alice["access_token"], preset="public_chat") for _ in range(2)]
     for room_id in rooms:
         await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
     start = await sync(api, bob["access_token"])
@@ -186,7 +167,7 @@ async def test_left_room_appears_once_under_leave_for_kicks_and_bans(api):
     assert set(after["rooms"]["leave"]) == set(rooms)
     kicked = after["rooms"]["leave"][rooms[0]]["timeline"]["events"][-1]
     assert kicked["content"] == {"membership": "leave", "reason": "out"} and kicked["sender"] == "@alice:localhost"
-    await send(api, alice["access_token"], rooms[0], "after the kick")
+    await api.send_text(alice["access_token"], rooms[0], "after the kick")
     later = await sync(api, bob["access_token"], since=after["next_batch"])
     assert later["rooms"]["leave"] == {} and later["rooms"]["join"] == {}
     archived = await sync(api, bob["access_token"], filter={"room": {"include_leave": True}})
@@ -195,20 +176,20 @@ async def test_left_room_appears_once_under_leave_for_kicks_and_bans(api):
 
 
 async def test_lazy_loading_sends_each_member_once_per_connection(api):
-    alice, bob, carol = await users(api, "alice", "bob", "carol")
-    room_id = await create(api, alice["access_token"], preset="public_chat")
+    alice, bob, carol = await api.register_all("alice", "bob", "carol")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat")
     for user in (bob, carol):
         await api.post(f"/rooms/{room_id}/join", {}, token=user["access_token"])
     for i in range(12):
-        await send(api, alice["access_token"], room_id, f"a{i}")
+        await api.send_text(alice["access_token"], room_id, f"a{i}")
     lazy = {"room": {"timeline": {"limit": 3}, "state": {"lazy_load_members": True}}}
     first = await sync(api, carol["access_token"], filter=lazy)
     members = {e["state_key"] for e in first["rooms"]["join"][room_id]["state"]["events"] if e["type"] == "m.room.member"}
     assert members == {"@alice:localhost", "@carol:localhost"}, "only the senders and the syncing user"
-    await send(api, bob["access_token"], room_id, "from bob")
-    await send(api, alice["access_token"], room_id, "from alice")
+    await api.send_text(bob["access_token"], room_id, "from bob")
+    await api.send_text(alice["access_token"], room_id, "from alice")
     for i in range(5):
-        await send(api, bob["access_token"], room_id, f"b{i}")
+        await api.send_text(bob["access_token"], room_id, f"b{i}")
     second = await sync(api, carol["access_token"], since=first["next_batch"], filter=lazy)
     members = {e["state_key"] for e in second["rooms"]["join"][room_id]["state"]["events"] if e["type"] == "m.room.member"}
     assert members == {"@bob:localhost"}, "alice was sent already on this connection"
@@ -219,11 +200,11 @@ async def test_lazy_loading_sends_each_member_once_per_connection(api):
 
 
 async def test_stored_and_inline_filters(api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
-    room_id = await create(api, token)
-    other = await create(api, token)
-    await send(api, token, room_id, "wanted")
+    room_id = await api.create_room(token)
+    other = await api.create_room(token)
+    await api.send_text(token, room_id, "wanted")
     definition = {"room": {"rooms": [room_id], "timeline": {"types": ["m.room.message"]}},
                   "event_fields": ["type", "content.body"]}
     status, created = await api.post("/user/@alice:localhost/filter", definition, token=token)
@@ -248,7 +229,7 @@ async def test_stored_and_inline_filters(api):
 
 
 async def test_bad_since_token_is_refused(api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     status, body = await api.get("/sync", params={"since": "garbage"}, token=alice["access_token"])
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
 
@@ -276,16 +257,16 @@ async def test_nio_syncs_and_sees_messages(homeserver, tmp_path):
 
 
 async def test_legacy_events_and_initial_sync(api):
-    (alice,) = await users(api, "alice")
+    (alice,) = await api.register_all("alice")
     token = alice["access_token"]
-    room_id = await create(api, token, name="legacy")
-    await send(api, token, room_id, "old")
+    room_id = await api.create_room(token, name="legacy")
+    await api.send_text(token, room_id, "old")
     status, snapshot = await api.get("/initialSync", params={"limit": "5"}, token=token)
     assert status == 200
     (room,) = snapshot["rooms"]
     assert room["room_id"] == room_id and room["membership"] == "join"
     assert [e["content"].get("body") for e in room["messages"]["chunk"]][-1] == "old"
-    await send(api, token, room_id, "new")
+    await api.send_text(token, room_id, "new")
     status, stream = await api.get("/events", params={"from": snapshot["end"], "timeout": "1000"}, token=token)
     assert [e["content"]["body"] for e in stream["chunk"] if e["type"] == "m.room.message"] == ["new"]
     status, room_snapshot = await api.get(f"/rooms/{room_id}/initialSync", token=token)
@@ -307,7 +288,7 @@ async def test_stopping_the_server_answers_long_polls_at_once(server_config):
     await hs.start()
     async with aiohttp.ClientSession() as session:
         api = Api(session, hs.base_url)
-        (alice,) = await users(api, "alice")
+        (alice,) = await api.register_all("alice")
         start = await sync(api, alice["access_token"])
         poll = asyncio.create_task(api.get("/sync", params={"since": start["next_batch"], "timeout": "30000"},
                                            token=alice["access_token"]))
@@ -322,13 +303,13 @@ async def test_stopping_the_server_answers_long_polls_at_once(server_config):
 async def test_unread_counts_reach_sync_and_receipts_reset_them(api):
     from urllib.parse import quote
 
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"], preset="trusted_private_chat", invite=["@bob:localhost"],
-                           is_direct=True)
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset="trusted_private_chat", invite=["@bob:localhost"],
+                                    is_direct=True)
     await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
-    await send(api, alice["access_token"], room_id, "one")
-    last = await send(api, alice["access_token"], room_id, "two, bob")
-    root = await send(api, alice["access_token"], room_id, "thread root")
+    await api.send_text(alice["access_token"], room_id, "one")
+    last = await api.send_text(alice["access_token"], room_id, "two, bob")
+    root = await api.send_text(alice["access_token"], room_id, "thread root")
     status, reply = await api.put(f"/rooms/{room_id}/send/m.room.message/thr", {
         "msgtype": "m.text", "body": "in thread", "m.relates_to": {"rel_type": "m.thread", "event_id": root}},
         token=alice["access_token"])
@@ -342,3 +323,33 @@ async def test_unread_counts_reach_sync_and_receipts_reset_them(api):
     await api.post(f"/rooms/{room_id}/receipt/m.read/{quote(last, safe='')}", {}, token=bob["access_token"])
     after = await sync(api, bob["access_token"], since=body["next_batch"])
     assert after["rooms"]["join"][room_id]["unread_notifications"] == {"notification_count": 2, "highlight_count": 0}
+
+
+async def test_ignored_users_messages_and_invites_are_not_delivered(api):
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat",
+                                    power_level_content_override={"events": {"m.room.topic": 0}})
+    await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
+    status, _ = await api.put("/user/@alice:localhost/account_data/m.ignored_user_list",
+                              {"ignored_users": {"@bob:localhost": {}}}, token=alice["access_token"])
+    assert status == 200
+    start = await sync(api, alice["access_token"])
+    await api.send_text(bob["access_token"], room_id, "you will not see this")
+    status, _ = await api.put(f"/rooms/{room_id}/state/m.room.topic", {"topic": "bob's topic"},
+                              token=bob["access_token"])
+    assert status == 200
+    await api.send_text(alice["access_token"], room_id, "alice speaks")
+    invite_room = await api.create_room(bob["access_token"], invite=["@alice:localhost"])
+    changes = await sync(api, alice["access_token"], since=start["next_batch"])
+    events = changes["rooms"]["join"][room_id]["timeline"]["events"]
+    assert [e["content"].get("body") for e in events if e["type"] == "m.room.message"] == ["alice speaks"]
+    assert any(e["type"] == "m.room.topic" for e in events), "state events of ignored users still arrive"
+    assert invite_room not in changes["rooms"]["invite"]
+
+    await api.put("/user/@alice:localhost/account_data/m.ignored_user_list", {"ignored_users": {}},
+                  token=alice["access_token"])
+    await api.send_text(bob["access_token"], room_id, "heard again")
+    after = await sync(api, alice["access_token"], since=changes["next_batch"])
+    bodies = [e["content"].get("body") for e in after["rooms"]["join"][room_id]["timeline"]["events"]
+              if e["type"] == "m.room.message"]
+    assert bodies == ["heard again"], "missed events are not replayed; a fresh sync fetches them"

@@ -6,12 +6,11 @@ import asyncio
 
 import nio
 
-from tests.integration.test_rooms import create, users
 
 
 async def test_typing_starts_renews_stops_and_expires(api, homeserver):
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"], preset="public_chat")
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat")
     await api.post(f"/join/{room_id}", {}, token=bob["access_token"])
     typing = homeserver.typing
     start = typing.position
@@ -47,8 +46,8 @@ async def test_typing_starts_renews_stops_and_expires(api, homeserver):
 
 
 async def test_typing_is_only_for_oneself_and_members(api):
-    alice, bob = await users(api, "alice", "bob")
-    room_id = await create(api, alice["access_token"])
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"])
     status, body = await api.put(f"/rooms/{room_id}/typing/@alice:localhost", {"typing": True},
                                  token=bob["access_token"])
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tests.integration.test_rooms import create, users
 
 
 async def search(api, user, term, **extra):
@@ -17,15 +16,15 @@ def ids(body):
 
 
 async def test_search_scope_shared_rooms_and_public_rooms(api, homeserver):
-    alice, bob, carol, dave, erin = await users(api, "alice", "bob", "carol", "dave", "erin")
+    alice, bob, carol, dave, erin = await api.register_all("alice", "bob", "carol", "dave", "erin")
     await api.put("/profile/@bob:localhost/displayname", {"displayname": "Robert Tables"}, token=bob["access_token"])
     await api.put("/profile/@carol:localhost/displayname", {"displayname": "Carol Tables"},
                   token=carol["access_token"])
     await api.put("/profile/@dave:localhost/displayname", {"displayname": "Dave Tables"}, token=dave["access_token"])
     # bob shares a private room with alice; carol is in a public room; dave shares nothing.
-    private = await create(api, alice["access_token"], invite=["@bob:localhost"])
+    private = await api.create_room(alice["access_token"], invite=["@bob:localhost"])
     assert (await api.post(f"/join/{private}", {}, token=bob["access_token"]))[0] == 200
-    public = await create(api, carol["access_token"], preset="public_chat")
+    public = await api.create_room(carol["access_token"], preset="public_chat")
 
     found = await search(api, alice, "tables")
     assert sorted(ids(found)) == ["@bob:localhost", "@carol:localhost"]
@@ -57,8 +56,8 @@ async def test_search_scope_shared_rooms_and_public_rooms(api, homeserver):
 
 
 async def test_limit_and_bad_requests(api):
-    people = await users(api, "ann1", "ann2", "ann3")
-    room = await create(api, people[0]["access_token"], preset="public_chat")
+    people = await api.register_all("ann1", "ann2", "ann3")
+    room = await api.create_room(people[0]["access_token"], preset="public_chat")
     for person in people[1:]:
         await api.post(f"/join/{room}", {}, token=person["access_token"])
     limited = await search(api, people[0], "ann", limit=2)

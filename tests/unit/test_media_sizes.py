@@ -9,15 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from ranvier.media.thumbnails import (
-    SIZES,
-    CannotThumbnail,
-    ImageTooLarge,
-    Size,
-    choose_size,
-    geometry,
-    render,
-)
+from ranvier.media.sizes import SIZES, CannotThumbnail, ImageTooLarge, Size, choose_size
+from ranvier.media.thumbnails import geometry, render
 
 
 @pytest.mark.parametrize("request_size, expected", [

@@ -36,22 +36,12 @@ async def _target(body: dict) -> str:
 
 
 @routes.post("/join/{room_id_or_alias}")
-async def join_by_id_or_alias(request: web.Request) -> web.Response:
-    hs = request.app[HOMESERVER]
-    who = await requester(request)
-    body = await read_json(request, allow_empty=True)
-    room_id = await resolve_room(request, request.match_info["room_id_or_alias"])
-    hs.limits.join.check(who.user_id)
-    await hs.rooms.join(who.user_id, room_id, reason=field(body, "reason", str))
-    return json_response({"room_id": room_id})
-
-
-@routes.post("/rooms/{room_id}/join")
+@routes.post("/rooms/{room_id_or_alias}/join")
 async def join(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
     who = await requester(request)
     body = await read_json(request, allow_empty=True)
-    room_id = await resolve_room(request, request.match_info["room_id"])
+    room_id = await resolve_room(request, request.match_info["room_id_or_alias"])
     hs.limits.join.check(who.user_id)
     await hs.rooms.join(who.user_id, room_id, reason=field(body, "reason", str))
     return json_response({"room_id": room_id})

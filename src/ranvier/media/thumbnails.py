@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from PIL import ExifTags, Image, ImageOps, ImageSequence
 
-from ranvier.media.sizes import SIZES, CannotThumbnail, ImageTooLarge, Size, choose_size  # noqa: F401 (re-exported)
+from ranvier.media.sizes import CannotThumbnail, ImageTooLarge, Size
 
 #: Pillow only warns between its limit and twice its limit; a warning must stop decoding too.
 warnings.filterwarnings("error", category=Image.DecompressionBombWarning)

@@ -290,28 +290,16 @@ class RoomStore:
         limit: int,
     ) -> list[EventRow]:
         """A page of a room's timeline in (depth, stream) order: lower <= key < upper."""
-        conditions = ["e.room_id = ?"]
-        params: list[Any] = [room_id]
-        if lower is not None:
-            conditions.append("(e.depth > ? OR (e.depth = ? AND e.stream_ordering >= ?))")
-            params += [lower[0], lower[0], lower[1]]
-        if upper is not None:
-            conditions.append("(e.depth < ? OR (e.depth = ? AND e.stream_ordering < ?))")
-            params += [upper[0], upper[0], upper[1]]
+        bounds, params = position_bounds(lower, upper)
+        conditions = ["e.room_id = ?", *bounds]
+        params = [room_id, *params]
         order = "DESC" if backwards else "ASC"
         rows = await self.db.fetchall(
             f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
             f"WHERE {' AND '.join(conditions)} ORDER BY e.depth {order}, e.stream_ordering {order} LIMIT ?",
             *params, limit,
         )
-        result = []
-        for raw in rows:
-            cached = self._events.get(raw[0])
-            if cached is None:
-                cached = self._row(raw)
-                self._remember(cached)
-            result.append(cached)
-        return result
+        return self._cached_rows(rows)
 
     async def event_closest_to_ts(self, room_id: str, ts: int, forwards: bool) -> tuple[str, int] | None:
         if forwards:
@@ -363,6 +351,12 @@ class RoomStore:
             room_id, user_id,
         )
         return (row[0], row[1], bool(row[2])) if row else None
+
+    async def membership_event_id(self, room_id: str, user_id: str) -> str | None:
+        """The user's latest membership event in the room."""
+        return await self.db.fetchval(
+            "SELECT event_id FROM memberships WHERE room_id = ? AND user_id = ?", room_id, user_id
+        )
 
     async def membership_history(self, room_id: str, user_id: str) -> list[tuple[int, str]]:
         rows = await self.db.fetchall(
@@ -427,6 +421,7 @@ class RoomStore:
     # here leaves redacted children out.
 
     def _cached_rows(self, raw_rows) -> list[EventRow]:
+        """Rows of a query as EventRows, reusing the cached ones (and caching the rest)."""
         result = []
         for raw in raw_rows:
             cached = self._events.get(raw[0])
@@ -450,14 +445,8 @@ class RoomStore:
         if event_type is not None:
             match += " AND e.type = ?"
             match_params.append(event_type)
-        conditions = ["1 = 1"]
-        params: list[Any] = []
-        if lower is not None:
-            conditions.append("(e.depth > ? OR (e.depth = ? AND e.stream_ordering >= ?))")
-            params += [lower[0], lower[0], lower[1]]
-        if upper is not None:
-            conditions.append("(e.depth < ? OR (e.depth = ? AND e.stream_ordering < ?))")
-            params += [upper[0], upper[0], upper[1]]
+        bounds, params = position_bounds(lower, upper)
+        conditions = ["1 = 1", *bounds]
         order = "DESC" if backwards else "ASC"
         rows = await self.db.fetchall(
             "WITH RECURSIVE related(event_id, level) AS ("
@@ -511,6 +500,19 @@ class RoomStore:
             parent_id, rel_type, excluding,
         )
         return (row[0], row[1]) if row else None
+
+
+def position_bounds(lower: tuple[int, int] | None, upper: tuple[int, int] | None) -> tuple[list[str], list[Any]]:
+    """SQL conditions for lower <= (depth, stream) < upper on events `e`, with their parameters."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if lower is not None:
+        conditions.append("(e.depth > ? OR (e.depth = ? AND e.stream_ordering >= ?))")
+        params += [lower[0], lower[0], lower[1]]
+    if upper is not None:
+        conditions.append("(e.depth < ? OR (e.depth = ? AND e.stream_ordering < ?))")
+        params += [upper[0], upper[0], upper[1]]
+    return conditions, params
 
 
 def _new_room_statements(room: NewRoom, items: list[PersistedEvent]) -> list[Statement]:
@@ -587,14 +589,7 @@ class SyncQueries:
             "ORDER BY e.stream_ordering DESC LIMIT ?",
             room_id, since, upto, limit,
         )
-        result = []
-        for raw in reversed(rows):
-            cached = self.store._events.get(raw[0])
-            if cached is None:
-                cached = self.store._row(raw)
-                self.store._remember(cached)
-            result.append(cached)
-        return result
+        return self.store._cached_rows(reversed(rows))
 
     async def state_changes(self, room_id: str, *, since: int, before: int) -> dict[StateKey, str]:
         """The last state event per key with since < stream < before: the state delta."""

@@ -20,8 +20,8 @@ from ranvier.requester import Requester
 from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import EventRow, StateKey, SyncQueries
 from ranvier.rooms.visibility import is_visible
-from ranvier.storage.engine import Database
 from ranvier.sync.filters import SyncFilter
+from ranvier.sync.store import FilterStore
 from ranvier.sync.notifier import Notifier
 from ranvier.sync.timeline import Timeline
 from ranvier.sync.tokens import SyncToken, position_after, room_token
@@ -49,37 +49,6 @@ class _Window:
     @property
     def user_id(self) -> str:
         return self.requester.user_id
-
-
-class FilterStore:
-    """Filters uploaded with POST /user/{userId}/filter, referenced by ID in /sync."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    async def create(self, user_id: str, definition: dict[str, Any]) -> str:
-        SyncFilter.parse(definition)
-        text = orjson.dumps(definition, option=orjson.OPT_SORT_KEYS).decode()
-        async with self.db.transaction() as txn:
-            existing = await txn.fetchval(
-                "SELECT filter_id FROM filters WHERE user_id = ? AND definition = ?", user_id, text
-            )
-            if existing is not None:
-                return existing
-            count = await txn.fetchval("SELECT COUNT(*) FROM filters WHERE user_id = ?", user_id)
-            filter_id = str(count)
-            await txn.execute(
-                "INSERT INTO filters (user_id, filter_id, definition) VALUES (?, ?, ?)", user_id, filter_id, text
-            )
-        return filter_id
-
-    async def get(self, user_id: str, filter_id: str) -> dict[str, Any]:
-        text = await self.db.fetchval(
-            "SELECT definition FROM filters WHERE user_id = ? AND filter_id = ?", user_id, filter_id
-        )
-        if text is None:
-            raise MatrixError("M_NOT_FOUND", "Unknown filter")
-        return orjson.loads(text)
 
 
 class SyncService:
@@ -187,7 +156,8 @@ class SyncService:
                     rooms["join"][room_id] = await self._joined_room(window, room_id, joined_since,
                                                                      ephemeral.get(room_id, []), room_data.get(room_id, []))
             elif membership == "invite" and newly:
-                rooms["invite"][room_id] = {"invite_state": {"events": await self._stripped_state(room_id, requester.user_id)}}
+                if await self._inviter(room_id, requester.user_id) not in ignored:  # the spec: never show those
+                    rooms["invite"][room_id] = {"invite_state": {"events": await self._stripped_state(room_id, requester.user_id)}}
             elif membership == "knock" and newly:
                 rooms["knock"][room_id] = {"knock_state": {"events": await self._stripped_state(room_id, requester.user_id)}}
             elif membership in ("leave", "ban") and (
@@ -395,6 +365,10 @@ class SyncService:
             if state_key != user_id:
                 heroes.append(state_key)
         return {"m.heroes": sorted(heroes)[:5], "m.joined_member_count": joined, "m.invited_member_count": invited}
+
+    async def _inviter(self, room_id: str, user_id: str) -> str | None:
+        invite = (await self.rooms.head(room_id)).state.get((MEMBER, user_id))
+        return invite.sender if invite is not None else None
 
     async def _stripped_state(self, room_id: str, user_id: str) -> list[dict[str, Any]]:
         """What an invitee or knocker may see of a room: a few state events, content only."""

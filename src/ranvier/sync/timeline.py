@@ -189,14 +189,13 @@ class Timeline:
 
     async def _visible_state_ids(self, requester: Requester, room_id: str) -> dict[StateKey, str]:
         """Current state for members; for those who left, the state when they left."""
-        history = await self.reader_history(room_id, requester.user_id)
+        await self.reader_history(room_id, requester.user_id)  # M_FORBIDDEN for strangers
         membership = await self.store.membership_of(room_id, requester.user_id)
-        if membership is None or membership[0] in ("join",):
+        if membership is None or membership[0] == "join":  # a member, or a peek at a world-readable room
             return {k: e.event_id for k, e in (await self.rooms.head(room_id)).state.items()}
-        if membership[0] == "invite" and history:
+        if membership[0] in ("invite", "knock"):
             raise MatrixError("M_FORBIDDEN", "Join the room to see its state")
-        leave_event_id = (await self.store.db.fetchval(
-            "SELECT event_id FROM memberships WHERE room_id = ? AND user_id = ?", room_id, requester.user_id))
+        leave_event_id = await self.store.membership_event_id(room_id, requester.user_id)
         row = (await self.store.get_event_rows([leave_event_id]))[leave_event_id]
         return await self.state_at(row)
 

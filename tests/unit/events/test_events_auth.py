@@ -140,12 +140,12 @@ def test_join_cannot_be_for_someone_else_or_when_banned(version):
     assert not allowed(room, room.make("m.room.member", BOB, {"membership": "join"}, state_key=BOB))
 
 
-@pytest.mark.parametrize("version", versions(lambda rv: rv.restricted_join_rule))
-@pytest.mark.parametrize("join_rule", ["restricted", "knock_restricted"])
+@pytest.mark.parametrize("version, join_rule", [
+    (version, join_rule)
+    for join_rule, flag in (("restricted", "restricted_join_rule"), ("knock_restricted", "knock_restricted_join_rule"))
+    for version in versions(lambda rv, flag=flag: getattr(rv, flag))
+])
 def test_restricted_join_via_authorising_user(version, join_rule):
-    rv = ROOM_VERSIONS[version]
-    if join_rule == "knock_restricted" and not rv.knock_restricted_join_rule:
-        pytest.skip("knock_restricted arrives in v10")
     room = basic_room(version, join_rule=join_rule, users={CHARLIE: 0})
     room.send("m.room.power_levels", CREATOR, {"users": room.state[("m.room.power_levels", "")].content["users"],
                                                 "invite": 10}, state_key="")
