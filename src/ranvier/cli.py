@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gc
 import logging
 import os
 import re
@@ -86,6 +87,10 @@ async def _serve(config: Config) -> None:
     hs = Homeserver(config)
     await hs.start()
     _print_banner(hs)
+    # Modules, routes and start-up state live as long as the process: moving them out of
+    # the collector's reach makes each full collection (a pause for every request) shorter.
+    gc.collect()
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -21,7 +21,7 @@ from ranvier.storage.engine import Database, Queries, Statement, Transaction
 StateKey = tuple[str, str]
 StateMap = dict[StateKey, str]
 
-_EVENT_CACHE_SIZE = 20_000
+_EVENT_CACHE_SIZE = 5_000
 RECENT_EVENTS_PER_ROOM = 64
 
 
@@ -82,9 +82,13 @@ class NewRoom:
     aliases: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class EventRow:
-    """An event as stored, with what the read paths need besides the PDU."""
+    """An event as stored, with what the read paths need besides the PDU.
+
+    Slotted: thousands sit in the caches, and every object with a `__dict__` is one
+    more the garbage collector walks on each full collection.
+    """
 
     event: Event
     stream_ordering: int
