@@ -29,6 +29,10 @@ METRICS = [
     ("incremental_sync", "small_p99_ms", "incremental sync, small history, p99", "ms", "↓"),
     ("incremental_sync", "large_p50_ms", "incremental sync, large history, p50", "ms", "↓"),
     ("incremental_sync", "large_p99_ms", "incremental sync, large history, p99", "ms", "↓"),
+    ("deep_history", "small_p50_ms", "incremental sync, {senders} rooms of {deep_history_small:,} events, p50", "ms", "↓"),
+    ("deep_history", "small_p99_ms", "incremental sync, {deep_history_small:,} events, p99", "ms", "↓"),
+    ("deep_history", "large_p50_ms", "incremental sync, {deep_history_large:,} events, p50", "ms", "↓"),
+    ("deep_history", "large_p99_ms", "incremental sync, {deep_history_large:,} events, p99", "ms", "↓"),
     ("media", "upload_mib_s", "media upload, {media_files} × {media_kib} KiB", "MiB/s", "↑"),
     ("media", "download_mib_s", "media download", "MiB/s", "↑"),
 ]

@@ -26,11 +26,12 @@ import uvloop
 import servers
 from measure import machine, pss_bytes
 from report import markdown_table
-from scenarios import FULL, QUICK, SCENARIOS, run_scenarios
+from scenarios import FULL, OPT_IN_SCENARIOS, QUICK, SCENARIOS, run_scenarios
 
 SERVERS = ("ranvier", "synapse", "ceiling")
 DATABASES = ("sqlite", "postgresql")
 ALL_SCENARIOS = ("startup", "memory", *SCENARIOS)
+DEFAULT_SCENARIOS = [s for s in ALL_SCENARIOS if s not in OPT_IN_SCENARIOS]
 CEILING_SCENARIOS = ("startup", "memory", "send", "send_shared")
 RESULTS = servers.BENCH / "results"
 
@@ -54,7 +55,8 @@ def parse_args(argv=None):
                                      epilog="\n".join(__doc__.splitlines()[2:]))
     parser.add_argument("--servers", type=choices(SERVERS), default=list(SERVERS))
     parser.add_argument("--databases", type=choices(DATABASES), default=list(DATABASES))
-    parser.add_argument("--scenarios", type=choices(ALL_SCENARIOS), default=list(ALL_SCENARIOS))
+    parser.add_argument("--scenarios", type=choices(ALL_SCENARIOS), default=DEFAULT_SCENARIOS,
+                        help=f"default all but {','.join(OPT_IN_SCENARIOS)}")
     parser.add_argument("--rounds", type=int, default=None, help="default 3, or 1 with --quick")
     parser.add_argument("--quick", action="store_true", help="smaller counts for a smoke run")
     parser.add_argument("--keep", action="store_true",

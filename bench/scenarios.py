@@ -35,6 +35,9 @@ class Counts:
     history_messages: int = 20
     initial_syncs: int = 5
     incremental_syncs: int = 50
+    deep_history_small: int = 1_000
+    deep_history_large: int = 100_000
+    deep_history_fill_seconds: float = 140
     media_files: int = 16
     media_kib: int = 1024
     scenario_seconds: float = 300
@@ -57,6 +60,9 @@ QUICK = Counts(
     history_rooms=20,
     initial_syncs=3,
     incremental_syncs=20,
+    deep_history_small=200,
+    deep_history_large=5_000,
+    deep_history_fill_seconds=60,
     media_files=4,
     scenario_seconds=120,
 )
@@ -417,6 +423,38 @@ async def incremental_sync(bench):
             "large_p50_ms": large[0], "large_p99_ms": large[1]}
 
 
+async def deep_history(bench):
+    """Incremental sync for a user in `senders` busy rooms, once they hold deep_history_small
+    events and again at deep_history_large: the cost should not grow with what was said before.
+    Filling is not measured; a server too slow to fill within deep_history_fill_seconds fails."""
+    c = bench.counts
+    senders = await bench.users(c.senders)
+    reader = await bench.register()
+    rooms = await bounded(4, (bench.create_room(s) for s in senders))
+    await bounded(8, (bench.join(reader, r) for r in rooms))
+    sent = 0
+
+    async def fill_to(total):
+        deadline = time.monotonic() + c.deep_history_fill_seconds
+
+        async def sender(user, room):
+            nonlocal sent
+            while sent < total:
+                if time.monotonic() > deadline:
+                    raise Failed(f"filled {sent} of {total} events in {c.deep_history_fill_seconds:.0f} s")
+                sent += 1
+                await bench.send(user, room, message(f"history {sent}"))
+
+        await together(*(sender(u, r) for u, r in zip(senders, rooms)))
+
+    await fill_to(c.deep_history_small)
+    small = await incremental_latencies(bench, reader, rooms)
+    await fill_to(c.deep_history_large)
+    large = await incremental_latencies(bench, reader, rooms)
+    return {"small_p50_ms": small[0], "small_p99_ms": small[1],
+            "large_p50_ms": large[0], "large_p99_ms": large[1]}
+
+
 MEDIA_PREFIXES = ("/_matrix/client/v1/media/download/", "/_matrix/media/v3/download/")
 
 
@@ -459,7 +497,10 @@ SCENARIOS = {
     "initial_sync": initial_sync,
     "incremental_sync": incremental_sync,
     "media": media,
+    "deep_history": deep_history,
 }
+#: Run only when named: filling 100,000 events takes minutes (half an hour on Synapse).
+OPT_IN_SCENARIOS = ("deep_history",)
 
 
 async def run_scenarios(base_url, names, counts, server_pids, report):

@@ -181,3 +181,50 @@ async def test_unique_violation_is_the_same_on_both_engines(db):
                     await txn.executemany("INSERT INTO kv (k, v) VALUES (?, ?)", [("new", 3), ("dup", 2)])
     assert await db.fetchall("SELECT k, v FROM kv ORDER BY k") in ([("dup", 1)], [tuple(r) for r in []]) or \
         [tuple(r) for r in await db.fetchall("SELECT k, v FROM kv ORDER BY k")] == [("dup", 1)]
+
+
+AWKWARD_TEXTS = ["it's", "back\\slash", "\\x41", "$1 ? $$ ;", "line\nbreak", "émoji 🦀", "'; DROP TABLE kv; --", ""]
+
+
+async def test_every_kind_of_value_survives_a_batch(db):
+    """On PostgreSQL batches travel as one script of literals: quoting must be exact."""
+    from ranvier.storage.engine import Statement
+
+    await db.execute("CREATE TABLE awkward (i BIGINT, t TEXT, b BLOB_OR_BYTEA, n TEXT)".replace(
+        "BLOB_OR_BYTEA", "BYTEA" if db.dialect == "postgresql" else "BLOB"))
+    rows = [(i, text, text.encode() + b"\x00\xff", None) for i, text in enumerate(AWKWARD_TEXTS)]
+    rows.append((-(2**53) + 1, "big", b"", None))
+    async with db.transaction() as txn:
+        await txn.execute_batch([Statement("INSERT INTO awkward (i, t, b, n) VALUES (?, ?, ?, ?)", rows, many=True)])
+        assert await txn.fetchval("SELECT COUNT(*) FROM awkward") == len(rows), "reads see the batch"
+    stored = [(row[0], row[1], bytes(row[2]), row[3]) for row in await db.fetchall("SELECT i, t, b, n FROM awkward")]
+    assert sorted(stored) == sorted(rows)
+    assert await db.fetchval("SELECT COUNT(*) FROM kv") == 0
+
+
+async def test_a_late_unique_violation_undoes_the_whole_batch(db):
+    from ranvier.storage.engine import Statement, UniqueViolation
+
+    await db.execute("INSERT INTO kv (k, v) VALUES (?, ?)", "dup", 1)
+    with pytest.raises(UniqueViolation):
+        async with db.transaction() as txn:
+            await txn.execute_batch([
+                Statement("INSERT INTO kv (k, v) VALUES (?, ?)", ("first", 1)),
+                Statement("UPDATE kv SET v = ? WHERE k = ?", (7, "dup")),
+                Statement("INSERT INTO kv (k, v) VALUES (?, ?)", [("second", 2), ("dup", 3)], many=True),
+            ])
+    assert [tuple(r) for r in await db.fetchall("SELECT k, v FROM kv")] == [("dup", 1)]
+    async with db.transaction() as txn:  # the connection went back to the pool clean
+        await txn.executemany("INSERT INTO kv (k, v) VALUES (?, ?)", [("after", 2)])
+    assert await db.fetchval("SELECT COUNT(*) FROM kv") == 2
+
+
+def test_postgres_literals_refuse_what_text_cannot_hold():
+    from ranvier.storage.postgres import to_literal, with_literals
+
+    assert with_literals("VALUES (?, ?, ?, ?)", ("it's", None, True, b"\x01")) == \
+        "VALUES ('it''s', NULL, TRUE, '\\x01'::bytea)"
+    with pytest.raises(ValueError):
+        to_literal("nul\x00")
+    with pytest.raises(TypeError):
+        to_literal(object())

@@ -6,14 +6,15 @@ SQL is written with `?` placeholders for both engines; here they become `$1, $2,
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from contextlib import asynccontextmanager
 from functools import lru_cache
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Awaitable, Sequence
 
 import asyncpg
 
-from ranvier.storage.engine import Database, Row, Transaction, UniqueViolation
+from ranvier.storage.engine import Database, Row, Statement, Transaction, UniqueViolation
 
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -31,25 +32,88 @@ def _rowcount(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
+def to_literal(value: Any) -> str:
+    """`value` as an SQL literal, for writes sent as one script (no parameters there).
+
+    Connections are opened with standard_conforming_strings on, so doubling quotes is the
+    whole escaping of a string; a NUL, which PostgreSQL text cannot hold, is refused.
+    """
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("PostgreSQL text cannot hold a NUL character")
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "'\\x" + bytes(value).hex() + "'::bytea"
+    raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+
+def with_literals(sql: str, args: Sequence[Any]) -> str:
+    """`sql` with each `?` replaced by the literal of the next argument."""
+    values = iter(args)
+    return _PLACEHOLDER.sub(lambda _: to_literal(next(values)), sql)
+
+
 class _PostgresTransaction(Transaction):
+    """Writes whose results nobody reads (executemany, execute_batch) wait in a script that
+    goes out with the next statement that must answer, or with COMMIT: storing an event is
+    one round trip instead of one per statement, and every trip is a chance for a busy
+    event loop to keep the transaction (and the room) waiting."""
+
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
+        self._script: list[str] = ["BEGIN"]
+        self._open = False  # BEGIN has reached the server, COMMIT has not
+
+    async def flush(self, *, commit: bool = False) -> None:
+        """Send the waiting writes (and COMMIT) in one round trip."""
+        if commit and not self._open and self._script == ["BEGIN"]:
+            self._script = []  # nothing was written
+        elif commit:
+            self._script.append("COMMIT")
+        if not self._script:
+            return
+        script, self._script = ";\n".join(self._script), []
+        self._open = self._open or script.startswith("BEGIN")
+        await _unique_violation_as_ours(self._conn.execute(script))
+        self._open = not commit
+
+    async def abandon(self) -> None:
+        """Drop the waiting writes and roll back what the server has seen."""
+        self._script = []
+        if self._open:
+            self._open = False
+            await self._conn.execute("ROLLBACK")
 
     async def execute(self, sql: str, *args: Any) -> int:
-        try:
-            return _rowcount(await self._conn.execute(to_postgres(sql), *args))
-        except asyncpg.UniqueViolationError as exc:
-            raise UniqueViolation(str(exc)) from None
+        await self.flush()
+        return _rowcount(await _unique_violation_as_ours(self._conn.execute(to_postgres(sql), *args)))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            try:
-                await self._conn.executemany(to_postgres(sql), rows)
-            except asyncpg.UniqueViolationError as exc:
-                raise UniqueViolation(str(exc)) from None
+        self._script += [with_literals(sql, row) for row in rows]
+
+    async def execute_batch(self, statements: Sequence[Statement]) -> None:
+        for statement in statements:
+            rows = statement.args if statement.many else [statement.args]
+            self._script += [with_literals(statement.sql, row) for row in rows]
 
     async def fetchall(self, sql: str, *args: Any) -> list[Row]:
+        await self.flush()
         return await self._conn.fetch(to_postgres(sql), *args)
+
+
+async def _unique_violation_as_ours(call: Awaitable[Any]) -> Any:
+    try:
+        return await call
+    except asyncpg.UniqueViolationError as exc:
+        raise UniqueViolation(str(exc)) from None
 
 
 class PostgresDatabase(Database):
@@ -60,7 +124,8 @@ class PostgresDatabase(Database):
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 10) -> "PostgresDatabase":
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size)
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size,
+                                         server_settings={"standard_conforming_strings": "on"})
         return cls(pool)
 
     async def fetchall(self, sql: str, *args: Any) -> list[Row]:
@@ -70,9 +135,13 @@ class PostgresDatabase(Database):
     async def transaction(self, *, wait_durable: bool = True) -> AsyncIterator[Transaction]:
         """PostgreSQL groups commits itself: the block's commit is durable when it returns."""
         async with self._pool.acquire() as conn:
-            async with conn.transaction():
-                txn = _PostgresTransaction(conn)
+            txn = _PostgresTransaction(conn)
+            try:
                 yield txn
+                await txn.flush(commit=True)
+            except BaseException:
+                await txn.abandon()
+                raise
         txn.durable = asyncio.get_running_loop().create_future()
         txn.durable.set_result(None)
 
