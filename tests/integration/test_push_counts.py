@@ -149,12 +149,18 @@ async def test_sending_reads_what_came_before_in_its_thread(homeserver, people):
     room = await create_room(alice, preset="public_chat")
     await bob.join(room)
     root = await bob.say(room, "hello")
-    await bob.say(room, "in a thread", **{"m.relates_to": {"rel_type": "m.thread", "event_id": root}})
+    thread = {"m.relates_to": {"rel_type": "m.thread", "event_id": root}}
+    await bob.say(room, "in a thread", **thread)
     assert pair(await counts(hs, alice, room)) == (2, 0)
     await alice.say(room, "hi bob")
     room_counts = await counts(hs, alice, room)
     assert pair(room_counts["main"]) == (0, 0)
     assert pair(room_counts) == (1, 0)
+    assert await hs.push.store.unread(alice.user_id, [room]) == [(room, root, 1, 0)], "memory and database agree"
+    await alice.say(room, "me too", **thread)
+    room_counts = await counts(hs, alice, room)
+    assert pair(room_counts) == (0, 0) and room_counts["threads"] == {}
+    assert await hs.push.store.unread(alice.user_id, [room]) == []
 
 
 async def test_invites_and_edits_and_members(homeserver, people):

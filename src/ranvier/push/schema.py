@@ -28,5 +28,13 @@ CREATE TABLE push_read_positions (
 );
 """,
         ),
+        Migration(
+            2,
+            "thread actions indexed apart, so counting a thread scans only threads",
+            """
+CREATE INDEX event_push_actions_threads ON event_push_actions (user_id, room_id, stream_ordering)
+    WHERE thread_id <> 'main';
+""",
+        ),
     ),
 )

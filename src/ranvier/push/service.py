@@ -106,8 +106,8 @@ class PushService:
                 cached = self._counts.get((user_id, room_id))
                 if cached is not None:
                     _add(cached, push.thread_id, int(notify), int(highlight))
-            if push.sender_reads:
-                self._counts.pop((item.event.sender, room_id), None)
+            if push.sender_reads and (cached := self._counts.get((item.event.sender, room_id))) is not None:
+                _clear(cached, push.thread_id)
             if push.thread_id is not None:
                 self._threads[item.event.event_id] = push.thread_id
                 if len(self._threads) > _THREADS_CACHED:
@@ -187,6 +187,17 @@ def _add(room: dict[str, Any], thread_id: str | None, notifications: int, highli
     part = room["main"] if thread_id is None else room["threads"].setdefault(thread_id, _zero())
     part["notification_count"] += notifications
     part["highlight_count"] += highlights
+
+
+def _clear(room: dict[str, Any], thread_id: str | None) -> None:
+    """The user has read all of the main timeline or one thread (by sending into it)."""
+    part = room["main"] if thread_id is None else room["threads"].pop(thread_id, None)
+    if part is None:
+        return
+    room["notification_count"] -= part["notification_count"]
+    room["highlight_count"] -= part["highlight_count"]
+    if thread_id is None:
+        room["main"] = _zero()
 
 
 def _copies(counts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -48,21 +48,34 @@ class PushStore:
         """(room_id, thread_id, notifications, highlights) of what the user has not read, in one query.
 
         An action is read when it is at or before the room's unthreaded read position or
-        its thread's position. The scan of each room starts at the unthreaded position.
+        its thread's position. The main timeline is scanned from the later of the two, and
+        threads (through their own index) from the unthreaded one, so a user who only ever
+        reads the main timeline (as clients with threads do) costs what is unread, not the
+        room's whole history. The literal 'main' lets the planners pick the partial index.
         """
         if not room_ids:
             return []
         values = ", ".join("(?)" for _ in room_ids)
         rows = await self.db.fetchall(
-            f"WITH wanted(room_id) AS (VALUES {values}) "
-            "SELECT a.room_id, a.thread_id, SUM(a.notify), SUM(a.highlight) FROM wanted "
+            f"WITH wanted(room_id) AS (VALUES {values}), "
+            "starts AS (SELECT wanted.room_id, COALESCE(u.stream_ordering, 0) AS unthreaded, "
+            "CASE WHEN COALESCE(m.stream_ordering, 0) > COALESCE(u.stream_ordering, 0) "
+            "THEN m.stream_ordering ELSE COALESCE(u.stream_ordering, 0) END AS main_read FROM wanted "
             "LEFT JOIN push_read_positions u ON u.user_id = ? AND u.room_id = wanted.room_id AND u.thread_id = '' "
-            "JOIN event_push_actions a ON a.user_id = ? AND a.room_id = wanted.room_id "
-            "AND a.stream_ordering > COALESCE(u.stream_ordering, 0) "
+            "LEFT JOIN push_read_positions m ON m.user_id = ? AND m.room_id = wanted.room_id "
+            "AND m.thread_id = 'main') "
+            "SELECT a.room_id, a.thread_id, SUM(a.notify), SUM(a.highlight) FROM starts "
+            "JOIN event_push_actions a ON a.user_id = ? AND a.room_id = starts.room_id "
+            "AND a.stream_ordering > starts.main_read WHERE a.thread_id = 'main' "
+            "GROUP BY a.room_id, a.thread_id "
+            "UNION ALL "
+            "SELECT a.room_id, a.thread_id, SUM(a.notify), SUM(a.highlight) FROM starts "
+            "JOIN event_push_actions a ON a.user_id = ? AND a.room_id = starts.room_id "
+            "AND a.stream_ordering > starts.unthreaded AND a.thread_id <> 'main' "
             "LEFT JOIN push_read_positions t ON t.user_id = a.user_id AND t.room_id = a.room_id "
             "AND t.thread_id = a.thread_id "
             "WHERE t.stream_ordering IS NULL OR a.stream_ordering > t.stream_ordering "
             "GROUP BY a.room_id, a.thread_id",
-            *room_ids, user_id, user_id,
+            *room_ids, user_id, user_id, user_id, user_id,
         )
         return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
