@@ -174,6 +174,8 @@ def main(argv=None):
     ctx["work"].chmod(0o755)  # the PostgreSQL user must reach its cluster inside
     records = []
     try:
+        if "ranvier" in args.servers:
+            servers.compile_ranvier()
         if "synapse" in args.servers:
             ctx["synapse_version"] = servers.ensure_synapse()
             ctx["signing_key"] = servers.synapse_signing_key(ctx["work"])

@@ -3,6 +3,7 @@
 Every process started here is stopped here, by its PID. Everything listens on 127.0.0.1.
 """
 
+import compileall
 import glob
 import os
 import pwd
@@ -46,6 +47,15 @@ def ensure_synapse():
                         "matrix-synapse[postgres]"], check=True)
         found = subprocess.run(probe, capture_output=True, text=True, check=True)
     return found.stdout.strip()
+
+
+def compile_ranvier():
+    """Writes ranvier's bytecode, as pip does for an installed Synapse: an editable install
+    has none until a first run writes it (never, where PYTHONDONTWRITEBYTECODE is set), and
+    start-up would otherwise time the compiler."""
+    import ranvier
+
+    compileall.compile_dir(Path(ranvier.__file__).parent, quiet=1)
 
 
 class StartFailed(Exception):
