@@ -202,7 +202,8 @@ def user_list(config_path, data_dir, database) -> None:
 @click.argument("name")
 @_database_options
 def user_deactivate(name, config_path, data_dir, database) -> None:
-    """Deactivate account NAME for good: its tokens stop working and it cannot log in."""
+    """Deactivate account NAME for good: its tokens stop working, it cannot log in, and
+    the server makes it leave its rooms (within a minute, or at its next start)."""
     config = _load(config_path, data_dir=data_dir, database=database)
 
     async def work(users):

@@ -6,12 +6,14 @@ Everything a running homeserver holds hangs off one `Homeserver` object, so test
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from ranvier import background
 from ranvier.config import Config
 from ranvier.events.signing import SigningKey
 from ranvier.media.schema import SCHEMA as MEDIA_SCHEMA
@@ -56,6 +58,9 @@ log = logging.getLogger("ranvier")
 
 #: How long stopping waits for requests in flight (long polls are woken at once).
 SHUTDOWN_SECONDS = 10.0
+#: How often the server looks for accounts deactivated from the command line that are
+#: still in rooms (one query; the first look is at start).
+DEACTIVATION_SWEEP_S = 60.0
 
 #: Every service's tables, in the order their migrations run.
 SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, PUSH_SCHEMA, RELATIONS_SCHEMA,
@@ -146,6 +151,7 @@ class Homeserver:
         self.app: web.Application | None = None
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
+        self._deactivation_sweeper: asyncio.Task | None = None
 
     async def start(self) -> None:
         os.makedirs(self.config.data_dir, exist_ok=True)
@@ -187,6 +193,9 @@ class Homeserver:
             self.config.public_baseurl = self.base_url
         if self.config.metrics.enabled:
             await self._start_metrics()
+        self._deactivation_sweeper = background.every(
+            DEACTIVATION_SWEEP_S, self.rooms.remove_deactivated_members,
+            "removing deactivated accounts from their rooms", first_now=True)
 
     async def _start_personal_streams(self) -> None:
         """Profiles, account data, typing, receipts, presence and the user directory."""
@@ -228,6 +237,8 @@ class Homeserver:
             self.typing.stop()
         if self.presence is not None:
             await self.presence.stop()
+        await background.cancel(self._deactivation_sweeper)
+        self._deactivation_sweeper = None
         if self.db is not None:
             await self.db.close()
             self.db = None

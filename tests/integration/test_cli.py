@@ -103,6 +103,50 @@ async def test_admin_commands_work_on_a_running_servers_database(data_flags, tmp
         server.stop()
 
 
+async def test_user_deactivated_while_the_server_is_stopped_leaves_its_rooms_at_the_next_start(data_flags):
+    server = RunningServer(data_flags + ["--open-registration"], _free_port())
+    try:
+        await server.wait_ready()
+        async with aiohttp.ClientSession() as session:
+            alice, bob = [await register(session, server.base_url, name) for name in ("alice", "bob")]
+            created = await call(session, "POST", server.base_url + "/_matrix/client/v3/createRoom", alice,
+                                 {"preset": "public_chat"})
+            room_id = created["room_id"]
+            await call(session, "POST", f"{server.base_url}/_matrix/client/v3/rooms/{room_id}/join", bob, {})
+    finally:
+        server.stop()
+    gone = run_cli("user", "deactivate", "bob", *data_flags)
+    assert gone.returncode == 0, gone.stderr
+
+    server = RunningServer(data_flags, _free_port())
+    try:
+        await server.wait_ready()
+        members_url = f"{server.base_url}/_matrix/client/v3/rooms/{room_id}/joined_members"
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                joined = (await call(session, "GET", members_url, alice))["joined"]
+                if "@bob:localhost" not in joined:
+                    break
+                await asyncio.sleep(0.05)
+        assert list(joined) == ["@alice:localhost"]
+    finally:
+        server.stop()
+
+
+async def register(session: aiohttp.ClientSession, base_url: str, name: str) -> str:
+    """Register with open registration; returns the access token."""
+    body = {"username": name, "password": "long enough", "auth": {"type": "m.login.dummy"}}
+    async with session.post(base_url + "/_matrix/client/v3/register", json=body) as response:
+        assert response.status == 200, await response.text()
+        return (await response.json())["access_token"]
+
+
+async def call(session: aiohttp.ClientSession, method: str, url: str, token: str, body: dict | None = None) -> dict:
+    async with session.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"}) as response:
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
 def test_user_add_without_a_terminal_needs_a_password_file(data_flags):
     result = run_cli("user", "add", "bob", *data_flags, input="")
     assert result.returncode != 0 and "--password-file" in result.stderr

@@ -485,3 +485,26 @@ async def test_deactivated_users_leave_their_rooms(api):
     for rid in (room_id, other):
         status, member = await api.get(f"/rooms/{rid}/state/m.room.member/@bob:localhost", token=alice["access_token"])
         assert member["membership"] == "leave", rid
+
+
+async def test_accounts_deactivated_beside_the_server_are_made_to_leave(api, homeserver):
+    """The command line deactivates in the database only; the server's sweep writes the leaves."""
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat")
+    await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
+    invited = await api.create_room(alice["access_token"], invite=["@bob:localhost"])
+    assert await homeserver.users.deactivate("@bob:localhost")
+
+    await homeserver.rooms.remove_deactivated_members()
+    await homeserver.rooms.remove_deactivated_members()  # nothing left to do: no second leave
+
+    status, joined = await api.get(f"/rooms/{room_id}/joined_members", token=alice["access_token"])
+    assert list(joined["joined"]) == ["@alice:localhost"]
+    for rid in (room_id, invited):
+        status, member = await api.get(f"/rooms/{rid}/state/m.room.member/@bob:localhost", token=alice["access_token"])
+        assert (member["membership"], status) == ("leave", 200), rid
+    status, page = await api.get(f"/rooms/{room_id}/messages", params={"dir": "b", "limit": "20"},
+                                 token=alice["access_token"])
+    leaves = [e for e in page["chunk"] if e["type"] == "m.room.member" and e["state_key"] == "@bob:localhost"
+              and e["content"]["membership"] == "leave"]
+    assert [e["sender"] for e in leaves] == ["@bob:localhost"]

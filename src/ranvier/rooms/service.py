@@ -45,6 +45,8 @@ _USERS_CACHED = 50_000
 _TXN_CACHE = 10_000
 
 JOIN, INVITE, LEAVE, BAN, KNOCK = "join", "invite", "leave", "ban", "knock"
+#: Memberships a user can give up by leaving.
+HELD_MEMBERSHIPS = (JOIN, INVITE, KNOCK)
 HISTORY_VISIBILITY = "m.room.history_visibility"
 
 
@@ -504,17 +506,23 @@ class RoomServer:
     async def leave_all_rooms(self, user_id: str) -> None:
         """Leave every room (invites and knocks withdrawn too): for deactivated accounts."""
         for room_id, (membership, _) in list((await self.user_memberships(user_id)).items()):
-            if membership in (JOIN, INVITE, KNOCK):
+            if membership in HELD_MEMBERSHIPS:
                 try:
                     await self.update_membership(user_id, room_id, user_id, LEAVE)
                 except MatrixError as exc:  # e.g. the room forbids leaving; the account is gone anyway
                     log.warning("could not remove %s from %s: %s", user_id, room_id, exc.message)
 
+    async def remove_deactivated_members(self) -> None:
+        """Make accounts deactivated from the command line leave their rooms: the command
+        cannot write room events beside a running server, so the server does it here."""
+        for user_id in await self.store.deactivated_members(HELD_MEMBERSHIPS):
+            await self.leave_all_rooms(user_id)
+
     async def forget(self, user_id: str, room_id: str) -> None:
         membership = await self.store.membership_of(room_id, user_id)
         if membership is None:
             raise MatrixError("M_NOT_FOUND", "You have never been in this room")
-        if membership[0] in (JOIN, INVITE, KNOCK):
+        if membership[0] in HELD_MEMBERSHIPS:
             raise MatrixError("M_UNKNOWN", "Leave the room before forgetting it")
         await self.store.forget(room_id, user_id)
         entry = self._user_rooms.get(user_id)

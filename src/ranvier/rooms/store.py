@@ -348,6 +348,15 @@ class RoomStore:
         )
         return [(r[0], r[1]) for r in rows]
 
+    async def deactivated_members(self, memberships: tuple[str, ...]) -> list[str]:
+        """Deactivated accounts that still hold one of the given memberships somewhere."""
+        rows = await self.db.fetchall(
+            f"SELECT DISTINCT m.user_id FROM users u JOIN memberships m ON m.user_id = u.user_id "
+            f"WHERE u.deactivated = 1 AND m.membership IN ({', '.join('?' * len(memberships))})",
+            *memberships,
+        )
+        return [r[0] for r in rows]
+
     async def membership_of(self, room_id: str, user_id: str) -> tuple[str, int, bool] | None:
         """(membership, stream_ordering, forgotten) of a user in a room, or None."""
         row = await self.db.fetchone(

@@ -16,6 +16,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from ranvier import background
 from ranvier.errors import MatrixError
 from ranvier.sync.notifier import Notifier
 from ranvier.sync.streams import StreamPositions
@@ -54,16 +55,11 @@ class Presence:
 
     async def start(self) -> None:
         self.positions = StreamPositions(await self.store.max_stream_id())
-        self._sweeper = asyncio.create_task(self._sweep_forever())
+        self._sweeper = background.every(self.sweep_interval_s, self.sweep, "presence sweep")
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            try:
-                await self._sweeper
-            except asyncio.CancelledError:
-                pass
-            self._sweeper = None
+        await background.cancel(self._sweeper)
+        self._sweeper = None
 
     @property
     def position(self) -> int:
@@ -143,14 +139,6 @@ class Presence:
                        for row in expired]
             await self._write(changed)
         return len(changed)
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_interval_s)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("presence sweep failed; retrying at the next interval")
 
     async def _write(self, rows: list[PresenceRow]) -> None:
         """Store changed presence at new stream positions and wake whoever shares a room with them."""
