@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -127,3 +128,61 @@ async def test_no_malformed_request_produces_a_500(api):
                 assert status < 500, (method, path, payload, body)
                 if status >= 400:
                     assert isinstance(body.get("errcode"), str) or "flows" in body, (method, path, payload, body)
+
+
+BODIES = PAYLOADS[:12] + [
+    b"[]", b"null", b'"text"', b'{"body": 5, "msgtype": []}', b'{"membership": 1, "displayname": {}}',
+    b'{"limit": "x", "filter": 5, "since": []}', b'{"receipts": 1, "m.fully_read": []}', b'{"timeout": "soon", "typing": "yes"}',
+    b'{"room_version": 7, "preset": [], "invite": "x", "initial_state": [1]}', b'{"user_id": "@", "reason": 7}',
+]
+QUERIES = [
+    {}, {"limit": "-1"}, {"limit": "lots"}, {"from": "garbage", "to": "s_x"}, {"dir": "sideways"},
+    {"filter": "{not json"}, {"filter": '{"room": {"timeline": {"limit": "x"}}}'}, {"since": "zz_9_!"},
+    {"timeout": "nan"}, {"at": "bogus", "membership": "wizard"}, {"width": "-5", "height": "1e9", "method": "melt"},
+    {"ts": "yesterday", "dir": "f"}, {"url": "http://127.0.0.1/", "ts": "-1"}, {"server": "bad/name", "suggested_only": "maybe"},
+    {"format": "federation", "event_format": 3}, {"recurse": "2", "max_depth": "x", "key": "\x00"},
+]
+
+
+def route_urls(room_id: str, event_id: str, user_id: str) -> list[tuple[str, str]]:
+    """Every client API route, its parameters filled with real and with malformed values."""
+    from ranvier.server import client_api_routes
+    from ranvier.web.routing import CLIENT_PREFIX
+
+    real = {"room_id": room_id, "room_id_or_alias": room_id, "event_id": event_id, "user_id": user_id,
+            "room_alias": "#nowhere:localhost", "server_name": "localhost", "media_id": "nosuchmedia",
+            "event_type": "m.room.message", "type": "m.room.name", "state_key": "", "rel_type": "m.thread",
+            "receipt_type": "m.read", "txn_id": "t1", "tag": "u.work", "key": "m.status"}
+    bad = {"room_id": "notaroom", "room_id_or_alias": "#", "event_id": "%24", "user_id": "@", "media_id": "..",
+           "server_name": "a:b:c", "event_type": "x" * 300, "receipt_type": "m.nope", "txn_id": "%00"}
+    urls = []
+    for routes in client_api_routes():
+        for route in routes.entries:
+            if "logout" in route.path or "deactivate" in route.path:
+                continue  # would end the session the rest of the sweep uses
+            path = route.path if route.versions is None else f"{CLIENT_PREFIX}/{route.versions[0]}{route.path}"
+            for values in (real, {**real, **bad}):
+                filled = re.sub(r"\{(\w+)(?::[^}]*)?\}", lambda m: values.get(m.group(1), "x"), path)
+                urls.append((route.method, filled))
+    return sorted(set(urls))
+
+
+async def test_no_request_to_any_endpoint_produces_a_500(api):
+    user = await api.register("sweeper")
+    token = user["access_token"]
+    room_id = await api.create_room(token, preset="public_chat")
+    event_id = await api.send_text(token, room_id, "hello")
+    rng = random.Random(99)
+    for method, path in route_urls(room_id, event_id, user["user_id"]):
+        for data, params in [(body, {}) for body in BODIES] + [(b"{}", query) for query in QUERIES]:
+            if method == "GET":
+                data = None
+            status, body = await api.request(method, path, data=data, token=token,
+                                             params={"timeout": "0", **params} if "sync" in path or "events" in path
+                                             else params)
+            assert status < 500, (method, path, data, params, body)
+            if status >= 400:
+                assert isinstance(body.get("errcode"), str) or "flows" in body, (method, path, data, params, body)
+        junk = bytes(rng.getrandbits(8) for _ in range(32))
+        status, _ = await api.request(method, path, data=None if method == "GET" else junk, token=token)
+        assert status < 500, (method, path, junk)

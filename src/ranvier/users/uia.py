@@ -45,6 +45,9 @@ class InteractiveAuth:
         session_id = auth.get("session") if auth else None
         if session_id is not None and not isinstance(session_id, str):
             raise MatrixError("M_BAD_JSON", "auth.session must be a string")
+        stage = auth.get("type") if auth else None
+        if stage is not None and not isinstance(stage, str):
+            raise MatrixError("M_BAD_JSON", "auth.type must be a string")
         if session_id:
             completed = await self._load_session(session_id, operation, user_id)
         else:
@@ -63,7 +66,6 @@ class InteractiveAuth:
             body.update(error)
             return InteractiveAuthRequired(body)
 
-        stage = auth.get("type") if auth else None
         if stage is not None and stage not in completed:
             if stage not in _next_stages(flows, completed) or stage not in self.stages:
                 raise challenge(errcode="M_FORBIDDEN", error=f"Authentication stage {stage!r} is not expected now")
