@@ -87,6 +87,32 @@ def pss_bytes(pids):
     return total
 
 
+def reset_peak_rss(pids):
+    """Restart each process's peak resident set (VmHWM) from its present size, so that a
+    later `status_bytes(pids, "VmHWM")` is the peak of what happened in between."""
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+
+
+def status_bytes(pids, field):
+    """The sum of one /proc/PID/status size (VmRSS, VmHWM) over the processes."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def machine():
     """What the figures were measured on: they mean little without it."""
     cpu = "unknown"

@@ -8,6 +8,7 @@ METRICS = [
     ("startup", "seconds", "startup, process start to first 200 on /versions", "s", "↓"),
     ("memory", "idle_mib", "memory idle (PSS)", "MiB", "↓"),
     ("memory", "loaded_mib", "memory after the load (PSS)", "MiB", "↓"),
+    ("upload_peak", "peak_above_mib", "memory peak during one {big_upload_mib} MiB upload, above idle", "MiB", "↓"),
     ("send", "rate", "send, {senders} senders in own rooms", "msg/s", "↑"),
     ("send", "p50_ms", "send, own rooms, latency p50", "ms", "↓"),
     ("send", "p99_ms", "send, own rooms, latency p99", "ms", "↓"),

@@ -112,7 +112,7 @@ def run_server(name, database, round_no, args, ctx):
         time.sleep(1)  # let start-up work finish before calling the server idle
         idle = pss_bytes(server.pids())
         load = [s for s in wanted if s in SCENARIOS]
-        uvloop.run(run_scenarios(server.url, load, counts, server.pids, report))
+        uvloop.run(run_scenarios(server.url, load, counts, server, report))
         if "memory" in wanted:
             memory = {"idle_mib": idle / 2**20}
             if load and server.alive():

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from measure import cpu_seconds, median, percentile
+from measure import cpu_seconds, median, percentile, reset_peak_rss, status_bytes
 
 PASSWORD = "bench-password-1"
 TXN = itertools.count()
@@ -40,6 +40,7 @@ class Counts:
     deep_history_fill_seconds: float = 140
     media_files: int = 16
     media_kib: int = 1024
+    big_upload_mib: int = 50
     scenario_seconds: float = 300
 
     @property
@@ -64,6 +65,7 @@ QUICK = Counts(
     deep_history_large=5_000,
     deep_history_fill_seconds=60,
     media_files=4,
+    big_upload_mib=10,
     scenario_seconds=120,
 )
 
@@ -160,12 +162,13 @@ class User:
 
 
 class Bench:
-    """One server under test: its API, its users, and the PIDs whose CPU counts as its own."""
+    """One server under test: its API, its users, and its processes (`pids()` with its
+    PostgreSQL cluster, whose CPU counts as its own; `own_pids()` without)."""
 
-    def __init__(self, api, counts, server_pids):
+    def __init__(self, api, counts, server):
         self.api = api
         self.counts = counts
-        self.server_pids = server_pids
+        self.server = server
         self.pool = []
         self.names = itertools.count()
         self.history = None
@@ -260,13 +263,13 @@ class Meter:
     def __enter__(self):
         self.wall = time.perf_counter()
         self.own = time.process_time()
-        self.server = cpu_seconds(self.bench.server_pids())
+        self.server = cpu_seconds(self.bench.server.pids())
         return self
 
     def __exit__(self, *exc):
         self.wall = time.perf_counter() - self.wall
         self.own = time.process_time() - self.own
-        self.server = cpu_seconds(self.bench.server_pids()) - self.server
+        self.server = cpu_seconds(self.bench.server.pids()) - self.server
 
     @property
     def loadgen_cpu_pct(self):
@@ -458,18 +461,31 @@ async def deep_history(bench):
 MEDIA_PREFIXES = ("/_matrix/client/v1/media/download/", "/_matrix/media/v3/download/")
 
 
+async def upload(bench, user, data, filename):
+    """Uploads data as one file; returns its server name and media ID."""
+    doc = await bench.api.call("POST /_matrix/media/v3/upload", "POST", "/_matrix/media/v3/upload",
+                               user.token, data=data, params={"filename": filename},
+                               content_type="application/octet-stream")
+    return doc["content_uri"].removeprefix("mxc://")
+
+
+async def upload_peak(bench):
+    """One big_upload_mib file uploaded to a server that has done nothing else yet: how far
+    it lifts the server's peak resident set above what it held just before."""
+    user = (await bench.users(1))[0]
+    big = os.urandom(bench.counts.big_upload_mib * 2**20)
+    pids = bench.server.own_pids()
+    before = status_bytes(pids, "VmRSS")
+    reset_peak_rss(pids)
+    await upload(bench, user, big, "big.bin")
+    return {"peak_above_mib": (status_bytes(pids, "VmHWM") - before) / 2**20}
+
+
 async def media(bench):
     """Upload then download media_files random (incompressible) files, four at a time."""
     c = bench.counts
     user = (await bench.users(1))[0]
     blob = os.urandom(c.media_kib * 1024)
-
-    async def upload(i):
-        doc = await bench.api.call("POST /_matrix/media/v3/upload", "POST",
-                                   "/_matrix/media/v3/upload", user.token, data=blob,
-                                   params={"filename": f"bench{i}.bin"},
-                                   content_type="application/octet-stream")
-        return doc["content_uri"].removeprefix("mxc://")
 
     async def download(media_id, prefix):
         payload = await bench.api.call(f"GET {prefix}{{serverName}}/{{mediaId}}", "GET",
@@ -478,7 +494,7 @@ async def media(bench):
             raise Failed(f"download returned {len(payload)} bytes of {len(blob)}")
 
     with Meter(bench) as up:
-        ids = await bounded(4, (upload(i) for i in range(c.media_files)))
+        ids = await bounded(4, (upload(bench, user, blob, f"bench{i}.bin") for i in range(c.media_files)))
     prefix = MEDIA_PREFIXES[0]
     try:
         await download(ids[0], prefix)
@@ -491,6 +507,7 @@ async def media(bench):
 
 
 SCENARIOS = {
+    "upload_peak": upload_peak,  # first, while the server is still idle
     "send": send_own,
     "send_shared": send_shared,
     "delivery": delivery,
@@ -503,13 +520,13 @@ SCENARIOS = {
 OPT_IN_SCENARIOS = ("deep_history",)
 
 
-async def run_scenarios(base_url, names, counts, server_pids, report):
+async def run_scenarios(base_url, names, counts, server, report):
     """Runs the named scenarios in order against one server; report(name, status, reason,
     metrics) is called after each, whatever happened."""
     timeout = aiohttp.ClientTimeout(total=90)
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        bench = Bench(Api(session, base_url), counts, server_pids)
+        bench = Bench(Api(session, base_url), counts, server)
         for name in names:
             try:
                 metrics = await asyncio.wait_for(SCENARIOS[name](bench), counts.scenario_seconds)

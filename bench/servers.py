@@ -93,10 +93,13 @@ class Server:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def own_pids(self):
+        """The server's own processes, without its PostgreSQL cluster."""
+        return process_tree(self.proc.pid) if self.alive() else []
+
     def pids(self):
         """The server's processes, plus its PostgreSQL cluster's when it has one."""
-        own = process_tree(self.proc.pid) if self.alive() else []
-        return own + self.extra_pids()
+        return self.own_pids() + self.extra_pids()
 
     def log_tail(self, lines=3):
         text = self.log.read_text(errors="replace").strip().splitlines()
