@@ -87,7 +87,7 @@ class Server:
                         return time.perf_counter() - begin
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
-            time.sleep(0.02)
+            time.sleep(0.005)
         raise StartFailed(f"no answer on /versions after {START_SECONDS} s: {self.log_tail()}")
 
     def alive(self):
