@@ -242,6 +242,27 @@ def registration_token_create(config_path, data_dir, database, uses, expires, to
         click.echo("note: registration.mode is closed; set it to token for this token to be usable", err=True)
 
 
+@registration_token.command("list")
+@_database_options
+def registration_token_list(config_path, data_dir, database) -> None:
+    """List the registration tokens: uses so far and allowed, and expiry."""
+    config = _load(config_path, data_dir=data_dir, database=database)
+
+    async def work(users):
+        return await users.store.list_registration_tokens()
+
+    now_ms = datetime.datetime.now(datetime.timezone.utc).timestamp() * 1000
+    for token, uses_allowed, completed, expiry_ts in _run_with_users(config, work):
+        uses = f"used {completed} of {uses_allowed if uses_allowed is not None else 'unlimited'}"
+        if expiry_ts is None:
+            expiry = "never expires"
+        else:
+            moment = datetime.datetime.fromtimestamp(expiry_ts / 1000, datetime.timezone.utc)
+            expiry = ("expired " if expiry_ts <= now_ms else "expires ") + moment.isoformat(timespec="minutes")
+        spent = "  (used up)" if uses_allowed is not None and completed >= uses_allowed else ""
+        click.echo(f"{token}  {uses}, {expiry}{spent}")
+
+
 def parse_expiry(text: str, now: datetime.datetime | None = None) -> int:
     """A duration (7d) or an ISO date/time, as a timestamp in milliseconds."""
     now = now or datetime.datetime.now(datetime.timezone.utc)

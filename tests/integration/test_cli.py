@@ -171,6 +171,14 @@ async def test_registration_token_lets_one_user_register(data_flags, tmp_path):
                 assert response.status == 200, await response.text()
     finally:
         server.stop()
+    unlimited = run_cli("registration-token", "create", "--token", "forever", *data_flags)
+    assert unlimited.returncode == 0, unlimited.stderr
+    listed = run_cli("registration-token", "list", *data_flags)
+    assert listed.returncode == 0, listed.stderr
+    lines = {line.split("  ", 1)[0]: line.split("  ", 1)[1] for line in listed.stdout.splitlines()}
+    assert lines.keys() == {token, "forever"}
+    assert lines["forever"] == "used 0 of unlimited, never expires"
+    assert lines[token].startswith("used 1 of 1, expires ") and lines[token].endswith("(used up)"), lines
 
 
 def test_expired_registration_token_is_rejected_at_creation_time_parse(data_flags):

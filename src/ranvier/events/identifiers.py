@@ -126,11 +126,6 @@ def is_valid_room_id(room_id: str) -> bool:
     return _is_id_with_domain(room_id, "!") or _is_opaque_id(room_id, "!")
 
 
-def is_valid_event_id(event_id: str) -> bool:
-    """True for `$opaque:domain` (room versions 1-2) or domain-less `$opaque` (v3+)."""
-    return _is_id_with_domain(event_id, "$") or _is_opaque_id(event_id, "$")
-
-
 def is_valid_room_alias(alias: str) -> bool:
     """True for `#localpart:domain` whose localpart has no NUL."""
     return _is_id_with_domain(alias, "#")
