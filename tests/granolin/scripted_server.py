@@ -39,7 +39,6 @@ class ScriptedHomeserver:
         self.scripts: dict[tuple[str, str], deque[Answer | str]] = defaultdict(deque)
         self.port = 0
         self._runner: web.AppRunner | None = None
-        self._sync_count = 0
 
     @property
     def url(self) -> str:
