@@ -191,11 +191,7 @@ def user_add(name, config_path, data_dir, database, admin, password_file) -> Non
 def user_list(config_path, data_dir, database) -> None:
     """List accounts."""
     config = _load(config_path, data_dir=data_dir, database=database)
-
-    async def work(users):
-        return await users.store.list_accounts()
-
-    for account in _run_with_users(config, work):
+    for account in _run_with_users(config, lambda users: users.store.list_accounts()):
         flags = [name for name, on in (("admin", account.is_admin), ("guest", account.is_guest),
                                        ("deactivated", account.deactivated)) if on]
         click.echo(account.user_id + (f"  ({', '.join(flags)})" if flags else ""))
@@ -247,12 +243,9 @@ def registration_token_create(config_path, data_dir, database, uses, expires, to
 def registration_token_list(config_path, data_dir, database) -> None:
     """List the registration tokens: uses so far and allowed, and expiry."""
     config = _load(config_path, data_dir=data_dir, database=database)
-
-    async def work(users):
-        return await users.store.list_registration_tokens()
-
+    tokens = _run_with_users(config, lambda users: users.store.list_registration_tokens())
     now_ms = datetime.datetime.now(datetime.timezone.utc).timestamp() * 1000
-    for token, uses_allowed, completed, expiry_ts in _run_with_users(config, work):
+    for token, uses_allowed, completed, expiry_ts in tokens:
         uses = f"used {completed} of {uses_allowed if uses_allowed is not None else 'unlimited'}"
         if expiry_ts is None:
             expiry = "never expires"
