@@ -115,6 +115,19 @@ async def test_a_database_newer_than_the_code_is_refused(database_url):
         await db.close()
 
 
+async def test_a_failing_migration_leaves_nothing_behind(database_url):
+    broken = Schema("widgets", SCHEMA_V1.migrations + (
+        Migration(2, "half good", "CREATE TABLE gadgets (id TEXT);\nCREATE TABLE widgets (id TEXT);"),))
+    db = await open_database(database_url)
+    try:
+        with pytest.raises(Exception, match="widgets"):
+            await apply_migrations(db, [broken])
+        assert await apply_migrations(db, [SCHEMA_V2]) == {"widgets": 2}  # version 1 was not recorded either
+        await db.execute("CREATE TABLE gadgets (id TEXT)")
+    finally:
+        await db.close()
+
+
 def test_migrations_must_be_numbered_without_gaps():
     with pytest.raises(ValueError):
         Schema("bad", (Migration(2, "two", "SELECT 1;"),))

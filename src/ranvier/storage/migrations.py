@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ranvier.storage.engine import Database, split_statements
+from ranvier.storage.engine import Database, Statement, split_statements
 
 
 @dataclass(frozen=True)
@@ -72,15 +72,17 @@ async def apply_migrations(db: Database, schemas: list[Schema]) -> dict[str, int
                     f"knows up to {schema.latest}: upgrade ranvier or use another database"
                 )
         applied: dict[str, int] = {}
+        writes: list[Statement] = []  # sent together: one round trip, not one per statement
         for schema in schemas:
             have = current.get(schema.component, 0)
             pending = schema.migrations[have:]
-            for migration in pending:
-                for statement in split_statements(migration.sql):
-                    await txn.execute(statement)
+            writes += [Statement(sql) for migration in pending for sql in split_statements(migration.sql)]
             applied[schema.component] = len(pending)
             if pending and have:
-                await txn.execute("UPDATE schema_versions SET version = ? WHERE component = ?", schema.latest, schema.component)
+                writes.append(Statement("UPDATE schema_versions SET version = ? WHERE component = ?",
+                                        (schema.latest, schema.component)))
             elif pending:
-                await txn.execute("INSERT INTO schema_versions (component, version) VALUES (?, ?)", schema.component, schema.latest)
+                writes.append(Statement("INSERT INTO schema_versions (component, version) VALUES (?, ?)",
+                                        (schema.component, schema.latest)))
+        await txn.execute_batch(writes)
     return applied
