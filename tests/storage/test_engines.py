@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
@@ -126,6 +128,36 @@ async def test_a_failing_migration_leaves_nothing_behind(database_url):
         await db.execute("CREATE TABLE gadgets (id TEXT)")
     finally:
         await db.close()
+
+
+CANCELLED_READS_THEN_CLOSE = """
+import asyncio, sys
+from ranvier.storage.engine import open_database
+
+async def main():
+    for _ in range(20):
+        db = await open_database(sys.argv[1])
+
+        async def reader():
+            while True:
+                await db.fetchall("SELECT 1 UNION ALL SELECT 2")
+
+        readers = [asyncio.create_task(reader()) for _ in range(8)]
+        await asyncio.sleep(0.01)
+        for task in readers:
+            task.cancel()
+        await db.close()
+
+asyncio.run(main())
+"""
+
+
+def test_closing_waits_for_reads_whose_callers_were_cancelled(database_url):
+    """Background tasks cancelled at shutdown leave their queries running; closing the
+    connections under them crashed the process (in a child here, so a crash fails one test)."""
+    child = subprocess.run([sys.executable, "-c", CANCELLED_READS_THEN_CLOSE, database_url],
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr[-2000:]
 
 
 def test_migrations_must_be_numbered_without_gaps():

@@ -210,14 +210,14 @@ class SqliteDatabase(Database):
                     future.set_exception(outcome)
 
     async def close(self) -> None:
+        """Close the connections once nothing runs on them. A read whose caller was cancelled
+        (a background task stopped with the server) still runs in its thread, and closing
+        a connection under a running query crashes the process."""
         if self._commit_task is not None:
             await self._commit_task  # the last group commits before the connection closes
-        def close_readers() -> None:
-            for conn in self._reader_conns:
-                conn.close()
-
-        await asyncio.get_running_loop().run_in_executor(self._reader_pool, close_readers)
+        await asyncio.to_thread(self._reader_pool.shutdown, wait=True)
+        for conn in self._reader_conns:
+            conn.close()
         if self._writer_conn is not None:
             await self._on_writer(lambda c: c.close())
         self._writer_pool.shutdown(wait=True)
-        self._reader_pool.shutdown(wait=True)
