@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any, Awaitable, Callable
 
@@ -31,7 +32,5 @@ async def cancel(task: asyncio.Task | None) -> None:
     if task is None:
         return
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):  # the cancellation asked for above
         await task
-    except asyncio.CancelledError:
-        pass
