@@ -68,17 +68,20 @@ SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, 
                          RECEIPTS_SCHEMA]
 
 
-def client_api_routes():
-    """The route tables of every client API module (imported here, mounted once)."""
+def route_tables():
+    """The route tables of every API module (imported here, mounted once, listed in
+    docs/api-coverage.md in this order)."""
     from ranvier.client_api import (account, devices, discovery, legacy_sync, login, media, membership, register,
                                     relations, rooms, sync)
     from ranvier.client_api import directory, reporting, spaces, upgrade
     from ranvier.client_api import account_data, presence, profile, receipts, typing, user_directory
+    from ranvier.client_api import appservice, thirdparty
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
             membership.routes, media.routes, sync.routes, legacy_sync.routes, relations.routes,
             directory.routes, upgrade.routes, spaces.routes, reporting.routes, profile.routes, account_data.routes,
-            typing.routes, receipts.routes, presence.routes, user_directory.routes]
+            typing.routes, receipts.routes, presence.routes, user_directory.routes, thirdparty.routes,
+            appservice.routes]
 
 
 @dataclass
@@ -176,7 +179,7 @@ class Homeserver:
         self.sync = SyncService(self.rooms, self.timeline, self.notifier, FilterStore(self.db), streams=self)
         self.media = MediaService(self.db, self.config)
         self.app = make_app(self, max_body=self.config.limits.max_request_body_bytes)
-        for routes in client_api_routes():
+        for routes in route_tables():
             add_routes(self.app.router, routes)
         access_log = logging.getLogger("ranvier.access") if self.config.logging.access_log else None
         runner = web.AppRunner(

@@ -146,7 +146,7 @@ QUERIES = [
 
 def route_urls(room_id: str, event_id: str, user_id: str) -> list[tuple[str, str]]:
     """Every client API route, its parameters filled with real and with malformed values."""
-    from ranvier.server import client_api_routes
+    from ranvier.server import route_tables
     from ranvier.web.routing import CLIENT_PREFIX
 
     real = {"room_id": room_id, "room_id_or_alias": room_id, "event_id": event_id, "user_id": user_id,
@@ -156,7 +156,7 @@ def route_urls(room_id: str, event_id: str, user_id: str) -> list[tuple[str, str
     bad = {"room_id": "notaroom", "room_id_or_alias": "#", "event_id": "%24", "user_id": "@", "media_id": "..",
            "server_name": "a:b:c", "event_type": "x" * 300, "receipt_type": "m.nope", "txn_id": "%00"}
     urls = []
-    for routes in client_api_routes():
+    for routes in route_tables():
         for route in routes.entries:
             if "logout" in route.path or "deactivate" in route.path:
                 continue  # would end the session the rest of the sweep uses

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ranvier.errors import MatrixError
 from ranvier.events.room_versions import DEFAULT_ROOM_VERSION, ROOM_VERSIONS
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import requester
@@ -25,6 +26,21 @@ async def versions(request: web.Request) -> web.Response:
 @routes.get("/.well-known/matrix/client", versions=None)
 async def well_known(request: web.Request) -> web.Response:
     return json_response({"m.homeserver": {"base_url": request.app[HOMESERVER].config.base_url}})
+
+
+@routes.get("/.well-known/matrix/policy_server", versions=None)
+async def policy_server(request: web.Request) -> web.Response:
+    """GET /.well-known/matrix/policy_server: the keys of a policy server at this host;
+    404 M_NOT_FOUND, this server is not one."""
+    raise MatrixError("M_NOT_FOUND", "No policy server is served here")
+
+
+@routes.get("/auth_metadata", versions=("v1",))
+async def auth_metadata(request: web.Request) -> web.Response:
+    """GET /v1/auth_metadata: the OAuth 2.0 authorization server's metadata. 404
+    M_UNRECOGNIZED, as the spec asks of a server that does not support the OAuth 2.0 API:
+    clients then use the legacy login API (/login, /register)."""
+    raise MatrixError("M_UNRECOGNIZED", "This server does not support the OAuth 2.0 API; use /login")
 
 
 @routes.get("/health", versions=None)
