@@ -140,7 +140,8 @@ class Pushers:
         missing = [name for name in ("app_display_name", "device_display_name", "lang", "data") if body.get(name) is None]
         if missing:
             raise MatrixError("M_MISSING_PARAM", f"Missing parameters: {', '.join(missing)}")
-        names = [_text(body, name, required=True) for name in ("app_display_name", "device_display_name", "lang")]
+        app_name, device_name, lang = (_text(body, name, required=True)
+                                       for name in ("app_display_name", "device_display_name", "lang"))
         profile_tag = _text(body, "profile_tag", required=False)
         data = body["data"]
         if not isinstance(data, dict):
@@ -149,8 +150,8 @@ class Pushers:
         append = body.get("append", False)
         if not isinstance(append, bool):
             raise MatrixError("M_BAD_JSON", "append must be a boolean")
-        row = (requester.user_id, requester.device_id, kind, app_id, pushkey, int(time.time()), *names, profile_tag,
-               orjson.dumps(data).decode())
+        row = (requester.user_id, requester.device_id, kind, app_id, pushkey, int(time.time()), app_name, device_name,
+               profile_tag, lang, orjson.dumps(data).decode())
         pusher_id, removed = await self.store.set_pusher(self._next_id, row, replace_others=not append)
         if pusher_id == self._next_id:
             self._next_id += 1
