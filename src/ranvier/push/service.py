@@ -34,6 +34,8 @@ PUSH_RULES = "m.push_rules"
 _THREADS_CACHED = 50_000
 #: (user, room) unread counts kept in memory, updated as notifications commit.
 _COUNTS_CACHED = 100_000
+#: Rooms whose audience is kept (as many as the room server keeps heads of).
+_AUDIENCES_CACHED = 5_000
 
 Counts = dict[str, int]
 #: (notify, highlight, actions as JSON)
@@ -172,7 +174,10 @@ class PushService:
         audience = self._audiences.get(room_id)
         if audience is None or audience.joined is not joined:
             audience = Audience.build(room_id, joined, self._is_mine, self._user_rules.get)
+            self._audiences.pop(room_id, None)
             self._audiences[room_id] = audience
+            if len(self._audiences) > _AUDIENCES_CACHED:
+                del self._audiences[next(iter(self._audiences))]
         return audience
 
     # -- threads -------------------------------------------------------------------------
