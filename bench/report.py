@@ -34,6 +34,10 @@ METRICS = [
     ("deep_history", "small_p99_ms", "incremental sync, {deep_history_small:,} events, p99", "ms", "↓"),
     ("deep_history", "large_p50_ms", "incremental sync, {deep_history_large:,} events, p50", "ms", "↓"),
     ("deep_history", "large_p99_ms", "incremental sync, {deep_history_large:,} events, p99", "ms", "↓"),
+    ("push_rules", "alone_p50_ms", "send alone in a room, one at a time, p50", "ms", "↓"),
+    ("push_rules", "room_p50_ms", "send to {push_members:,} members with 3 push rules each, p50", "ms", "↓"),
+    ("push_rules", "added_ms", "push rules of {push_members:,} members, added latency per event", "ms", "↓"),
+    ("push_rules", "added_cpu_ms", "push rules of {push_members:,} members, added server CPU per event", "ms", "↓"),
     ("media", "upload_mib_s", "media upload, {media_files} × {media_kib} KiB", "MiB/s", "↑"),
     ("media", "download_mib_s", "media download", "MiB/s", "↑"),
 ]

@@ -97,6 +97,22 @@ media:
     # Non-public CIDR ranges that may still be fetched (loopback, private and
     # link-local addresses are refused unless listed here).
     allowed_networks: []
+
+# Requests this server makes to other servers (push gateways).
+outbound:
+  # Non-public CIDR ranges that may still be reached (loopback, private and
+  # link-local addresses are refused unless listed here).
+  allowed_networks: []
+  # Wait after a failed delivery, doubled at each failure in a row up to the maximum.
+  initial_backoff_ms: 1000
+  max_backoff_ms: 3600000
+  request_timeout_ms: 30000
+
+push:
+  # http:// URL prefixes push gateways may have; every other gateway must be https.
+  http_gateway_urls: []
+  # How long a notification is retried before it is dropped (24 h).
+  give_up_after_ms: 86400000
 """
 
 

@@ -18,6 +18,8 @@ from ranvier.config import Config
 from ranvier.events.signing import SigningKey
 from ranvier.media.schema import SCHEMA as MEDIA_SCHEMA
 from ranvier.media.service import MediaService
+from ranvier.outbound.schema import SCHEMA as OUTBOUND_SCHEMA
+from ranvier.push.pushers import Pushers
 from ranvier.push.schema import SCHEMA as PUSH_SCHEMA
 from ranvier.push.service import PushService
 from ranvier.push.store import PushStore
@@ -65,7 +67,7 @@ DEACTIVATION_SWEEP_S = 60.0
 #: Every service's tables, in the order their migrations run.
 SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, PUSH_SCHEMA, RELATIONS_SCHEMA,
                          REPORTS_SCHEMA, PROFILE_FIELDS_SCHEMA, ACCOUNT_DATA_SCHEMA, PRESENCE_SCHEMA, DIRECTORY_SCHEMA,
-                         RECEIPTS_SCHEMA]
+                         RECEIPTS_SCHEMA, OUTBOUND_SCHEMA]
 
 
 def route_tables():
@@ -74,14 +76,14 @@ def route_tables():
     from ranvier.client_api import (account, devices, discovery, legacy_sync, login, media, membership, register,
                                     relations, rooms, sync)
     from ranvier.client_api import directory, reporting, spaces, upgrade
-    from ranvier.client_api import account_data, presence, profile, receipts, typing, user_directory
+    from ranvier.client_api import account_data, presence, profile, push, receipts, typing, user_directory
     from ranvier.client_api import appservice, thirdparty
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
             membership.routes, media.routes, sync.routes, legacy_sync.routes, relations.routes,
             directory.routes, upgrade.routes, spaces.routes, reporting.routes, profile.routes, account_data.routes,
-            typing.routes, receipts.routes, presence.routes, user_directory.routes, thirdparty.routes,
-            appservice.routes]
+            typing.routes, receipts.routes, presence.routes, user_directory.routes, push.routes,
+            thirdparty.routes, appservice.routes]
 
 
 @dataclass
@@ -138,6 +140,7 @@ class Homeserver:
         self.notifier: Notifier | None = None
         self.rooms: RoomServer | None = None
         self.push: PushService | None = None
+        self.pushers: Pushers | None = None
         self.timeline: Timeline | None = None
         self.directory: RoomDirectory | None = None
         self.hierarchy: SpaceHierarchy | None = None
@@ -165,10 +168,14 @@ class Homeserver:
         self.rooms = RoomServer(RoomStore(self.db), self.users.store, server_name=self.config.server_name,
                                 signing_key=self.signing_key, notifier=self.notifier)
         await self.rooms.start()
-        self.push = PushService(PushStore(self.db), self.rooms.store, server_name=self.config.server_name)
-        self.rooms.persist_hooks.append(self.push)
         self.timeline = Timeline(self.rooms)
         await self._start_personal_streams()
+        push_store = PushStore(self.db)
+        self.push = PushService(push_store, self.rooms.store, self.account_data, server_name=self.config.server_name)
+        await self.push.start()
+        self.rooms.persist_hooks.insert(0, self.push)
+        self.pushers = Pushers(push_store, self.push, self.rooms, self.db, self.config)
+        await self.pushers.start()
         self.directory = RoomDirectory(self.rooms)
         self.hierarchy = SpaceHierarchy(self.rooms)
         self.reports = ReportService(self.db, self.rooms)
@@ -240,6 +247,8 @@ class Homeserver:
             self.typing.stop()
         if self.presence is not None:
             await self.presence.stop()
+        if self.pushers is not None:
+            await self.pushers.stop()
         await background.cancel(self._deactivation_sweeper)
         self._deactivation_sweeper = None
         if self.db is not None:

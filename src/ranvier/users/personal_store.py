@@ -79,6 +79,12 @@ class AccountDataStore:
             user_id, room_id, data_type, orjson.dumps(content).decode(), stream_id,
         )
 
+    async def global_entries_of_type(self, data_type: str) -> list[tuple[str, dict[str, Any]]]:
+        """(user_id, content) of every user's global entry of one type."""
+        rows = await self.db.fetchall("SELECT user_id, content FROM account_data WHERE room_id = '' AND type = ?",
+                                      data_type)
+        return [(r[0], orjson.loads(r[1])) for r in rows]
+
     async def changed(self, user_id: str, since: int, upto: int) -> list[tuple[str, str, dict[str, Any]]]:
         """(room_id, type, content) of the entries written in (since, upto]."""
         rows = await self.db.fetchall(
