@@ -70,6 +70,8 @@ async def test_media_messages_build_info_from_keywords(bot: Client, scripted: Sc
 async def test_reply_edit_react(bot: Client, scripted: ScriptedHomeserver) -> None:
     event = timeline_event({"type": "m.room.message", "event_id": "$q", "sender": "@alice:s", "content": {"msgtype": "m.text", "body": "hi"}}, ROOM)
     await bot.reply(event, "hello {}", "alice")
+    scripted.script("GET", f"/_matrix/client/v3/rooms/{ROOM}/event/$mine",
+                    (200, {"type": "m.room.message", "event_id": "$mine", "content": {"msgtype": "m.text", "body": "fixd"}}))
     await bot.edit(ROOM, "$mine", "fixed")
     await bot.react(ROOM, "$q", "👍")
     assert sent(scripted) == [
@@ -82,7 +84,6 @@ async def test_reply_edit_react(bot: Client, scripted: ScriptedHomeserver) -> No
 
 
 async def test_commands_and_generated_help(bot: Client, scripted: ScriptedHomeserver) -> None:
-    bot.ordered = True
     rolls: list[tuple[int, int]] = []
 
     @bot.command("!roll", help="Roll dice")
@@ -96,6 +97,7 @@ async def test_commands_and_generated_help(bot: Client, scripted: ScriptedHomese
     for body in ("!roll 20 2", "!roll", "!roll twenty", "!help", "roll 3"):
         await bot.handle_event(message(body))
     await bot.handle_event(message("!roll 4", sender="@bot:scripted"))  # its own message
+    await bot.drain()
     assert rolls == [(20, 2), (6, 1)]
     answers = sent(scripted)
     assert [a["msgtype"] for a in answers] == ["m.notice", "m.notice"]
