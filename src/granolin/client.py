@@ -119,7 +119,7 @@ class Client(History):
         self.refresh_token = state.get("refresh_token")
         self.device_id = state.get("device_id")
         self.next_batch = state.get("next_batch")
-        self._work.jobs = {Job.from_json(job): None for job in state.get("pending") or [] if isinstance(job, dict)}
+        self._work.restore([Job.from_json(job) for job in state.get("pending") or [] if isinstance(job, dict)])
         self.last_event_ids = dict(state.get("last_event_ids") or {})
         self.rooms = {room_id: Room.from_json(room_id, room) for room_id, room in (state.get("rooms") or {}).items()}
 
@@ -330,6 +330,11 @@ class Client(History):
         except Exception:
             log.exception("handler %s failed on %r", getattr(handler, "__qualname__", handler), args[0] if args else None)
 
+    @property
+    def pending(self) -> list[Job]:
+        """The events whose handlers have not all finished (``job.event``, ``job.remaining``), oldest first."""
+        return list(self._work.jobs)
+
     async def drain(self) -> None:
         """Wait until every queued handler (and any queued meanwhile) has finished.
 
@@ -474,8 +479,8 @@ class Client(History):
         for room_id, room in self.rooms.items():
             if room.encrypted:
                 self.warn_encrypted(room_id)
-        if self._work.jobs and not self._work.busy:
-            log.info("re-running %d unfinished handler jobs", len(self._work.jobs))
+        if self._work.waiting:
+            log.info("re-running the unfinished handlers of %d events", self._work.waiting)
             self._work.resume(self._concurrent_handlers)
         failures = 0
         try:

@@ -114,6 +114,8 @@ class WorkQueue:
     changed: Callable[[], None]
     """Called when a handler finished, so the pending jobs can be saved."""
     jobs: dict[Job, None] = field(default_factory=dict)
+    """Every job not finished yet, queued or waiting, in arrival order: what the hardcopy saves."""
+    _waiting: list[Job] = field(default_factory=list)
     _lanes: dict[str | None, deque[tuple[Job, list[str]]]] = field(default_factory=dict)
     _workers: dict[str | None, asyncio.Task[None]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -134,10 +136,20 @@ class WorkQueue:
             if key not in self._workers:
                 self._workers[key] = loop.create_task(self._work_through(key))
 
+    def restore(self, jobs: list[Job]) -> None:
+        """Take the pending jobs of a hardcopy; they wait for :meth:`resume`."""
+        self.jobs = dict.fromkeys(jobs)
+        self._waiting = list(jobs)
+
+    @property
+    def waiting(self) -> int:
+        """How many jobs wait to be queued again (restored, or cancelled by a stop)."""
+        return len(self._waiting)
+
     def resume(self, concurrent_of: Callable[[Job], set[str]]) -> None:
-        """Queue again every pending job (those restored from the hardcopy, or left by a stop)."""
-        pending, self.jobs = list(self.jobs), {}
-        for job in pending:
+        """Queue again the waiting jobs, in their order."""
+        waiting, self._waiting = self._waiting, []
+        for job in waiting:
             self.add(job, concurrent_of(job))
 
     async def _work_through(self, key: str | None) -> None:
@@ -180,6 +192,7 @@ class WorkQueue:
         if running:
             await asyncio.wait(running)
         self._lanes.clear()
+        self._waiting = list(self.jobs)
 
     def to_json(self) -> list[dict[str, Any]]:
         return [job.to_json() for job in self.jobs]

@@ -135,7 +135,7 @@ async def test_a_slow_handler_stays_pending_while_the_token_moves_on(scripted: S
             assert saved(tmp_path)["next_batch"] == "s3"
             assert pending_bodies(saved(tmp_path)) == [("slow", [handle_id(bot)])]
             restarted = Client(scripted.url, hardcopy=tmp_path / "bot.json")
-            assert restarted.next_batch == "s3" and len(restarted._work.jobs) == 1
+            assert restarted.next_batch == "s3" and [job.event.content["body"] for job in restarted.pending] == ["slow"]
             release.set()
             while saved(tmp_path)["pending"]:
                 await asyncio.sleep(0.01)
@@ -187,7 +187,7 @@ async def test_a_crash_reruns_only_the_unfinished_handlers(scripted: ScriptedHom
     def count(event: TextMessage) -> None:  # noqa: F811
         second_run.append("counted " + event.body)
 
-    await run_until(again, lambda: not again._work.jobs)
+    await run_until(again, lambda: not again.pending)
     assert second_run == ["stuck", "counted stuck"]
     assert saved(tmp_path)["pending"] == []
 
@@ -274,7 +274,7 @@ async def test_a_failing_handler_does_not_stop_the_bot(scripted: ScriptedHomeser
             raise RuntimeError("handler bug")
         seen.append(event.body)
 
-    await run_until(bot, lambda: bot.next_batch == "s1" and not bot._work.jobs)
+    await run_until(bot, lambda: bot.next_batch == "s1" and not bot.pending)
     assert seen == ["fine"] and saved(tmp_path)["pending"] == []
 
 
@@ -309,3 +309,28 @@ async def test_signals_stop_the_loop_and_save(scripted: ScriptedHomeserver, tmp_
             process.kill()
             await process.wait()
     assert orjson.loads(path.read_bytes())["next_batch"] == "s7"
+
+
+async def test_a_stopped_bot_started_again_reruns_what_the_stop_cut_short(scripted: ScriptedHomeserver, tmp_path: Path) -> None:
+    scripted.script("GET", SYNC, sync_answer("s1", "!r:x", text("cut")))
+    bot = make_bot(scripted, tmp_path)
+    bot.next_batch = "s0"
+    bot.shutdown_grace = 0.05
+    runs: list[str] = []
+    first_time = True
+
+    @bot.on(TextMessage)
+    async def handle(event: TextMessage) -> None:
+        runs.append(event.body)
+        if first_time:
+            await asyncio.Event().wait()
+
+    loop_task = asyncio.create_task(bot.start(handle_signals=False))
+    async with asyncio.timeout(5):
+        while not runs:
+            await asyncio.sleep(0.01)
+    await stop(bot, loop_task)
+    assert [job.remaining for job in bot.pending] == [[handle_id(bot)]]
+    first_time = False
+    await run_until(bot, lambda: not bot.pending)
+    assert runs == ["cut", "cut"]
