@@ -69,16 +69,19 @@ SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, 
 
 
 def client_api_routes():
-    """The route tables of every client API module (imported here, mounted once)."""
+    """The route tables of every API module, client and federation (imported here, mounted once)."""
     from ranvier.client_api import (account, devices, discovery, legacy_sync, login, media, membership, register,
                                     relations, rooms, sync)
     from ranvier.client_api import directory, reporting, spaces, upgrade
     from ranvier.client_api import account_data, presence, profile, receipts, typing, user_directory
+    from ranvier.client_api import admin, openid, threepid, voip
+    from ranvier.federation_api import openid as federation_openid
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
             membership.routes, media.routes, sync.routes, legacy_sync.routes, relations.routes,
             directory.routes, upgrade.routes, spaces.routes, reporting.routes, profile.routes, account_data.routes,
-            typing.routes, receipts.routes, presence.routes, user_directory.routes]
+            typing.routes, receipts.routes, presence.routes, user_directory.routes,
+            threepid.routes, admin.routes, openid.routes, voip.routes, federation_openid.routes]
 
 
 @dataclass
