@@ -26,11 +26,13 @@ async def _own_profile(request: web.Request) -> tuple[str, str]:
 
 @routes.get("/profile/{user_id}")
 async def get_profile(request: web.Request) -> web.Response:
+    """GET /profile/{userId}: a local user's whole profile, no token needed; 404 if unknown."""
     return json_response(await request.app[HOMESERVER].profiles.get(request.match_info["user_id"]))
 
 
 @routes.get("/profile/{user_id}/{key}")
 async def get_profile_field(request: web.Request) -> web.Response:
+    """GET /profile/{userId}/{keyName}: one field of a local user's profile; 404 if unset."""
     key = request.match_info["key"]
     value = await request.app[HOMESERVER].profiles.get_field(request.match_info["user_id"], key)
     return json_response({key: value})
