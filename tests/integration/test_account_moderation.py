@@ -113,6 +113,8 @@ async def test_a_suspended_account_reads_but_does_not_act(api, homeserver):
         ("POST", f"/rooms/{room_id}/invite", {"user_id": friend["user_id"]}),
         ("PUT", f"/rooms/{room_id}/send/m.room.message/s1", {"msgtype": "m.text", "body": "hi"}),
         ("PUT", f"/rooms/{room_id}/state/m.room.topic", {"topic": "mine now"}),
+        ("PUT", f"/rooms/{other_room}/state/m.room.member/@suspended:localhost", {"membership": "join"}),
+        ("PUT", f"/rooms/{room_id}/state/m.room.member/@friend:localhost", {"membership": "invite"}),
         ("PUT", f"/rooms/{room_id}/redact/{host_event}/r1", {}),
         ("PUT", f"/rooms/{room_id}/send/m.room.redaction/r2", {"redacts": host_event}),
         ("PUT", "/profile/@suspended:localhost/displayname", {"displayname": "new name"}),

@@ -127,15 +127,15 @@ async def send_message(request: web.Request) -> web.Response:
 @routes.put("/rooms/{room_id}/state/{event_type}")
 async def send_state(request: web.Request) -> web.Response:
     """PUT /rooms/{roomId}/state/{eventType}/{stateKey}: send a state event as the power
-    levels allow. Guests too; suspended accounts only their own leave (else 403
-    M_USER_SUSPENDED)."""
+    levels allow. Guests too. Suspended accounts: 403 M_USER_SUSPENDED, except for the
+    membership changes the membership endpoints leave them (leave, kick, ban, unban)."""
     hs = request.app[HOMESERVER]
     who = await requester(request, allow_guest=True)
     content = await read_json(request, allow_empty=True)
-    own_leave = (request.match_info["event_type"] == "m.room.member" and content.get("membership") == "leave"
-                 and request.match_info.get("state_key", "") == who.user_id)
-    if not own_leave:
+    if request.match_info["event_type"] != "m.room.member":
         refuse_if_suspended(who, "send events")
+    elif content.get("membership") in ("join", "invite", "knock"):
+        refuse_if_suspended(who, f"{content['membership']} through the state API")
     hs.limits.message.check(who.user_id)
     event_id = await hs.rooms.send_event(
         who.user_id, who.device_id, request.match_info["room_id"], request.match_info["event_type"], content,
