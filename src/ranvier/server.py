@@ -160,7 +160,7 @@ class Homeserver:
         os.makedirs(self.config.data_dir, exist_ok=True)
         self.signing_key, self.signing_key_created = load_or_create_signing_key(self.config.signing_key_path)
         self.db = await open_storage(self.config)
-        self.users = UserService(self.db, self.config)
+        self.users = UserService(self.db, self.config, uia_secret=self.signing_key.sign(b"ranvier uia request key"))
         self.notifier = Notifier()
         self.rooms = RoomServer(RoomStore(self.db), self.users.store, server_name=self.config.server_name,
                                 signing_key=self.signing_key, notifier=self.notifier)

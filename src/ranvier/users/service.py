@@ -37,13 +37,15 @@ def device_json(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 class UserService:
-    def __init__(self, db: Database, config: Config) -> None:
+    def __init__(self, db: Database, config: Config, *, uia_secret: bytes = b"") -> None:
+        """`uia_secret` keys the hashes that bind UIA sessions to their requests (the
+        server derives it from its signing key; the command line needs none)."""
         self.config = config
         self.server_name = config.server_name
         self.store = UserStore(db)
         self.passwords = Passwords(config.password_hashing)
         self.tokens = Tokens(self.store)
-        self.uia = InteractiveAuth(self.store)
+        self.uia = InteractiveAuth(self.store, uia_secret)
         self.uia.register_stage("m.login.dummy", self._stage_dummy)
         self.uia.register_stage("m.login.password", self._stage_password)
         self.uia.register_stage("m.login.registration_token", self._stage_registration_token)

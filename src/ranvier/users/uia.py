@@ -3,9 +3,10 @@
 An endpoint says which flows it accepts; `authenticate` either returns the session with
 its completed stages or raises `InteractiveAuthRequired` with the spec's 401 body.
 
-A session is bound to what started it: the operation, the user, and a key of the request
-(its path parameters and body without `auth`), so a session begun to delete one device
-cannot delete another. It lives until it expires, so a client that retries once its
+A session is bound to what started it: the operation, the user, and the request (its path
+parameters and body without `auth`), kept as a keyed hash (the body may hold a new
+password, which must not be guessable from the database alone), so a session begun to
+delete one device cannot delete another. It lives until it expires, so a client that retries once its
 flow is complete (the operation failed, or the answer was lost) goes on to the
 operation instead of an unknown session: the spec's "completed stages cannot be retried".
 A registration session records the account it created, so a retry answers with that
@@ -14,6 +15,8 @@ account and never creates a second one.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -47,9 +50,10 @@ class AuthSession:
 
 
 class InteractiveAuth:
-    def __init__(self, store: UserStore) -> None:
+    def __init__(self, store: UserStore, request_key_secret: bytes = b"") -> None:
         self.store = store
         self.stages: dict[str, StageCheck] = {}
+        self._request_key_secret = request_key_secret
 
     def register_stage(self, stage: str, check: StageCheck) -> None:
         self.stages[stage] = check
@@ -61,10 +65,14 @@ class InteractiveAuth:
         flows: list[list[str]],
         operation: str,
         user_id: str | None = None,
-        request_key: str = "",
+        request: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
     ) -> AuthSession:
-        """Advance the session by the stage in `auth`; return it once a flow is done."""
+        """Advance the session by the stage in `auth`; return it once a flow is done.
+
+        `request` is what the session is bound to besides operation and user (None: the
+        operation alone, as for registration, whose body may change between attempts).
+        """
         if auth is not None and not isinstance(auth, dict):
             raise MatrixError("M_BAD_JSON", "auth must be an object")
         session_id = auth.get("session") if auth else None
@@ -75,6 +83,7 @@ class InteractiveAuth:
             raise MatrixError("M_BAD_JSON", "auth.type must be a string")
         registered = None
         now = now_ms()
+        request_key = self._request_key(request)
         if session_id:
             completed, registered = await self._load_session(session_id, operation, user_id, request_key)
         else:
@@ -120,6 +129,13 @@ class InteractiveAuth:
             raise MatrixError("M_FORBIDDEN", "This authentication session was started for a different request; "
                                              "start a new one for this request")
         return orjson.loads(completed_json), registered
+
+
+    def _request_key(self, request: dict[str, Any] | None) -> str:
+        if request is None:
+            return ""
+        canonical = orjson.dumps(request, option=orjson.OPT_SORT_KEYS)
+        return hmac.new(self._request_key_secret, canonical, hashlib.sha256).hexdigest()
 
 
 def _next_stages(flows: list[list[str]], completed: dict[str, Any]) -> set[str]:

@@ -3,10 +3,8 @@ the account rules every endpoint shares (guests, locked and suspended accounts, 
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from aiohttp import web
 
 from ranvier.errors import MatrixError
@@ -54,17 +52,16 @@ def refuse_if_suspended(who: Requester, action: str) -> None:
         raise MatrixError("M_USER_SUSPENDED", f"You cannot {action} while your account is suspended")
 
 
-def request_key(request: web.Request, body: dict[str, Any]) -> str:
+def uia_request(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
     """What a user-interactive auth session is bound to: the request's path parameters and
     its body without `auth`."""
     path = {name: value for name, value in request.match_info.items() if name != "api_version"}
-    rest = {name: value for name, value in body.items() if name != "auth"}
-    return hashlib.sha256(orjson.dumps({"path": path, "body": rest}, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return {"path": path, "body": {name: value for name, value in body.items() if name != "auth"}}
 
 
 async def user_interactive_auth(request: web.Request, body: dict[str, Any], who: Requester, *,
                                 flows: list[list[str]], operation: str) -> AuthSession:
-    """Re-authenticate `who` for this very request (see `request_key`)."""
+    """Re-authenticate `who` for this very request (see `uia_request`)."""
     return await request.app[HOMESERVER].users.uia.authenticate(
-        body.get("auth"), flows=flows, operation=operation, user_id=who.user_id, request_key=request_key(request, body)
+        body.get("auth"), flows=flows, operation=operation, user_id=who.user_id, request=uia_request(request, body)
     )
