@@ -169,3 +169,16 @@ async def test_a_user_id_with_a_trailing_newline_names_nobody(api: Api):
     status, body = await api.post(f"/rooms/{room_id}/invite", {"user_id": "@newline:localhost\n"},
                                   token=user["access_token"])
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM"), body
+
+
+async def test_the_stored_binding_does_not_reveal_a_new_password(api, homeserver):
+    import hashlib
+
+    import orjson
+
+    user = await api.register("secretive")
+    request = {"new_password": "guess me if you can"}
+    status, challenge = await api.post("/account/password", request, token=user["access_token"])
+    stored_key = (await homeserver.users.store.get_uia_session(challenge["session"]))[2]
+    plain = hashlib.sha256(orjson.dumps({"body": request, "path": {}}, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    assert stored_key and stored_key != plain, "keyed with a server secret, not a plain hash"
