@@ -4,6 +4,9 @@ auth, completed stages that can be retried, sessions bound to the request that b
 from __future__ import annotations
 
 import asyncio
+import hashlib
+
+import orjson
 
 from tests.conftest import Api
 
@@ -172,10 +175,6 @@ async def test_a_user_id_with_a_trailing_newline_names_nobody(api: Api):
 
 
 async def test_the_stored_binding_does_not_reveal_a_new_password(api, homeserver):
-    import hashlib
-
-    import orjson
-
     user = await api.register("secretive")
     request = {"new_password": "guess me if you can"}
     status, challenge = await api.post("/account/password", request, token=user["access_token"])
