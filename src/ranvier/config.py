@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ranvier.events.identifiers import is_valid_server_name
+from ranvier.events.identifiers import is_valid_server_name, is_valid_user_id
 
 
 class ConfigError(ValueError):
@@ -151,6 +151,34 @@ class PushConfig:
 
 
 @dataclass
+class SupportContact:
+    #: m.role.admin, m.role.security, or a namespaced role of your own.
+    role: str = "m.role.admin"
+    matrix_id: str = ""
+    email_address: str = ""
+
+
+@dataclass
+class SupportConfig:
+    """What GET /.well-known/matrix/support tells; nothing configured: 404."""
+
+    contacts: list[SupportContact] = field(default_factory=list)
+    support_page: str = ""
+
+
+@dataclass
+class TurnConfig:
+    """TURN REST credentials for GET /voip/turnServer (coturn's `use-auth-secret`)."""
+
+    #: turn: or turns: URIs handed to clients; none: the endpoint answers `{}`.
+    uris: list[str] = field(default_factory=list)
+    #: coturn's `static-auth-secret`; empty: the endpoint answers `{}`.
+    shared_secret: str = ""
+    #: How long a credential stays valid.
+    credential_lifetime_ms: int = 24 * 60 * 60 * 1000
+
+
+@dataclass
 class Config:
     server_name: str = "localhost"
     #: The URL clients use to reach this server; derived from the first listener when empty.
@@ -167,6 +195,8 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
     push: PushConfig = field(default_factory=PushConfig)
+    support: SupportConfig = field(default_factory=SupportConfig)
+    turn: TurnConfig = field(default_factory=TurnConfig)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "Config":
@@ -197,6 +227,7 @@ class Config:
             raise ConfigError("public_baseurl: must start with http:// or https://")
         self._validate_media()
         self._validate_outbound()
+        self._validate_support_and_turn()
 
     def _validate_outbound(self) -> None:
         outbound = self.outbound
@@ -211,6 +242,23 @@ class Config:
         for index, prefix in enumerate(self.push.http_gateway_urls):
             if not prefix.startswith("http://"):
                 raise ConfigError(f"push.http_gateway_urls[{index}]: must start with http://")
+
+    def _validate_support_and_turn(self) -> None:
+        for index, contact in enumerate(self.support.contacts):
+            option = f"support.contacts[{index}]"
+            if not contact.role:
+                raise ConfigError(f"{option}.role: must not be empty")
+            if not contact.matrix_id and not contact.email_address:
+                raise ConfigError(f"{option}: needs a matrix_id or an email_address")
+            if contact.matrix_id and not is_valid_user_id(contact.matrix_id):
+                raise ConfigError(f"{option}.matrix_id: {contact.matrix_id!r} is not a user ID")
+        if self.support.support_page and not self.support.support_page.startswith(("http://", "https://")):
+            raise ConfigError("support.support_page: must start with http:// or https://")
+        for index, uri in enumerate(self.turn.uris):
+            if not uri.startswith(("turn:", "turns:")):
+                raise ConfigError(f"turn.uris[{index}]: must start with turn: or turns:")
+        if self.turn.credential_lifetime_ms < 1000:
+            raise ConfigError("turn.credential_lifetime_ms: must be at least 1000")
 
     def _validate_media(self) -> None:
         media = self.media

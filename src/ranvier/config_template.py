@@ -113,6 +113,25 @@ push:
   http_gateway_urls: []
   # How long a notification is retried before it is dropped (24 h).
   give_up_after_ms: 86400000
+
+# Served at /.well-known/matrix/support so users know whom to ask. Nothing set: 404.
+support:
+  # Each contact has a role (m.role.admin, m.role.security, or a namespaced role) and a
+  # matrix_id or an email_address, e.g.
+  #   - {{role: m.role.admin, matrix_id: "@admin:example.org", email_address: admin@example.org}}
+  contacts: []
+  # A page with help for this server's users (http:// or https://).
+  support_page: ""
+
+# TURN servers for voice and video calls, handed out by GET /voip/turnServer with
+# time-limited credentials from a secret shared with the TURN server (coturn:
+# use-auth-secret and static-auth-secret). No uris or no secret: the endpoint answers {{}}.
+turn:
+  # e.g. ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349?transport=tcp"]
+  uris: []
+  shared_secret: ""
+  # How long a credential stays valid (24 h).
+  credential_lifetime_ms: 86400000
 """
 
 

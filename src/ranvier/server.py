@@ -71,19 +71,21 @@ SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, 
 
 
 def route_tables():
-    """The route tables of every API module (imported here, mounted once, listed in
-    docs/api-coverage.md in this order)."""
+    """The route tables of every API module, client and federation (imported here, mounted
+    once, listed in docs/api-coverage.md in this order)."""
     from ranvier.client_api import (account, devices, discovery, legacy_sync, login, media, membership, register,
                                     relations, rooms, sync)
     from ranvier.client_api import directory, reporting, spaces, upgrade
     from ranvier.client_api import account_data, presence, profile, push, receipts, typing, user_directory
-    from ranvier.client_api import appservice, thirdparty
+    from ranvier.client_api import admin, appservice, openid, threepid, thirdparty, voip
+    from ranvier.federation_api import openid as federation_openid
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
             membership.routes, media.routes, sync.routes, legacy_sync.routes, relations.routes,
             directory.routes, upgrade.routes, spaces.routes, reporting.routes, profile.routes, account_data.routes,
             typing.routes, receipts.routes, presence.routes, user_directory.routes, push.routes,
-            thirdparty.routes, appservice.routes]
+            thirdparty.routes, appservice.routes, threepid.routes, admin.routes, openid.routes, voip.routes,
+            federation_openid.routes]
 
 
 @dataclass
@@ -163,7 +165,7 @@ class Homeserver:
         os.makedirs(self.config.data_dir, exist_ok=True)
         self.signing_key, self.signing_key_created = load_or_create_signing_key(self.config.signing_key_path)
         self.db = await open_storage(self.config)
-        self.users = UserService(self.db, self.config)
+        self.users = UserService(self.db, self.config, uia_secret=self.signing_key.sign(b"ranvier uia request key"))
         self.notifier = Notifier()
         self.rooms = RoomServer(RoomStore(self.db), self.users.store, server_name=self.config.server_name,
                                 signing_key=self.signing_key, notifier=self.notifier)

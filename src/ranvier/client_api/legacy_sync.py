@@ -42,7 +42,7 @@ async def _room_snapshot(request: web.Request, who, room_id: str, membership: st
 @routes.get("/initialSync")
 async def initial_sync(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
-    who = await requester(request, allow_guest=True)
+    who = await requester(request)
     limit = query_int(request, "limit", 10, minimum=0, maximum=1000)
     archived = query_bool(request, "archived", False)
     snapshot = await hs.sync.sync(who, since=None, timeout_ms=0, full_state=False,
@@ -95,7 +95,7 @@ async def events(request: web.Request) -> web.Response:
 @routes.get("/events/{event_id}")
 async def event_by_id(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
-    who = await requester(request, allow_guest=True)
+    who = await requester(request)
     event_id = request.match_info["event_id"]
     row = (await hs.rooms.store.get_event_rows([event_id])).get(event_id)
     if row is None:

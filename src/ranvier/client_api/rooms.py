@@ -6,12 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
-from ranvier.errors import MatrixError
+from ranvier.errors import MatrixError, no_identity_server
 from ranvier.events.identifiers import InvalidIdentifier, is_valid_room_alias, parse_user_id
 from ranvier.events.room_versions import DEFAULT_ROOM_VERSION
+from ranvier.requester import Requester
 from ranvier.sync.filters import EventFilter
 from ranvier.web.app import HOMESERVER
-from ranvier.web.auth import requester
+from ranvier.web.auth import refuse_if_suspended, requester
 from ranvier.web.http import json_response, read_json
 from ranvier.web.params import field, query_int, query_str
 from ranvier.web.routing import Routes
@@ -46,8 +47,13 @@ def _user_ids(values: list[Any], name: str) -> list[str]:
 
 @routes.post("/createRoom")
 async def create_room(request: web.Request) -> web.Response:
+    """POST /createRoom: a new room with the preset's state (the spec's table: public_chat
+    forbids guests, the private presets let them join), then `initial_state`, name, topic
+    and invites, all in one transaction. `invite_3pid` 403 M_SERVER_NOT_TRUSTED, no identity
+    server is configured; suspended accounts 403 M_USER_SUSPENDED (creating is joining)."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
+    refuse_if_suspended(who, "create rooms")
     body = await read_json(request, allow_empty=True)
     visibility = field(body, "visibility", str, default="private")
     if visibility not in ("public", "private"):
@@ -62,7 +68,7 @@ async def create_room(request: web.Request) -> web.Response:
         if not alias_name or ":" in alias_name or any(c.isspace() for c in alias_name) or not is_valid_room_alias(alias):
             raise MatrixError("M_INVALID_PARAM", "room_alias_name is not a valid alias localpart")
     if field(body, "invite_3pid", list):
-        raise MatrixError("M_UNKNOWN", "Third-party invites are not supported")
+        raise no_identity_server("A third-party invite")
     initial_state = []
     for entry in field(body, "initial_state", list, default=[]):
         if not isinstance(entry, dict) or not isinstance(entry.get("type"), str) or not isinstance(entry.get("content"), dict):
@@ -99,9 +105,16 @@ async def create_room(request: web.Request) -> web.Response:
 
 @routes.put("/rooms/{room_id}/send/{event_type}/{txn_id}")
 async def send_message(request: web.Request) -> web.Response:
+    """PUT /rooms/{roomId}/send/{eventType}/{txnId}: send a message event; a repeated
+    transaction ID of the same device answers with the first event. Guests too; suspended
+    accounts only redactions of their own events (else 403 M_USER_SUSPENDED)."""
     hs = request.app[HOMESERVER]
-    who = await requester(request)
+    who = await requester(request, allow_guest=True)
     content = await read_json(request, allow_empty=True)
+    if request.match_info["event_type"] == "m.room.redaction":
+        await _refuse_suspended_redaction(request, who, content.get("redacts"))
+    else:
+        refuse_if_suspended(who, "send messages")
     hs.limits.message.check(who.user_id)
     event_id = await hs.rooms.send_event(
         who.user_id, who.device_id, request.match_info["room_id"], request.match_info["event_type"], content,
@@ -113,9 +126,16 @@ async def send_message(request: web.Request) -> web.Response:
 @routes.put("/rooms/{room_id}/state/{event_type}/{state_key:.*}")
 @routes.put("/rooms/{room_id}/state/{event_type}")
 async def send_state(request: web.Request) -> web.Response:
+    """PUT /rooms/{roomId}/state/{eventType}/{stateKey}: send a state event as the power
+    levels allow. Guests too. Suspended accounts: 403 M_USER_SUSPENDED, except for the
+    membership changes the membership endpoints leave them (leave, kick, ban, unban)."""
     hs = request.app[HOMESERVER]
-    who = await requester(request)
+    who = await requester(request, allow_guest=True)
     content = await read_json(request, allow_empty=True)
+    if request.match_info["event_type"] != "m.room.member":
+        refuse_if_suspended(who, "send events")
+    elif content.get("membership") in ("join", "invite", "knock"):
+        refuse_if_suspended(who, f"{content['membership']} through the state API")
     hs.limits.message.check(who.user_id)
     event_id = await hs.rooms.send_event(
         who.user_id, who.device_id, request.match_info["room_id"], request.match_info["event_type"], content,
@@ -126,9 +146,12 @@ async def send_state(request: web.Request) -> web.Response:
 
 @routes.put("/rooms/{room_id}/redact/{event_id}/{txn_id}")
 async def redact(request: web.Request) -> web.Response:
+    """PUT /rooms/{roomId}/redact/{eventId}/{txnId}: redact an event (others' need the
+    redact power level); suspended accounts only their own events (403 M_USER_SUSPENDED)."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     body = await read_json(request, allow_empty=True)
+    await _refuse_suspended_redaction(request, who, request.match_info["event_id"])
     content: dict[str, Any] = {"redacts": request.match_info["event_id"]}
     reason = field(body, "reason", str)
     if reason is not None:
@@ -139,6 +162,15 @@ async def redact(request: web.Request) -> web.Response:
         txn_id=request.match_info["txn_id"],
     )
     return json_response({"event_id": event_id})
+
+
+async def _refuse_suspended_redaction(request: web.Request, who: Requester, event_id: Any) -> None:
+    """A suspended account may redact its own events only (account suspension rules)."""
+    if not who.suspended or not isinstance(event_id, str):
+        return
+    target = (await request.app[HOMESERVER].rooms.store.get_event_rows([event_id])).get(event_id)
+    if target is not None and target.event.sender != who.user_id:
+        refuse_if_suspended(who, "redact other users' events")
 
 
 @routes.get("/rooms/{room_id}/event/{event_id}")
@@ -210,13 +242,13 @@ async def members(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/joined_members")
 async def joined_members(request: web.Request) -> web.Response:
-    who = await requester(request, allow_guest=True)
+    who = await requester(request)
     return json_response(await request.app[HOMESERVER].timeline.joined_members(who, request.match_info["room_id"]))
 
 
 @routes.get("/joined_rooms")
 async def joined_rooms(request: web.Request) -> web.Response:
-    who = await requester(request, allow_guest=True)
+    who = await requester(request)
     rooms = await request.app[HOMESERVER].rooms.store.rooms_of_user(who.user_id, ("join",))
     return json_response({"joined_rooms": [room_id for room_id, _ in rooms]})
 
@@ -224,7 +256,7 @@ async def joined_rooms(request: web.Request) -> web.Response:
 @routes.get("/rooms/{room_id}/timestamp_to_event", versions=("v1",))
 async def timestamp_to_event(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
-    who = await requester(request, allow_guest=True)
+    who = await requester(request)
     room_id = request.match_info["room_id"]
     ts = query_int(request, "ts", 0, minimum=0, maximum=2**62)
     if "ts" not in request.query:
