@@ -57,12 +57,12 @@ async def test_a_locked_account_can_only_log_out(api, homeserver):
     status, _ = await api.put("/_matrix/client/v1/admin/lock/@locked:localhost", {"locked": True},
                               token=admin["access_token"])
     assert status == 200
-    from ranvier.server import client_api_routes
+    from ranvier.server import route_tables
 
     values = {"room_id": room_id, "room_id_or_alias": room_id, "event_id": event_id, "user_id": locked["user_id"],
               "server_name": "localhost", "event_type": "m.room.message", "device_id": locked["device_id"]}
     swept = 0
-    for routes in client_api_routes():
+    for routes in route_tables():
         for route in routes.entries:
             if route.path.startswith("/logout"):
                 continue

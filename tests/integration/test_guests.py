@@ -7,8 +7,9 @@ import pytest
 
 from tests.conftest import Api, route_url
 
-#: The endpoints the guest access module lists (and the other join endpoint), as the route
-#: tables spell them; every other authenticated endpoint refuses guests.
+#: The endpoints the guest access module lists (and the other join endpoint), and those a
+#: client needs to start, as the route tables spell them; every other authenticated
+#: endpoint refuses guests.
 GUEST_ENDPOINTS = {
     ("GET", "/rooms/{room_id}/state"), ("GET", "/rooms/{room_id}/context/{event_id}"),
     ("GET", "/rooms/{room_id}/event/{event_id}"), ("GET", "/rooms/{room_id}/state/{event_type}/{state_key:.*}"),
@@ -23,6 +24,13 @@ GUEST_ENDPOINTS = {
     ("PUT", "/profile/{user_id}/{key}"), ("DELETE", "/profile/{user_id}/{key}"),
     ("GET", "/devices"), ("GET", "/devices/{device_id}"), ("PUT", "/devices/{device_id}"), ("GET", "/account/whoami"),
     ("POST", "/keys/upload"), ("POST", "/keys/query"), ("POST", "/keys/claim"),
+    # Beyond the module's list, what a client needs to start a guest session and take part
+    # in a room it joined, as Synapse allows: filters, capabilities, push rules, TURN
+    # credentials, typing and receipts.
+    ("POST", "/user/{user_id}/filter"), ("GET", "/user/{user_id}/filter/{filter_id}"), ("GET", "/capabilities"),
+    ("GET", "/pushrules/"), ("GET", "/pushrules/global/"), ("GET", "/voip/turnServer"),
+    ("PUT", "/rooms/{room_id}/typing/{user_id}"), ("POST", "/rooms/{room_id}/receipt/{receipt_type}/{event_id}"),
+    ("POST", "/rooms/{room_id}/read_markers"),
 }
 
 
@@ -92,7 +100,7 @@ async def test_guests_leave_when_a_room_stops_admitting_them(guests):
 
 
 async def test_guests_use_only_the_endpoints_the_guest_module_lists(guests):
-    from ranvier.server import client_api_routes
+    from ranvier.server import route_tables
 
     host = await guests.register("host")
     room_id = await guests.create_room(host["access_token"], preset="private_chat")
@@ -102,7 +110,7 @@ async def test_guests_use_only_the_endpoints_the_guest_module_lists(guests):
               "server_name": "localhost", "event_type": "m.room.message", "key": "displayname",
               "device_id": guest["device_id"]}
     refused, allowed, forbidden_routes = [], [], 0
-    for routes in client_api_routes():
+    for routes in route_tables():
         for route in routes.entries:
             if route.versions is None and not route.path.startswith("/_matrix/media/"):
                 continue  # not the client API (well-known, federation) or public anyway

@@ -53,7 +53,7 @@ async def health(request: web.Request) -> web.Response:
 async def capabilities(request: web.Request) -> web.Response:
     """GET /capabilities: what the caller may do here; `m.account_moderation` only for
     server admins."""
-    who = await requester(request)
+    who = await requester(request, allow_guest=True)
     capabilities = {
         "capabilities": {
             "m.change_password": {"enabled": True},

@@ -22,14 +22,14 @@ async def get_all_rulesets(request: web.Request) -> web.Response:
     """GET /pushrules/: every ruleset of the user; only `global` exists. The server-default
     rules of the current spec, the user's own merged in the spec's order (`.m.rule.master`
     first, then per kind the user's rules before the defaults)."""
-    who = await requester(request)
+    who = await requester(request, allow_guest=True)
     return json_response(request.app[HOMESERVER].push.rules_content(who.user_id))
 
 
 @routes.get("/pushrules/global/")
 async def get_global_ruleset(request: web.Request) -> web.Response:
     """GET /pushrules/global/: the global ruleset, as in GET /pushrules/."""
-    who = await requester(request)
+    who = await requester(request, allow_guest=True)
     return json_response(request.app[HOMESERVER].push.rules_content(who.user_id)["global"])
 
 

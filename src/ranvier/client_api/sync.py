@@ -42,7 +42,7 @@ def _own_user(request: web.Request, user_id: str) -> None:
 
 @routes.post("/user/{user_id}/filter")
 async def create_filter(request: web.Request) -> web.Response:
-    who = await requester(request)
+    who = await requester(request, allow_guest=True)
     _own_user(request, who.user_id)
     body = await read_json(request)
     filter_id = await request.app[HOMESERVER].sync.filters.create(who.user_id, body)
@@ -51,6 +51,6 @@ async def create_filter(request: web.Request) -> web.Response:
 
 @routes.get("/user/{user_id}/filter/{filter_id}")
 async def get_filter(request: web.Request) -> web.Response:
-    who = await requester(request)
+    who = await requester(request, allow_guest=True)
     _own_user(request, who.user_id)
     return json_response(await request.app[HOMESERVER].sync.filters.get(who.user_id, request.match_info["filter_id"]))

@@ -35,7 +35,7 @@ def turn_credentials(shared_secret: str, user_id: str, uris: list[str], lifetime
 async def turn_server(request: web.Request) -> web.Response:
     """GET /voip/turnServer: time-limited TURN credentials from `turn.shared_secret` for
     `turn.uris`; `{}` when no TURN server is configured (clients then call without one)."""
-    who = await requester(request)
+    who = await requester(request, allow_guest=True)
     turn = request.app[HOMESERVER].config.turn
     if not turn.uris or not turn.shared_secret:
         return json_response({})
