@@ -33,6 +33,7 @@ from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import RoomStore
 from ranvier.storage.engine import Database, open_database
 from ranvier.storage.migrations import Schema, apply_migrations
+from ranvier.sync.legacy import LegacySync
 from ranvier.sync.notifier import Notifier
 from ranvier.sync.receipts import Receipts
 from ranvier.sync.receipts_schema import SCHEMA as RECEIPTS_SCHEMA
@@ -141,6 +142,7 @@ class Homeserver:
         self.reports: ReportService | None = None
         self.relations: RelationsService | None = None
         self.sync: SyncService | None = None
+        self.legacy_sync: LegacySync | None = None
         self.media: MediaService | None = None
         self.profiles: Profiles | None = None
         self.account_data: AccountData | None = None
@@ -174,6 +176,7 @@ class Homeserver:
         self.rooms.send_checks.append(self.relations.check_new_event)
         self.timeline.relations = self.relations
         self.sync = SyncService(self.rooms, self.timeline, self.notifier, FilterStore(self.db), streams=self)
+        self.legacy_sync = LegacySync(self.sync, self.timeline)
         self.media = MediaService(self.db, self.config)
         self.app = make_app(self, max_body=self.config.limits.max_request_body_bytes)
         for routes in client_api_routes():

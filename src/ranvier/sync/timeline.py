@@ -16,7 +16,7 @@ from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import EventRow, RoomStore, StateKey
 from ranvier.rooms.visibility import MembershipHistory, is_visible
 from ranvier.sync.filters import EventFilter
-from ranvier.sync.tokens import RoomPosition, parse_room_token, position_after, room_token
+from ranvier.sync.tokens import RoomPosition, SyncToken, parse_room_token, position_after, room_token
 
 #: How many extra rows a filtered page may scan before returning what it found.
 _SCAN_FACTOR = 10
@@ -88,6 +88,23 @@ class Timeline:
 
     # -- pages ---------------------------------------------------------------------------
 
+    async def position_of(self, room_id: str, token: str) -> RoomPosition:
+        """Where a pagination token stands in the room's (depth, stream) order.
+
+        A room token (`t...`: /messages, prev_batch, /context) is that position; a stream
+        token (`s...`: /sync, /initialSync, /events) stands just after the room's last
+        event at or before its events position, so "before the token" means the same in
+        both orders.
+        """
+        if not token.startswith("s"):
+            return parse_room_token(token)
+        try:
+            stream = SyncToken.parse(token).events
+        except MatrixError:
+            raise MatrixError("M_INVALID_PARAM", "Invalid pagination token") from None
+        last = await self.store.last_event_position(room_id, stream)
+        return position_after(last) if last is not None else (0, 0)
+
     async def _page(self, room_id: str, user_id: str, history: MembershipHistory, *, start: RoomPosition | None,
                     bound: RoomPosition | None, backwards: bool, limit: int,
                     event_filter: EventFilter) -> tuple[list[EventRow], RoomPosition | None]:
@@ -118,8 +135,8 @@ class Timeline:
                        direction: str, limit: int, event_filter: EventFilter) -> dict[str, Any]:
         history = await self.reader_history(room_id, requester.user_id)
         backwards = direction == "b"
-        start = parse_room_token(from_token) if from_token else None
-        bound = parse_room_token(to_token) if to_token else None
+        start = await self.position_of(room_id, from_token) if from_token else None
+        bound = await self.position_of(room_id, to_token) if to_token else None
         if start is None and backwards:  # from the newest end of the room
             head = await self.rooms.head(room_id)
             start_token = room_token(position_after((head.last_depth, self.rooms.positions.current)))
@@ -216,7 +233,7 @@ class Timeline:
                       not_membership: str | None) -> list[dict[str, Any]]:
         if at is not None:
             await self.reader_history(room_id, requester.user_id)
-            position = parse_room_token(at)
+            position = await self.position_of(room_id, at)
             rows = await self.store.room_events(room_id, lower=None, upper=position, backwards=True, limit=1)
             state_ids = await self.state_at(rows[0]) if rows else {}
         else:
