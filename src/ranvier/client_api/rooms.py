@@ -107,6 +107,7 @@ async def send_message(request: web.Request) -> web.Response:
         who.user_id, who.device_id, request.match_info["room_id"], request.match_info["event_type"], content,
         txn_id=request.match_info["txn_id"],
     )
+    await hs.presence.active(who.user_id)
     return json_response({"event_id": event_id})
 
 
@@ -121,6 +122,7 @@ async def send_state(request: web.Request) -> web.Response:
         who.user_id, who.device_id, request.match_info["room_id"], request.match_info["event_type"], content,
         state_key=request.match_info.get("state_key", ""),
     )
+    await hs.presence.active(who.user_id)
     return json_response({"event_id": event_id})
 
 

@@ -20,8 +20,8 @@ PRESENCE_STATES = ("online", "offline", "unavailable")
 async def sync(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
     who = await requester(request, allow_guest=True)
-    set_presence = query_str(request, "set_presence")
-    if set_presence is not None and set_presence not in PRESENCE_STATES:
+    set_presence = query_str(request, "set_presence", default="online")
+    if set_presence not in PRESENCE_STATES:
         raise MatrixError("M_INVALID_PARAM", f"set_presence must be one of {', '.join(PRESENCE_STATES)}")
     sync_filter = await hs.sync.resolve_filter(who.user_id, query_str(request, "filter"))
     response = await hs.sync.sync(
