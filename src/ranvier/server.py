@@ -169,6 +169,7 @@ class Homeserver:
         self.timeline = Timeline(self.rooms)
         await self._start_personal_streams()
         self.directory = RoomDirectory(self.rooms)
+        self.rooms.send_checks.append(self.directory.check_canonical_alias)
         self.hierarchy = SpaceHierarchy(self.rooms)
         self.reports = ReportService(self.db, self.rooms)
         self.relations = RelationsService(self.rooms.store, ignored_users=self.account_data.ignored_users)

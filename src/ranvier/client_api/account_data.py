@@ -69,7 +69,7 @@ async def get_tags(request: web.Request) -> web.Response:
 async def put_tag(request: web.Request) -> web.Response:
     user_id = await _owner(request)
     room_id = _room_id(request)
-    info = await read_json(request, allow_empty=True)
+    info = await read_json(request)
     await request.app[HOMESERVER].account_data.set_tag(user_id, room_id, request.match_info["tag"], info)
     return json_response({})
 

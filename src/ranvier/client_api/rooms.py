@@ -48,7 +48,7 @@ def _user_ids(values: list[Any], name: str) -> list[str]:
 async def create_room(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
     who = await requester(request)
-    body = await read_json(request, allow_empty=True)
+    body = await read_json(request)
     visibility = field(body, "visibility", str, default="private")
     if visibility not in ("public", "private"):
         raise MatrixError("M_INVALID_PARAM", "visibility must be public or private")
@@ -101,7 +101,7 @@ async def create_room(request: web.Request) -> web.Response:
 async def send_message(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
     who = await requester(request)
-    content = await read_json(request, allow_empty=True)
+    content = await read_json(request)
     hs.limits.message.check(who.user_id)
     event_id = await hs.rooms.send_event(
         who.user_id, who.device_id, request.match_info["room_id"], request.match_info["event_type"], content,
@@ -130,7 +130,7 @@ async def send_state(request: web.Request) -> web.Response:
 async def redact(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
     who = await requester(request)
-    body = await read_json(request, allow_empty=True)
+    body = await read_json(request)
     content: dict[str, Any] = {"redacts": request.match_info["event_id"]}
     reason = field(body, "reason", str)
     if reason is not None:

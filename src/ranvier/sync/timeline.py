@@ -80,7 +80,12 @@ class Timeline:
     # -- single events -------------------------------------------------------------------
 
     async def event(self, requester: Requester, room_id: str, event_id: str) -> dict[str, Any]:
-        history = await self.reader_history(room_id, requester.user_id)
+        """One event; M_NOT_FOUND as well when the reader may not see it (or anything of
+        the room), so its existence is not given away."""
+        try:
+            history = await self.reader_history(room_id, requester.user_id)
+        except MatrixError:
+            raise MatrixError("M_NOT_FOUND", "Event not found") from None
         row = (await self.store.get_event_rows([event_id])).get(event_id)
         if row is None or row.event.room_id != room_id or not is_visible(row, requester.user_id, history):
             raise MatrixError("M_NOT_FOUND", "Event not found")
