@@ -173,6 +173,7 @@ class Homeserver:
         self.hierarchy = SpaceHierarchy(self.rooms)
         self.reports = ReportService(self.db, self.rooms)
         self.relations = RelationsService(self.rooms.store, ignored_users=self.account_data.ignored_users)
+        self.timeline.ignored_users = self.account_data.ignored_users
         self.rooms.persist_hooks.append(self.relations)
         self.rooms.send_checks.append(self.relations.check_new_event)
         self.timeline.relations = self.relations

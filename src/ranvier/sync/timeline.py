@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from ranvier.errors import MatrixError
 from ranvier.events.client_format import serialize_event
@@ -29,6 +29,8 @@ class Timeline:
         self.store: RoomStore = rooms.store
         #: The relations service (rooms.relations), set by the server: bundled aggregations.
         self.relations = None
+        #: user_id -> the users they ignore (m.ignored_user_list), set by the server.
+        self.ignored_users: Callable[[str], Awaitable[set[str]]] | None = None
 
     # -- who may read --------------------------------------------------------------------
 
@@ -110,10 +112,14 @@ class Timeline:
         last = await self.store.last_event_position(room_id, stream)
         return position_after(last) if last is not None else (0, 0)
 
+    async def _ignored(self, user_id: str) -> set[str]:
+        return await self.ignored_users(user_id) if self.ignored_users is not None else set()
+
     async def _page(self, room_id: str, user_id: str, history: MembershipHistory, *, start: RoomPosition | None,
-                    bound: RoomPosition | None, backwards: bool, limit: int,
-                    event_filter: EventFilter) -> tuple[list[EventRow], RoomPosition | None]:
-        """Up to `limit` visible, matching events from `start` towards `bound`; and where the scan stopped."""
+                    bound: RoomPosition | None, backwards: bool, limit: int, event_filter: EventFilter,
+                    ignored: set[str]) -> tuple[list[EventRow], RoomPosition | None]:
+        """Up to `limit` visible, matching events from `start` towards `bound`, none sent by
+        a user the reader ignores (their state events excepted); and where the scan stopped."""
         found: list[EventRow] = []
         cursor = start
         scanned_budget = max(limit, 1) * _SCAN_FACTOR
@@ -128,7 +134,8 @@ class Timeline:
             scanned_budget -= len(rows)
             for row in rows:
                 cursor = row.key if backwards else position_after(row.key)
-                if event_filter.allows(row.event) and is_visible(row, user_id, history):
+                if (event_filter.allows(row.event) and is_visible(row, user_id, history)
+                        and (row.event.sender not in ignored or row.event.is_state)):
                     found.append(row)
                     if len(found) == limit:
                         break
@@ -149,7 +156,8 @@ class Timeline:
             start_token = from_token or room_token((0, 0))
         limit = min(event_filter.limit or limit, MAX_PAGE)
         rows, end = await self._page(room_id, requester.user_id, history, start=start, bound=bound,
-                                     backwards=backwards, limit=limit, event_filter=event_filter)
+                                     backwards=backwards, limit=limit, event_filter=event_filter,
+                                     ignored=await self._ignored(requester.user_id))
         response: dict[str, Any] = {
             "chunk": await self.serialize(rows, requester),
             "start": start_token,
@@ -184,14 +192,18 @@ class Timeline:
                       event_filter: EventFilter) -> dict[str, Any]:
         history = await self.reader_history(room_id, requester.user_id)
         row = (await self.store.get_event_rows([event_id])).get(event_id)
-        if row is None or row.event.room_id != room_id or not is_visible(row, requester.user_id, history):
+        ignored = await self._ignored(requester.user_id)
+        if (row is None or row.event.room_id != room_id or not is_visible(row, requester.user_id, history)
+                or (row.event.sender in ignored and not row.event.is_state)):
             raise MatrixError("M_NOT_FOUND", "Event not found")
         limit = min(event_filter.limit or limit, MAX_PAGE)
         before_count, after_count = limit // 2, limit - limit // 2
         before, before_end = await self._page(room_id, requester.user_id, history, start=row.key, bound=None,
-                                              backwards=True, limit=before_count, event_filter=event_filter)
+                                              backwards=True, limit=before_count, event_filter=event_filter,
+                                              ignored=ignored)
         after, after_end = await self._page(room_id, requester.user_id, history, start=position_after(row.key),
-                                            bound=None, backwards=False, limit=after_count, event_filter=event_filter)
+                                            bound=None, backwards=False, limit=after_count, event_filter=event_filter,
+                                            ignored=ignored)
         last = after[-1].key if after else row.key
         state_ids = await self.state_at(after[-1] if after else row)
         if event_filter.lazy_load_members:
