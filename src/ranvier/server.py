@@ -45,6 +45,8 @@ from ranvier.sync.timeline import Timeline
 from ranvier.sync.typing import Typing
 from ranvier.users.account_data import AccountData
 from ranvier.users.directory import UserDirectory
+from ranvier.users.erasure import Erasure
+from ranvier.users.erasure_schema import SCHEMA as ERASURE_SCHEMA
 from ranvier.users.personal_schema import (ACCOUNT_DATA_SCHEMA, DIRECTORY_SCHEMA, PRESENCE_SCHEMA,
                                           PROFILE_FIELDS_SCHEMA)
 from ranvier.users.personal_store import AccountDataStore, DirectoryStore, PresenceStore, ProfileStore
@@ -66,7 +68,7 @@ DEACTIVATION_SWEEP_S = 60.0
 #: Every service's tables, in the order their migrations run.
 SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, PUSH_SCHEMA, RELATIONS_SCHEMA,
                          REPORTS_SCHEMA, PROFILE_FIELDS_SCHEMA, ACCOUNT_DATA_SCHEMA, PRESENCE_SCHEMA, DIRECTORY_SCHEMA,
-                         RECEIPTS_SCHEMA]
+                         RECEIPTS_SCHEMA, ERASURE_SCHEMA]
 
 
 def client_api_routes():
@@ -150,6 +152,7 @@ class Homeserver:
         self.receipts: Receipts | None = None
         self.presence: Presence | None = None
         self.user_directory: UserDirectory | None = None
+        self.erasure: Erasure | None = None
         self.app: web.Application | None = None
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
@@ -215,6 +218,9 @@ class Homeserver:
         await self.presence.start()
         self.user_directory = UserDirectory(DirectoryStore(self.db))
         self.rooms.persist_hooks.append(self.user_directory)
+        self.erasure = Erasure(self.db, self.profiles.store, self.account_data.store)
+        await self.erasure.start()
+        self.timeline.erased = self.erasure.erased
 
     async def _start_metrics(self) -> None:
         from ranvier.metrics import metrics_app

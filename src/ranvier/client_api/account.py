@@ -38,8 +38,10 @@ async def deactivate(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
     who = await requester(request)
     body = await read_json(request, allow_empty=True)
-    field(body, "erase", bool)
+    erase = field(body, "erase", bool, default=False)
     await hs.users.uia.authenticate(body.get("auth"), flows=PASSWORD_FLOWS, operation="deactivate", user_id=who.user_id)
     await hs.users.deactivate(who.user_id)
     await hs.rooms.leave_all_rooms(who.user_id)
+    if erase:
+        await hs.erasure.erase(who.user_id)
     return json_response({"id_server_unbind_result": "no-support"})

@@ -14,7 +14,7 @@ from ranvier.events.redaction import redact
 from ranvier.requester import Requester
 from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import EventRow, RoomStore, StateKey
-from ranvier.rooms.visibility import MembershipHistory, is_visible
+from ranvier.rooms.visibility import MembershipHistory, is_visible, joined_at
 from ranvier.sync.filters import EventFilter
 from ranvier.sync.tokens import RoomPosition, SyncToken, parse_room_token, position_after, room_token
 
@@ -31,6 +31,8 @@ class Timeline:
         self.relations = None
         #: user_id -> the users they ignore (m.ignored_user_list), set by the server.
         self.ignored_users: Callable[[str], Awaitable[set[str]]] | None = None
+        #: The erased accounts (users.erasure.Erasure.erased), set by the server.
+        self.erased: set[str] = set()
 
     # -- who may read --------------------------------------------------------------------
 
@@ -48,18 +50,24 @@ class Timeline:
 
     async def serialize(self, rows: list[EventRow], requester: Requester, *, event_filter_fields: list[str] | None = None,
                         as_client: bool = True) -> list[dict[str, Any]]:
-        """Client events: redacted where redacted, with prev_content and the reader's own txn IDs."""
+        """Client events: redacted where redacted, with prev_content and the reader's own txn IDs.
+
+        An erased account's event is served redacted to readers who were not joined when
+        it was sent (the spec's erasure)."""
         linked = [row.redacted_by for row in rows if row.redacted_by] + [
             row.replaces_state for row in rows if row.replaces_state
         ]
         others = await self.store.get_event_rows(linked) if linked else {}
         bundles = await self.relations.bundle(rows, requester, self.serialize) if self.relations else {}
+        erased_in = {row.event.room_id for row in rows if row.event.sender in self.erased}
+        histories = {room_id: await self.store.membership_history(room_id, requester.user_id) for room_id in erased_in}
         now = int(time.time() * 1000)
         result = []
         for row in rows:
             event = row.event
             redaction = others.get(row.redacted_by) if row.redacted_by else None
-            if redaction is not None:
+            if redaction is not None or (event.sender in self.erased
+                                         and not joined_at(histories[event.room_id], row.stream_ordering)):
                 event = Event(redact(event.pdu, event.room_version), event.room_version, event.event_id)
             replaced = others.get(row.replaces_state) if row.replaces_state else None
             prev_content = None
