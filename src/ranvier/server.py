@@ -77,11 +77,13 @@ def client_api_routes():
                                     relations, rooms, sync)
     from ranvier.client_api import directory, reporting, spaces, upgrade
     from ranvier.client_api import account_data, presence, profile, receipts, typing, user_directory
+    from ranvier.client_api import mutual_rooms, room_summary
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
             membership.routes, media.routes, sync.routes, legacy_sync.routes, relations.routes,
             directory.routes, upgrade.routes, spaces.routes, reporting.routes, profile.routes, account_data.routes,
-            typing.routes, receipts.routes, presence.routes, user_directory.routes]
+            typing.routes, receipts.routes, presence.routes, user_directory.routes, room_summary.routes,
+            mutual_rooms.routes]
 
 
 @dataclass
