@@ -67,6 +67,8 @@ async def get_tags(request: web.Request) -> web.Response:
 
 @routes.put("/user/{user_id}/rooms/{room_id}/tags/{tag}")
 async def put_tag(request: web.Request) -> web.Response:
+    """PUT /user/{userId}/rooms/{roomId}/tags/{tag}: a JSON object body (`{}` is fine),
+    whose `order`, when present, must be a number (not null)."""
     user_id = await _owner(request)
     room_id = _room_id(request)
     info = await read_json(request)

@@ -46,6 +46,9 @@ def _user_ids(values: list[Any], name: str) -> list[str]:
 
 @routes.post("/createRoom")
 async def create_room(request: web.Request) -> web.Response:
+    """POST /createRoom: a JSON object body is required (`{}` is a private room); every
+    field is checked (preset, visibility, alias localpart, invitees, initial_state without
+    create, member or power level events); one transaction, so a refused room leaves nothing."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     body = await read_json(request)
@@ -99,6 +102,9 @@ async def create_room(request: web.Request) -> web.Response:
 
 @routes.put("/rooms/{room_id}/send/{event_type}/{txn_id}")
 async def send_message(request: web.Request) -> web.Response:
+    """PUT /rooms/{roomId}/send/{eventType}/{txnId}: the content must be a JSON object
+    (no body is 400 `M_NOT_JSON`); a repeated (device, txnId) answers the first event.
+    Sending counts as activity for presence."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     content = await read_json(request)
@@ -114,6 +120,9 @@ async def send_message(request: web.Request) -> web.Response:
 @routes.put("/rooms/{room_id}/state/{event_type}/{state_key:.*}")
 @routes.put("/rooms/{room_id}/state/{event_type}")
 async def send_state(request: web.Request) -> web.Response:
+    """PUT /rooms/{roomId}/state/{eventType}[/{stateKey}]: the auth rules decide who may;
+    `m.room.canonical_alias` aliases must be valid (`M_INVALID_PARAM`) and point to the
+    room (`M_BAD_ALIAS`). Counts as activity for presence."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     content = await read_json(request, allow_empty=True)
@@ -128,6 +137,9 @@ async def send_state(request: web.Request) -> web.Response:
 
 @routes.put("/rooms/{room_id}/redact/{event_id}/{txn_id}")
 async def redact(request: web.Request) -> web.Response:
+    """PUT /rooms/{roomId}/redact/{eventId}/{txnId}: a JSON object body (`reason`
+    optional); an event of another room (or none) is 404 `M_NOT_FOUND`, another user's
+    needs the redact power level; idempotent per (device, txnId)."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     body = await read_json(request)
@@ -140,11 +152,14 @@ async def redact(request: web.Request) -> web.Response:
         who.user_id, who.device_id, request.match_info["room_id"], "m.room.redaction", content,
         txn_id=request.match_info["txn_id"],
     )
+    await hs.presence.active(who.user_id)
     return json_response({"event_id": event_id})
 
 
 @routes.get("/rooms/{room_id}/event/{event_id}")
 async def get_event(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/event/{eventId}: 404 `M_NOT_FOUND` for an event the caller may
+    not see as well as for one that does not exist."""
     who = await requester(request, allow_guest=True)
     event = await request.app[HOMESERVER].timeline.event(who, request.match_info["room_id"], request.match_info["event_id"])
     return json_response(event)
@@ -170,6 +185,10 @@ async def get_state_event(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/messages")
 async def messages(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/messages: `from` and `to` take any token the server hands out
+    (room tokens, and the stream tokens of /sync, /initialSync and /events); history
+    visibility, the `filter` (a RoomEventFilter, `M_BAD_JSON` if malformed) and ignored
+    users apply before `limit` counts."""
     who = await requester(request, allow_guest=True)
     direction = query_str(request, "dir", default="b")
     if direction not in ("b", "f"):
@@ -184,6 +203,8 @@ async def messages(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/context/{event_id}")
 async def context(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/context/{eventId}: events around one the caller may see
+    (else 404, also for an event of a user they ignore), ignored users left out."""
     who = await requester(request, allow_guest=True)
     result = await request.app[HOMESERVER].timeline.context(
         who, request.match_info["room_id"], request.match_info["event_id"],
@@ -197,6 +218,8 @@ MEMBERSHIPS = ("join", "invite", "knock", "leave", "ban")
 
 @routes.get("/rooms/{room_id}/members")
 async def members(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/members: `at` takes any pagination token (room or stream);
+    `membership`/`not_membership` filter; former members see the room as they left it."""
     who = await requester(request, allow_guest=True)
     membership = query_str(request, "membership")
     not_membership = query_str(request, "not_membership")
