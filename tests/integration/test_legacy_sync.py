@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import quote
 
-
-def bodies(chunk):
-    return [e["content"]["body"] for e in chunk if e["type"] == "m.room.message"]
+from tests.conftest import message_bodies
 
 
 async def test_events_returns_everything_after_from_in_order(api):
@@ -26,7 +24,7 @@ async def test_events_returns_everything_after_from_in_order(api):
         assert status == 200 and got["start"] == position
         if not got["chunk"]:
             break
-        received += bodies(got["chunk"])
+        received += message_bodies(got["chunk"])
         position = got["end"]
     assert received == sent, "every message once, in the order sent, across rooms and pages"
 
@@ -41,7 +39,7 @@ async def test_events_without_from_starts_now_and_waits(api):
     await asyncio.sleep(0.3)
     await api.send_text(token, room_id, "new")
     status, got = await poll
-    assert status == 200 and bodies(got["chunk"]) == ["new"]
+    assert status == 200 and message_bodies(got["chunk"]) == ["new"]
     assert got["chunk"][0]["room_id"] == room_id
 
 
@@ -55,7 +53,7 @@ async def test_peeking_into_a_world_readable_room(api):
     assert (status, error["errcode"]) == (403, "M_FORBIDDEN")
 
     status, snapshot = await api.get(f"/rooms/{readable}/initialSync", token=bob["access_token"])
-    assert status == 200 and bodies(snapshot["messages"]["chunk"]) == ["earlier"]
+    assert status == 200 and message_bodies(snapshot["messages"]["chunk"]) == ["earlier"]
     assert "membership" not in snapshot
     poll = asyncio.create_task(api.get("/events", params={"room_id": readable, "from": snapshot["messages"]["end"],
                                                            "timeout": "5000"}, token=bob["access_token"]))
@@ -63,7 +61,7 @@ async def test_peeking_into_a_world_readable_room(api):
     await api.send_text(alice["access_token"], private, "not this room")
     await api.send_text(alice["access_token"], readable, "peeked")
     status, got = await poll
-    assert status == 200 and bodies(got["chunk"]) == ["peeked"]
+    assert status == 200 and message_bodies(got["chunk"]) == ["peeked"]
     status, got = await api.get("/events", params={"room_id": readable, "from": got["end"], "timeout": "0"},
                                 token=bob["access_token"])
     assert got["chunk"] == []
@@ -83,7 +81,7 @@ async def test_room_initial_sync_of_a_member_and_of_a_former_member(api):
     assert status == 200 and joined["membership"] == "join" and joined["visibility"] == "private"
     own = [e for e in joined["state"] if e["type"] == "m.room.member" and e["state_key"] == "@bob:localhost"]
     assert [e["content"]["membership"] for e in own] == ["join"]
-    assert len(joined["messages"]["chunk"]) == 3 and bodies(joined["messages"]["chunk"])[-1] == "before the leave"
+    assert len(joined["messages"]["chunk"]) == 3 and message_bodies(joined["messages"]["chunk"])[-1] == "before the leave"
     (receipt,) = joined["receipts"]
     assert receipt["type"] == "m.receipt" and "@alice:localhost" in receipt["content"][last]["m.read"]
 
@@ -93,7 +91,7 @@ async def test_room_initial_sync_of_a_member_and_of_a_former_member(api):
     status, left = await api.get(f"/rooms/{room_id}/initialSync", token=bob["access_token"])
     assert status == 200 and left["membership"] == "leave"
     chunk = left["messages"]["chunk"]
-    assert bodies(chunk) == ["before the leave"]
+    assert message_bodies(chunk) == ["before the leave"]
     assert chunk[-1]["type"] == "m.room.member" and chunk[-1]["content"]["membership"] == "leave"
     state = {(e["type"], e["state_key"]): e["content"] for e in left["state"]}
     assert state[("m.room.member", "@bob:localhost")]["membership"] == "leave"

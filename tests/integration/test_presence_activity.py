@@ -4,14 +4,6 @@ otherwise, sending marks them active, and their room mates see each change in /s
 from __future__ import annotations
 
 import asyncio
-import json
-
-
-async def sync(api, token, **params):
-    params = {k: (json.dumps(v) if isinstance(v, dict) else str(v)) for k, v in params.items()}
-    status, body = await api.get("/sync", params=params, token=token)
-    assert status == 200, body
-    return body
 
 
 def presence_of(response, user_id):
@@ -22,13 +14,13 @@ async def test_sync_marks_online_and_room_mates_see_it(api, homeserver):
     alice, bob = await api.register_all("alice", "bob")
     room_id = await api.create_room(alice["access_token"], preset="public_chat")
     await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
-    watching = await sync(api, alice["access_token"], set_presence="offline")
+    watching = await api.sync(alice["access_token"], set_presence="offline")
     assert presence_of(watching, "@bob:localhost") == []
 
-    poll = asyncio.create_task(sync(api, alice["access_token"], since=watching["next_batch"], timeout=5000,
+    poll = asyncio.create_task(api.sync(alice["access_token"], since=watching["next_batch"], timeout=5000,
                                     set_presence="offline"))
     await asyncio.sleep(0.2)
-    await sync(api, bob["access_token"])  # no set_presence: online
+    await api.sync(bob["access_token"])  # no set_presence: online
     woken = await poll
     (online,) = presence_of(woken, "@bob:localhost")
     assert online["presence"] == "online" and online["currently_active"] is True
@@ -36,18 +28,18 @@ async def test_sync_marks_online_and_room_mates_see_it(api, homeserver):
     status, seen = await api.get("/presence/@bob:localhost/status", token=alice["access_token"])
     assert (status, seen["presence"], seen["currently_active"]) == (200, "online", True)
 
-    await sync(api, bob["access_token"], set_presence="unavailable")
-    idle = await sync(api, alice["access_token"], since=woken["next_batch"], set_presence="offline")
+    await api.sync(bob["access_token"], set_presence="unavailable")
+    idle = await api.sync(alice["access_token"], since=woken["next_batch"], set_presence="offline")
     assert [p["presence"] for p in presence_of(idle, "@bob:localhost")] == ["unavailable"]
 
     position = homeserver.presence.position
-    await sync(api, bob["access_token"], set_presence="offline")
+    await api.sync(bob["access_token"], set_presence="offline")
     assert homeserver.presence.position == position, "offline means: do not mark me online"
-    quiet = await sync(api, alice["access_token"], since=idle["next_batch"], set_presence="offline")
+    quiet = await api.sync(alice["access_token"], since=idle["next_batch"], set_presence="offline")
     assert presence_of(quiet, "@bob:localhost") == []
 
     await api.send_text(bob["access_token"], room_id, "back")
-    active = await sync(api, alice["access_token"], since=quiet["next_batch"], set_presence="offline")
+    active = await api.sync(alice["access_token"], since=quiet["next_batch"], set_presence="offline")
     (back,) = presence_of(active, "@bob:localhost")
     assert back["presence"] == "online" and back["currently_active"] is True
 
@@ -58,7 +50,7 @@ async def test_sync_marks_online_and_room_mates_see_it(api, homeserver):
 async def test_strangers_see_no_presence(api):
     alice, carol = await api.register_all("alice", "carol")
     await api.create_room(alice["access_token"])
-    start = await sync(api, carol["access_token"])
-    await sync(api, alice["access_token"])
-    after = await sync(api, carol["access_token"], since=start["next_batch"])
+    start = await api.sync(carol["access_token"])
+    await api.sync(alice["access_token"])
+    after = await api.sync(carol["access_token"], since=start["next_batch"])
     assert presence_of(after, "@alice:localhost") == []

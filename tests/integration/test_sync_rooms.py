@@ -7,17 +7,7 @@ import asyncio
 import json
 from urllib.parse import quote
 
-
-async def sync(api, token, **params):
-    params = {k: (json.dumps(v) if isinstance(v, dict) else str(v)) for k, v in params.items()}
-    params.setdefault("set_presence", "offline")
-    status, body = await api.get("/sync", params=params, token=token)
-    assert status == 200, body
-    return body
-
-
-def bodies(events):
-    return [e["content"].get("body") for e in events if e["type"] == "m.room.message"]
+from tests.conftest import message_bodies
 
 
 def state_keys(events, event_type="m.room.member"):
@@ -29,16 +19,16 @@ async def test_timeline_limit_applies_per_room_in_incremental_syncs(api):
     token = alice["access_token"]
     rooms = [await api.create_room(token) for _ in range(3)]
     limited = {"room": {"timeline": {"limit": 2}}}
-    start = await sync(api, token, filter=limited)
+    start = await api.sync(token, filter=limited)
     for i in range(5):
         for room_id in rooms:
             await api.send_text(token, room_id, f"{room_id[:4]} {i}")
     status, created = await api.post("/user/@alice:localhost/filter", limited, token=token)
     for used in (limited, created["filter_id"]):
-        after = await sync(api, token, since=start["next_batch"], filter=used)
+        after = await api.sync(token, since=start["next_batch"], filter=used)
         for room_id in rooms:
             timeline = after["rooms"]["join"][room_id]["timeline"]
-            assert bodies(timeline["events"]) == [f"{room_id[:4]} 3", f"{room_id[:4]} 4"]
+            assert message_bodies(timeline["events"]) == [f"{room_id[:4]} 3", f"{room_id[:4]} 4"]
             assert timeline["limited"] is True
 
 
@@ -46,18 +36,18 @@ async def test_timeline_limit_counts_the_events_the_filter_lets_through(api):
     (alice,) = await api.register_all("alice")
     token = alice["access_token"]
     room_id = await api.create_room(token)
-    start = await sync(api, token)
+    start = await api.sync(token)
     for i in range(4):
         await api.send_text(token, room_id, f"m{i}")
         await api.put(f"/rooms/{room_id}/state/m.room.topic", {"topic": f"t{i}"}, token=token)
     messages_only = {"room": {"timeline": {"limit": 3, "types": ["m.room.message"]}}}
-    after = await sync(api, token, since=start["next_batch"], filter=messages_only)
+    after = await api.sync(token, since=start["next_batch"], filter=messages_only)
     timeline = after["rooms"]["join"][room_id]["timeline"]
-    assert bodies(timeline["events"]) == ["m1", "m2", "m3"] and timeline["limited"] is True
+    assert message_bodies(timeline["events"]) == ["m1", "m2", "m3"] and timeline["limited"] is True
     status, page = await api.get(f"/rooms/{room_id}/messages", params={"from": timeline["prev_batch"], "limit": "10",
                                                                         "filter": json.dumps({"types": ["m.room.message"]})},
                                  token=token)
-    assert bodies(page["chunk"]) == ["m0"], "prev_batch stands before the first event returned"
+    assert message_bodies(page["chunk"]) == ["m0"], "prev_batch stands before the first event returned"
 
 
 async def test_full_state_gives_the_state_at_the_start_of_the_timeline(api):
@@ -66,12 +56,12 @@ async def test_full_state_gives_the_state_at_the_start_of_the_timeline(api):
     room_id = await api.create_room(token, preset="public_chat", name="first")
     quiet = await api.create_room(token, name="quiet")
     await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
-    start = await sync(api, token)
+    start = await api.sync(token)
     await api.put(f"/rooms/{room_id}/state/m.room.name", {"name": "second"}, token=token)
     await api.send_text(token, room_id, "one")
     await api.put(f"/rooms/{room_id}/state/m.room.name", {"name": "third"}, token=token)
     await api.send_text(token, room_id, "two")
-    full = await sync(api, token, since=start["next_batch"], full_state="true",
+    full = await api.sync(token, since=start["next_batch"], full_state="true",
                       filter={"room": {"timeline": {"limit": 2}}})
     room = full["rooms"]["join"][room_id]
     assert [e["type"] for e in room["timeline"]["events"]] == ["m.room.name", "m.room.message"]
@@ -89,24 +79,24 @@ async def test_archived_rooms_come_under_leave_with_the_events_up_to_the_leave(a
     room_id = await api.create_room(alice["access_token"], preset="public_chat", name="archive")
     await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
     await api.send_text(bob["access_token"], room_id, "last words")
-    start = await sync(api, bob["access_token"])
+    start = await api.sync(bob["access_token"])
     await api.post(f"/rooms/{room_id}/leave", {}, token=bob["access_token"])
     await api.send_text(alice["access_token"], room_id, "after bob left")
     archived = {"room": {"include_leave": True, "timeline": {"limit": 3}}}
 
-    initial = await sync(api, bob["access_token"], filter=archived)
+    initial = await api.sync(bob["access_token"], filter=archived)
     left = initial["rooms"]["leave"][room_id]
     events = left["timeline"]["events"]
-    assert bodies(events) == ["last words"] and events[-1]["content"]["membership"] == "leave"
+    assert message_bodies(events) == ["last words"] and events[-1]["content"]["membership"] == "leave"
     assert ("m.room.name", "") in {(e["type"], e["state_key"]) for e in left["state"]["events"]}
     assert room_id not in initial["rooms"]["join"]
-    without = await sync(api, bob["access_token"])
+    without = await api.sync(bob["access_token"])
     assert room_id not in without["rooms"]["leave"]
 
-    incremental = await sync(api, bob["access_token"], since=start["next_batch"], filter=archived)
+    incremental = await api.sync(bob["access_token"], since=start["next_batch"], filter=archived)
     events = incremental["rooms"]["leave"][room_id]["timeline"]["events"]
-    assert events[-1]["content"]["membership"] == "leave" and "after bob left" not in bodies(events)
-    full = await sync(api, bob["access_token"], since=incremental["next_batch"], filter=archived, full_state="true")
+    assert events[-1]["content"]["membership"] == "leave" and "after bob left" not in message_bodies(events)
+    full = await api.sync(bob["access_token"], since=incremental["next_batch"], filter=archived, full_state="true")
     left = full["rooms"]["leave"][room_id]
     assert ("m.room.name", "") in {(e["type"], e["state_key"]) for e in left["state"]["events"]
                                    + left["timeline"]["events"]}
@@ -120,7 +110,7 @@ async def test_lazy_members_of_a_gappy_sync_include_the_timeline_senders(api):
         await api.post(f"/rooms/{room_id}/join", {}, token=user["access_token"])
     await api.send_text(bob["access_token"], room_id, "bob speaks")
     lazy = {"room": {"timeline": {"limit": 2}, "state": {"lazy_load_members": True}}}
-    first = await sync(api, carol["access_token"], filter=lazy)
+    first = await api.sync(carol["access_token"], filter=lazy)
     members = state_keys(first["rooms"]["join"][room_id]["state"]["events"])
     assert "@bob:localhost" in members or "@bob:localhost" in state_keys(first["rooms"]["join"][room_id]["timeline"]["events"])
 
@@ -131,40 +121,40 @@ async def test_lazy_members_of_a_gappy_sync_include_the_timeline_senders(api):
         await api.send_text(alice["access_token"], room_id, f"filler {i}")
     await api.send_text(dave["access_token"], room_id, "dave speaks")
     await api.send_text(bob["access_token"], room_id, "bob again")
-    gappy = await sync(api, carol["access_token"], since=first["next_batch"], filter=lazy)
+    gappy = await api.sync(carol["access_token"], since=first["next_batch"], filter=lazy)
     room = gappy["rooms"]["join"][room_id]
     assert room["timeline"]["limited"] is True
-    assert bodies(room["timeline"]["events"]) == ["dave speaks", "bob again"]
+    assert message_bodies(room["timeline"]["events"]) == ["dave speaks", "bob again"]
     members = {e["state_key"]: e["content"] for e in room["state"]["events"] if e["type"] == "m.room.member"}
     assert members["@dave:localhost"]["membership"] == "join"
     assert members["@bob:localhost"].get("displayname") == "Robert", "bob's member event changed in the gap"
 
     # Not gappy now: bob's member event was sent on this connection, so it is not repeated.
     await api.send_text(bob["access_token"], room_id, "bob once more")
-    calm = await sync(api, carol["access_token"], since=gappy["next_batch"], filter=lazy)
+    calm = await api.sync(carol["access_token"], since=gappy["next_batch"], filter=lazy)
     assert state_keys(calm["rooms"]["join"][room_id]["state"]["events"]) == set()
 
 
 async def test_summary_follows_joins_and_leaves(api):
     alice, bob, carol = await api.register_all("alice", "bob", "carol")
     room_id = await api.create_room(alice["access_token"], preset="public_chat")
-    start = await sync(api, alice["access_token"])
+    start = await api.sync(alice["access_token"])
     assert start["rooms"]["join"][room_id]["summary"] == {
         "m.heroes": [], "m.joined_member_count": 1, "m.invited_member_count": 0}
     await api.post(f"/rooms/{room_id}/invite", {"user_id": "@carol:localhost"}, token=alice["access_token"])
     await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
-    joined = await sync(api, alice["access_token"], since=start["next_batch"])
+    joined = await api.sync(alice["access_token"], since=start["next_batch"])
     assert joined["rooms"]["join"][room_id]["summary"] == {
         "m.heroes": ["@carol:localhost", "@bob:localhost"], "m.joined_member_count": 2, "m.invited_member_count": 1}
     await api.post(f"/rooms/{room_id}/leave", {}, token=bob["access_token"])
     await api.post(f"/rooms/{room_id}/kick", {"user_id": "@carol:localhost"}, token=alice["access_token"])
-    left = await sync(api, alice["access_token"], since=joined["next_batch"])
+    left = await api.sync(alice["access_token"], since=joined["next_batch"])
     summary = left["rooms"]["join"][room_id]["summary"]
     assert (summary["m.joined_member_count"], summary["m.invited_member_count"]) == (1, 0)
     assert summary["m.heroes"] == ["@bob:localhost", "@carol:localhost"], "with nobody else left, those who left"
     quiet = await api.send_text(alice["access_token"], room_id, "alone")
     assert quiet
-    later = await sync(api, alice["access_token"], since=left["next_batch"])
+    later = await api.sync(alice["access_token"], since=left["next_batch"])
     assert "summary" not in later["rooms"]["join"][room_id], "sent when it changes"
 
 
@@ -175,14 +165,14 @@ async def test_a_receipt_updates_unread_counts_before_it_wakes_sync(api):
     await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
     await api.send_text(alice["access_token"], room_id, "one")
     last = await api.send_text(alice["access_token"], room_id, "two")
-    counted = await sync(api, bob["access_token"])
+    counted = await api.sync(bob["access_token"])
     assert counted["rooms"]["join"][room_id]["unread_notifications"]["notification_count"] == 2
     for receipt_type in ("m.read", "m.read.private"):
         if receipt_type == "m.read.private":
             last = await api.send_text(alice["access_token"], room_id, "three")
-            counted = await sync(api, bob["access_token"], since=counted["next_batch"])
+            counted = await api.sync(bob["access_token"], since=counted["next_batch"])
             assert counted["rooms"]["join"][room_id]["unread_notifications"]["notification_count"] == 1
-        poll = asyncio.create_task(sync(api, bob["access_token"], since=counted["next_batch"], timeout=5000))
+        poll = asyncio.create_task(api.sync(bob["access_token"], since=counted["next_batch"], timeout=5000))
         await asyncio.sleep(0.2)
         status, _ = await api.post(f"/rooms/{room_id}/receipt/{receipt_type}/{quote(last, safe='')}", {},
                                    token=bob["access_token"])
