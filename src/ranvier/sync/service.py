@@ -17,7 +17,7 @@ import orjson
 from ranvier.errors import MatrixError
 from ranvier.events.model import MEMBER
 from ranvier.requester import Requester
-from ranvier.rooms.service import RoomServer
+from ranvier.rooms.service import RoomHead, RoomServer
 from ranvier.rooms.store import EventRow, StateKey, SyncQueries
 from ranvier.rooms.visibility import is_visible
 from ranvier.sync.filters import SyncFilter
@@ -379,7 +379,7 @@ class SyncService:
             return {}
         return await self.timeline.state_at(latest[0])
 
-    async def _lazy_members(self, window: _Window, head, state_ids: dict[StateKey, str], rows: list[EventRow],
+    async def _lazy_members(self, window: _Window, head: RoomHead, state_ids: dict[StateKey, str], rows: list[EventRow],
                             full: bool) -> dict[StateKey, str]:
         """With lazy_load_members: the member events of the timeline's senders as they were
         at its start (and the user's own in a full sync). The membership changes of a gap
@@ -408,7 +408,7 @@ class SyncService:
         sent.update((row.event.state_key, row.event.event_id) for row in rows if row.event.type == MEMBER)
         return result
 
-    async def _member_ids_at_start(self, head, first: EventRow, user_ids: list[str]) -> dict[str, str]:
+    async def _member_ids_at_start(self, head: RoomHead, first: EventRow, user_ids: list[str]) -> dict[str, str]:
         """user_id -> their member event just before `first`: from the room's head when no
         state has changed since (the usual case), else from the state group."""
         if first.state_group_before == head.state_group:
@@ -426,7 +426,7 @@ class SyncService:
             self._lazy_sent.popitem(last=False)
         return sent.setdefault(room_id, {})
 
-    def _summary(self, head, user_id: str) -> dict[str, Any]:
+    def _summary(self, head: RoomHead, user_id: str) -> dict[str, Any]:
         """The spec's room summary: joined and invited counts, and as heroes the first five
         other joined or invited members in stream order (depth, which grows with the stream
         within a room), or, when there are none, those who left or were banned."""
