@@ -196,6 +196,15 @@ class Api:
         assert status == 200, result
         return result["event_id"]
 
+    async def sync(self, token: str, **params) -> dict:
+        """GET /sync with these query parameters (a dict, such as an inline filter, as JSON); asserts a 200."""
+        import orjson
+
+        query = {k: (orjson.dumps(v).decode() if isinstance(v, dict) else str(v)) for k, v in params.items()}
+        status, body = await self.get("/sync", params=query, token=token)
+        assert status == 200, body
+        return body
+
     async def register_all(self, *usernames: str) -> list[dict]:
         """Register several users; returns their register responses in order."""
         return [await self.register(name) for name in usernames]
@@ -209,6 +218,11 @@ class Api:
         status, result = await self.post("/register", body)
         assert status == 200, result
         return result
+
+
+def message_bodies(events: list[dict]) -> list:
+    """The bodies of the m.room.message events among `events`, in order."""
+    return [e["content"].get("body") for e in events if e["type"] == "m.room.message"]
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ ERROR_STATUS: dict[str, int] = {
     "M_UNKNOWN_POS": 400,
     "M_UNABLE_TO_AUTHORISE_JOIN": 400,
     "M_UNABLE_TO_GRANT_JOIN": 502,
+    "M_BAD_ALIAS": 400,
 }
 
 

@@ -35,6 +35,7 @@ from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import RoomStore
 from ranvier.storage.engine import Database, open_database
 from ranvier.storage.migrations import Schema, apply_migrations
+from ranvier.sync.legacy import LegacySync
 from ranvier.sync.notifier import Notifier
 from ranvier.sync.receipts import Receipts
 from ranvier.sync.receipts_schema import SCHEMA as RECEIPTS_SCHEMA
@@ -46,6 +47,8 @@ from ranvier.sync.timeline import Timeline
 from ranvier.sync.typing import Typing
 from ranvier.users.account_data import AccountData
 from ranvier.users.directory import UserDirectory
+from ranvier.users.erasure import Erasure
+from ranvier.users.erasure_schema import SCHEMA as ERASURE_SCHEMA
 from ranvier.users.personal_schema import (ACCOUNT_DATA_SCHEMA, DIRECTORY_SCHEMA, PRESENCE_SCHEMA,
                                           PROFILE_FIELDS_SCHEMA)
 from ranvier.users.personal_store import AccountDataStore, DirectoryStore, PresenceStore, ProfileStore
@@ -67,7 +70,7 @@ DEACTIVATION_SWEEP_S = 60.0
 #: Every service's tables, in the order their migrations run.
 SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, PUSH_SCHEMA, RELATIONS_SCHEMA,
                          REPORTS_SCHEMA, PROFILE_FIELDS_SCHEMA, ACCOUNT_DATA_SCHEMA, PRESENCE_SCHEMA, DIRECTORY_SCHEMA,
-                         RECEIPTS_SCHEMA, OUTBOUND_SCHEMA]
+                         RECEIPTS_SCHEMA, OUTBOUND_SCHEMA, ERASURE_SCHEMA]
 
 
 def route_tables():
@@ -78,6 +81,7 @@ def route_tables():
     from ranvier.client_api import directory, reporting, spaces, upgrade
     from ranvier.client_api import account_data, presence, profile, push, receipts, typing, user_directory
     from ranvier.client_api import admin, appservice, openid, threepid, thirdparty, voip
+    from ranvier.client_api import mutual_rooms, room_summary
     from ranvier.federation_api import openid as federation_openid
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
@@ -85,7 +89,7 @@ def route_tables():
             directory.routes, upgrade.routes, spaces.routes, reporting.routes, profile.routes, account_data.routes,
             typing.routes, receipts.routes, presence.routes, user_directory.routes, push.routes,
             thirdparty.routes, appservice.routes, threepid.routes, admin.routes, openid.routes, voip.routes,
-            federation_openid.routes]
+            room_summary.routes, mutual_rooms.routes, federation_openid.routes]
 
 
 @dataclass
@@ -149,6 +153,7 @@ class Homeserver:
         self.reports: ReportService | None = None
         self.relations: RelationsService | None = None
         self.sync: SyncService | None = None
+        self.legacy_sync: LegacySync | None = None
         self.media: MediaService | None = None
         self.profiles: Profiles | None = None
         self.account_data: AccountData | None = None
@@ -156,6 +161,7 @@ class Homeserver:
         self.receipts: Receipts | None = None
         self.presence: Presence | None = None
         self.user_directory: UserDirectory | None = None
+        self.erasure: Erasure | None = None
         self.app: web.Application | None = None
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
@@ -179,13 +185,16 @@ class Homeserver:
         self.pushers = Pushers(push_store, self.push, self.rooms, self.db, self.config)
         await self.pushers.start()
         self.directory = RoomDirectory(self.rooms)
+        self.rooms.send_checks.append(self.directory.check_canonical_alias)
         self.hierarchy = SpaceHierarchy(self.rooms)
         self.reports = ReportService(self.db, self.rooms)
         self.relations = RelationsService(self.rooms.store, ignored_users=self.account_data.ignored_users)
+        self.timeline.ignored_users = self.account_data.ignored_users
         self.rooms.persist_hooks.append(self.relations)
         self.rooms.send_checks.append(self.relations.check_new_event)
         self.timeline.relations = self.relations
         self.sync = SyncService(self.rooms, self.timeline, self.notifier, FilterStore(self.db), streams=self)
+        self.legacy_sync = LegacySync(self.sync, self.timeline)
         self.media = MediaService(self.db, self.config)
         self.app = make_app(self, max_body=self.config.limits.max_request_body_bytes)
         for routes in route_tables():
@@ -222,6 +231,9 @@ class Homeserver:
         await self.presence.start()
         self.user_directory = UserDirectory(DirectoryStore(self.db))
         self.rooms.persist_hooks.append(self.user_directory)
+        self.erasure = Erasure(self.db, self.profiles.store, self.account_data.store)
+        await self.erasure.start()
+        self.timeline.erased = self.erasure.erased
 
     async def _start_metrics(self) -> None:
         from ranvier.metrics import metrics_app

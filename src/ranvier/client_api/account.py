@@ -40,12 +40,16 @@ async def change_password(request: web.Request) -> web.Response:
 @routes.post("/account/deactivate")
 async def deactivate(request: web.Request) -> web.Response:
     """POST /account/deactivate: deactivate for good after re-authentication (UIA session
-    bound to this request); the account leaves its rooms. Open to suspended accounts."""
+    bound to this request); the account leaves its rooms. With `erase: true` its profile and
+    account data are deleted and its events are served redacted to users who were not
+    joined when they were sent. Open to suspended accounts."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     body = await read_json(request, allow_empty=True)
-    field(body, "erase", bool)
+    erase = field(body, "erase", bool, default=False)
     await user_interactive_auth(request, body, who, flows=PASSWORD_FLOWS, operation="deactivate")
     await hs.users.deactivate(who.user_id)
     await hs.rooms.leave_all_rooms(who.user_id)
+    if erase:
+        await hs.erasure.erase(who.user_id)
     return json_response({"id_server_unbind_result": "no-support"})

@@ -47,14 +47,16 @@ def _user_ids(values: list[Any], name: str) -> list[str]:
 
 @routes.post("/createRoom")
 async def create_room(request: web.Request) -> web.Response:
-    """POST /createRoom: a new room with the preset's state (the spec's table: public_chat
-    forbids guests, the private presets let them join), then `initial_state`, name, topic
-    and invites, all in one transaction. `invite_3pid` 403 M_SERVER_NOT_TRUSTED, no identity
-    server is configured; suspended accounts 403 M_USER_SUSPENDED (creating is joining)."""
+    """POST /createRoom: a JSON object body is required (`{}` is a private room); every
+    field is checked (preset, visibility, alias localpart, invitees, initial_state without
+    create, member or power level events); the preset's state follows the spec's table
+    (public_chat forbids guests, the private presets let them join); one transaction, so a
+    refused room leaves nothing. `invite_3pid` 403 M_SERVER_NOT_TRUSTED, no identity server
+    is configured; suspended accounts 403 M_USER_SUSPENDED (creating is joining)."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     refuse_if_suspended(who, "create rooms")
-    body = await read_json(request, allow_empty=True)
+    body = await read_json(request)
     visibility = field(body, "visibility", str, default="private")
     if visibility not in ("public", "private"):
         raise MatrixError("M_INVALID_PARAM", "visibility must be public or private")
@@ -105,12 +107,13 @@ async def create_room(request: web.Request) -> web.Response:
 
 @routes.put("/rooms/{room_id}/send/{event_type}/{txn_id}")
 async def send_message(request: web.Request) -> web.Response:
-    """PUT /rooms/{roomId}/send/{eventType}/{txnId}: send a message event; a repeated
-    transaction ID of the same device answers with the first event. Guests too; suspended
-    accounts only redactions of their own events (else 403 M_USER_SUSPENDED)."""
+    """PUT /rooms/{roomId}/send/{eventType}/{txnId}: the content must be a JSON object
+    (no body is 400 `M_NOT_JSON`); a repeated (device, txnId) answers the first event.
+    Guests too; suspended accounts only redactions of their own events (else 403
+    M_USER_SUSPENDED). Sending counts as activity for presence."""
     hs = request.app[HOMESERVER]
     who = await requester(request, allow_guest=True)
-    content = await read_json(request, allow_empty=True)
+    content = await read_json(request)
     if request.match_info["event_type"] == "m.room.redaction":
         await _refuse_suspended_redaction(request, who, content.get("redacts"))
     else:
@@ -120,15 +123,18 @@ async def send_message(request: web.Request) -> web.Response:
         who.user_id, who.device_id, request.match_info["room_id"], request.match_info["event_type"], content,
         txn_id=request.match_info["txn_id"],
     )
+    await hs.presence.active(who.user_id)
     return json_response({"event_id": event_id})
 
 
 @routes.put("/rooms/{room_id}/state/{event_type}/{state_key:.*}")
 @routes.put("/rooms/{room_id}/state/{event_type}")
 async def send_state(request: web.Request) -> web.Response:
-    """PUT /rooms/{roomId}/state/{eventType}/{stateKey}: send a state event as the power
-    levels allow. Guests too. Suspended accounts: 403 M_USER_SUSPENDED, except for the
-    membership changes the membership endpoints leave them (leave, kick, ban, unban)."""
+    """PUT /rooms/{roomId}/state/{eventType}[/{stateKey}]: the auth rules decide who may;
+    `m.room.canonical_alias` aliases must be valid (`M_INVALID_PARAM`) and point to the
+    room (`M_BAD_ALIAS`). Guests too. Suspended accounts: 403 M_USER_SUSPENDED, except for
+    the membership changes the membership endpoints leave them (leave, kick, ban, unban).
+    Counts as activity for presence."""
     hs = request.app[HOMESERVER]
     who = await requester(request, allow_guest=True)
     content = await read_json(request, allow_empty=True)
@@ -141,16 +147,19 @@ async def send_state(request: web.Request) -> web.Response:
         who.user_id, who.device_id, request.match_info["room_id"], request.match_info["event_type"], content,
         state_key=request.match_info.get("state_key", ""),
     )
+    await hs.presence.active(who.user_id)
     return json_response({"event_id": event_id})
 
 
 @routes.put("/rooms/{room_id}/redact/{event_id}/{txn_id}")
 async def redact(request: web.Request) -> web.Response:
-    """PUT /rooms/{roomId}/redact/{eventId}/{txnId}: redact an event (others' need the
-    redact power level); suspended accounts only their own events (403 M_USER_SUSPENDED)."""
+    """PUT /rooms/{roomId}/redact/{eventId}/{txnId}: a JSON object body (`reason`
+    optional); an event of another room (or none) is 404 `M_NOT_FOUND`, another user's
+    needs the redact power level; idempotent per (device, txnId); suspended accounts only
+    their own events (403 M_USER_SUSPENDED)."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
-    body = await read_json(request, allow_empty=True)
+    body = await read_json(request)
     await _refuse_suspended_redaction(request, who, request.match_info["event_id"])
     content: dict[str, Any] = {"redacts": request.match_info["event_id"]}
     reason = field(body, "reason", str)
@@ -161,6 +170,7 @@ async def redact(request: web.Request) -> web.Response:
         who.user_id, who.device_id, request.match_info["room_id"], "m.room.redaction", content,
         txn_id=request.match_info["txn_id"],
     )
+    await hs.presence.active(who.user_id)
     return json_response({"event_id": event_id})
 
 
@@ -175,6 +185,8 @@ async def _refuse_suspended_redaction(request: web.Request, who: Requester, even
 
 @routes.get("/rooms/{room_id}/event/{event_id}")
 async def get_event(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/event/{eventId}: 404 `M_NOT_FOUND` for an event the caller may
+    not see as well as for one that does not exist."""
     who = await requester(request, allow_guest=True)
     event = await request.app[HOMESERVER].timeline.event(who, request.match_info["room_id"], request.match_info["event_id"])
     return json_response(event)
@@ -200,6 +212,10 @@ async def get_state_event(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/messages")
 async def messages(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/messages: `from` and `to` take any token the server hands out
+    (room tokens, and the stream tokens of /sync, /initialSync and /events); history
+    visibility, the `filter` (a RoomEventFilter, `M_BAD_JSON` if malformed) and ignored
+    users apply before `limit` counts."""
     who = await requester(request, allow_guest=True)
     direction = query_str(request, "dir", default="b")
     if direction not in ("b", "f"):
@@ -214,6 +230,8 @@ async def messages(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/context/{event_id}")
 async def context(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/context/{eventId}: events around one the caller may see
+    (else 404, also for an event of a user they ignore), ignored users left out."""
     who = await requester(request, allow_guest=True)
     result = await request.app[HOMESERVER].timeline.context(
         who, request.match_info["room_id"], request.match_info["event_id"],
@@ -227,6 +245,8 @@ MEMBERSHIPS = ("join", "invite", "knock", "leave", "ban")
 
 @routes.get("/rooms/{room_id}/members")
 async def members(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/members: `at` takes any pagination token (room or stream);
+    `membership`/`not_membership` filter; former members see the room as they left it."""
     who = await requester(request, allow_guest=True)
     membership = query_str(request, "membership")
     not_membership = query_str(request, "not_membership")

@@ -118,7 +118,7 @@ class AccountData:
 
     async def set_tag(self, user_id: str, room_id: str, tag: str, info: dict[str, Any]) -> None:
         order = info.get("order")
-        if order is not None and (not isinstance(order, (int, float)) or isinstance(order, bool)):
+        if "order" in info and (not isinstance(order, (int, float)) or isinstance(order, bool)):
             raise MatrixError("M_BAD_JSON", "order must be a number")
         async with self._tag_lock:
             tags = await self.tags(user_id, room_id)

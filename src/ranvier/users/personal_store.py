@@ -55,6 +55,12 @@ class ProfileStore:
     async def delete_field(self, user_id: str, key: str) -> None:
         await self.db.execute("DELETE FROM profile_fields WHERE user_id = ? AND field = ?", user_id, key)
 
+    async def clear(self, user_id: str) -> None:
+        """Empty the whole profile (account erasure); the account keeps its row."""
+        async with self.db.transaction() as txn:
+            await txn.execute("UPDATE profiles SET displayname = NULL, avatar_url = NULL WHERE user_id = ?", user_id)
+            await txn.execute("DELETE FROM profile_fields WHERE user_id = ?", user_id)
+
 
 class AccountDataStore:
     def __init__(self, db: Database) -> None:
@@ -93,6 +99,10 @@ class AccountDataStore:
             user_id, since, upto,
         )
         return [(r[0], r[1], orjson.loads(r[2])) for r in rows]
+
+    async def delete_user(self, user_id: str) -> None:
+        """Every entry of the user, global and per room (account erasure)."""
+        await self.db.execute("DELETE FROM account_data WHERE user_id = ?", user_id)
 
 
 @dataclass
