@@ -15,6 +15,13 @@ from aiohttp import web
 
 from ranvier import background
 from ranvier.config import Config
+from ranvier.e2ee.backup import KeyBackup
+from ranvier.e2ee.backup_store import BackupStore
+from ranvier.e2ee.cross_signing import CrossSigning
+from ranvier.e2ee.keys import KeyService
+from ranvier.e2ee.keys_store import KeyStore
+from ranvier.e2ee.schema import BACKUP_SCHEMA, KEYS_SCHEMA, TO_DEVICE_SCHEMA
+from ranvier.e2ee.to_device import ToDevice, ToDeviceStore
 from ranvier.events.signing import SigningKey
 from ranvier.media.schema import SCHEMA as MEDIA_SCHEMA
 from ranvier.media.service import MediaService
@@ -33,6 +40,7 @@ from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import RoomStore
 from ranvier.storage.engine import Database, open_database
 from ranvier.storage.migrations import Schema, apply_migrations
+from ranvier.sync.device_lists import DeviceLists
 from ranvier.sync.notifier import Notifier
 from ranvier.sync.receipts import Receipts
 from ranvier.sync.receipts_schema import SCHEMA as RECEIPTS_SCHEMA
@@ -65,7 +73,7 @@ DEACTIVATION_SWEEP_S = 60.0
 #: Every service's tables, in the order their migrations run.
 SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, PUSH_SCHEMA, RELATIONS_SCHEMA,
                          REPORTS_SCHEMA, PROFILE_FIELDS_SCHEMA, ACCOUNT_DATA_SCHEMA, PRESENCE_SCHEMA, DIRECTORY_SCHEMA,
-                         RECEIPTS_SCHEMA]
+                         RECEIPTS_SCHEMA, KEYS_SCHEMA, TO_DEVICE_SCHEMA, BACKUP_SCHEMA]
 
 
 def client_api_routes():
@@ -74,11 +82,13 @@ def client_api_routes():
                                     relations, rooms, sync)
     from ranvier.client_api import directory, reporting, spaces, upgrade
     from ranvier.client_api import account_data, presence, profile, receipts, typing, user_directory
+    from ranvier.client_api import keys, room_keys, to_device
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
             membership.routes, media.routes, sync.routes, legacy_sync.routes, relations.routes,
             directory.routes, upgrade.routes, spaces.routes, reporting.routes, profile.routes, account_data.routes,
-            typing.routes, receipts.routes, presence.routes, user_directory.routes]
+            typing.routes, receipts.routes, presence.routes, user_directory.routes, keys.routes, to_device.routes,
+            room_keys.routes]
 
 
 @dataclass
@@ -148,6 +158,11 @@ class Homeserver:
         self.receipts: Receipts | None = None
         self.presence: Presence | None = None
         self.user_directory: UserDirectory | None = None
+        self.keys: KeyService | None = None
+        self.cross_signing: CrossSigning | None = None
+        self.device_lists: DeviceLists | None = None
+        self.to_device: ToDevice | None = None
+        self.key_backup: KeyBackup | None = None
         self.app: web.Application | None = None
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
@@ -166,6 +181,7 @@ class Homeserver:
         self.rooms.persist_hooks.append(self.push)
         self.timeline = Timeline(self.rooms)
         await self._start_personal_streams()
+        await self._start_encryption()
         self.directory = RoomDirectory(self.rooms)
         self.hierarchy = SpaceHierarchy(self.rooms)
         self.reports = ReportService(self.db, self.rooms)
@@ -210,6 +226,19 @@ class Homeserver:
         await self.presence.start()
         self.user_directory = UserDirectory(DirectoryStore(self.db))
         self.rooms.persist_hooks.append(self.user_directory)
+
+    async def _start_encryption(self) -> None:
+        """Device and cross-signing keys, the device-list stream, to-device messages and
+        key backups; the users service tells them when devices come and go."""
+        self.keys = KeyService(KeyStore(self.db), self.notifier, self.config.server_name)
+        await self.keys.start()
+        self.cross_signing = CrossSigning(self.keys)
+        self.device_lists = DeviceLists(self.keys, self.rooms)
+        self.rooms.persist_hooks.append(self.device_lists)
+        self.to_device = ToDevice(ToDeviceStore(self.db), self.notifier, self.config.server_name)
+        await self.to_device.start()
+        self.key_backup = KeyBackup(BackupStore(self.db))
+        self.users.device_listeners += [self.to_device.devices_changed, self.keys.devices_changed]
 
     async def _start_metrics(self) -> None:
         from ranvier.metrics import metrics_app

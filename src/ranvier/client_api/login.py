@@ -55,14 +55,14 @@ async def login(request: web.Request) -> web.Response:
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.Response:
     who = await requester(request, allow_guest=True)
-    await request.app[HOMESERVER].users.tokens.logout(who)
+    await request.app[HOMESERVER].users.logout(who)
     return json_response({})
 
 
 @routes.post("/logout/all")
 async def logout_all(request: web.Request) -> web.Response:
     who = await requester(request, allow_guest=True)
-    await request.app[HOMESERVER].users.tokens.logout_all(who.user_id)
+    await request.app[HOMESERVER].users.logout_all(who.user_id)
     return json_response({})
 
 
