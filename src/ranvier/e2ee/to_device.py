@@ -140,24 +140,27 @@ class ToDevice:
                 self._latest[user_id] = position
             self.notifier.notify([f"user:{user_id}" for user_id in recipients])
 
-    async def messages_for(self, user_id: str, device_id: str, since: int | None,
-                           upto: int) -> tuple[list[dict[str, Any]], int]:
-        """The device's messages after `since` (None: an initial sync, all pending), up to
-        MAX_PER_SYNC, and the position to put in the next token: `upto`, or the last
-        message's position when more are waiting. A token confirms what came before it."""
+    async def confirm(self, user_id: str, device_id: str, since: int) -> None:
+        """A sync with this token: the device has every message up to its position."""
         device = (user_id, device_id)
-        if since is not None and device not in self._confirmed:
+        if device not in self._confirmed:
             await self.store.delete_delivered(user_id, device_id, since)
             self._confirmed[device] = None
             if len(self._confirmed) > _DEVICES_REMEMBERED:
                 self._confirmed.popitem(last=False)
+
+    async def messages_for(self, user_id: str, device_id: str, since: int | None,
+                           upto: int) -> tuple[list[dict[str, Any]], int]:
+        """The device's messages after `since` (None: an initial sync, all pending), up to
+        MAX_PER_SYNC, and the position to put in the next token: `upto`, or the last
+        message's position when more are waiting."""
         after = since or 0
         if after >= self._started_at and self._latest.get(user_id, 0) <= after:
             return [], upto
         rows = await self.store.pending(user_id, device_id, after, upto, MAX_PER_SYNC + 1)
         if not rows:
             return [], upto
-        self._confirmed.pop(device, None)
+        self._confirmed.pop((user_id, device_id), None)
         if len(rows) > MAX_PER_SYNC:
             rows = rows[:MAX_PER_SYNC]
             upto = rows[-1][0]

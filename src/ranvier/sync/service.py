@@ -100,6 +100,9 @@ class SyncService:
     async def sync(self, requester: Requester, *, since: str | None, timeout_ms: int, full_state: bool,
                    sync_filter: SyncFilter, set_presence: str | None = None) -> dict[str, Any]:
         since_token = SyncToken.parse(since) if since else None
+        to_device = self._stream("to_device")
+        if to_device is not None and since_token is not None:
+            await to_device.confirm(requester.user_id, requester.device_id, since_token.to_device)
         presence = self._stream("presence")
         if presence is not None and set_presence is not None:
             await presence.set_from_sync(requester.user_id, set_presence)
