@@ -34,6 +34,12 @@ METRICS = [
     ("deep_history", "small_p99_ms", "incremental sync, {deep_history_small:,} events, p99", "ms", "↓"),
     ("deep_history", "large_p50_ms", "incremental sync, {deep_history_large:,} events, p50", "ms", "↓"),
     ("deep_history", "large_p99_ms", "incremental sync, {deep_history_large:,} events, p99", "ms", "↓"),
+    ("keys_query", "p50_ms", "keys/query, {key_users:,} users × 2 devices, p50", "ms", "↓"),
+    ("keys_query", "p99_ms", "keys/query, p99", "ms", "↓"),
+    ("keys_claim", "p50_ms", "keys/claim, {claim_devices} devices, p50", "ms", "↓"),
+    ("keys_claim", "p99_ms", "keys/claim, p99", "ms", "↓"),
+    ("to_device", "p50_ms", "to-device fan-out to {fanout_devices:,} devices, p50", "ms", "↓"),
+    ("to_device", "p99_ms", "to-device fan-out, p99", "ms", "↓"),
     ("media", "upload_mib_s", "media upload, {media_files} × {media_kib} KiB", "MiB/s", "↑"),
     ("media", "download_mib_s", "media download", "MiB/s", "↑"),
 ]
