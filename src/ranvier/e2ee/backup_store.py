@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ranvier.e2ee.keys_store import chunks, placeholders
+from ranvier.e2ee.sql import chunks, placeholders
 from ranvier.storage.engine import Database, Transaction
 
 

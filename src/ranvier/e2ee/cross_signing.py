@@ -61,6 +61,13 @@ def _signed_part(obj: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in obj.items() if key not in ("signatures", "unsigned")}
 
 
+def _signatures_by(obj: dict[str, Any], signer: str) -> dict[str, Any]:
+    """{key ID: signature} of one signer in a signed object (empty when malformed)."""
+    signatures = obj.get("signatures")
+    mine = signatures.get(signer) if isinstance(signatures, dict) else None
+    return mine if isinstance(mine, dict) else {}
+
+
 class _Refused(Exception):
     """One signature of an upload refused; reported in `failures`, the others go on."""
 
@@ -152,35 +159,36 @@ class CrossSigning:
 
     @staticmethod
     def _signature(obj: dict[str, Any], signer: str, key_id: str) -> str:
-        signatures = obj.get("signatures")
-        mine = signatures.get(signer) if isinstance(signatures, dict) else None
-        signature = mine.get(key_id) if isinstance(mine, dict) else None
+        signature = _signatures_by(obj, signer).get(key_id)
         if not isinstance(signature, str):
             raise _Refused("M_INVALID_SIGNATURE", f"No signature by {key_id}")
         return signature
 
-    def _device_by_self_signing(self, user_id, own, device_id, obj, device_keys):
+    @staticmethod
+    def _device_by_self_signing(user_id: str, own: dict[str, str], device_id: str, obj: dict[str, Any],
+                                device_keys: dict[str, Any] | None) -> tuple[str, str, str, str, str]:
         """One's own device, signed by one's self-signing key."""
-        self._check_same_key(obj, device_keys)
+        CrossSigning._check_same_key(obj, device_keys)
         ssk = own.get("self_signing")
         if ssk is None:
             raise _Refused("M_INVALID_SIGNATURE", "You have no self-signing key")
-        signature = self._signature(obj, user_id, _ED25519 + ssk)
+        signature = CrossSigning._signature(obj, user_id, _ED25519 + ssk)
         if not signed_by(obj, user_id, ssk):
             raise _Refused("M_INVALID_SIGNATURE", "Invalid signature by the self-signing key")
         return user_id, device_id, user_id, _ED25519 + ssk, signature
 
-    def _master_by_devices(self, user_id, obj, master, devices):
+    @staticmethod
+    def _master_by_devices(user_id: str, obj: dict[str, Any], master: tuple[str, dict[str, Any]],
+                           devices: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str, str]]:
         """One's own master key, signed by one or more of one's devices."""
         master_public_key, master_key = master
-        self._check_same_key(obj, master_key)
-        signatures = obj.get("signatures", {}).get(user_id) if isinstance(obj.get("signatures"), dict) else None
+        CrossSigning._check_same_key(obj, master_key)
         rows = []
-        for signer_key, signature in (signatures or {}).items() if isinstance(signatures, dict) else ():
-            device_id = signer_key[len(_ED25519):] if signer_key.startswith(_ED25519) else None
-            device_key = devices.get(device_id, {}).get("keys", {}).get(signer_key) if device_id else None
+        for signer_key, signature in _signatures_by(obj, user_id).items():
+            device_id = signer_key.removeprefix(_ED25519)
+            device_key = devices.get(device_id, {}).get("keys", {}).get(signer_key)
             if device_key is None or not isinstance(signature, str):
-                continue  # the master key's own or an unknown signer: not a device's signature
+                continue  # the master key's own signature, or no device of the user's
             try:
                 verify_signed_json(obj, user_id, signer_key, decode_base64(device_key))
             except (SignatureError, ValueError):
@@ -190,15 +198,17 @@ class CrossSigning:
             raise _Refused("M_INVALID_SIGNATURE", "No signature by one of your devices")
         return rows
 
-    def _user_signing(self, user_id, own, target_user, key_id, obj, target):
+    @staticmethod
+    def _user_signing(user_id: str, own: dict[str, str], target_user: str, key_id: str, obj: dict[str, Any],
+                      target: tuple[str, dict[str, Any]] | None) -> tuple[str, str, str, str, str]:
         """Another user's master key, signed by one's user-signing key."""
         if target is None or key_id != target[0]:
             raise _Refused("M_NOT_FOUND", f"{key_id} is not the master key of {target_user}")
-        self._check_same_key(obj, target[1])
+        CrossSigning._check_same_key(obj, target[1])
         usk = own.get("user_signing")
         if usk is None:
             raise _Refused("M_INVALID_SIGNATURE", "You have no user-signing key")
-        signature = self._signature(obj, user_id, _ED25519 + usk)
+        signature = CrossSigning._signature(obj, user_id, _ED25519 + usk)
         if not signed_by(obj, user_id, usk):
             raise _Refused("M_INVALID_SIGNATURE", "Invalid signature by the user-signing key")
         return target_user, target[0], user_id, _ED25519 + usk, signature

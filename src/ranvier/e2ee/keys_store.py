@@ -8,27 +8,16 @@ with whom" is one self-join on the room server's `memberships` table (read only)
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Sequence
 
+from ranvier.e2ee.sql import CHUNK, chunks, placeholders
 from ranvier.errors import MatrixError
 from ranvier.storage.engine import Database, Transaction
 
-#: Rows per `IN (...)` list: well below every engine's limit on parameters.
-CHUNK = 500
 #: How many times a claim retries a device whose chosen key another claim took first.
 _CLAIM_ROUNDS = 100
 
 OneTimeKey = tuple[str, str, str]  # (algorithm, key ID, key JSON)
-
-
-def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def placeholders(count: int, width: int = 1) -> str:
-    one = "(" + ", ".join("?" * width) + ")" if width > 1 else "?"
-    return ", ".join([one] * count)
 
 
 #: True when the user in the outer query (`d.user_id`) shares a joined room with `?`.
