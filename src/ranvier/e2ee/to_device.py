@@ -9,7 +9,6 @@ then, so a sync whose answer was lost is answered again with the same messages.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -24,7 +23,6 @@ from ranvier.sync.streams import StreamPositions
 MAX_PER_SYNC = 100
 #: How long a sender's transaction ID is remembered, so a retried send is not delivered twice.
 TXN_MEMORY_MS = 24 * 60 * 60 * 1000
-_DEVICES_REMEMBERED = 100_000
 _ROWS_PER_INSERT = 250
 
 
@@ -72,6 +70,14 @@ class ToDeviceStore:
             return False
         return True
 
+    async def newest_per_device(self, user_id: str | None = None) -> dict[tuple[str, str], int]:
+        """(user, device) -> newest stored position, of every device with messages (or of one user's)."""
+        where, args = ("WHERE user_id = ? ", (user_id,)) if user_id is not None else ("", ())
+        rows = await self.db.fetchall(
+            f"SELECT user_id, device_id, MAX(stream_id) FROM to_device_messages {where}GROUP BY user_id, device_id", *args
+        )
+        return {(row[0], row[1]): row[2] for row in rows}
+
     async def pending(self, user_id: str, device_id: str, since: int, upto: int, limit: int) -> list[tuple[int, str]]:
         return await self.db.fetchall(
             "SELECT stream_id, event_json FROM to_device_messages WHERE user_id = ? AND device_id = ? "
@@ -99,17 +105,13 @@ class ToDevice:
         self.notifier = notifier
         self.server_name = server_name
         self.positions = StreamPositions(0)
-        self._started_at = 0
-        #: user -> the newest position sent to any of their devices since start, so a sync
-        #: with nothing waiting asks the database nothing.
-        self._latest: dict[str, int] = {}
-        #: Devices whose confirmed messages are all deleted; the others (all of them after
-        #: a restart) delete on their next sync with a token.
-        self._confirmed: OrderedDict[tuple[str, str], None] = OrderedDict()
+        #: (user, device) -> the newest position of the messages stored for it, for every
+        #: device with messages stored: a sync of any other device asks the database nothing.
+        self._stored: dict[tuple[str, str], int] = {}
 
     async def start(self) -> None:
-        self._started_at = await self.store.position()
-        self.positions = StreamPositions(self._started_at)
+        self.positions = StreamPositions(await self.store.position())
+        self._stored = await self.store.newest_per_device()
 
     @property
     def position(self) -> int:
@@ -138,38 +140,38 @@ class ToDevice:
         finally:
             self.positions.finish(position)
         if added:
-            recipients = {user_id for user_id, _, _ in queued}
-            for user_id in recipients:
-                self._latest[user_id] = position
-            self.notifier.notify([f"user:{user_id}" for user_id in recipients])
+            for user_id, device_id, _ in queued:
+                self._stored[(user_id, device_id)] = position
+            self.notifier.notify([f"user:{user_id}" for user_id in {user_id for user_id, _, _ in queued}])
 
     async def confirm(self, user_id: str, device_id: str, since: int) -> None:
-        """A sync with this token: the device has every message up to its position."""
-        device = (user_id, device_id)
-        if device not in self._confirmed:
-            await self.store.delete_delivered(user_id, device_id, since)
-            self._confirmed[device] = None
-            if len(self._confirmed) > _DEVICES_REMEMBERED:
-                self._confirmed.popitem(last=False)
+        """A sync with this token: the device has every message up to its position, which
+        are deleted."""
+        newest = self._stored.get((user_id, device_id))
+        if newest is None:
+            return
+        await self.store.delete_delivered(user_id, device_id, since)
+        if since >= newest and self._stored.get((user_id, device_id)) == newest:
+            del self._stored[(user_id, device_id)]
 
     async def messages_for(self, user_id: str, device_id: str, since: int | None,
                            upto: int) -> tuple[list[dict[str, Any]], int]:
-        """The device's messages after `since` (None: an initial sync, all pending), up to
+        """The device's messages after `since` (None: an initial sync, all stored), up to
         MAX_PER_SYNC, and the position to put in the next token: `upto`, or the last
         message's position when more are waiting."""
         after = since or 0
-        if after >= self._started_at and self._latest.get(user_id, 0) <= after:
+        if self._stored.get((user_id, device_id), 0) <= after:
             return [], upto
         rows = await self.store.pending(user_id, device_id, after, upto, MAX_PER_SYNC + 1)
-        if not rows:
-            return [], upto
-        self._confirmed.pop((user_id, device_id), None)
         if len(rows) > MAX_PER_SYNC:
             rows = rows[:MAX_PER_SYNC]
             upto = rows[-1][0]
         return [orjson.loads(event) for _, event in rows], upto
 
     async def devices_changed(self, user_id: str, removed: bool) -> None:
-        """The users service's hook: a removed device's pending messages go with it."""
+        """The users service's hook: a removed device's messages go with it."""
         if removed:
             await self.store.prune_deleted_devices(user_id)
+            for device in [device for device in self._stored if device[0] == user_id]:
+                del self._stored[device]
+            self._stored.update(await self.store.newest_per_device(user_id))
