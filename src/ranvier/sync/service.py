@@ -121,7 +121,9 @@ class SyncService:
                         return response
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not await subscription.wait(remaining) or self.notifier.closed:
-                    return response if response is not None else _response(now, encryption=await self._key_counts(requester))
+                    if response is None:
+                        response = _response(now, encryption=await self._key_counts(requester))
+                    return response
 
     # -- computing a response ----------------------------------------------------------------
 
