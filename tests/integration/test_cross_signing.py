@@ -172,3 +172,20 @@ async def test_new_cross_signing_keys_and_signatures_are_device_list_changes(api
     await upload_cross_signing(api, alice, CrossSigningKeys(alice.user_id).upload_body())
     status, later = await api.get("/sync", token=bob.token, params={"timeout": "0", "since": first["next_batch"]})
     assert later["device_lists"]["changed"] == [alice.user_id]
+
+
+async def test_signatures_merge_into_keys_whatever_else_they_were_signed_with(api):
+    alice = Device.of(await api.register("alice"))
+    own = alice.device_keys()
+    signed = {**own, "signatures": {**own["signatures"], "@someone:localhost": "not an object"}}
+    status, _ = await api.post("/keys/upload", {"device_keys": signed}, token=alice.token)
+    assert status == 200
+    keys = CrossSigningKeys(alice.user_id)
+    await upload_cross_signing(api, alice, keys.upload_body())
+    by_ssk = CrossSigningKeys.sign_with(signed, alice.user_id, keys.self_signing)
+    status, body = await api.post("/keys/signatures/upload", {alice.user_id: {alice.device_id: by_ssk}},
+                                  token=alice.token)
+    assert (status, body) == (200, {"failures": {}})
+    device = (await query(api, alice, alice.user_id))["device_keys"][alice.user_id][alice.device_id]
+    assert set(device["signatures"][alice.user_id]) == {f"ed25519:{alice.device_id}",
+                                                        f"ed25519:{public_key(keys.self_signing)}"}

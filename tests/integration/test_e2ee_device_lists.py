@@ -127,7 +127,8 @@ async def test_a_long_poll_wakes_when_a_room_mate_changes_keys(api):
 
 async def test_keys_changes_refuses_bad_tokens(api):
     alice = Device.of(await api.register("alice"))
-    for params in ({"from": "s0_0"}, {"to": "s0_0"}, {"from": "garbage", "to": "s0_0"}, {"from": "s0_0", "to": "t1_2"}):
+    for params in ({"from": "s0_0"}, {"to": "s0_0"}, {"from": "garbage", "to": "s0_0"}, {"from": "s0_0", "to": "t1_2"},
+                   {"from": "s\u00b2", "to": "s0_0"}):
         status, body = await api.get("/keys/changes", token=alice.token, params=params)
         assert status == 400 and body["errcode"] in ("M_MISSING_PARAM", "M_INVALID_PARAM"), (params, body)
     status, body = await api.get("/keys/changes", params={"from": "s0", "to": "s0"})

@@ -72,7 +72,7 @@ def parse_room_key(room_id: str, session_id: str, data: Any) -> RoomKey:
 
 def parse_version(version: str) -> int:
     """A version from a path or query; one that cannot exist is M_NOT_FOUND."""
-    if not version.isdigit() or len(version) > 15:
+    if not (version.isascii() and version.isdigit()) or len(version) > 15:
         raise MatrixError("M_NOT_FOUND", "Unknown backup version")
     return int(version)
 
@@ -144,7 +144,7 @@ class KeyBackup:
             current = await self.store.current_version(user_id)
             if current is None:
                 raise MatrixError("M_NOT_FOUND", "No current backup version")
-            if not version.isdigit() or int(version) != current.version:
+            if not (version.isascii() and version.isdigit()) or int(version) != current.version:
                 raise MatrixError("M_WRONG_ROOM_KEYS_VERSION", "Wrong backup version",
                                   current_version=str(current.version))
             best: dict[tuple[str, str], RoomKey] = {}

@@ -207,7 +207,8 @@ def _merge_signatures(key: dict[str, Any], signatures) -> None:
     if not signatures:
         return
     merged = key.get("signatures")
-    merged = {user: dict(keys) for user, keys in merged.items()} if isinstance(merged, dict) else {}
+    merged = ({user: dict(keys) for user, keys in merged.items() if isinstance(keys, dict)}
+              if isinstance(merged, dict) else {})
     for signer, signer_key, signature in signatures:
         merged.setdefault(signer, {})[signer_key] = signature
     key["signatures"] = merged
