@@ -44,7 +44,7 @@ from ranvier.storage.engine import Database, open_database
 from ranvier.storage.migrations import Schema, apply_migrations
 from ranvier.sync.legacy import LegacySync
 from ranvier.sync.device_lists import DeviceLists
-from ranvier.sync.notifier import Notifier
+from ranvier.notify.notifier import Notifier
 from ranvier.sync.receipts import Receipts
 from ranvier.sync.receipts_schema import SCHEMA as RECEIPTS_SCHEMA
 from ranvier.sync.receipts_store import ReceiptStore

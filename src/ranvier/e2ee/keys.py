@@ -20,8 +20,8 @@ from ranvier.e2ee.keys_store import KeyStore, OneTimeKey
 from ranvier.errors import MatrixError
 from ranvier.events.identifiers import domain_of
 from ranvier.events.signing import SignatureError, verify_signed_json
-from ranvier.sync.notifier import Notifier
-from ranvier.sync.streams import StreamPositions
+from ranvier.notify.notifier import Notifier
+from ranvier.notify.streams import StreamPositions
 
 #: The one-time key algorithm clients count on seeing, even at zero (as Synapse does):
 #: some clients upload one-time keys only once they have read a count for it.

@@ -16,8 +16,8 @@ import orjson
 from ranvier.e2ee.sql import chunks, placeholders
 from ranvier.events.identifiers import domain_of
 from ranvier.storage.engine import Database, UniqueViolation
-from ranvier.sync.notifier import Notifier
-from ranvier.sync.streams import StreamPositions
+from ranvier.notify.notifier import Notifier
+from ranvier.notify.streams import StreamPositions
 
 #: The most messages one /sync response carries (the spec's recommendation).
 MAX_PER_SYNC = 100

@@ -220,7 +220,7 @@ class RoomDirectory:
         row = await self.store.get_room(room_id)
         if row is None:
             raise MatrixError("M_NOT_FOUND", "Room not found")
-        return "public" if row[5] else "private"
+        return "public" if row.is_public else "private"
 
     async def set_visibility(self, user_id: str, room_id: str, visibility: str) -> None:
         """Publish or hide a room: members who may set its canonical alias, and server admins."""

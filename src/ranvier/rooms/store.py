@@ -1,7 +1,10 @@
-"""All SQL of the room server: events, state groups, current state, memberships, aliases.
+"""The room server's SQL for events, state groups, current state, memberships and aliases.
 
-Events are written in batches (one transaction for everything `createRoom` makes, or one
-message), each with everything derived from it, so a failure leaves no trace.
+Events are written in batches (one transaction for everything `createRoom` makes, one
+message, or one batch of events from another server), each with everything derived from
+it and with the move of the room's head, so a failure leaves no trace. The graph's own
+reads (auth chains, backfill, missing events) are in `graph_store.py`, the reads of /sync
+in `sync_queries.py`, those of relations in `relations_store.py`.
 """
 
 from __future__ import annotations
@@ -10,13 +13,15 @@ import asyncio
 import bisect
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, NamedTuple, Protocol
 
 import orjson
 
 from ranvier.events.model import Event
 from ranvier.events.room_versions import ROOM_VERSIONS
-from ranvier.storage.engine import Database, Queries, Statement, Transaction
+from ranvier.rooms import statements
+from ranvier.rooms.statements import in_clause
+from ranvier.storage.engine import Database, Statement, Transaction
 
 StateKey = tuple[str, str]
 StateMap = dict[StateKey, str]
@@ -37,21 +42,58 @@ class NewStateGroup:
 
 @dataclass
 class PersistedEvent:
-    """One event and everything the room server derived from it."""
+    """One event and everything the room server derived from it.
+
+    `stream_ordering` is positive for events /sync reports (and out-of-band memberships),
+    negative for the others: backfilled history, outliers, soft-failed and rejected events.
+    """
 
     event: Event
     stream_ordering: int
     state_group_before: int
     history_visibility: str
-    new_state_group: NewStateGroup | None = None
+    state_group_after: int = 0
+    new_state_groups: list[NewStateGroup] = field(default_factory=list)
     txn_device: str | None = None
     txn_id: str | None = None
     relates_to: str | None = None
     rel_type: str | None = None
     contains_url: bool = False
     replaces_state: str | None = None
+    #: The event this redaction redacts, when the rules let it apply.
+    redacts: str | None = None
+    #: Known without the state before it (auth chains, the state of a joined room, invites).
+    outlier: bool = False
+    backfilled: bool = False
+    #: Allowed by the state before it but not by the room's current state (spec: soft failure).
+    soft_failed: bool = False
+    rejected_reason: str | None = None
+    #: It was stored as an outlier and now takes its place in the room's timeline.
+    replaces_outlier: bool = False
     #: What each persist hook prepared for this event, written in the same transaction.
     hook_data: list[tuple["PersistHook", Any]] = field(default_factory=list)
+
+    @property
+    def in_timeline(self) -> bool:
+        """Whether clients ever see it in the room's timeline."""
+        return not (self.outlier or self.soft_failed or self.rejected_reason is not None)
+
+
+@dataclass
+class HeadChange:
+    """How a batch of events moves its room's head, written with the events."""
+
+    room_id: str
+    extremities_removed: list[str] = field(default_factory=list)
+    extremities_added: list[str] = field(default_factory=list)
+    backward_added: list[str] = field(default_factory=list)
+    backward_removed: list[str] = field(default_factory=list)
+    #: The group of the room's new current state; None when it did not change.
+    state_group: int | None = None
+    #: State groups that belong to no one event (a resolved current state).
+    state_groups: list[NewStateGroup] = field(default_factory=list)
+    #: (stream position, key, event) of every current state entry that changed.
+    state_changes: list[tuple[int, StateKey, Event]] = field(default_factory=list)
 
 
 class PersistHook(Protocol):
@@ -59,11 +101,13 @@ class PersistHook(Protocol):
 
     `prepare` runs while the event is built, with the room's state in memory; `write`
     stores what it returned inside the event's own transaction, so both commit together;
-    `committed` runs after the commit (to update caches or wake readers).
+    `committed` runs after the commit (to update caches or wake readers). Only events that
+    enter the room's timeline live (local ones and new ones from other servers) are shown
+    to hooks; backfilled history, outliers and rejected or soft-failed events are not.
     """
 
     def prepare(self, draft: Any, event: Event, item: "PersistedEvent") -> Any:
-        """Called with the room as it is before `event` (a `rooms.service.Draft`: `get(key)`,
+        """Called with the room as it is before `event` (a `rooms.head.Draft`: `get(key)`,
         `joined_members()`, `head.version`); return None when there is nothing to write."""
 
     async def write(self, txn: Transaction, prepared: list[tuple["PersistedEvent", Any]]) -> None: ...
@@ -82,6 +126,14 @@ class NewRoom:
     aliases: list[str] = field(default_factory=list)
 
 
+class RoomRow(NamedTuple):
+    room_version: str
+    current_state_group: int
+    creator: str
+    is_public: bool
+    room_type: str | None
+
+
 @dataclass(slots=True)
 class EventRow:
     """An event as stored, with what the read paths need besides the PDU.
@@ -98,6 +150,9 @@ class EventRow:
     txn_id: str | None
     state_group_before: int
     replaces_state: str | None
+    state_group_after: int = 0
+    outlier: bool = False
+    soft_failed: bool = False
 
     @property
     def key(self) -> tuple[int, int]:
@@ -105,10 +160,13 @@ class EventRow:
         return (self.event.depth, self.stream_ordering)
 
 
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "e.event_id, e.json, r.room_version, e.stream_ordering, e.redacted_by, e.history_visibility, "
-    "e.txn_device, e.txn_id, e.state_group_before, e.replaces_state"
+    "e.txn_device, e.txn_id, e.state_group_before, e.replaces_state, e.state_group_after, e.outlier, "
+    "e.soft_failed, e.rejected_reason"
 )
+#: The condition on events `e` that clients see in a timeline (/messages, /context ...).
+IN_TIMELINE = "e.outlier = 0 AND e.soft_failed = 0 AND e.rejected_reason IS NULL"
 
 
 class RoomStore:
@@ -121,52 +179,36 @@ class RoomStore:
 
     # -- writing -------------------------------------------------------------------------
 
-    async def persist(self, items: list[PersistedEvent], *, new_room: NewRoom | None = None) -> "asyncio.Future[None]":
-        """Store events in one transaction with their state, memberships and the room's head.
+    async def persist(self, items: list[PersistedEvent], change: HeadChange, *,
+                      new_room: NewRoom | None = None) -> "asyncio.Future[None]":
+        """Store events in one transaction with their state groups and edges, and the move
+        of the room's head (extremities, current state, memberships).
 
         Returns once the writes are done; the returned future completes when they are
         durable (the caller awaits it after releasing the room, so one room's events can
         share a group commit).
         """
-        statements: list[Statement] = []
+        writes: list[Statement] = []
         if new_room is not None:
-            statements += _new_room_statements(new_room, items)
-        statements.append(Statement(
-            "INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender, depth, "
-            "origin_server_ts, state_group_before, history_visibility, contains_url, relates_to, rel_type, "
-            "replaces_state, redacted_by, txn_device, txn_id, json) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
-            [
-                (
-                    item.stream_ordering, item.event.event_id, item.event.room_id, item.event.type,
-                    item.event.state_key, item.event.sender, item.event.depth, item.event.origin_server_ts,
-                    item.state_group_before, item.history_visibility, int(item.contains_url), item.relates_to,
-                    item.rel_type, item.replaces_state, item.txn_device, item.txn_id,
-                    orjson.dumps(item.event.pdu).decode(),
-                )
-                for item in items
-            ],
-            many=True,
-        ))
+            writes.append(statements.new_room_statement(new_room, change.state_group or 0))
+            writes.append(Statement("INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?)",
+                                        [(alias, new_room.room_id, new_room.creator) for alias in new_room.aliases],
+                                        many=True))
+        replaced = [item.event.event_id for item in items if item.replaces_outlier]
+        if replaced:
+            writes.append(Statement(f"DELETE FROM events WHERE event_id IN ({in_clause(len(replaced))})", replaced))
+        writes += statements.event_statements(items)
+        groups = [group for item in items for group in item.new_state_groups] + change.state_groups
+        writes += statements.state_group_statements(groups, change.room_id)
         for item in items:
-            statements += _state_statements(item)
-            if item.event.redacts is not None:
-                statements.append(Statement(
+            if item.redacts is not None and item.in_timeline:
+                writes.append(Statement(
                     "UPDATE events SET redacted_by = ? WHERE event_id = ? AND room_id = ? AND redacted_by IS NULL",
-                    (item.event.event_id, item.event.redacts, item.event.room_id),
+                    (item.event.event_id, item.redacts, item.event.room_id),
                 ))
-        last = items[-1]
-        group = next((i.new_state_group.state_group for i in reversed(items) if i.new_state_group), None)
-        if group is None:
-            statements.append(Statement("UPDATE rooms SET last_event_id = ?, last_depth = ? WHERE room_id = ?",
-                                        (last.event.event_id, last.event.depth, last.event.room_id)))
-        else:
-            statements.append(Statement(
-                "UPDATE rooms SET last_event_id = ?, last_depth = ?, current_state_group = ? WHERE room_id = ?",
-                (last.event.event_id, last.event.depth, group, last.event.room_id),
-            ))
+        writes += statements.head_statements(change)
         async with self.db.transaction(wait_durable=False) as txn:
-            await txn.execute_batch(statements)
+            await txn.execute_batch(writes)
             for hook, prepared in _group_hook_data(items).items():
                 await hook.write(txn, prepared)
         return txn.durable
@@ -176,10 +218,10 @@ class RoomStore:
         their targets, and the hooks react."""
         for item in items:
             row = self._events.get(item.event.event_id)
-            if row is not None:
+            if row is not None and item.stream_ordering > 0:
                 self._add_recent(row)
-            if item.event.redacts is not None:
-                target = self._events.get(item.event.redacts) or self._recent_row(item.event.room_id, item.event.redacts)
+            if item.redacts is not None and item.in_timeline:
+                target = self._events.get(item.redacts) or self._recent_row(item.event.room_id, item.redacts)
                 if target is not None and target.event.room_id == item.event.room_id and target.redacted_by is None:
                     target.redacted_by = item.event.event_id
         for hook, prepared in _group_hook_data(items).items():
@@ -211,7 +253,7 @@ class RoomStore:
         return None
 
     def forget_events(self, event_ids: Iterable[str]) -> None:
-        """Drop events whose transaction failed to commit."""
+        """Drop events whose transaction failed to commit (or whose row was replaced)."""
         for event_id in event_ids:
             self._events.pop(event_id, None)
 
@@ -220,31 +262,43 @@ class RoomStore:
 
     # -- rooms ---------------------------------------------------------------------------
 
-    async def get_room(self, room_id: str) -> tuple[Any, ...] | None:
-        """(room_version, current_state_group, last_event_id, last_depth, creator, is_public, room_type)."""
-        return await self.db.fetchone(
-            "SELECT room_version, current_state_group, last_event_id, last_depth, creator, is_public, room_type "
-            "FROM rooms WHERE room_id = ?",
+    async def get_room(self, room_id: str) -> RoomRow | None:
+        row = await self.db.fetchone(
+            "SELECT room_version, current_state_group, creator, is_public, room_type FROM rooms WHERE room_id = ?",
             room_id,
         )
+        return RoomRow(row[0], row[1], row[2], bool(row[3]), row[4]) if row else None
 
-    async def max_positions(self) -> tuple[int, int]:
-        """The last stream ordering and state group in use, to continue numbering after them."""
+    async def max_positions(self) -> tuple[int, int, int]:
+        """The last stream ordering, the first (negative: backfill) one and the last state
+        group in use, to continue numbering after them."""
         row = await self.db.fetchone(
             "SELECT (SELECT COALESCE(MAX(stream_ordering), 0) FROM events), "
+            "(SELECT COALESCE(MIN(stream_ordering), 0) FROM events), "
             "(SELECT COALESCE(MAX(state_group), 0) FROM state_groups)"
         )
-        return row[0], row[1]
+        return row[0], row[1], row[2]
 
     async def set_public(self, room_id: str, is_public: bool) -> None:
         await self.db.execute("UPDATE rooms SET is_public = ? WHERE room_id = ?", int(is_public), room_id)
 
+    async def forward_extremities(self, room_id: str) -> dict[str, int]:
+        """event_id -> depth of the room's forward extremities."""
+        rows = await self.db.fetchall(
+            "SELECT f.event_id, e.depth FROM forward_extremities f JOIN events e ON e.event_id = f.event_id "
+            "WHERE f.room_id = ?", room_id,
+        )
+        return {event_id: depth for event_id, depth in rows}
+
     # -- events --------------------------------------------------------------------------
 
     def _row(self, row) -> EventRow:
-        event_id, json_text, room_version, stream, redacted_by, visibility, txn_device, txn_id, group, replaces = row
+        (event_id, json_text, room_version, stream, redacted_by, visibility, txn_device, txn_id, group, replaces,
+         group_after, outlier, soft_failed, rejected_reason) = row
         event = Event(orjson.loads(json_text), ROOM_VERSIONS[room_version], event_id)
-        return EventRow(event, stream, redacted_by, visibility, txn_device, txn_id, group, replaces)
+        event.rejected_reason = rejected_reason
+        return EventRow(event, stream, redacted_by, visibility, txn_device, txn_id, group, replaces, group_after,
+                        bool(outlier), bool(soft_failed))
 
     async def get_event_rows(self, event_ids: Iterable[str]) -> dict[str, EventRow]:
         """Events by ID, from the cache or one query for the rest."""
@@ -259,8 +313,8 @@ class RoomStore:
         for start in range(0, len(missing), 500):
             chunk = missing[start:start + 500]
             rows = await self.db.fetchall(
-                f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
-                f"WHERE e.event_id IN ({', '.join('?' * len(chunk))})",
+                f"SELECT {EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+                f"WHERE e.event_id IN ({in_clause(len(chunk))})",
                 *chunk,
             )
             for raw in rows:
@@ -276,8 +330,22 @@ class RoomStore:
     def remember_persisted(self, items: list[PersistedEvent]) -> None:
         """Put freshly written events in the cache; the writer has them in hand already."""
         for item in items:
+            item.event.rejected_reason = item.rejected_reason
             self._remember(EventRow(item.event, item.stream_ordering, None, item.history_visibility,
-                                    item.txn_device, item.txn_id, item.state_group_before, item.replaces_state))
+                                    item.txn_device, item.txn_id, item.state_group_before, item.replaces_state,
+                                    item.state_group_after, item.outlier, item.soft_failed))
+
+    def cached_rows(self, raw_rows) -> list[EventRow]:
+        """Rows of a query of `EVENT_COLUMNS` as EventRows, reusing the cached ones (and
+        caching the rest)."""
+        result = []
+        for raw in raw_rows:
+            cached = self._events.get(raw[0])
+            if cached is None:
+                cached = self._row(raw)
+                self._remember(cached)
+            result.append(cached)
+        return result
 
     async def get_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
         rows = await self.get_event_rows(event_ids)
@@ -293,41 +361,44 @@ class RoomStore:
         self, room_id: str, *, lower: tuple[int, int] | None, upper: tuple[int, int] | None, backwards: bool,
         limit: int,
     ) -> list[EventRow]:
-        """A page of a room's timeline in (depth, stream) order: lower <= key < upper."""
+        """A page of a room's timeline in topological (depth, stream) order across its
+        branches: lower <= key < upper."""
         bounds, params = position_bounds(lower, upper)
-        conditions = ["e.room_id = ?", *bounds]
+        conditions = ["e.room_id = ?", IN_TIMELINE, *bounds]
         params = [room_id, *params]
         order = "DESC" if backwards else "ASC"
         rows = await self.db.fetchall(
-            f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+            f"SELECT {EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
             f"WHERE {' AND '.join(conditions)} ORDER BY e.depth {order}, e.stream_ordering {order} LIMIT ?",
             *params, limit,
         )
-        return self._cached_rows(rows)
+        return self.cached_rows(rows)
 
     async def last_event_position(self, room_id: str, stream: int) -> tuple[int, int] | None:
         """(depth, stream) of the room's last event at or before a stream position."""
         row = await self.db.fetchone(
             "SELECT depth, stream_ordering FROM events WHERE room_id = ? AND stream_ordering <= ? "
-            "ORDER BY stream_ordering DESC LIMIT 1",
+            "AND stream_ordering > 0 ORDER BY stream_ordering DESC LIMIT 1",
             room_id, stream,
         )
         return (row[0], row[1]) if row else None
 
     async def event_closest_to_ts(self, room_id: str, ts: int, forwards: bool) -> tuple[str, int] | None:
+        """(event_id, origin_server_ts) of the timeline's event closest to `ts` in one direction."""
         if forwards:
-            sql = ("SELECT event_id, origin_server_ts FROM events WHERE room_id = ? AND origin_server_ts >= ? "
-                   "ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT 1")
+            sql = (f"SELECT event_id, origin_server_ts FROM events e WHERE room_id = ? AND origin_server_ts >= ? "
+                   f"AND {IN_TIMELINE} ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT 1")
         else:
-            sql = ("SELECT event_id, origin_server_ts FROM events WHERE room_id = ? AND origin_server_ts <= ? "
-                   "ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT 1")
+            sql = (f"SELECT event_id, origin_server_ts FROM events e WHERE room_id = ? AND origin_server_ts <= ? "
+                   f"AND {IN_TIMELINE} ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT 1")
         row = await self.db.fetchone(sql, room_id, ts)
         return (row[0], row[1]) if row else None
 
     # -- state ---------------------------------------------------------------------------
 
-    async def load_state_group(self, state_group: int) -> StateMap:
-        """The full state of a group: its snapshot base and deltas, in one query."""
+    async def load_state_group(self, state_group: int) -> tuple[StateMap, int]:
+        """The full state of a group (its snapshot base and deltas, in one query) and the
+        length of its delta chain."""
         rows = await self.db.fetchall(
             "WITH RECURSIVE chain(state_group, prev_group, n) AS ("
             " SELECT state_group, prev_group, 0 FROM state_groups WHERE state_group = ?"
@@ -340,7 +411,9 @@ class RoomStore:
         state: StateMap = {}
         for _, event_type, state_key, event_id in rows:
             state[(event_type, state_key)] = event_id
-        return state
+        chain_length = await self.db.fetchval("SELECT chain_length FROM state_groups WHERE state_group = ?",
+                                              state_group)
+        return state, chain_length or 0
 
     async def current_state_ids(self, room_id: str) -> StateMap:
         rows = await self.db.fetchall("SELECT type, state_key, event_id FROM current_state WHERE room_id = ?", room_id)
@@ -352,7 +425,7 @@ class RoomStore:
         """(room_id, membership) of a user's rooms in the given memberships, forgotten ones left out."""
         rows = await self.db.fetchall(
             f"SELECT room_id, membership FROM memberships WHERE user_id = ? AND forgotten = 0 "
-            f"AND membership IN ({', '.join('?' * len(memberships))})",
+            f"AND membership IN ({in_clause(len(memberships))})",
             user_id, *memberships,
         )
         return [(r[0], r[1]) for r in rows]
@@ -361,7 +434,7 @@ class RoomStore:
         """Deactivated accounts that still hold one of the given memberships somewhere."""
         rows = await self.db.fetchall(
             f"SELECT DISTINCT m.user_id FROM users u JOIN memberships m ON m.user_id = u.user_id "
-            f"WHERE u.deactivated = 1 AND m.membership IN ({', '.join('?' * len(memberships))})",
+            f"WHERE u.deactivated = 1 AND m.membership IN ({in_clause(len(memberships))})",
             *memberships,
         )
         return [r[0] for r in rows]
@@ -373,6 +446,18 @@ class RoomStore:
             room_id, user_id,
         )
         return (row[0], row[1], bool(row[2])) if row else None
+
+    async def memberships_of(self, room_ids: list[str], user_id: str) -> dict[str, str]:
+        """room_id -> the user's membership, for those of the rooms they have one in."""
+        found: dict[str, str] = {}
+        for start in range(0, len(room_ids), 500):
+            chunk = room_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT room_id, membership FROM memberships WHERE user_id = ? AND room_id IN ({in_clause(len(chunk))})",
+                user_id, *chunk,
+            )
+            found.update((room_id, membership) for room_id, membership in rows)
+        return found
 
     async def membership_event_id(self, room_id: str, user_id: str) -> str | None:
         """The user's latest membership event in the room."""
@@ -394,6 +479,17 @@ class RoomStore:
             "SELECT user_id, membership, event_id FROM memberships WHERE room_id = ?", room_id
         )
         return [(r[0], r[1], r[2]) for r in rows]
+
+    async def record_out_of_band_membership(self, item: PersistedEvent, new_room: NewRoom | None) -> "asyncio.Future[None]":
+        """An invite (or its rejection, or a knock) for a room this server is not in: the
+        event, an outlier, and the user's membership, which /sync reports at its position."""
+        event = item.event
+        writes = [statements.new_room_statement(new_room, 0, if_absent=True)] if new_room is not None else []
+        writes += statements.event_statements([item])
+        writes += statements.membership_statements(event.room_id, [(item.stream_ordering, event)])
+        async with self.db.transaction(wait_durable=False) as txn:
+            await txn.execute_batch(writes)
+        return txn.durable
 
     # -- aliases -------------------------------------------------------------------------
 
@@ -438,91 +534,6 @@ class RoomStore:
         )
         return [(row[0], row[1], int(row[2])) for row in rows]
 
-    # -- relations -------------------------------------------------------------------------
-    # Used by rooms/relations.py. A redacted event has lost its m.relates_to, so every read
-    # here leaves redacted children out.
-
-    def _cached_rows(self, raw_rows) -> list[EventRow]:
-        """Rows of a query as EventRows, reusing the cached ones (and caching the rest)."""
-        result = []
-        for raw in raw_rows:
-            cached = self._events.get(raw[0])
-            if cached is None:
-                cached = self._row(raw)
-                self._remember(cached)
-            result.append(cached)
-        return result
-
-    async def relation_page(
-        self, room_id: str, parent_id: str, *, rel_type: str | None, event_type: str | None, max_depth: int,
-        lower: tuple[int, int] | None, upper: tuple[int, int] | None, backwards: bool, limit: int,
-    ) -> list[EventRow]:
-        """A page of the events relating to `parent_id` directly or through up to `max_depth`
-        links (each link matching the filters), in (depth, stream) order: lower <= key < upper."""
-        match = "e.room_id = ? AND e.redacted_by IS NULL"
-        match_params: list[Any] = [room_id]
-        if rel_type is not None:
-            match += " AND e.rel_type = ?"
-            match_params.append(rel_type)
-        if event_type is not None:
-            match += " AND e.type = ?"
-            match_params.append(event_type)
-        bounds, params = position_bounds(lower, upper)
-        conditions = ["1 = 1", *bounds]
-        order = "DESC" if backwards else "ASC"
-        rows = await self.db.fetchall(
-            "WITH RECURSIVE related(event_id, level) AS ("
-            f" SELECT e.event_id, 1 FROM events e WHERE e.relates_to = ? AND {match}"
-            " UNION ALL"
-            " SELECT e.event_id, related.level + 1 FROM related JOIN events e ON e.relates_to = related.event_id"
-            f" WHERE related.level < ? AND {match}"
-            f") SELECT {_EVENT_COLUMNS} FROM related JOIN events e ON e.event_id = related.event_id "
-            f"JOIN rooms r ON r.room_id = e.room_id WHERE {' AND '.join(conditions)} "
-            f"ORDER BY e.depth {order}, e.stream_ordering {order} LIMIT ?",
-            parent_id, *match_params, max_depth, *match_params, *params, limit,
-        )
-        return self._cached_rows(rows)
-
-    async def relation_children(self, parent_ids: list[str],
-                                rel_types: tuple[str, ...]) -> list[tuple[str, str, EventRow]]:
-        """(parent ID, rel_type, child) of every child of the given events with one of the
-        relation types, oldest first."""
-        result: list[tuple[str, str, EventRow]] = []
-        for start in range(0, len(parent_ids), 500):
-            chunk = parent_ids[start:start + 500]
-            rows = await self.db.fetchall(
-                f"SELECT e.relates_to, e.rel_type, {_EVENT_COLUMNS} FROM events e "
-                "JOIN rooms r ON r.room_id = e.room_id "
-                f"WHERE e.relates_to IN ({', '.join('?' * len(chunk))}) "
-                f"AND e.rel_type IN ({', '.join('?' * len(rel_types))}) AND e.redacted_by IS NULL "
-                "ORDER BY e.depth, e.stream_ordering",
-                *chunk, *rel_types,
-            )
-            children = self._cached_rows([raw[2:] for raw in rows])
-            result += [(raw[0], raw[1], child) for raw, child in zip(rows, children)]
-        return result
-
-    async def relation_target(self, queries: Queries, event_id: str) -> tuple[str, str, str | None] | None:
-        """(room_id, sender, rel_type) of an event, read with `queries` (a transaction, to see its writes)."""
-        row = await queries.fetchone("SELECT room_id, sender, rel_type FROM events WHERE event_id = ?", event_id)
-        return (row[0], row[1], row[2]) if row else None
-
-    async def relation_parent(self, queries: Queries, event_id: str, rel_type: str) -> str | None:
-        """The event that `event_id` relates to with `rel_type`, if it does."""
-        return await queries.fetchval(
-            "SELECT relates_to FROM events WHERE event_id = ? AND rel_type = ?", event_id, rel_type
-        )
-
-    async def latest_relation(self, queries: Queries, parent_id: str, rel_type: str, *,
-                              excluding: str) -> tuple[str, int] | None:
-        """(event_id, stream) of the topologically latest unredacted child other than `excluding`."""
-        row = await queries.fetchone(
-            "SELECT event_id, stream_ordering FROM events WHERE relates_to = ? AND rel_type = ? "
-            "AND redacted_by IS NULL AND event_id <> ? ORDER BY depth DESC, stream_ordering DESC LIMIT 1",
-            parent_id, rel_type, excluding,
-        )
-        return (row[0], row[1]) if row else None
-
 
 def position_bounds(lower: tuple[int, int] | None, upper: tuple[int, int] | None) -> tuple[list[str], list[Any]]:
     """SQL conditions for lower <= (depth, stream) < upper on events `e`, with their parameters."""
@@ -537,48 +548,6 @@ def position_bounds(lower: tuple[int, int] | None, upper: tuple[int, int] | None
     return conditions, params
 
 
-def _new_room_statements(room: NewRoom, items: list[PersistedEvent]) -> list[Statement]:
-    return [
-        Statement(
-            "INSERT INTO rooms (room_id, room_version, creator, created_ts, is_public, room_type, "
-            "current_state_group, last_event_id, last_depth) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (room.room_id, room.room_version, room.creator, room.created_ts, int(room.is_public), room.room_type,
-             items[0].state_group_before, items[0].event.event_id, items[0].event.depth),
-        ),
-        Statement("INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?)",
-                  [(alias, room.room_id, room.creator) for alias in room.aliases], many=True),
-    ]
-
-
-def _state_statements(item: PersistedEvent) -> list[Statement]:
-    """A state event's new state group, current state row and membership rows."""
-    group = item.new_state_group
-    if group is None:
-        return []
-    event = item.event
-    statements = [
-        Statement("INSERT INTO state_groups (state_group, room_id, prev_group, chain_length) VALUES (?, ?, ?, ?)",
-                  (group.state_group, event.room_id, group.prev_group, group.chain_length)),
-        Statement("INSERT INTO state_group_entries (state_group, type, state_key, event_id) VALUES (?, ?, ?, ?)",
-                  [(group.state_group, t, sk, eid) for (t, sk), eid in group.entries.items()], many=True),
-        Statement("INSERT INTO current_state (room_id, type, state_key, event_id) VALUES (?, ?, ?, ?) "
-                  "ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id",
-                  (event.room_id, event.type, event.state_key, event.event_id)),
-    ]
-    membership = event.membership
-    if membership is not None:
-        statements += [
-            Statement("INSERT INTO memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten) "
-                      "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (room_id, user_id) DO UPDATE SET "
-                      "membership = excluded.membership, event_id = excluded.event_id, "
-                      "stream_ordering = excluded.stream_ordering, forgotten = 0",
-                      (event.room_id, event.state_key, membership, event.event_id, item.stream_ordering)),
-            Statement("INSERT INTO membership_history (room_id, user_id, stream_ordering, membership) "
-                      "VALUES (?, ?, ?, ?)", (event.room_id, event.state_key, item.stream_ordering, membership)),
-        ]
-    return statements
-
-
 def _group_hook_data(items: list[PersistedEvent]) -> dict[PersistHook, list[tuple[PersistedEvent, Any]]]:
     grouped: dict[PersistHook, list[tuple[PersistedEvent, Any]]] = {}
     for item in items:
@@ -586,98 +555,3 @@ def _group_hook_data(items: list[PersistedEvent]) -> dict[PersistHook, list[tupl
             if prepared is not None:
                 grouped.setdefault(hook, []).append((item, prepared))
     return grouped
-
-
-class SyncQueries:
-    """The room reads /sync needs: everything bounded by stream positions, so their cost
-    follows what changed since a token, not the size of history."""
-
-    def __init__(self, store: RoomStore) -> None:
-        self.store = store
-        self.db = store.db
-
-    async def last_stream_per_room(self) -> dict[str, int]:
-        rows = await self.db.fetchall("SELECT room_id, MAX(stream_ordering) FROM events GROUP BY room_id")
-        return {room_id: stream for room_id, stream in rows}
-
-    async def recent_events(self, room_id: str, *, since: int, upto: int, limit: int) -> list[EventRow]:
-        """The newest `limit` events with since < stream <= upto, oldest first."""
-        in_memory = self.store.recent_rows(room_id, since, upto, limit)
-        if in_memory is not None:
-            return in_memory
-        rows = await self.db.fetchall(
-            f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
-            "WHERE e.room_id = ? AND e.stream_ordering > ? AND e.stream_ordering <= ? "
-            "ORDER BY e.stream_ordering DESC LIMIT ?",
-            room_id, since, upto, limit,
-        )
-        return self.store._cached_rows(reversed(rows))
-
-    async def stream_events(self, room_ids: list[str], *, since: int, upto: int, limit: int) -> list[EventRow]:
-        """The first `limit` events of these rooms with since < stream <= upto, in stream order."""
-        found: list[EventRow] = []
-        for start in range(0, len(room_ids), 500):
-            chunk = room_ids[start:start + 500]
-            rows = await self.db.fetchall(
-                f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
-                f"WHERE e.room_id IN ({', '.join('?' * len(chunk))}) AND e.stream_ordering > ? "
-                "AND e.stream_ordering <= ? ORDER BY e.stream_ordering LIMIT ?",
-                *chunk, since, upto, limit,
-            )
-            found += self.store._cached_rows(rows)
-        found.sort(key=lambda row: row.stream_ordering)
-        return found[:limit]
-
-    async def state_changes(self, room_id: str, *, since: int, before: int) -> dict[StateKey, str]:
-        """The last state event per key with since < stream < before: the state delta."""
-        rows = await self.db.fetchall(
-            "SELECT type, state_key, event_id FROM events WHERE room_id = ? AND state_key IS NOT NULL "
-            "AND stream_ordering > ? AND stream_ordering < ? ORDER BY stream_ordering",
-            room_id, since, before,
-        )
-        return {(t, sk): eid for t, sk, eid in rows}
-
-    async def membership_changes(self, user_id: str, *, since: int, upto: int) -> list[tuple[str, int, str]]:
-        """(room_id, stream, membership) of the user's membership events in (since, upto]."""
-        rows = await self.db.fetchall(
-            "SELECT room_id, stream_ordering, membership FROM membership_history "
-            "WHERE user_id = ? AND stream_ordering > ? AND stream_ordering <= ? ORDER BY stream_ordering",
-            user_id, since, upto,
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    async def room_membership_changes(self, room_ids: list[str], *, since: int, upto: int) -> list[tuple[str, str, str]]:
-        """(room_id, user_id, membership) of the rooms' membership events in (since, upto], in order."""
-        changes: list[tuple[str, str, str]] = []
-        for start in range(0, len(room_ids), 500):
-            chunk = room_ids[start:start + 500]
-            rows = await self.db.fetchall(
-                "SELECT e.room_id, h.user_id, h.membership FROM events e JOIN membership_history h "
-                "ON h.room_id = e.room_id AND h.user_id = e.state_key AND h.stream_ordering = e.stream_ordering "
-                f"WHERE e.room_id IN ({', '.join('?' * len(chunk))}) AND e.stream_ordering > ? "
-                "AND e.stream_ordering <= ? AND e.type = 'm.room.member' ORDER BY e.stream_ordering",
-                *chunk, since, upto,
-            )
-            changes += [(r[0], r[1], r[2]) for r in rows]
-        return changes
-
-    async def membership_histories(self, user_id: str, room_ids: list[str]) -> dict[str, list[tuple[int, str]]]:
-        histories: dict[str, list[tuple[int, str]]] = {room_id: [] for room_id in room_ids}
-        for start in range(0, len(room_ids), 500):
-            chunk = room_ids[start:start + 500]
-            rows = await self.db.fetchall(
-                f"SELECT room_id, stream_ordering, membership FROM membership_history WHERE user_id = ? "
-                f"AND room_id IN ({', '.join('?' * len(chunk))}) ORDER BY stream_ordering",
-                user_id, *chunk,
-            )
-            for room_id, stream, membership in rows:
-                histories[room_id].append((stream, membership))
-        return histories
-
-    async def current_memberships(self, user_id: str) -> dict[str, tuple[str, int]]:
-        """room_id -> (membership, stream) of the user's latest membership in every room not forgotten."""
-        rows = await self.db.fetchall(
-            "SELECT room_id, membership, stream_ordering FROM memberships WHERE user_id = ? AND forgotten = 0",
-            user_id,
-        )
-        return {r[0]: (r[1], r[2]) for r in rows}

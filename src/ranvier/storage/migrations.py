@@ -7,7 +7,9 @@ its version commit together, which makes applying them twice harmless.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
 
 from ranvier.storage.engine import Database, Statement, split_statements
 
@@ -17,6 +19,12 @@ class Migration:
     version: int
     description: str
     sql: str
+    #: Statements one engine runs after `sql` (dialect -> script), for the few things the
+    #: two write differently (reading JSON, for one).
+    by_dialect: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def statements(self, dialect: str) -> list[str]:
+        return split_statements(self.sql) + split_statements(self.by_dialect.get(dialect, ""))
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,7 @@ async def apply_migrations(db: Database, schemas: list[Schema]) -> dict[str, int
         for schema in schemas:
             have = current.get(schema.component, 0)
             pending = schema.migrations[have:]
-            writes += [Statement(sql) for migration in pending for sql in split_statements(migration.sql)]
+            writes += [Statement(sql) for migration in pending for sql in migration.statements(db.dialect)]
             applied[schema.component] = len(pending)
             if pending and have:
                 writes.append(Statement("UPDATE schema_versions SET version = ? WHERE component = ?",

@@ -13,9 +13,9 @@ from typing import Any, Callable, Iterable
 from ranvier.errors import MatrixError
 from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import EventRow
-from ranvier.sync.notifier import Notifier
+from ranvier.notify.notifier import Notifier
 from ranvier.sync.receipts_store import Receipt, ReceiptStore
-from ranvier.sync.streams import StreamPositions
+from ranvier.notify.streams import StreamPositions
 from ranvier.users.account_data import AccountData
 
 READ, READ_PRIVATE, FULLY_READ = "m.read", "m.read.private", "m.fully_read"

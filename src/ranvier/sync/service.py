@@ -18,13 +18,15 @@ from ranvier.errors import MatrixError
 from ranvier.events.model import MEMBER
 from ranvier.requester import Requester
 from ranvier.rooms.service import RoomHead, RoomServer
-from ranvier.rooms.store import EventRow, StateKey, SyncQueries
+from ranvier.rooms.store import EventRow, StateKey
+from ranvier.rooms.sync_queries import SyncQueries
 from ranvier.rooms.visibility import is_visible
 from ranvier.sync.filters import SyncFilter
 from ranvier.sync.store import FilterStore
-from ranvier.sync.notifier import Notifier
+from ranvier.notify.notifier import Notifier
 from ranvier.sync.timeline import Timeline
-from ranvier.sync.tokens import SyncToken, position_after, room_token
+from ranvier.rooms.tokens import position_after, room_token
+from ranvier.sync.tokens import SyncToken
 
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMEOUT_MS = 5 * 60 * 1000
@@ -364,7 +366,7 @@ class SyncService:
         if rows:
             prev_batch = room_token(rows[0].key)
         else:
-            prev_batch = room_token(position_after((head.last_depth, window.now.events)))
+            prev_batch = room_token(position_after((head.depth, window.now.events)))
 
         full = since_events is None or window.full_state
         state_ids = await self._state_for(room_id, since_events, window.now.events, timeline, full)

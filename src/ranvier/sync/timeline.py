@@ -16,7 +16,8 @@ from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import EventRow, RoomStore, StateKey
 from ranvier.rooms.visibility import MembershipHistory, is_visible, joined_at
 from ranvier.sync.filters import EventFilter
-from ranvier.sync.tokens import RoomPosition, SyncToken, parse_room_token, position_after, room_token
+from ranvier.rooms.tokens import RoomPosition, parse_room_token, position_after, room_token
+from ranvier.sync.tokens import SyncToken
 
 #: How many extra rows a filtered page may scan before returning what it found.
 _SCAN_FACTOR = 10
@@ -159,7 +160,7 @@ class Timeline:
         bound = await self.position_of(room_id, to_token) if to_token else None
         if start is None and backwards:  # from the newest end of the room
             head = await self.rooms.head(room_id)
-            start_token = room_token(position_after((head.last_depth, self.rooms.positions.current)))
+            start_token = room_token(position_after((head.depth, self.rooms.positions.current)))
         else:
             start_token = from_token or room_token((0, 0))
         limit = min(event_filter.limit or limit, MAX_PAGE)

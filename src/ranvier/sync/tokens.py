@@ -1,35 +1,10 @@
-"""Pagination tokens of a room's timeline: `t<depth>_<stream>`.
-
-A token is the boundary just before the event with that (depth, stream) key: events with
-a smaller key are before it, the event itself and larger keys after it. Paging either way
-from the same token therefore neither repeats nor skips an event.
-"""
+"""Sync tokens: the position of every stream /sync reports, `s<p1>_<p2>_...`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ranvier.errors import MatrixError
-
-RoomPosition = tuple[int, int]
-
-
-def room_token(position: RoomPosition) -> str:
-    return f"t{position[0]}_{position[1]}"
-
-
-def parse_room_token(token: str) -> RoomPosition:
-    if token.startswith("t"):
-        depth, sep, stream = token[1:].partition("_")
-        if sep and token.isascii() and depth.lstrip("-").isdigit() and stream.lstrip("-").isdigit():
-            return int(depth), int(stream)
-    raise MatrixError("M_INVALID_PARAM", "Invalid pagination token")
-
-
-def position_after(position: RoomPosition) -> RoomPosition:
-    """The boundary just after the event at `position`."""
-    return position[0], position[1] + 1
-
 
 STREAMS = ("events", "account_data", "receipts", "typing", "presence", "to_device", "device_lists")
 

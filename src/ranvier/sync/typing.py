@@ -14,7 +14,7 @@ from typing import Iterable
 
 from ranvier.errors import MatrixError
 from ranvier.rooms.service import RoomServer
-from ranvier.sync.notifier import Notifier
+from ranvier.notify.notifier import Notifier
 
 #: The longest a typing notification lasts without being renewed.
 MAX_TIMEOUT_MS = 120_000

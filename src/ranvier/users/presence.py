@@ -18,8 +18,8 @@ from typing import Any
 
 from ranvier import background
 from ranvier.errors import MatrixError
-from ranvier.sync.notifier import Notifier
-from ranvier.sync.streams import StreamPositions
+from ranvier.notify.notifier import Notifier
+from ranvier.notify.streams import StreamPositions
 from ranvier.users.personal_store import PresenceRow, PresenceStore
 
 log = logging.getLogger("ranvier.presence")

@@ -1,0 +1,105 @@
+"""The room reads /sync needs: everything bounded by stream positions, so their cost
+follows what changed since a token, not the size of history. Only positive positions are
+ever reported: backfilled history, outliers and rejected events sit below zero.
+"""
+
+from __future__ import annotations
+
+from ranvier.rooms.store import EVENT_COLUMNS, EventRow, RoomStore, StateKey, in_clause
+
+
+class SyncQueries:
+    """The room reads /sync needs: everything bounded by stream positions, so their cost
+    follows what changed since a token, not the size of history."""
+
+    def __init__(self, store: RoomStore) -> None:
+        self.store = store
+        self.db = store.db
+
+    async def last_stream_per_room(self) -> dict[str, int]:
+        rows = await self.db.fetchall("SELECT room_id, MAX(stream_ordering) FROM events GROUP BY room_id")
+        return {room_id: stream for room_id, stream in rows}
+
+    async def recent_events(self, room_id: str, *, since: int, upto: int, limit: int) -> list[EventRow]:
+        """The newest `limit` events with since < stream <= upto, oldest first."""
+        in_memory = self.store.recent_rows(room_id, since, upto, limit)
+        if in_memory is not None:
+            return in_memory
+        rows = await self.db.fetchall(
+            f"SELECT {EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+            "WHERE e.room_id = ? AND e.stream_ordering > ? AND e.stream_ordering <= ? "
+            "ORDER BY e.stream_ordering DESC LIMIT ?",
+            room_id, since, upto, limit,
+        )
+        return self.store.cached_rows(reversed(rows))
+
+    async def stream_events(self, room_ids: list[str], *, since: int, upto: int, limit: int) -> list[EventRow]:
+        """The first `limit` events of these rooms with since < stream <= upto, in stream order."""
+        found: list[EventRow] = []
+        for start in range(0, len(room_ids), 500):
+            chunk = room_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT {EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+                f"WHERE e.room_id IN ({in_clause(len(chunk))}) AND e.stream_ordering > ? "
+                "AND e.stream_ordering <= ? ORDER BY e.stream_ordering LIMIT ?",
+                *chunk, since, upto, limit,
+            )
+            found += self.store.cached_rows(rows)
+        found.sort(key=lambda row: row.stream_ordering)
+        return found[:limit]
+
+    async def state_changes(self, room_id: str, *, since: int, before: int) -> dict[StateKey, str]:
+        """The room's current state entries that changed with since < stream < before,
+        each as it was last set: the state delta (a resolution of the room's branches
+        changes the current state too, not only the state events that arrive)."""
+        rows = await self.db.fetchall(
+            "SELECT type, state_key, event_id FROM current_state_deltas WHERE room_id = ? "
+            "AND stream_ordering > ? AND stream_ordering < ? ORDER BY stream_ordering",
+            room_id, since, before,
+        )
+        return {(t, sk): eid for t, sk, eid in rows if eid is not None}
+
+    async def membership_changes(self, user_id: str, *, since: int, upto: int) -> list[tuple[str, int, str]]:
+        """(room_id, stream, membership) of the user's membership events in (since, upto]."""
+        rows = await self.db.fetchall(
+            "SELECT room_id, stream_ordering, membership FROM membership_history "
+            "WHERE user_id = ? AND stream_ordering > ? AND stream_ordering <= ? ORDER BY stream_ordering",
+            user_id, since, upto,
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def room_membership_changes(self, room_ids: list[str], *, since: int, upto: int) -> list[tuple[str, str, str]]:
+        """(room_id, user_id, membership) of the rooms' membership events in (since, upto], in order."""
+        changes: list[tuple[str, str, str]] = []
+        for start in range(0, len(room_ids), 500):
+            chunk = room_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                "SELECT e.room_id, h.user_id, h.membership FROM events e JOIN membership_history h "
+                "ON h.room_id = e.room_id AND h.user_id = e.state_key AND h.stream_ordering = e.stream_ordering "
+                f"WHERE e.room_id IN ({in_clause(len(chunk))}) AND e.stream_ordering > ? "
+                "AND e.stream_ordering <= ? AND e.type = 'm.room.member' ORDER BY e.stream_ordering",
+                *chunk, since, upto,
+            )
+            changes += [(r[0], r[1], r[2]) for r in rows]
+        return changes
+
+    async def membership_histories(self, user_id: str, room_ids: list[str]) -> dict[str, list[tuple[int, str]]]:
+        histories: dict[str, list[tuple[int, str]]] = {room_id: [] for room_id in room_ids}
+        for start in range(0, len(room_ids), 500):
+            chunk = room_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT room_id, stream_ordering, membership FROM membership_history WHERE user_id = ? "
+                f"AND room_id IN ({in_clause(len(chunk))}) ORDER BY stream_ordering",
+                user_id, *chunk,
+            )
+            for room_id, stream, membership in rows:
+                histories[room_id].append((stream, membership))
+        return histories
+
+    async def current_memberships(self, user_id: str) -> dict[str, tuple[str, int]]:
+        """room_id -> (membership, stream) of the user's latest membership in every room not forgotten."""
+        rows = await self.db.fetchall(
+            "SELECT room_id, membership, stream_ordering FROM memberships WHERE user_id = ? AND forgotten = 0",
+            user_id,
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
