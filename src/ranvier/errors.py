@@ -49,6 +49,8 @@ ERROR_STATUS: dict[str, int] = {
     "M_UNKNOWN_POS": 400,
     "M_UNABLE_TO_AUTHORISE_JOIN": 400,
     "M_UNABLE_TO_GRANT_JOIN": 502,
+    #: The 2014 draft's code for bad pagination values (legacy_api only).
+    "M_BAD_PAGINATION": 400,
 }
 
 

@@ -16,6 +16,10 @@ from aiohttp import web
 from ranvier import background
 from ranvier.config import Config
 from ranvier.events.signing import SigningKey
+from ranvier.legacy_api.records import DraftRecords
+from ranvier.legacy_api.routing import legacy_routes
+from ranvier.legacy_api.schema import SCHEMA as LEGACY_SCHEMA
+from ranvier.legacy_api.store import LegacyStore
 from ranvier.media.schema import SCHEMA as MEDIA_SCHEMA
 from ranvier.media.service import MediaService
 from ranvier.push.schema import SCHEMA as PUSH_SCHEMA
@@ -65,7 +69,7 @@ DEACTIVATION_SWEEP_S = 60.0
 #: Every service's tables, in the order their migrations run.
 SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, PUSH_SCHEMA, RELATIONS_SCHEMA,
                          REPORTS_SCHEMA, PROFILE_FIELDS_SCHEMA, ACCOUNT_DATA_SCHEMA, PRESENCE_SCHEMA, DIRECTORY_SCHEMA,
-                         RECEIPTS_SCHEMA]
+                         RECEIPTS_SCHEMA, LEGACY_SCHEMA]
 
 
 def client_api_routes():
@@ -148,6 +152,7 @@ class Homeserver:
         self.receipts: Receipts | None = None
         self.presence: Presence | None = None
         self.user_directory: UserDirectory | None = None
+        self.legacy: DraftRecords | None = None
         self.app: web.Application | None = None
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
@@ -175,8 +180,11 @@ class Homeserver:
         self.timeline.relations = self.relations
         self.sync = SyncService(self.rooms, self.timeline, self.notifier, FilterStore(self.db), streams=self)
         self.media = MediaService(self.db, self.config)
+        self.legacy = DraftRecords(LegacyStore(self.db), self.notifier)
+        await self.legacy.start()
+        self.rooms.persist_hooks.append(self.legacy)
         self.app = make_app(self, max_body=self.config.limits.max_request_body_bytes)
-        for routes in client_api_routes():
+        for routes in client_api_routes() + legacy_routes():
             add_routes(self.app.router, routes)
         access_log = logging.getLogger("ranvier.access") if self.config.logging.access_log else None
         runner = web.AppRunner(
