@@ -177,6 +177,10 @@ async def test_feedback_delivery_and_read(draft: DraftApi, api, homeserver):
 @pytest.mark.parametrize("method,path,body,status,errcode", [
     ("PUT", f"{ROOM}/messages/alice@sy.org/m1/feedback/bob@sy.org/x", {}, 400, "M_BAD_JSON"),
     ("PUT", f"{ROOM}/messages/alice@sy.org/m1/feedback/bob@sy.org/d", {"sender_ts": "now"}, 400, "M_BAD_JSON"),
+    ("PUT", f"{ROOM}/messages/alice@sy.org/m1/feedback/bob@sy.org/d", {"sender_ts": 10**30}, 400, "M_BAD_JSON"),
+    ("PUT", f"{ROOM}/messages/alice@sy.org/m1/feedback/bob@sy.org/d", {"sender_ts": -1}, 400, "M_BAD_JSON"),
+    ("PUT", f"{ROOM}/messages/bob@sy.org/m9", {"msgtype": "m.text", "body": "x", "sender_ts": 10**30}, 400,
+     "M_BAD_JSON"),
     ("PUT", f"{ROOM}/messages/alice@sy.org/nope/feedback/bob@sy.org/d", {}, 404, "M_NOT_FOUND"),
     ("PUT", f"{ROOM}/messages/bob@sy.org/m1/feedback/bob@sy.org/d", {}, 404, "M_NOT_FOUND"),
     ("PUT", "/rooms/nowhere@sy.org/messages/alice@sy.org/m1/feedback/bob@sy.org/d", {}, 404, "M_NOT_FOUND"),
@@ -191,6 +195,9 @@ async def test_feedback_delivery_and_read(draft: DraftApi, api, homeserver):
     ("GET", f"{ROOM}/messages/list?from=t1", None, 400, "M_BAD_PAGINATION"),
     ("GET", f"{ROOM}/messages/list?to=e1_2_3_4", None, 400, "M_BAD_PAGINATION"),
     ("GET", f"{ROOM}/messages/list?limit=ten", None, 400, "M_BAD_PAGINATION"),
+    ("GET", f"{ROOM}/messages/list?from=t{10**30}_1", None, 400, "M_BAD_PAGINATION"),
+    ("GET", f"{ROOM}/messages/list?from=t1_1&to=t1_{10**20}", None, 400, "M_BAD_PAGINATION"),
+    ("GET", f"/events?from=e{10**30}_0_0_0&timeout=0", None, 200, None),
     ("GET", f"{ROOM}/messages/list?feedback=yes", None, 400, "M_BAD_PAGINATION"),
     ("GET", "/rooms/nowhere@sy.org/messages/list", None, 404, "M_NOT_FOUND"),
 ])

@@ -59,6 +59,7 @@ async def unregister(request: web.Request) -> web.Response:
     its user ID is never given out again) and leave every room."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
+    await read_json(request, allow_empty=True)
     await hs.users.deactivate(who.user_id)
     await hs.rooms.leave_all_rooms(who.user_id)
     return done()

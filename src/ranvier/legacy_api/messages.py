@@ -40,6 +40,9 @@ OPTIONAL_KEYS: dict[str, type] = {
 }
 FEEDBACK_KINDS = ("d", "r")
 MAX_MSG_ID_BYTES = 255
+#: Timestamps and positions are stored as 64-bit integers; JSON numbers stay within 2^53.
+MAX_JSON_INTEGER = 2**53 - 1
+MAX_POSITION = 2**62
 #: The start of every room's timeline, as a token.
 ROOM_START = room_token((0, 0))
 
@@ -129,6 +132,8 @@ async def send_feedback(request: web.Request) -> web.Response:
     who = await requester(request)
     body = await read_json(request, allow_empty=True)
     sender_ts = field(body, "sender_ts", int)
+    if sender_ts is not None and not 0 <= sender_ts <= MAX_JSON_INTEGER:
+        raise MatrixError("M_BAD_JSON", "sender_ts must be a timestamp in milliseconds")
     kind = _feedback_kind(request)
     room_id = await resolve_room(hs.rooms, request.match_info["room_id"])
     msgfrom = user_from_draft(request.match_info["msgfrom"], hs.config.server_name)
@@ -198,9 +203,12 @@ def _room_position(token: str) -> RoomPosition | None:
     if token in (START, END):
         return None
     try:
-        return parse_room_token(token)
+        position = parse_room_token(token)
     except MatrixError:
-        raise bad_pagination(f"{token!r} is not a token of a room's messages") from None
+        position = None
+    if position is None or not all(0 <= part < MAX_POSITION for part in position):
+        raise bad_pagination(f"{token!r} is not a token of a room's messages")
+    return position
 
 
 async def message_pages(request: web.Request, user_id: str, room_ids: list[str], page: PageRequest, *,
