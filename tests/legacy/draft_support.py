@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
+from tests.conftest import Api
+
 PREFIX = "/matrix/client/api/v1"
 
 
-class DraftApi:
+class DraftApi(Api):
     """The draft's requests: paths under PREFIX, the access token as a query parameter."""
 
-    def __init__(self, api) -> None:
-        self.api = api
+    def __init__(self, api: Api) -> None:
+        super().__init__(api.session, api.base_url)
 
-    async def request(self, method: str, path: str, body=None, *, token: str | None = None,
-                      params: dict | None = None, data: bytes | None = None) -> tuple[int, object]:
+    async def request(self, method: str, path: str, body=None, *, token: str | None = None, data: bytes | None = None,
+                      headers: dict | None = None, params: dict | None = None) -> tuple[int, object]:
         params = dict(params or {})
         if token is not None:
             params["access_token"] = token
-        return await self.api.request(method, PREFIX + path, body, data=data, params=params)
-
-    async def get(self, path, **kw):
-        return await self.request("GET", path, **kw)
-
-    async def post(self, path, body=None, **kw):
-        return await self.request("POST", path, body, **kw)
-
-    async def put(self, path, body=None, **kw):
-        return await self.request("PUT", path, body, **kw)
-
-    async def delete(self, path, **kw):
-        return await self.request("DELETE", path, **kw)
+        return await super().request(method, PREFIX + path, body, data=data, headers=headers, params=params)
 
     async def register(self, user_id: str | None = None, password: str | None = None) -> tuple[str, str]:
         """(user_id, access_token) of a new account; the server picks the ID when none is given."""

@@ -26,7 +26,6 @@ from ranvier.errors import MatrixError
 from ranvier.events.model import MEMBER
 from ranvier.legacy_api.forms import MESSAGE, feedback_event, has_draft_form, presence_event, room_event
 from ranvier.legacy_api.ids import rooms_to_draft
-from ranvier.legacy_api.messages import feedback_on
 from ranvier.legacy_api.pagination import END, START, PageRequest, bad_pagination, page_request, query_milliseconds
 from ranvier.legacy_api.presence import presence_entries
 from ranvier.legacy_api.routing import DraftRoutes
@@ -166,19 +165,16 @@ class StreamPage:
                     if receipt.receipt_type == READ]
         receipts.sort(key=lambda receipt: receipt.stream_id, reverse=backwards)
         targets = await self.hs.rooms.store.get_event_rows([receipt.event_id for receipt in receipts])
-        messages = [targets[r.event_id] for r in receipts if r.event_id in targets
-                    and targets[r.event_id].event.type == MESSAGE and not targets[r.event_id].redacted_by]
-        by_draft = {(f.event_id, f.user_id) for f in await self.hs.legacy.store.feedback_on(
-            [row.event.event_id for row in messages]) if f.kind == "r"}
-        candidates, seen = [], set()
-        for receipt in receipts:
-            key = (receipt.event_id, receipt.user_id)
-            target = targets.get(receipt.event_id)
-            if target is None or target.event.type != MESSAGE or target.redacted_by or key in by_draft or key in seen:
-                continue
-            seen.add(key)
-            candidates.append(Feedback(receipt.room_id, receipt.event_id, target.stream_ordering, receipt.user_id, "r",
-                                       None, receipt.ts, receipt.stream_id, "receipt"))
+        on_messages = [receipt for receipt in receipts if (target := targets.get(receipt.event_id)) is not None
+                       and target.event.type == MESSAGE and not target.redacted_by]
+        # A reader's draft "r" on the message already stands for their receipt; one per reader.
+        seen = {(f.event_id, f.user_id) for f in await self.hs.legacy.store.feedback_on(
+            [receipt.event_id for receipt in on_messages]) if f.kind == "r"}
+        candidates = []
+        for receipt in on_messages:
+            if (receipt.event_id, receipt.user_id) not in seen:
+                seen.add((receipt.event_id, receipt.user_id))
+                candidates.append(Feedback.of_receipt(receipt, targets[receipt.event_id].stream_ordering))
         return Scan([Item(RECEIPTS, f.stream_id, f.hs_ts, f) for f in await self._messages_in_stream(candidates)])
 
     async def _feedback(self, joined: list[str], after: int, upto: int, backwards: bool, limit: int) -> Scan:

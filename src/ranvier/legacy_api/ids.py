@@ -35,17 +35,22 @@ def user_to_draft(user_id: str) -> str:
     return user_id
 
 
+def _todays_form(value: str, sigil: str, server_name: str) -> str:
+    """`name@domain` (a bare `name`: of this server) as `<sigil>name:domain`; an ID already in
+    today's form as it is."""
+    if value.startswith(sigil) and ":" in value:
+        return value
+    if "@" in value:
+        localpart, _, domain = value.rpartition("@")
+        return f"{sigil}{localpart}:{domain}"
+    return f"{sigil}{value}:{server_name}"
+
+
 def user_from_draft(value: object, server_name: str) -> str:
     """A user ID in either form, or a bare localpart of this server, as today's user ID."""
     if not isinstance(value, str) or not value:
         raise MatrixError("M_BAD_JSON", "A user ID must be a non-empty string")
-    if value.startswith("@") and ":" in value:
-        user_id = value
-    elif "@" in value:
-        localpart, _, domain = value.rpartition("@")
-        user_id = f"@{localpart}:{domain}"
-    else:
-        user_id = f"@{value}:{server_name}"
+    user_id = _todays_form(value, "@", server_name)
     try:
         localpart, _ = parse_user_id(user_id)
     except InvalidIdentifier:
@@ -59,13 +64,7 @@ def user_from_draft(value: object, server_name: str) -> str:
 
 def alias_from_draft(value: str, server_name: str) -> str:
     """`room_beta@sy.org` (or `#room_beta:sy.org`, or a bare `room_beta`) -> `#room_beta:sy.org`."""
-    if value.startswith("#"):
-        alias = value
-    elif "@" in value:
-        localpart, _, domain = value.rpartition("@")
-        alias = f"#{localpart}:{domain}"
-    else:
-        alias = f"#{value}:{server_name}"
+    alias = _todays_form(value, "#", server_name)
     try:
         localpart, _ = split_id(alias, "#")
     except InvalidIdentifier:

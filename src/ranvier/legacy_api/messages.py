@@ -192,8 +192,7 @@ async def feedback_on(request: web.Request, rows: list[EventRow]) -> dict[str, l
     for receipt in await hs.receipts.read_receipts_at({row.event.room_id for row in rows}, event_ids):
         if (receipt.event_id, receipt.user_id) not in read:
             read.add((receipt.event_id, receipt.user_id))
-            given.append(Feedback(receipt.room_id, receipt.event_id, receipt.event_stream_ordering, receipt.user_id,
-                                  "r", None, receipt.ts, receipt.stream_id, "receipt"))
+            given.append(Feedback.of_receipt(receipt, receipt.event_stream_ordering))
     for feedback in sorted(given, key=lambda feedback: feedback.hs_ts):
         found.setdefault(feedback.event_id, []).append(feedback)
     return found

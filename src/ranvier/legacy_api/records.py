@@ -21,11 +21,11 @@ from typing import Any, AsyncIterator
 from weakref import WeakValueDictionary
 
 from ranvier.events.model import Event
+from ranvier.legacy_api.store import Feedback, LegacyStore
 from ranvier.rooms.store import PersistedEvent
 from ranvier.storage.engine import Transaction
 from ranvier.sync.notifier import Notifier
 from ranvier.sync.streams import StreamPositions
-from ranvier.legacy_api.store import Feedback, LegacyStore
 
 MESSAGE = "m.room.message"
 

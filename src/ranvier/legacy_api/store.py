@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ranvier.storage.engine import Database, Transaction
+from ranvier.sync.receipts_store import Receipt
 
 _FEEDBACK_COLUMNS = "room_id, event_id, message_stream, user_id, feedback, sender_ts, hs_ts, stream_id"
 
@@ -26,6 +27,12 @@ class Feedback:
     #: Its position in its own stream (legacy feedback or receipts).
     stream_id: int
     source: str = "feedback"
+
+    @classmethod
+    def of_receipt(cls, receipt: Receipt, message_stream: int) -> "Feedback":
+        """Today's read receipt as the draft's read feedback (it has no sender_ts)."""
+        return cls(receipt.room_id, receipt.event_id, message_stream, receipt.user_id, "r", None, receipt.ts,
+                   receipt.stream_id, "receipt")
 
     @property
     def feedback_event_id(self) -> str:
