@@ -121,21 +121,26 @@ class StreamPage:
     # -- the four streams ----------------------------------------------------------------
 
     async def _room_events(self, memberships: dict, after: int, upto: int, backwards: bool, limit: int) -> Scan:
-        rooms = [room_id for room_id, (membership, stream) in memberships.items()
-                 if backwards or ((membership in HELD or stream > after)
-                                  and self.hs.rooms.room_streams.get(room_id, 0) > after)]
-        if not rooms or after >= upto:
+        # A room counts up to the user's leave (or invitation, or knock) when they are not
+        # joined; going forwards, only rooms that moved since `after` (known in memory).
+        bounds = {}
+        for room_id, (membership, stream) in memberships.items():
+            bound = upto if membership == "join" else min(upto, stream)
+            if bound > after and (backwards or self.hs.rooms.room_streams.get(room_id, 0) > after):
+                bounds[room_id] = bound
+        if not bounds:
             return Scan()
-        histories = await self._history_of(rooms)
+        histories = await self._history_of(list(bounds))
         # Nothing before a user's first membership event in a room is theirs to see.
-        after = max(after, min((histories[room_id][0][0] for room_id in rooms if histories[room_id]),
+        after = max(after, min((histories[room_id][0][0] for room_id in bounds if histories[room_id]),
                                default=upto) - 1)
         scan = Scan(complete=False, reached=upto + 1 if backwards else after)
         budget = _SCAN_BUDGET
         low, high = after, upto
         while len(scan.items) < limit and budget > 0:
             batch = min(max(limit - len(scan.items), 50), 1000)
-            rows = await self.hs.sync.queries.stream_page(rooms, after=low, upto=high, backwards=backwards, limit=batch)
+            capped = {room_id: min(bound, high) for room_id, bound in bounds.items()}
+            rows = await self.hs.sync.queries.stream_page(capped, after=low, backwards=backwards, limit=batch)
             budget -= len(rows)
             for row in rows:
                 scan.reached = row.stream_ordering

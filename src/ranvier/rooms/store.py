@@ -629,20 +629,33 @@ class SyncQueries:
         )
         return self.store._cached_rows(reversed(rows))
 
-    async def stream_page(self, room_ids: list[str], *, after: int, upto: int, backwards: bool,
+    async def stream_page(self, room_bounds: dict[str, int], *, after: int, backwards: bool,
                           limit: int) -> list[EventRow]:
-        """Up to `limit` events of these rooms with after < stream <= upto, in stream order
-        (newest first when backwards): the draft API's event stream across a user's rooms."""
+        """Up to `limit` events with stream > after, of each room up to its own bound
+        (inclusive), in stream order (newest first when backwards): the draft API's event
+        stream across a user's rooms, where a room they left counts up to their leave."""
+        by_bound: dict[int, list[str]] = {}
+        for room_id, bound in room_bounds.items():
+            if bound > after:
+                by_bound.setdefault(bound, []).append(room_id)
+        statements: list[tuple[list[str], list[Any]]] = [([], [])]
+        for bound, room_ids in by_bound.items():
+            for start in range(0, len(room_ids), 500):
+                chunk = room_ids[start:start + 500]
+                if len(statements[-1][1]) + len(chunk) > 1000:
+                    statements.append(([], []))
+                statements[-1][0].append(f"(e.room_id IN ({', '.join('?' * len(chunk))}) AND e.stream_ordering <= ?)")
+                statements[-1][1].extend([*chunk, bound])
         order = "DESC" if backwards else "ASC"
         rows: list[EventRow] = []
-        for start in range(0, len(room_ids), 500):
-            chunk = room_ids[start:start + 500]
-            rows += self.store._cached_rows(await self.db.fetchall(
-                f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
-                f"WHERE e.room_id IN ({', '.join('?' * len(chunk))}) AND e.stream_ordering > ? "
-                f"AND e.stream_ordering <= ? ORDER BY e.stream_ordering {order} LIMIT ?",
-                *chunk, after, upto, limit,
-            ))
+        for conditions, params in statements:
+            if conditions:
+                rows += self.store._cached_rows(await self.db.fetchall(
+                    f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+                    f"WHERE e.stream_ordering > ? AND ({' OR '.join(conditions)}) "
+                    f"ORDER BY e.stream_ordering {order} LIMIT ?",
+                    after, *params, limit,
+                ))
         rows.sort(key=lambda row: row.stream_ordering, reverse=backwards)
         return rows[:limit]
 
