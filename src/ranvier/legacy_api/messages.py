@@ -219,10 +219,13 @@ async def message_pages(request: web.Request, user_id: str, room_ids: list[str],
     hs = request.app[HOMESERVER]
     from_position, to_position = _room_position(page.from_token), _room_position(page.to_token)
     backwards = page.backwards(lambda: to_position < from_position)
-    empty = page.from_token == (START if backwards else END)
     lower, upper = (to_position, from_position) if backwards else (from_position, to_position)
-    pages = {room_id: [] for room_id in room_ids} if empty or not page.limit else await hs.rooms.store.pages_per_room(
-        room_ids, event_type=MESSAGE, lower=lower, upper=upper, backwards=backwards, limit=page.limit)
+    # Going back from START or on from END there is nothing to read.
+    if page.from_token == (START if backwards else END) or not page.limit:
+        pages: dict[str, list[EventRow]] = {room_id: [] for room_id in room_ids}
+    else:
+        pages = await hs.rooms.store.pages_per_room(room_ids, event_type=MESSAGE, lower=lower, upper=upper,
+                                                    backwards=backwards, limit=page.limit)
     seen = [row for rows in pages.values() for row in rows]
     histories = await hs.sync.queries.membership_histories(user_id, [room_id for room_id in room_ids if pages[room_id]])
     msg_ids = await hs.legacy.store.msg_ids([row.event.event_id for row in seen])
