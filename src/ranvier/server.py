@@ -23,6 +23,10 @@ from ranvier.e2ee.keys_store import KeyStore
 from ranvier.e2ee.schema import BACKUP_SCHEMA, KEYS_SCHEMA, TO_DEVICE_SCHEMA
 from ranvier.e2ee.to_device import ToDevice, ToDeviceStore
 from ranvier.events.signing import SigningKey
+from ranvier.legacy_api.records import DraftRecords
+from ranvier.legacy_api.routing import legacy_routes
+from ranvier.legacy_api.schema import SCHEMA as LEGACY_SCHEMA
+from ranvier.legacy_api.store import LegacyStore
 from ranvier.media.schema import SCHEMA as MEDIA_SCHEMA
 from ranvier.media.service import MediaService
 from ranvier.outbound.schema import SCHEMA as OUTBOUND_SCHEMA
@@ -78,12 +82,13 @@ DEACTIVATION_SWEEP_S = 60.0
 #: Every service's tables, in the order their migrations run.
 SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, PUSH_SCHEMA, RELATIONS_SCHEMA,
                          REPORTS_SCHEMA, PROFILE_FIELDS_SCHEMA, ACCOUNT_DATA_SCHEMA, PRESENCE_SCHEMA, DIRECTORY_SCHEMA,
-                         RECEIPTS_SCHEMA, OUTBOUND_SCHEMA, ERASURE_SCHEMA, KEYS_SCHEMA, TO_DEVICE_SCHEMA, BACKUP_SCHEMA]
+                         RECEIPTS_SCHEMA, OUTBOUND_SCHEMA, ERASURE_SCHEMA, KEYS_SCHEMA, TO_DEVICE_SCHEMA, BACKUP_SCHEMA,
+                         LEGACY_SCHEMA]
 
 
 def route_tables():
-    """The route tables of every API module, client and federation (imported here, mounted
-    once, listed in docs/api-coverage.md in this order)."""
+    """The route tables of every API module: today's client API, federation, and the 2014
+    draft's (imported here, mounted once, listed in docs/api-coverage.md in this order)."""
     from ranvier.client_api import (account, devices, discovery, legacy_sync, login, media, membership, register,
                                     relations, rooms, sync)
     from ranvier.client_api import directory, reporting, spaces, upgrade
@@ -98,7 +103,7 @@ def route_tables():
             typing.routes, receipts.routes, presence.routes, user_directory.routes, push.routes,
             thirdparty.routes, appservice.routes, threepid.routes, admin.routes, openid.routes, voip.routes,
             room_summary.routes, mutual_rooms.routes, keys.routes, to_device.routes, room_keys.routes,
-            federation_openid.routes]
+            federation_openid.routes] + legacy_routes()
 
 
 @dataclass
@@ -176,6 +181,7 @@ class Homeserver:
         self.device_lists: DeviceLists | None = None
         self.to_device: ToDevice | None = None
         self.key_backup: KeyBackup | None = None
+        self.legacy: DraftRecords | None = None
         self.app: web.Application | None = None
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
@@ -211,6 +217,9 @@ class Homeserver:
         self.sync = SyncService(self.rooms, self.timeline, self.notifier, FilterStore(self.db), streams=self)
         self.legacy_sync = LegacySync(self.sync, self.timeline)
         self.media = MediaService(self.db, self.config)
+        self.legacy = DraftRecords(LegacyStore(self.db), self.notifier)
+        await self.legacy.start()
+        self.rooms.persist_hooks.append(self.legacy)
         self.app = make_app(self, max_body=self.config.limits.max_request_body_bytes)
         for routes in route_tables():
             add_routes(self.app.router, routes)

@@ -314,6 +314,30 @@ class RoomStore:
         )
         return (row[0], row[1]) if row else None
 
+    async def pages_per_room(
+        self, room_ids: list[str], *, event_type: str, lower: tuple[int, int] | None, upper: tuple[int, int] | None,
+        backwards: bool, limit: int,
+    ) -> dict[str, list[EventRow]]:
+        """A page of each room's unredacted events of one type with lower <= key < upper, in
+        (depth, stream) order, nearest `upper` when backwards and nearest `lower` otherwise:
+        one statement for many rooms (each room's page is its own index range scan)."""
+        bounds, bound_params = position_bounds(lower, upper)
+        order = "DESC" if backwards else "ASC"
+        conditions = " AND ".join(["e.room_id = ?", "e.type = ?", "e.redacted_by IS NULL", *bounds])
+        pages: dict[str, list[EventRow]] = {room_id: [] for room_id in room_ids}
+        for start in range(0, len(room_ids), 100):
+            chunk = room_ids[start:start + 100]
+            selects, params = [], []
+            for index, room_id in enumerate(chunk):
+                selects.append(
+                    f"SELECT * FROM (SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+                    f"WHERE {conditions} ORDER BY e.depth {order}, e.stream_ordering {order} LIMIT ?) AS page{index}"
+                )
+                params += [room_id, event_type, *bound_params, limit]
+            for row in self._cached_rows(await self.db.fetchall(" UNION ALL ".join(selects), *params)):
+                pages[row.event.room_id].append(row)
+        return pages
+
     async def event_closest_to_ts(self, room_id: str, ts: int, forwards: bool) -> tuple[str, int] | None:
         if forwards:
             sql = ("SELECT event_id, origin_server_ts FROM events WHERE room_id = ? AND origin_server_ts >= ? "
@@ -430,11 +454,12 @@ class RoomStore:
         return [row[0] for row in rows]
 
     async def public_rooms(self) -> list[tuple[str, str | None, int]]:
-        """(room_id, room_type, joined member count) of every room published in the directory."""
+        """(room_id, room_type, joined member count) of every room published in the
+        directory, oldest first (the order the draft API's public room list pages by)."""
         rows = await self.db.fetchall(
             "SELECT r.room_id, r.room_type, COUNT(m.user_id) FROM rooms r "
             "LEFT JOIN memberships m ON m.room_id = r.room_id AND m.membership = 'join' "
-            "WHERE r.is_public = 1 GROUP BY r.room_id, r.room_type"
+            "WHERE r.is_public = 1 GROUP BY r.room_id, r.room_type, r.created_ts ORDER BY r.created_ts, r.room_id"
         )
         return [(row[0], row[1], int(row[2])) for row in rows]
 
@@ -627,6 +652,36 @@ class SyncQueries:
             found += self.store._cached_rows(rows)
         found.sort(key=lambda row: row.stream_ordering)
         return found[:limit]
+
+    async def stream_page(self, room_bounds: dict[str, int], *, after: int, backwards: bool,
+                          limit: int) -> list[EventRow]:
+        """Up to `limit` events with stream > after, of each room up to its own bound
+        (inclusive), in stream order (newest first when backwards): the draft API's event
+        stream across a user's rooms, where a room they left counts up to their leave."""
+        by_bound: dict[int, list[str]] = {}
+        for room_id, bound in room_bounds.items():
+            if bound > after:
+                by_bound.setdefault(bound, []).append(room_id)
+        statements: list[tuple[list[str], list[Any]]] = [([], [])]
+        for bound, room_ids in by_bound.items():
+            for start in range(0, len(room_ids), 500):
+                chunk = room_ids[start:start + 500]
+                if len(statements[-1][1]) + len(chunk) > 1000:
+                    statements.append(([], []))
+                statements[-1][0].append(f"(e.room_id IN ({', '.join('?' * len(chunk))}) AND e.stream_ordering <= ?)")
+                statements[-1][1].extend([*chunk, bound])
+        order = "DESC" if backwards else "ASC"
+        rows: list[EventRow] = []
+        for conditions, params in statements:
+            if conditions:
+                rows += self.store._cached_rows(await self.db.fetchall(
+                    f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+                    f"WHERE e.stream_ordering > ? AND ({' OR '.join(conditions)}) "
+                    f"ORDER BY e.stream_ordering {order} LIMIT ?",
+                    after, *params, limit,
+                ))
+        rows.sort(key=lambda row: row.stream_ordering, reverse=backwards)
+        return rows[:limit]
 
     async def state_changes(self, room_id: str, *, since: int, before: int) -> dict[StateKey, str]:
         """The last state event per key with since < stream < before: the state delta."""

@@ -56,3 +56,20 @@ class ReceiptStore:
             )
             found.extend(Receipt(*row) for row in rows)
         return found
+
+    async def public_receipts_at(self, room_ids: Iterable[str], event_ids: Iterable[str]) -> list[Receipt]:
+        """The m.read receipts of these rooms that point at one of these events (the key's
+        room and type prefix keeps it to the rooms' receipts)."""
+        rooms, events = list(dict.fromkeys(room_ids)), list(dict.fromkeys(event_ids))
+        found: list[Receipt] = []
+        for start in range(0, len(events), 500):
+            chunk = events[start:start + 500]
+            for room_start in range(0, len(rooms), 500):
+                room_chunk = rooms[room_start:room_start + 500]
+                rows = await self.db.fetchall(
+                    f"SELECT {_COLUMNS} FROM receipts WHERE room_id IN ({', '.join('?' * len(room_chunk))}) "
+                    f"AND receipt_type = 'm.read' AND event_id IN ({', '.join('?' * len(chunk))})",
+                    *room_chunk, *chunk,
+                )
+                found.extend(Receipt(*row) for row in rows)
+        return found
