@@ -5,7 +5,8 @@ An admin route table (`AdminRoutes`) wraps each handler: the caller must present
 access token of a server admin (401 without a valid token, 403 `M_FORBIDDEN` for anyone
 else), and one line per call goes to the `ranvier.admin` log: who, method, path (never
 the query string, which may carry a token) and outcome. The handler is called as
-`handler(request, admin)` with the admin's `Requester`.
+`handler(request, admin)` with the admin's `Requester`. A NUL character anywhere in the
+path or query is refused up front (400 M_INVALID_PARAM), on every engine alike.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def _admin_only(handler: AdminHandler):
             account = await request.app[HOMESERVER].users.store.get_account(admin.user_id)
             if account is None or not account.is_admin:
                 raise MatrixError("M_FORBIDDEN", "You are not a server admin")
+            if "\x00" in request.path or "\x00" in request.query_string or any(
+                    "\x00" in value for value in request.query.values()):
+                raise MatrixError("M_INVALID_PARAM", "NUL characters are not allowed in paths or parameters")
             response = await handler(request, admin)
         except MatrixError as exc:
             audit_log.info("admin %s %s %s -> %s %s", who, request.method, request.path, exc.status, exc.errcode)

@@ -22,7 +22,7 @@ PURGE_HISTORY = "purge_history"
 
 async def _purge(request: web.Request, event_id: str | None) -> web.Response:
     hs = request.app[HOMESERVER]
-    room_id = no_nul(request.match_info["room_id"], "room_id")
+    room_id = request.match_info["room_id"]
     if not await hs.rooms.room_exists(room_id):
         raise MatrixError("M_NOT_FOUND", "Room not found")
     body = await read_json(request, allow_empty=True)

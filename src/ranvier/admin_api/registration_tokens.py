@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ranvier.admin_api.common import SYNAPSE_ADMIN, AdminRoutes, no_nul
+from ranvier.admin_api.common import SYNAPSE_ADMIN, AdminRoutes
 from ranvier.errors import MatrixError
 from ranvier.requester import Requester
 from ranvier.users.tokens import now_ms
@@ -53,7 +53,7 @@ def _expiry(body: dict[str, Any]) -> int | None:
 
 
 async def _existing(request: web.Request) -> tuple[Any, ...]:
-    row = await request.app[HOMESERVER].user_admin.registration_token(no_nul(request.match_info["token"], "token"))
+    row = await request.app[HOMESERVER].user_admin.registration_token(request.match_info["token"])
     if row is None:
         raise MatrixError("M_NOT_FOUND", "No such registration token")
     return row

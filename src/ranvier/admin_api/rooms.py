@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ranvier import background
-from ranvier.admin_api.common import SYNAPSE_ADMIN, AdminRoutes, direction, no_nul, order_by, paging
+from ranvier.admin_api.common import SYNAPSE_ADMIN, AdminRoutes, direction, order_by, paging
 from ranvier.client_api.rooms import parse_filter_param
 from ranvier.errors import MatrixError
 from ranvier.requester import Requester
@@ -28,7 +28,7 @@ DELETE_ROOM = "shutdown_and_purge_room"
 
 async def _known_room(request: web.Request) -> str:
     room_id = request.match_info["room_id"]
-    if not await request.app[HOMESERVER].rooms.room_exists(no_nul(room_id, "room_id")):
+    if not await request.app[HOMESERVER].rooms.room_exists(room_id):
         raise MatrixError("M_NOT_FOUND", "Room not found")
     return room_id
 
@@ -55,7 +55,7 @@ async def list_rooms(request: web.Request, admin: Requester) -> web.Response:
 async def room_details(request: web.Request, admin: Requester) -> web.Response:
     """GET /_synapse/admin/v1/rooms/{roomId}: the room's list entry with its avatar, topic,
     joined local devices (404 M_NOT_FOUND for an unknown room)."""
-    room_id = no_nul(request.match_info["room_id"], "room_id")
+    room_id = request.match_info["room_id"]
     return json_response(await request.app[HOMESERVER].room_admin.room_details(room_id))
 
 
@@ -99,7 +99,7 @@ async def room_messages(request: web.Request, admin: Requester) -> web.Response:
 @routes.get(f"{V1}/rooms/{{room_id}}/block")
 async def block_status(request: web.Request, admin: Requester) -> web.Response:
     """GET /_synapse/admin/v1/rooms/{roomId}/block: `block`, and the admin who blocked it."""
-    room_id = no_nul(request.match_info["room_id"], "room_id")
+    room_id = request.match_info["room_id"]
     blocked_by = request.app[HOMESERVER].rooms.blocked_rooms.get(room_id)
     return json_response({"block": True, "user_id": blocked_by} if blocked_by else {"block": False})
 
@@ -109,7 +109,7 @@ async def set_block(request: web.Request, admin: Requester) -> web.Response:
     """PUT /_synapse/admin/v1/rooms/{roomId}/block: `block: true` refuses every join,
     invite and knock from now on (members already in stay); false lifts it. A room ID this
     server does not know can be blocked too. Idempotent."""
-    room_id = no_nul(request.match_info["room_id"], "room_id")
+    room_id = request.match_info["room_id"]
     if not room_id.startswith("!"):
         raise MatrixError("M_INVALID_PARAM", f"{room_id!r} is not a room ID")
     block = field(await read_json(request), "block", bool, required=True)
@@ -133,7 +133,7 @@ async def delete_room(request: web.Request, admin: Requester) -> web.Response:
     `block` it if asked, and purge every row of it unless `purge` is false (refused while
     a member could not be removed, unless `force_purge`). Answers the users removed and
     the aliases. A blocked unknown room answers empty lists."""
-    room_id = no_nul(request.match_info["room_id"], "room_id")
+    room_id = request.match_info["room_id"]
     options = _delete_options(await read_json(request, allow_empty=True))
     return json_response(await request.app[HOMESERVER].room_admin.delete_room(room_id, admin.user_id, **options))
 
@@ -155,7 +155,7 @@ async def delete_room_later(request: web.Request, admin: Requester) -> web.Respo
     answers its `delete_id` at once (follow it with the delete_status endpoints). The
     options are checked before the task starts; a room unknown and not blocked is 404."""
     hs = request.app[HOMESERVER]
-    room_id = no_nul(request.match_info["room_id"], "room_id")
+    room_id = request.match_info["room_id"]
     options = _delete_options(await read_json(request, allow_empty=True))
     if not options["block"] and not await hs.rooms.room_exists(room_id):
         raise MatrixError("M_NOT_FOUND", "Room not found")
