@@ -36,6 +36,7 @@ from ranvier.rooms.reports_schema import SCHEMA as REPORTS_SCHEMA
 from ranvier.rooms.schema import SCHEMA as ROOMS_SCHEMA
 from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import RoomStore
+from ranvier.storage.datadir import DataDirLock
 from ranvier.storage.engine import Database, open_database
 from ranvier.storage.migrations import Schema, apply_migrations
 from ranvier.sync.notifier import Notifier
@@ -172,11 +173,17 @@ class Homeserver:
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
         self._deactivation_sweeper: asyncio.Task | None = None
+        self._data_dir_lock = DataDirLock(config.data_dir)
 
     async def start(self) -> None:
         os.makedirs(self.config.data_dir, exist_ok=True)
-        self.signing_key, self.signing_key_created = load_or_create_signing_key(self.config.signing_key_path)
-        self.db = await open_storage(self.config)
+        self._data_dir_lock.acquire("starting another")
+        try:
+            self.signing_key, self.signing_key_created = load_or_create_signing_key(self.config.signing_key_path)
+            self.db = await open_storage(self.config)
+        except BaseException:
+            self._data_dir_lock.release()
+            raise
         self.users = UserService(self.db, self.config)
         self.notifier = Notifier()
         self.rooms = RoomServer(RoomStore(self.db), self.users.store, server_name=self.config.server_name,
@@ -288,3 +295,4 @@ class Homeserver:
         if self.db is not None:
             await self.db.close()
             self.db = None
+        self._data_dir_lock.release()
