@@ -180,17 +180,25 @@ function ensureCharts() {
   state.charts.memory = makeChart("chart-memory", [["MiB", "#6941c6"]]);
 }
 
-// The latency percentile from the growth of cumulative histogram buckets between two polls.
+// A latency percentile from the growth of the cumulative histogram buckets between two
+// polls, interpolated linearly inside the bucket it falls in.
 function percentile(before, after, fraction) {
-  const bounds = Object.keys(after).filter((b) => b !== "+Inf").map(Number).sort((a, b) => a - b);
-  const total = (after["+Inf"] || 0) - ((before && before["+Inf"]) || 0);
+  const bounds = Object.keys(after).filter((b) => b !== "+Inf").sort((a, b) => Number(a) - Number(b));
+  const grown = (key) => (after[key] || 0) - ((before && before[key]) || 0);
+  const total = grown("+Inf");
   if (total <= 0) return null;
-  for (const bound of bounds) {
-    const key = Object.keys(after).find((k) => Number(k) === bound);
-    const count = after[key] - ((before && before[key]) || 0);
-    if (count >= fraction * total) return bound * 1000;
+  const wanted = fraction * total;
+  let lowerBound = 0, lowerCount = 0;
+  for (const key of bounds) {
+    const count = grown(key);
+    if (count >= wanted) {
+      const share = count > lowerCount ? (wanted - lowerCount) / (count - lowerCount) : 1;
+      return (lowerBound + share * (Number(key) - lowerBound)) * 1000;
+    }
+    lowerBound = Number(key);
+    lowerCount = count;
   }
-  return bounds.length ? bounds[bounds.length - 1] * 1000 : null;
+  return lowerBound * 1000;
 }
 
 function push(name, value) {
