@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ranvier.storage.engine import Database
+from ranvier.users.personal_store import _like_escape
 
 #: Sort keys of the account list (Synapse's `order_by`) and the SQL they sort by; ties
 #: are broken by user ID, so pages are stable.
@@ -61,8 +62,7 @@ class UserQuery:
 
 def like_pattern(text: str) -> str:
     """A LIKE pattern matching `text` anywhere, case-folded, with % and _ taken literally."""
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return f"%{_like_escape(text.lower())}%"
 
 
 def _summary(row) -> AccountSummary:
