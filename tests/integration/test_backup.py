@@ -126,10 +126,10 @@ async def test_restore_refuses_a_running_server_and_backup_a_used_directory(home
 
 
 @pytest.mark.parametrize("engine", ["sqlite"])
-async def test_a_second_server_cannot_take_a_data_directory_in_use(homeserver, server_config):
-    second = Homeserver(server_config)
-    with pytest.raises(RuntimeError, match="in use by a running ranvier"):
-        await second.start()
+async def test_a_second_process_cannot_serve_a_data_directory_in_use(homeserver, tmp_path):
+    config_file = write_config(tmp_path / "ranvier.yaml", homeserver.config)
+    code, out, err = await run("serve", "--config", config_file, "--port", "0")
+    assert code != 0 and "in use by a running ranvier" in err
 
 
 @pytest.mark.parametrize("engine", ["sqlite"])

@@ -1,7 +1,8 @@
 """One process owns a data directory: `ranvier serve` (and `restore`, `migrate-database`)
 hold an exclusive lock on its `ranvier.lock` file while they run, so a restore cannot
-overwrite the database under a running server. The lock goes with the process (even
-when it is killed); the file itself stays."""
+overwrite the database under a running server and a second `ranvier serve` refuses to
+start. The lock belongs to the process (servers started in one process, as tests do,
+share it) and goes with it, even when it is killed; the file itself stays."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import os
 
 LOCK_FILE = "ranvier.lock"
 
+#: Lock file path -> (its descriptor, how many holders in this process).
+_held: dict[str, tuple[int, int]] = {}
+
 
 class DataDirInUse(RuntimeError):
     """Another process holds the data directory."""
@@ -17,11 +21,18 @@ class DataDirInUse(RuntimeError):
 
 class DataDirLock:
     def __init__(self, data_dir: str) -> None:
-        self.path = os.path.join(data_dir, LOCK_FILE)
-        self._fd: int | None = None
+        self.path = os.path.realpath(os.path.join(data_dir, LOCK_FILE))
+        self._holding = False
 
     def acquire(self, doing: str) -> None:
         """Take the lock or raise DataDirInUse naming the data directory."""
+        if self._holding:
+            return
+        held = _held.get(self.path)
+        if held is not None:
+            _held[self.path] = (held[0], held[1] + 1)
+            self._holding = True
+            return
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -32,9 +43,15 @@ class DataDirLock:
                                f"{doing}") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
+        _held[self.path] = (fd, 1)
+        self._holding = True
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if not self._holding:
+            return
+        self._holding = False
+        fd, holders = _held.pop(self.path)
+        if holders > 1:
+            _held[self.path] = (fd, holders - 1)
+        else:
+            os.close(fd)
