@@ -16,6 +16,7 @@ import orjson
 
 from ranvier.events.model import Event
 from ranvier.events.room_versions import ROOM_VERSIONS
+from ranvier.metrics import EVENT_CACHE_HITS, EVENT_CACHE_MISSES
 from ranvier.storage.engine import Database, Queries, Statement, Transaction
 
 StateKey = tuple[str, str]
@@ -210,6 +211,15 @@ class RoomStore:
             return selected[-limit:] if limit else []
         return None
 
+    def forget_room(self, room_id: str, *, only: set[str] | None = None) -> None:
+        """Drop a purged room's events (or only the given ones) from the caches."""
+        buffer = self._recent.pop(room_id, None)
+        if buffer is not None and only is not None:
+            self._recent[room_id] = [row for row in buffer if row.event.event_id not in only]
+        for event_id in [event_id for event_id, row in self._events.items() if row.event.room_id == room_id
+                         and (only is None or event_id in only)]:
+            del self._events[event_id]
+
     def forget_events(self, event_ids: Iterable[str]) -> None:
         """Drop events whose transaction failed to commit."""
         for event_id in event_ids:
@@ -256,6 +266,9 @@ class RoomStore:
                 missing.append(event_id)
             else:
                 found[event_id] = row
+        EVENT_CACHE_HITS.inc(len(found))
+        if missing:
+            EVENT_CACHE_MISSES.inc(len(missing))
         for start in range(0, len(missing), 500):
             chunk = missing[start:start + 500]
             rows = await self.db.fetchall(

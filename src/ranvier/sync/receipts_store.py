@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from ranvier.storage.engine import Database
+from ranvier.storage.engine import Database, Transaction
 
 
 @dataclass
@@ -30,6 +30,12 @@ class ReceiptStore:
 
     async def max_stream_id(self) -> int:
         return await self.db.fetchval("SELECT COALESCE(MAX(stream_id), 0) FROM receipts")
+
+    @staticmethod
+    async def purge_room(txn: Transaction, room_id: str) -> None:
+        """Purging a room (rooms.admin) takes its receipts; receipts at purged events of a
+        room that stays are kept (they only mark a position)."""
+        await txn.execute("DELETE FROM receipts WHERE room_id = ?", room_id)
 
     async def advance(self, receipt: Receipt) -> bool:
         """Store the receipt unless the stored one is at the same or a later event; True if stored."""

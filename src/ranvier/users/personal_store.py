@@ -98,6 +98,11 @@ class AccountDataStore:
             user_id, room_id, data_type, orjson.dumps(content).decode(), stream_id,
         )
 
+    @staticmethod
+    async def purge_room(txn: Transaction, room_id: str) -> None:
+        """Purging a room (rooms.admin) takes every user's account data of it."""
+        await txn.execute("DELETE FROM account_data WHERE room_id = ?", room_id)
+
     async def global_entries_of_type(self, data_type: str) -> list[tuple[str, dict[str, Any]]]:
         """(user_id, content) of every user's global entry of one type."""
         rows = await self.db.fetchall("SELECT user_id, content FROM account_data WHERE room_id = '' AND type = ?",
@@ -230,6 +235,11 @@ def _like_escape(text: str) -> str:
 class DirectoryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    @staticmethod
+    async def purge_room(txn: Transaction, room_id: str) -> None:
+        """Purging a room (rooms.admin) takes it out of the user directory's public rooms."""
+        await txn.execute("DELETE FROM directory_public_rooms WHERE room_id = ?", room_id)
 
     @staticmethod
     async def set_public_rooms(txn: Transaction, changes: list[tuple[str, bool]]) -> None:
