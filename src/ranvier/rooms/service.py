@@ -50,6 +50,8 @@ class RoomServer(RoomWriter):
                     return earlier
             head = await self.head(room_id)
             if event_type == MEMBER and state_key is not None:
+                if room_id in self.blocked_rooms and content.get("membership") in (JOIN, INVITE, KNOCK):
+                    raise MatrixError("M_FORBIDDEN", "This room has been blocked on this server")
                 await self._check_membership_target(head, state_key, content)
             if event_type == REDACTION:
                 await self._check_redaction(head, sender, content)
@@ -58,6 +60,12 @@ class RoomServer(RoomWriter):
             draft = await self._draft(head)
             event = self._add_event(draft, sender, event_type, content, state_key=state_key,
                                     txn=(device_id, txn_id) if txn_id is not None and device_id else None, now=now_ms())
+            if sender in self.shadow_banned and (event_type != MEMBER or (
+                    state_key != sender and content.get("membership") == INVITE)):
+                # The sender hears success (the same ID for a repeated txnId); nobody sees it.
+                if txn_id is not None and device_id is not None:
+                    self._txns[(room_id, sender, device_id, txn_id)] = event.event_id
+                return event.event_id
             try:
                 pending = await self._write(await self._input.batch_from_draft(draft))
             except UniqueViolation:

@@ -5,6 +5,8 @@ ever reported: backfilled history, outliers and rejected events sit below zero.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ranvier.rooms.store import EVENT_COLUMNS, EventRow, RoomStore, StateKey, in_clause
 
 
@@ -47,6 +49,36 @@ class SyncQueries:
             found += self.store.cached_rows(rows)
         found.sort(key=lambda row: row.stream_ordering)
         return found[:limit]
+
+    async def stream_page(self, room_bounds: dict[str, int], *, after: int, backwards: bool,
+                          limit: int) -> list[EventRow]:
+        """Up to `limit` events with stream > after, of each room up to its own bound
+        (inclusive), in stream order (newest first when backwards): the draft API's event
+        stream across a user's rooms, where a room they left counts up to their leave."""
+        by_bound: dict[int, list[str]] = {}
+        for room_id, bound in room_bounds.items():
+            if bound > after:
+                by_bound.setdefault(bound, []).append(room_id)
+        statements: list[tuple[list[str], list[Any]]] = [([], [])]
+        for bound, room_ids in by_bound.items():
+            for start in range(0, len(room_ids), 500):
+                chunk = room_ids[start:start + 500]
+                if len(statements[-1][1]) + len(chunk) > 1000:
+                    statements.append(([], []))
+                statements[-1][0].append(f"(e.room_id IN ({in_clause(len(chunk))}) AND e.stream_ordering <= ?)")
+                statements[-1][1].extend([*chunk, bound])
+        order = "DESC" if backwards else "ASC"
+        rows: list[EventRow] = []
+        for conditions, params in statements:
+            if conditions:
+                rows += self.store.cached_rows(await self.db.fetchall(
+                    f"SELECT {EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+                    f"WHERE e.stream_ordering > ? AND e.stream_ordering > 0 AND ({' OR '.join(conditions)}) "
+                    f"ORDER BY e.stream_ordering {order} LIMIT ?",
+                    after, *params, limit,
+                ))
+        rows.sort(key=lambda row: row.stream_ordering, reverse=backwards)
+        return rows[:limit]
 
     async def state_changes(self, room_id: str, *, since: int, before: int) -> dict[StateKey, str]:
         """The room's current state entries that changed with since < stream < before,

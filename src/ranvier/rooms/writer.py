@@ -25,6 +25,7 @@ from ranvier.events.auth import AuthError
 from ranvier.events.model import CREATE, MEMBER, REDACTION, Event, build_event
 from ranvier.events.room_versions import ROOM_VERSIONS, RoomVersion
 from ranvier.events.signing import SigningKey
+from ranvier.metrics import EVENTS_PERSISTED
 from ranvier.notify.notifier import Notifier
 from ranvier.notify.streams import StreamPositions
 from ranvier.rooms.graph_store import GraphQueries
@@ -89,6 +90,12 @@ class RoomWriter:
         #: Checks of a client's new event against stored events (relations), under the room's lock:
         #: check(head, sender, event_type, content, state_key) raises MatrixError to refuse it.
         self.send_checks: list[Callable[[RoomHead, str, str, dict[str, Any], str | None], Awaitable[None]]] = []
+        #: Shadow-banned senders (users.moderation, set by the server): their messages,
+        #: state events and invites are built and answered but never stored.
+        self.shadow_banned: set[str] = set()
+        #: Rooms a server admin blocked (room_id -> admin; rooms.admin keeps it): nobody
+        #: joins, is invited or knocks any more.
+        self.blocked_rooms: dict[str, str] = {}
 
     async def start(self) -> None:
         """Continue numbering after what the database holds."""
@@ -176,6 +183,29 @@ class RoomWriter:
 
     async def room_exists(self, room_id: str) -> bool:
         return room_id in self._heads or await self.store.get_room(room_id) is not None
+
+    # -- removing (server admins: rooms.admin) ------------------------------------------
+
+    async def remove_room(self, room_id: str, delete_rows: Callable[[], Awaitable[None]]) -> None:
+        """Run `delete_rows` (which deletes the room's rows) with the room locked, then
+        forget everything this process keeps of the room."""
+        async with self._lock(room_id):
+            await delete_rows()
+            self._heads.pop(room_id, None)
+            self.room_streams.pop(room_id, None)
+            self.store.forget_room(room_id)
+            for entry in self._user_rooms.values():
+                if isinstance(entry, dict):
+                    entry.pop(room_id, None)
+        self._locks.pop(room_id, None)
+
+    async def remove_events(self, room_id: str, event_ids: list[str],
+                            delete_rows: Callable[[], Awaitable[None]]) -> None:
+        """Run `delete_rows` (which deletes these events' rows) with the room locked, then
+        drop the events from the caches."""
+        async with self._lock(room_id):
+            await delete_rows()
+            self.store.forget_room(room_id, only=set(event_ids))
 
     # -- building events -------------------------------------------------------------------
 
@@ -313,6 +343,7 @@ class RoomWriter:
             for position in batch.positions:
                 self.positions.finish(position)
         self.store.after_commit(batch.items)
+        EVENTS_PERSISTED.inc(len(batch.items))
         for stream, key, event in batch.change.state_changes:
             if key[0] == MEMBER and event.membership is not None:
                 self._note_membership(key[1], room_id, event.membership, stream)
