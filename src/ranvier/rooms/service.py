@@ -7,15 +7,16 @@ from __future__ import annotations
 import logging
 import secrets
 import string
-from typing import Any
+from typing import Any, Protocol
 
 from ranvier.errors import MatrixError
 from ranvier.events import auth as auth_rules
 from ranvier.events.canonical_json import CanonicalJSONError, check_canonical
 from ranvier.events.identifiers import InvalidIdentifier, domain_of, parse_user_id
-from ranvier.events.model import CREATE, MEMBER, POWER_LEVELS, REDACTION
+from ranvier.events.model import CREATE, MEMBER, POWER_LEVELS, REDACTION, Event
 from ranvier.events.room_versions import ROOM_VERSIONS, RoomVersion
 from ranvier.rooms.head import Draft, RoomHead
+from ranvier.rooms.input import EventKind
 from ranvier.rooms.store import NewRoom
 from ranvier.rooms.writer import (BAN, GUEST_ACCESS, HELD_MEMBERSHIPS, HISTORY_VISIBILITY, INVITE, JOIN, KNOCK, LEAVE,
                                   RoomWriter, now_ms)
@@ -25,9 +26,31 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BAN", "INVITE", "JOIN", "KNOCK", "LEAVE", "RoomServer"]
 _TXN_CACHE = 10_000
+#: The state an invitee or knocker is shown of a room (with their own member event).
+STRIPPED_STATE_TYPES = (
+    "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias",
+    "m.room.encryption", "m.room.topic",
+)
+
+
+class RemoteMembership(Protocol):
+    """Membership handshakes with other servers (the federation service, handed over by
+    the server): joining, leaving and knocking on rooms this server does not hold, and
+    inviting other servers' users."""
+
+    async def join(self, user_id: str, room_id: str, servers: list[str], content: dict[str, Any]) -> str: ...
+
+    async def leave(self, user_id: str, room_id: str, servers: list[str], content: dict[str, Any]) -> str: ...
+
+    async def knock(self, user_id: str, room_id: str, servers: list[str], content: dict[str, Any]) -> str: ...
+
+    async def invite(self, event: Event, version: RoomVersion, room_state: list[dict[str, Any]]) -> Event: ...
 
 
 class RoomServer(RoomWriter):
+    #: Set by the server when federation is on; None: only local users take part.
+    remote: RemoteMembership | None = None
+
     # -- sending -----------------------------------------------------------------------------
 
     async def send_event(
@@ -116,8 +139,10 @@ class RoomServer(RoomWriter):
             raise MatrixError("M_INVALID_PARAM", "The state key of a membership event must be a user ID") from None
         if domain_of(target) == self.server_name and await self.users.get_profile(target) is None:
             raise MatrixError("M_NOT_FOUND", f"Unknown user {target}")
-        if domain_of(target) != self.server_name and content.get("membership") in (INVITE, JOIN, KNOCK):
-            raise MatrixError("M_FORBIDDEN", "This server does not federate yet; only local users can take part")
+        if domain_of(target) != self.server_name and content.get("membership") in (JOIN, KNOCK):
+            raise MatrixError("M_FORBIDDEN", "Only a user's own server joins them or knocks for them")
+        if domain_of(target) != self.server_name and content.get("membership") == INVITE and self.remote is None:
+            raise MatrixError("M_FORBIDDEN", "This server does not federate; only local users can take part")
 
     # -- membership --------------------------------------------------------------------------
 
@@ -148,14 +173,114 @@ class RoomServer(RoomWriter):
         extra: dict[str, Any] | None = None,
         txn_id: str | None = None,
     ) -> str:
-        """Invite, join, leave, kick, ban, unban or knock: the auth rules decide who may."""
+        """Invite, join, leave, kick, ban, unban or knock: the auth rules decide who may.
+        Inviting another server's user needs that server's signature; leaving a room this
+        server does not hold (an invite from another server) goes through the inviter's."""
         content = await self.member_content(target, membership, reason, extra)
+        if membership == INVITE and domain_of(target) != self.server_name and self.remote is not None:
+            return await self._invite_remote(sender, room_id, target, content)
+        if membership == LEAVE and sender == target and self.remote is not None:
+            head = await self.head_if_known(room_id)
+            if head is not None and not head.resident:
+                return await self.remote.leave(target, room_id, await self._candidates(room_id, target, [], head),
+                                               content)
         return await self.send_event(sender, None, room_id, MEMBER, content, state_key=target, txn_id=txn_id)
 
-    async def join(self, user_id: str, room_id: str, *, reason: str | None = None, guest: bool = False) -> str:
-        """Join a local room; a restricted room admits members of its allowed rooms, and a
-        guest only a room whose `m.room.guest_access` is `can_join`."""
-        head = await self.head(room_id)
+    async def knock(self, user_id: str, room_id: str, *, reason: str | None = None, servers: list[str] = ()) -> str:
+        """Knock on a room: here, or through the given servers when this server does not hold it."""
+        head = await self.head_if_known(room_id)
+        if head is None or not head.resident:
+            if self.remote is None or head is None and not servers and domain_of(room_id) in (None, self.server_name):
+                raise MatrixError("M_NOT_FOUND", "Unknown room")
+            self._refuse_blocked(room_id)
+            content = await self.member_content(user_id, KNOCK, reason)
+            return await self.remote.knock(user_id, room_id, await self._candidates(room_id, user_id, servers, head),
+                                           content)
+        return await self.update_membership(user_id, room_id, user_id, KNOCK, reason=reason)
+
+    def _refuse_blocked(self, room_id: str) -> None:
+        if room_id in self.blocked_rooms:
+            raise MatrixError("M_FORBIDDEN", "This room has been blocked on this server")
+
+    async def _candidates(self, room_id: str, user_id: str, servers: list[str], head: RoomHead | None) -> list[str]:
+        """Servers to ask for a room this server does not hold (or no longer follows): those
+        given, the inviter's, the room ID's (before version 12), and those of its members."""
+        candidates = list(servers)
+        event_id = await self.store.membership_event_id(room_id, user_id)
+        if event_id is not None:
+            row = (await self.store.get_event_rows([event_id])).get(event_id)
+            if row is not None:
+                candidates.append(domain_of(row.event.sender))
+        candidates.append(domain_of(room_id))
+        if head is not None:
+            candidates += [domain_of(member) for member in head.joined]
+        return [server for server in dict.fromkeys(candidates) if server and server != self.server_name]
+
+    async def _invite_remote(self, sender: str, room_id: str, target: str, content: dict[str, Any]) -> str:
+        """Invite another server's user: the invite is built here, signed by their server
+        (which may refuse it), then stored."""
+        async with self._lock(room_id):
+            head = await self.head(room_id)
+            self._refuse_blocked(room_id)
+            await self._check_membership_target(head, target, content)
+            draft = await self._draft(head)
+            event = self._build(draft, sender, MEMBER, content, state_key=target, now=now_ms())
+            room_state = self.stripped_state(head, sender)
+        if sender in self.shadow_banned:
+            return event.event_id
+        signed = await self.remote.invite(event, head.version, room_state)
+        outcome = (await self.input(room_id, [signed], EventKind.LOCAL))[signed.event_id]
+        if outcome.rejected_reason is not None:
+            raise MatrixError("M_FORBIDDEN", outcome.rejected_reason)
+        return signed.event_id
+
+    def stripped_state(self, head: RoomHead, user_id: str) -> list[dict[str, Any]]:
+        """What an invitee or knocker is shown of a room, as PDUs: a few state events (the
+        create event first) and the member event of `user_id`."""
+        keys = [(event_type, "") for event_type in STRIPPED_STATE_TYPES] + [(MEMBER, user_id)]
+        return [head.state[key].pdu for key in keys if key in head.state]
+
+    async def event_template(self, room_id: str, sender: str, membership: str) -> tuple[dict[str, Any], RoomVersion]:
+        """The membership event of another server's user as this server would build it now
+        (make_join, make_leave, make_knock): prev and auth events, depth, without hashes or
+        signatures; M_FORBIDDEN unless the current state allows it."""
+        async with self._lock(room_id):
+            head = await self.head(room_id)
+            if not head.resident:
+                raise MatrixError("M_NOT_FOUND", "This server is not in the room")
+            if membership in (JOIN, KNOCK):
+                self._refuse_blocked(room_id)
+            extra: dict[str, Any] = {}
+            current = head.state.get((MEMBER, sender))
+            if (membership == JOIN and auth_rules.join_rule_of(head.state) in ("restricted", "knock_restricted")
+                    and (current is None or current.membership not in (INVITE, JOIN))):
+                authoriser = await self._restricted_join_authoriser(head, sender)
+                if authoriser is None:
+                    raise MatrixError("M_UNABLE_TO_AUTHORISE_JOIN", "No member here may authorise this join")
+                extra["join_authorised_via_users_server"] = authoriser
+            draft = await self._draft(head)
+            event = self._build(draft, sender, MEMBER, {"membership": membership, **extra}, state_key=sender,
+                                now=now_ms())
+        return {k: v for k, v in event.pdu.items() if k not in ("hashes", "signatures", "unsigned")}, head.version
+
+    async def join(self, user_id: str, room_id: str, *, reason: str | None = None, guest: bool = False,
+                   servers: list[str] = ()) -> str:
+        """Join a room: here when this server holds it and follows it, else through the given
+        servers (or the inviter's, or the room ID's). A restricted room admits members of
+        its allowed rooms, and a guest only a room whose `m.room.guest_access` is `can_join`."""
+        head = await self.head_if_known(room_id)
+        if head is None or not head.resident or (not any(domain_of(u) == self.server_name for u in head.joined)
+                                                 and any(domain_of(u) != self.server_name for u in head.joined)):
+            candidates = await self._candidates(room_id, user_id, list(servers), head)
+            if self.remote is None or not candidates:
+                if head is None or not head.resident:
+                    raise MatrixError("M_NOT_FOUND", "Unknown room")
+            else:
+                if guest:
+                    raise MatrixError("M_GUEST_ACCESS_FORBIDDEN", "Guests may not join rooms of other servers")
+                self._refuse_blocked(room_id)
+                await self.remote.join(user_id, room_id, candidates, await self.member_content(user_id, JOIN, reason))
+                return room_id
         current = head.state.get((MEMBER, user_id))
         if current is not None and current.membership == JOIN:
             return room_id

@@ -2,7 +2,10 @@
 
 The state before and after every event is a state group: a delta of a few entries over
 another group, or, every `MAX_STATE_CHAIN` deltas (and whenever an entry disappears), a
-full snapshot, so any group is one recursive query away. Hot groups are cached.
+full snapshot, so any group is one recursive query away. Hot groups are cached, and the
+groups this process makes are kept (as they are written: deltas) until well after their
+transaction commits: a group is read back before its group commit lands, when the room's
+next event (a remote one, say) follows it.
 
 Where branches of a room's graph meet, their states are resolved with the algorithm of
 the room's version (`events.state_res`): the events of the state sets and their whole auth
@@ -24,6 +27,7 @@ from ranvier.rooms.store import NewStateGroup, RoomStore, StateKey, StateMap
 #: Longest chain of state deltas before a full snapshot is written.
 MAX_STATE_CHAIN = 32
 _STATE_GROUPS_CACHED = 2_000
+_MADE_KEPT = 10_000
 
 
 class StateGroups:
@@ -32,16 +36,29 @@ class StateGroups:
         self.graph = graph
         self._allocate = allocate
         self._cache: OrderedDict[int, tuple[StateMap, int]] = OrderedDict()
+        #: The groups this process made, as written: group -> (prev group or None, entries, chain).
+        self._made: OrderedDict[int, NewStateGroup] = OrderedDict()
 
     async def load(self, state_group: int) -> tuple[StateMap, int]:
-        """A group's state and delta chain length; the hot ones from memory."""
+        """A group's state and delta chain length; the hot ones and those made here from memory."""
         cached = self._cache.get(state_group)
         if cached is not None:
             self._cache.move_to_end(state_group)
             return cached
-        cached = await self.store.load_state_group(state_group) if state_group else ({}, 0)
+        made = self._made.get(state_group)
+        if made is not None:
+            base = (await self.load(made.prev_group))[0] if made.prev_group is not None else {}
+            cached = ({**base, **made.entries}, made.chain_length)
+        else:
+            cached = await self.store.load_state_group(state_group) if state_group else ({}, 0)
         self._remember(state_group, *cached)
         return cached
+
+    def _made_here(self, group: NewStateGroup) -> NewStateGroup:
+        self._made[group.state_group] = group
+        if len(self._made) > _MADE_KEPT:
+            self._made.popitem(last=False)
+        return group
 
     def _remember(self, state_group: int, state: StateMap, chain_length: int) -> None:
         self._cache[state_group] = (state, chain_length)
@@ -71,7 +88,7 @@ class StateGroups:
         else:
             new_group = NewStateGroup(group, None, 0, dict(new))
         self._remember(group, dict(new), new_group.chain_length)
-        return new_group, new_group.chain_length
+        return self._made_here(new_group), new_group.chain_length
 
     def with_event(self, base_group: int, base_chain: int, key: StateKey, event_id: str,
                    base: Callable[[], StateMap]) -> tuple[NewStateGroup, int]:
@@ -79,13 +96,14 @@ class StateGroups:
         snapshot (`base()` gives the state before) when the chain is long enough."""
         group = self._allocate()
         if base_group and base_chain < MAX_STATE_CHAIN:
-            return NewStateGroup(group, base_group, base_chain + 1, {key: event_id}), base_chain + 1
-        return NewStateGroup(group, None, 0, {**base(), key: event_id}), 0
+            return self._made_here(NewStateGroup(group, base_group, base_chain + 1, {key: event_id})), base_chain + 1
+        return self._made_here(NewStateGroup(group, None, 0, {**base(), key: event_id})), 0
 
     def forget(self, state_groups: list[int]) -> None:
         """Groups whose transaction failed."""
         for state_group in state_groups:
             self._cache.pop(state_group, None)
+            self._made.pop(state_group, None)
 
     async def resolve(self, version: RoomVersion, state_sets: list[StateMap],
                       pending: Mapping[str, Event]) -> StateMap:
@@ -98,15 +116,17 @@ class StateGroups:
         return resolve_state(version, state_sets, event_map)
 
     async def _resolution_events(self, state_sets: list[StateMap], pending: Mapping[str, Event]) -> dict[str, Event]:
-        """Every event of the state sets and of their auth chains."""
+        """Every event of the state sets and of their auth chains. Events in hand (not
+        stored yet, or written but maybe not committed: the store's cache) are walked in
+        memory down to the older ones, whose chains one recursive query reads."""
         event_map: dict[str, Event] = {}
         stored: set[str] = set()
         walk = list({event_id for state in state_sets for event_id in state.values()})
-        while walk:  # events not stored yet lead, through their auth events, to stored ones
+        while walk:
             event_id = walk.pop()
             if event_id in event_map or event_id in stored:
                 continue
-            event = pending.get(event_id)
+            event = pending.get(event_id) or self.store.cached_event(event_id)
             if event is None:
                 stored.add(event_id)
             else:

@@ -348,6 +348,11 @@ class RoomStore:
                                     item.txn_device, item.txn_id, item.state_group_before, item.replaces_state,
                                     item.state_group_after, item.outlier, item.soft_failed))
 
+    def cached_event(self, event_id: str) -> Event | None:
+        """An event from the cache only (those just written are always there)."""
+        row = self._events.get(event_id)
+        return row.event if row is not None else None
+
     def cached_rows(self, raw_rows) -> list[EventRow]:
         """Rows of a query of `EVENT_COLUMNS` as EventRows, reusing the cached ones (and
         caching the rest)."""

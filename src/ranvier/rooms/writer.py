@@ -235,18 +235,10 @@ class RoomWriter:
                      chain_length=chain, prev_event_ids=prev_ids,
                      depth=max(head.extremities[event_id] for event_id in prev_ids), new_groups=[group])
 
-    def _add_event(
-        self,
-        draft: Draft,
-        sender: str,
-        event_type: str,
-        content: dict[str, Any],
-        *,
-        state_key: str | None = None,
-        txn: tuple[str, str] | None = None,
-        now: int,
-    ) -> Event:
-        """Build the next event of the draft, authorise it and queue it for storage."""
+    def _build(self, draft: Draft, sender: str, event_type: str, content: dict[str, Any], *,
+               state_key: str | None = None, now: int) -> Event:
+        """The next event of the draft, hashed, signed and authorised (M_FORBIDDEN when the
+        auth rules refuse it, M_TOO_LARGE past the spec's size limit)."""
         version = draft.head.version
         auth_keys = auth_rules.auth_types_for_event(version, event_type, sender, state_key, content)
         auth_state = {key: ev for key in auth_keys if (ev := draft.get(key)) is not None}
@@ -276,7 +268,21 @@ class RoomWriter:
             auth_rules.check_auth(version, event, auth_state)
         except AuthError as exc:
             raise MatrixError("M_FORBIDDEN", exc.reason) from None
+        return event
 
+    def _add_event(
+        self,
+        draft: Draft,
+        sender: str,
+        event_type: str,
+        content: dict[str, Any],
+        *,
+        state_key: str | None = None,
+        txn: tuple[str, str] | None = None,
+        now: int,
+    ) -> Event:
+        """Build the next event of the draft, authorise it and queue it for storage."""
+        event = self._build(draft, sender, event_type, content, state_key=state_key, now=now)
         visibility_event = draft.get((HISTORY_VISIBILITY, ""))
         visibility = visibility_event.content.get("history_visibility") if visibility_event else None
         relation = content.get("m.relates_to")
@@ -362,7 +368,7 @@ class RoomWriter:
         known (a join through another server, a gap); `room_version` is needed for a room
         this server does not hold yet. Returns what became of each event."""
         async with self._lock(room_id):
-            head = await self._head_if_known(room_id)
+            head = await self.head_if_known(room_id)
             version = head.version if head is not None else room_version
             if version is None:
                 raise MatrixError("M_NOT_FOUND", "Unknown room")
@@ -378,7 +384,7 @@ class RoomWriter:
         await self._announce(pending)
         return batch.outcomes
 
-    async def _head_if_known(self, room_id: str) -> RoomHead | None:
+    async def head_if_known(self, room_id: str) -> RoomHead | None:
         try:
             return await self.head(room_id)
         except MatrixError:

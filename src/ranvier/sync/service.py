@@ -17,7 +17,7 @@ import orjson
 from ranvier.errors import MatrixError
 from ranvier.events.model import MEMBER
 from ranvier.requester import Requester
-from ranvier.rooms.service import RoomHead, RoomServer
+from ranvier.rooms.service import STRIPPED_STATE_TYPES, RoomHead, RoomServer
 from ranvier.rooms.store import EventRow, StateKey
 from ranvier.rooms.sync_queries import SyncQueries
 from ranvier.rooms.visibility import is_visible
@@ -30,10 +30,6 @@ from ranvier.sync.tokens import SyncToken
 
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMEOUT_MS = 5 * 60 * 1000
-STRIPPED_STATE_TYPES = (
-    "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias",
-    "m.room.encryption", "m.room.topic",
-)
 _LAZY_CONNECTIONS = 10_000
 #: How many events a filtered timeline may scan per event it returns.
 _SCAN_FACTOR = 10
@@ -485,19 +481,37 @@ class SyncService:
         return {"m.heroes": [hero for _, hero in heroes], "m.joined_member_count": joined,
                 "m.invited_member_count": invited}
 
+    async def _membership_event(self, room_id: str, user_id: str):
+        """The user's membership event, from the room's state, or for a room this server
+        does not hold (an invite from another server), as stored on its own."""
+        head = await self.rooms.head(room_id)
+        event = head.state.get((MEMBER, user_id))
+        if event is None and not head.resident:
+            event_id = await self.rooms.store.membership_event_id(room_id, user_id)
+            row = (await self.rooms.store.get_event_rows([event_id])).get(event_id) if event_id else None
+            event = row.event if row is not None else None
+        return head, event
+
     async def _inviter(self, room_id: str, user_id: str) -> str | None:
-        invite = (await self.rooms.head(room_id)).state.get((MEMBER, user_id))
+        _, invite = await self._membership_event(room_id, user_id)
         return invite.sender if invite is not None else None
 
     async def _stripped_state(self, room_id: str, user_id: str) -> list[dict[str, Any]]:
-        """What an invitee or knocker may see of a room: a few state events, content only."""
-        head = await self.rooms.head(room_id)
-        events = [head.state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in head.state]
-        own = head.state.get((MEMBER, user_id))
+        """What an invitee or knocker may see of a room: a few state events, content only;
+        for a room of another server, what that server sent with the invite or knock."""
+        head, own = await self._membership_event(room_id, user_id)
+        if head.resident:
+            events = [head.state[(t, "")].pdu for t in STRIPPED_STATE_TYPES if (t, "") in head.state]
+        else:
+            sent = (own.unsigned.get("invite_room_state") or own.unsigned.get("knock_room_state")) if own else None
+            events = [e for e in sent if isinstance(e, dict)
+                      and not (e.get("type") == MEMBER and e.get("state_key") == user_id)] if isinstance(sent, list) else []
         if own is not None:
-            events.append(own)
-        stripped = [{"type": e.type, "state_key": e.state_key, "content": e.content, "sender": e.sender} for e in events]
-        return stripped
+            events.append(own.pdu)
+        return [{"type": e.get("type"), "state_key": e.get("state_key"), "content": e.get("content"),
+                 "sender": e.get("sender")} for e in events
+                if isinstance(e.get("type"), str) and isinstance(e.get("state_key"), str)
+                and isinstance(e.get("content"), dict)]
 
     async def _serialize(self, window: _Window, rows: list[EventRow]) -> list[dict[str, Any]]:
         fields = list(window.sync_filter.event_fields) if window.sync_filter.event_fields is not None else None
