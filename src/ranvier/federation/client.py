@@ -58,6 +58,8 @@ class FederationClient:
         self.timeout_s = timeout_s
         self.resolver = ServerResolver(self._fetch_well_known)
         self._session: aiohttp.ClientSession | None = None
+        #: destination -> the lock its transactions are sent under, one at a time.
+        self.transaction_locks: dict[str, asyncio.Lock] = {}
 
     def session(self) -> aiohttp.ClientSession:
         """The HTTP client, limited to the allowed addresses (made on first use)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Iterable
 
 from ranvier.events.hashes import compute_event_id
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 MISSING_EVENTS_LIMIT = 10
 BACKFILL_LIMIT = 50
+#: A backfill that found nothing is not tried again from the same place for this long.
+BACKFILL_RETRY_S = 30.0
 #: Fewer missing state events than this are fetched one by one, more with /state.
 _FETCH_ONE_BY_ONE = 20
 
@@ -41,6 +44,8 @@ class PduReceiver:
         self.rooms = rooms
         self.keys = keys
         self.client = client
+        #: room_id -> (when, the backward extremities) of a backfill that found nothing.
+        self._fruitless: dict[str, tuple[float, tuple[str, ...]]] = {}
 
     # -- new events ------------------------------------------------------------------------
 
@@ -209,6 +214,9 @@ class PduReceiver:
         extremities = [event_id for event_id, _ in await self.rooms.graph.backward_extremities(room_id)][:5]
         if not extremities:
             return 0
+        fruitless = self._fruitless.get(room_id)
+        if fruitless is not None and fruitless[1] == tuple(extremities) and time.monotonic() - fruitless[0] < BACKFILL_RETRY_S:
+            return 0
         servers = sorted({domain_of(user_id) for user_id in head.joined} - {self.rooms.server_name, None})
         servers += [s for s in _servers_of_events(extremities) if s not in servers and s != self.rooms.server_name]
         for server in servers:
@@ -223,7 +231,11 @@ class PduReceiver:
             if not events:
                 continue
             outcomes = await self.add_events(server, head, events, EventKind.BACKFILL)
-            return sum(1 for outcome in outcomes.values() if not outcome.known)
+            added = sum(1 for outcome in outcomes.values() if not outcome.known)
+            if added:
+                self._fruitless.pop(room_id, None)
+                return added
+        self._fruitless[room_id] = (time.monotonic(), tuple(extremities))
         return 0
 
 

@@ -41,10 +41,14 @@ def now_ms() -> int:
 
 async def send_transaction(client: FederationClient, destination: str, txn_id: str, *, pdus: list[dict[str, Any]],
                            edus: list[dict[str, Any]]) -> None:
-    """One transaction; RetryLater unless the destination took it."""
+    """One transaction; RetryLater unless it was taken. The PDU and EDU queues take turns
+    (the client's lock per destination): a server takes one transaction at a time from an
+    origin, and Synapse refuses a second one meanwhile."""
     body = {"origin": client.server_name, "origin_server_ts": now_ms(), "pdus": pdus, "edus": edus}
+    lock = client.transaction_locks.setdefault(destination, asyncio.Lock())
     try:
-        await client.put(destination, f"/_matrix/federation/v1/send/{path_segment(txn_id)}", body)
+        async with lock:
+            await client.put(destination, f"/_matrix/federation/v1/send/{path_segment(txn_id)}", body)
     except (Unreachable, FederationError) as exc:
         raise RetryLater(str(exc)) from None
 
