@@ -50,15 +50,16 @@ def federated_config(data_dir: Path, database_url: str, tls_port: int, **section
     data_dir.mkdir(parents=True, exist_ok=True)
     cert, key = data_dir / "tls.crt", data_dir / "tls.key"
     write_self_signed_pair(str(cert), str(key), ["127.0.0.1"])
-    return test_config(
-        data_dir, database_url,
-        server_name=f"127.0.0.1:{tls_port}",
-        listeners=[{"bind": "127.0.0.1", "port": 0}, {"bind": "127.0.0.1", "port": tls_port, "tls": True}],
-        tls={"certificate_path": str(cert), "private_key_path": str(key)},
-        federation={"enabled": True, "verify_certificates": False},
-        outbound={"allowed_networks": ["127.0.0.0/8"], "initial_backoff_ms": 200, "max_backoff_ms": 2000},
-        **sections,
-    )
+    defaults = {
+        "server_name": f"127.0.0.1:{tls_port}",
+        "listeners": [{"bind": "127.0.0.1", "port": 0}, {"bind": "127.0.0.1", "port": tls_port, "tls": True}],
+        "tls": {"certificate_path": str(cert), "private_key_path": str(key)},
+        "federation": {"enabled": True, "verify_certificates": False},
+        "outbound": {"allowed_networks": ["127.0.0.0/8"], "initial_backoff_ms": 200, "max_backoff_ms": 2000},
+    }
+    for name, value in sections.items():
+        defaults[name] = {**defaults[name], **value} if isinstance(defaults.get(name), dict) else value
+    return test_config(data_dir, database_url, **defaults)
 
 
 async def eventually(check, timeout: float = CROSSING_TIMEOUT_S, interval: float = 0.1):

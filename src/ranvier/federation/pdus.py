@@ -35,6 +35,8 @@ def _references(value: Any, version: RoomVersion, name: str) -> None:
                 raise InvalidPdu(f"{name} entries must be [event_id, hashes] pairs in this room version")
         elif not isinstance(reference, str):
             raise InvalidPdu(f"{name} entries must be event IDs")
+        if "\x00" in (reference if isinstance(reference, str) else reference[0]):
+            raise InvalidPdu(f"{name} entries must not hold NUL characters")
 
 
 def parse_pdu(pdu: Any, version: RoomVersion) -> Event:
@@ -59,6 +61,8 @@ def parse_pdu(pdu: Any, version: RoomVersion) -> Event:
         raise InvalidPdu("content must be an object")
     if "state_key" in pdu and not isinstance(pdu["state_key"], str):
         raise InvalidPdu("state_key must be a string")
+    if any("\x00" in value for value in (event_type, pdu.get("room_id") or "", pdu["sender"], pdu.get("state_key", ""))):
+        raise InvalidPdu("identifiers must not hold NUL characters")
     if not isinstance(pdu.get("hashes"), dict) or not isinstance(pdu.get("signatures"), dict):
         raise InvalidPdu("hashes and signatures must be objects")
     _references(pdu.get("prev_events"), version, "prev_events")

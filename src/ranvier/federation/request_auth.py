@@ -13,7 +13,7 @@ from ranvier.events.signing import SigningKey, sign_json
 _SCHEME = "X-Matrix"
 #: name=value pairs, the value a quoted string (with backslash escapes) or a token; colons
 #: are allowed unquoted, as older servers send them.
-_PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*(?:,|$)')
+_PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*(?:,|$)')
 
 
 @dataclass(frozen=True)

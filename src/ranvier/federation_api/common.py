@@ -1,5 +1,6 @@
 """What every signed endpoint of the server-server API does first: refuse when federation
-is off (404 M_UNRECOGNIZED, as for any endpoint not served), read the JSON body (up to
+is off (404 M_UNRECOGNIZED, as for any endpoint not served) and NUL characters in the path
+or query (400), read the JSON body (up to
 `MAX_FEDERATION_BODY`: transactions and joins are larger than client requests), and
 verify the X-Matrix signature, naming this server as the destination (else 401
 M_UNAUTHORIZED)."""
@@ -52,8 +53,11 @@ async def _body(request: web.Request) -> Any:
 
 
 async def signed_request(request: web.Request) -> tuple[str, dict[str, Any]]:
-    """(the origin server, the JSON body, {} for none) of a request another server signed."""
+    """(the origin server, the JSON body, {} for none) of a request another server signed.
+    A NUL character in the path or query is refused (400): no identifier holds one."""
     service = federation(request)
+    if any("\x00" in value for value in (*request.match_info.values(), *request.query.values())):
+        raise MatrixError("M_INVALID_PARAM", "The request's path or query holds a NUL character")
     body = await _body(request)
     header = request.headers.get("Authorization", "")
     try:

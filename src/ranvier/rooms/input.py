@@ -448,7 +448,8 @@ def _relations(item: PersistedEvent) -> None:
     content = item.event.content
     relation = content.get("m.relates_to")
     if (isinstance(relation, dict) and isinstance(relation.get("event_id"), str)
-            and isinstance(relation.get("rel_type"), str)):
+            and isinstance(relation.get("rel_type"), str)
+            and "\x00" not in relation["event_id"] + relation["rel_type"]):
         item.relates_to, item.rel_type = relation["event_id"], relation["rel_type"]
     item.contains_url = isinstance(content.get("url"), str)
 
@@ -457,7 +458,7 @@ def _applied_redaction(event: Event, before: State, stored: dict[str, EventRow],
     """The event a redaction from another server redacts, when the rules let it apply
     (v3+: the redacter has the redact level, or both senders are of one server)."""
     target_id = event.redacts
-    if target_id is None:
+    if target_id is None or "\x00" in target_id:
         return None
     target = in_batch.get(target_id) or (stored[target_id].event if target_id in stored else None)
     if target is None:
