@@ -31,6 +31,9 @@ from ranvier.rooms.reports_schema import SCHEMA as REPORTS_SCHEMA
 from ranvier.rooms.schema import SCHEMA as ROOMS_SCHEMA
 from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import RoomStore
+from ranvier.search.index import open_index
+from ranvier.search.schema import SCHEMA as SEARCH_SCHEMA
+from ranvier.search.service import SearchService
 from ranvier.storage.engine import Database, open_database
 from ranvier.storage.migrations import Schema, apply_migrations
 from ranvier.sync.notifier import Notifier
@@ -65,20 +68,20 @@ DEACTIVATION_SWEEP_S = 60.0
 #: Every service's tables, in the order their migrations run.
 SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, PUSH_SCHEMA, RELATIONS_SCHEMA,
                          REPORTS_SCHEMA, PROFILE_FIELDS_SCHEMA, ACCOUNT_DATA_SCHEMA, PRESENCE_SCHEMA, DIRECTORY_SCHEMA,
-                         RECEIPTS_SCHEMA]
+                         RECEIPTS_SCHEMA, SEARCH_SCHEMA]
 
 
 def client_api_routes():
     """The route tables of every client API module (imported here, mounted once)."""
     from ranvier.client_api import (account, devices, discovery, legacy_sync, login, media, membership, register,
-                                    relations, rooms, sync)
+                                    relations, rooms, search, sync)
     from ranvier.client_api import directory, reporting, spaces, upgrade
     from ranvier.client_api import account_data, presence, profile, receipts, typing, user_directory
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
             membership.routes, media.routes, sync.routes, legacy_sync.routes, relations.routes,
             directory.routes, upgrade.routes, spaces.routes, reporting.routes, profile.routes, account_data.routes,
-            typing.routes, receipts.routes, presence.routes, user_directory.routes]
+            typing.routes, receipts.routes, presence.routes, user_directory.routes, search.routes]
 
 
 @dataclass
@@ -140,6 +143,7 @@ class Homeserver:
         self.hierarchy: SpaceHierarchy | None = None
         self.reports: ReportService | None = None
         self.relations: RelationsService | None = None
+        self.search: SearchService | None = None
         self.sync: SyncService | None = None
         self.media: MediaService | None = None
         self.profiles: Profiles | None = None
@@ -173,6 +177,9 @@ class Homeserver:
         self.rooms.persist_hooks.append(self.relations)
         self.rooms.send_checks.append(self.relations.check_new_event)
         self.timeline.relations = self.relations
+        self.search = SearchService(open_index(self.db), self.rooms, self.timeline,
+                                    ignored_users=self.account_data.ignored_users)
+        self.rooms.persist_hooks.append(self.search)
         self.sync = SyncService(self.rooms, self.timeline, self.notifier, FilterStore(self.db), streams=self)
         self.media = MediaService(self.db, self.config)
         self.app = make_app(self, max_body=self.config.limits.max_request_body_bytes)
