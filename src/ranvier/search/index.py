@@ -154,6 +154,11 @@ class SearchIndex(abc.ABC):
         return int(await self.db.fetchval(f"SELECT COUNT(*) {where}", *params))
 
 
+#: An event's row is found by its stream position, read from the room server's events
+#: table (by its unique event ID), so the index needs no index of its own on event IDs.
+_STREAM_OF_EVENT = "(SELECT stream_ordering FROM events WHERE event_id = ? AND room_id = ?)"
+
+
 def _marks(values: tuple[str, ...]) -> str:
     return ", ".join("?" * len(values))
 
@@ -183,10 +188,8 @@ class SqliteSearchIndex(SearchIndex):
     def delete_statements(targets: list[tuple[str, str]]) -> list[Statement]:
         by_event = [(event_id, room_id) for room_id, event_id in targets]
         return [
-            Statement("DELETE FROM search_text WHERE rowid IN "
-                      "(SELECT stream_ordering FROM search_events WHERE event_id = ? AND room_id = ?)",
-                      by_event, many=True),
-            Statement("DELETE FROM search_events WHERE event_id = ? AND room_id = ?", by_event, many=True),
+            Statement(f"DELETE FROM search_text WHERE rowid = {_STREAM_OF_EVENT}", by_event, many=True),
+            Statement(f"DELETE FROM search_events WHERE stream_ordering = {_STREAM_OF_EVENT}", by_event, many=True),
         ]
 
     def _matching(self, terms: tuple[Term, ...]) -> tuple[str, list[Any]]:
@@ -215,7 +218,7 @@ class PostgresSearchIndex(SearchIndex):
 
     @staticmethod
     def delete_statements(targets: list[tuple[str, str]]) -> list[Statement]:
-        return [Statement("DELETE FROM search_events WHERE event_id = ? AND room_id = ?",
+        return [Statement(f"DELETE FROM search_events WHERE stream_ordering = {_STREAM_OF_EVENT}",
                           [(event_id, room_id) for room_id, event_id in targets], many=True)]
 
     def _matching(self, terms: tuple[Term, ...]) -> tuple[str, list[Any]]:

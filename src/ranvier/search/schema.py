@@ -25,7 +25,6 @@ CREATE TABLE search_events (
     contains_url INTEGER NOT NULL,
     length INTEGER NOT NULL
 );
-CREATE INDEX search_events_by_event ON search_events (event_id);
 CREATE VIRTUAL TABLE search_text USING fts5 (words, tokenize = "unicode61 remove_diacritics 2 categories 'L* N* Co M*'");
 """,
                 "postgresql": """
@@ -39,7 +38,6 @@ CREATE TABLE search_events (
     contains_url INTEGER NOT NULL,
     vector TSVECTOR NOT NULL
 );
-CREATE INDEX search_events_by_event ON search_events (event_id);
 CREATE INDEX search_events_by_words ON search_events USING GIN (vector);
 """,
             },
