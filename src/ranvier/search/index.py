@@ -166,11 +166,12 @@ def _marks(values: tuple[str, ...]) -> str:
 class SqliteSearchIndex(SearchIndex):
     dialect = "sqlite"
     _position = "f.rowid"
-    # Matched phrases, from the markers highlight() puts before each.
-    _hits = ("(length(highlight(search_text, 0, char(1), '')) "
-             "- length(replace(highlight(search_text, 0, char(1), ''), char(1), '')))")
-    # BM25's saturation (k1 = 1.2, b = 0.75) over a fixed average length of 16 words.
-    _score = f"({_hits} * 2.2 / ({_hits} + 1.2 * (0.25 + 0.75 * s.length / 16.0)))"
+    # Matched phrases: highlight() puts one character before each (and reads the row once).
+    _hits = "(length(highlight(search_text, 0, char(1), '')) - length(f.words))"
+    # BM25's saturation (k1 = 1.2, b = 0.75) over a fixed average length of 16 words,
+    # 2.2 * hits / (hits + k), written so that the hits are counted once.
+    _k = "(1.2 * (0.25 + 0.75 * s.length / 16.0))"
+    _score = f"(2.2 - 2.2 * {_k} / ({_hits} + {_k}))"
     _kept_apart = " LIMIT -1"
 
     @staticmethod
