@@ -29,6 +29,15 @@ async def send(api: Api, token: str, room_id: str, content: dict, event_type: st
     return body["event_id"]
 
 
+async def alice_and_bob_in(api: Api, *rooms: dict) -> tuple[dict, dict, list[str]]:
+    """alice and bob registered, and public rooms made by alice with these options, joined by bob."""
+    alice, bob = await api.register_all("alice", "bob")
+    room_ids = [await api.create_room(alice["access_token"], preset="public_chat", **options) for options in rooms]
+    for room_id in room_ids:
+        assert (await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"]))[0] == 200
+    return alice, bob, room_ids
+
+
 def ids(answer: dict) -> list[str]:
     return [result["result"]["event_id"] for result in answer["results"]]
 
@@ -80,12 +89,9 @@ async def test_recent_order_is_newest_first_across_pages(api):
 
 
 async def test_every_filter_and_key(api):
-    alice_reg, bob_reg = await api.register_all("alice", "bob")
+    alice_reg, bob_reg, (room_a, room_b) = await alice_and_bob_in(api, {"topic": "apple topics"},
+                                                                 {"name": "apple orchard"})
     alice, bob = alice_reg["access_token"], bob_reg["access_token"]
-    room_a = await api.create_room(alice, preset="public_chat", topic="apple topics")
-    room_b = await api.create_room(alice, preset="public_chat", name="apple orchard")
-    for room in (room_a, room_b):
-        assert (await api.post(f"/rooms/{room}/join", {}, token=bob))[0] == 200
     a_alice = await api.send_text(alice, room_a, "apple from alice")
     a_bob = await api.send_text(bob, room_a, "apple from bob")
     b_alice = await api.send_text(alice, room_b, "apple pie")
@@ -153,11 +159,8 @@ async def test_context_with_historic_profiles_and_usable_tokens(api):
 
 
 async def test_groups_by_room_and_sender_page_within_their_group(api):
-    alice_reg, bob_reg = await api.register_all("alice", "bob")
+    alice_reg, bob_reg, rooms = await alice_and_bob_in(api, {}, {})
     alice, bob = alice_reg["access_token"], bob_reg["access_token"]
-    rooms = [await api.create_room(alice, preset="public_chat") for _ in range(2)]
-    for room in rooms:
-        await api.post(f"/rooms/{room}/join", {}, token=bob)
     by_room: dict[str, list[str]] = {room: [] for room in rooms}
     for i in range(9):
         room = rooms[i % 2]
@@ -184,12 +187,9 @@ async def test_groups_by_room_and_sender_page_within_their_group(api):
 
 
 async def test_include_state_gives_current_state_or_the_state_when_left(api):
-    alice_reg, bob_reg = await api.register_all("alice", "bob")
+    alice_reg, bob_reg, (stay, gone) = await alice_and_bob_in(api, {"name": "Stay here"}, {"name": "Left behind"})
     alice, bob = alice_reg["access_token"], bob_reg["access_token"]
-    stay = await api.create_room(alice, preset="public_chat", name="Stay here")
-    gone = await api.create_room(alice, preset="public_chat", name="Left behind")
     for room in (stay, gone):
-        await api.post(f"/rooms/{room}/join", {}, token=bob)
         await api.send_text(alice, room, "memo for bob")
     await api.post(f"/rooms/{gone}/leave", {}, token=bob)
     await api.put(f"/rooms/{gone}/state/m.room.name", {"name": "Renamed after bob left"}, token=alice)
