@@ -2,8 +2,9 @@
 
 Both keep one row per searchable event in `search_events` (its stream position, room,
 sender, type, the history visibility it was sent under as one bit, whether it has a
-`url`). SQLite adds the FTS5 table `search_text`, whose rowid is the stream position;
-PostgreSQL a `tsvector` column with a GIN index, made by the `simple` configuration. The
+`url`). On SQLite the row holds the words, which the FTS5 table `search_text` indexes
+(its rowid is the stream position); on PostgreSQL a `tsvector` made by the `simple`
+configuration, with a GIN index. The
 words given to either are folded and split in Python first (`text.py`), so both engines
 see the same words.
 
@@ -103,9 +104,13 @@ class SearchIndex(abc.ABC):
     def insert_statements(rows: list[IndexRow]) -> list[Statement]: ...
 
     @staticmethod
-    @abc.abstractmethod
     def delete_statements(targets: list[tuple[str, str]]) -> list[Statement]:
-        """Take (room_id, event_id) pairs out of the index (redactions)."""
+        """Take (room_id, event_id) pairs out of the index (redactions). The row is found by
+        its stream position, read from the room server's events table by the unique event
+        ID, so the index needs no index of its own on event IDs."""
+        return [Statement("DELETE FROM search_events WHERE stream_ordering = "
+                          "(SELECT stream_ordering FROM events WHERE event_id = ? AND room_id = ?)",
+                          [(event_id, room_id) for room_id, event_id in targets], many=True)]
 
     @abc.abstractmethod
     def _matching(self, terms: tuple[Term, ...]) -> tuple[str, list[Any]]:
@@ -154,11 +159,6 @@ class SearchIndex(abc.ABC):
         return int(await self.db.fetchval(f"SELECT COUNT(*) {where}", *params))
 
 
-#: An event's row is found by its stream position, read from the room server's events
-#: table (by its unique event ID), so the index needs no index of its own on event IDs.
-_STREAM_OF_EVENT = "(SELECT stream_ordering FROM events WHERE event_id = ? AND room_id = ?)"
-
-
 def _marks(values: tuple[str, ...]) -> str:
     return ", ".join("?" * len(values))
 
@@ -167,7 +167,7 @@ class SqliteSearchIndex(SearchIndex):
     dialect = "sqlite"
     _position = "f.rowid"
     # Matched phrases: highlight() puts one character before each (and reads the row once).
-    _hits = "(length(highlight(search_text, 0, char(1), '')) - length(f.words))"
+    _hits = "(length(highlight(search_text, 0, char(1), '')) - length(s.words))"
     # BM25's saturation (k1 = 1.2, b = 0.75) over a fixed average length of 16 words,
     # 2.2 * hits / (hits + k), written so that the hits are counted once.
     _k = "(1.2 * (0.25 + 0.75 * s.length / 16.0))"
@@ -176,22 +176,12 @@ class SqliteSearchIndex(SearchIndex):
 
     @staticmethod
     def insert_statements(rows: list[IndexRow]) -> list[Statement]:
-        return [
-            Statement("INSERT INTO search_events (stream_ordering, event_id, room_id, sender, type, visibility, "
-                      "contains_url, length) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                      [(r.stream_ordering, r.event_id, r.room_id, r.sender, r.type, r.document.visibility,
-                        int(r.document.contains_url), r.document.text.length) for r in rows], many=True),
-            Statement("INSERT INTO search_text (rowid, words) VALUES (?, ?)",
-                      [(r.stream_ordering, r.document.text.words) for r in rows], many=True),
-        ]
-
-    @staticmethod
-    def delete_statements(targets: list[tuple[str, str]]) -> list[Statement]:
-        by_event = [(event_id, room_id) for room_id, event_id in targets]
-        return [
-            Statement(f"DELETE FROM search_text WHERE rowid = {_STREAM_OF_EVENT}", by_event, many=True),
-            Statement(f"DELETE FROM search_events WHERE stream_ordering = {_STREAM_OF_EVENT}", by_event, many=True),
-        ]
+        # A trigger adds the words to search_text.
+        return [Statement(
+            "INSERT INTO search_events (stream_ordering, event_id, room_id, sender, type, visibility, contains_url, "
+            "length, words) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r.stream_ordering, r.event_id, r.room_id, r.sender, r.type, r.document.visibility,
+              int(r.document.contains_url), r.document.text.length, r.document.text.words) for r in rows], many=True)]
 
     def _matching(self, terms: tuple[Term, ...]) -> tuple[str, list[Any]]:
         # Every term is a quoted FTS5 string of plain words (no operator can hide in it);
@@ -216,11 +206,6 @@ class PostgresSearchIndex(SearchIndex):
             "vector) VALUES (?, ?, ?, ?, ?, ?, ?, to_tsvector('simple', ?))",
             [(r.stream_ordering, r.event_id, r.room_id, r.sender, r.type, r.document.visibility,
               int(r.document.contains_url), r.document.text.words) for r in rows], many=True)]
-
-    @staticmethod
-    def delete_statements(targets: list[tuple[str, str]]) -> list[Statement]:
-        return [Statement(f"DELETE FROM search_events WHERE stream_ordering = {_STREAM_OF_EVENT}",
-                          [(event_id, room_id) for room_id, event_id in targets], many=True)]
 
     def _matching(self, terms: tuple[Term, ...]) -> tuple[str, list[Any]]:
         # Words hold letters, digits and marks only; quoted anyway, `<->` for phrases, `:*` for a prefix.

@@ -1,8 +1,9 @@
 """Tables owned by the search service: the full-text index of searchable events.
 
-The index is an engine's own feature, so its migration has one script per engine (on
-SQLite the stream position is the rowid, which the FTS5 table shares, and the length in
-words feeds the rank). It then indexes whatever events the database already holds,
+The index is an engine's own feature, so its migration has one script per engine. On
+SQLite the FTS5 table indexes the `words` of `search_events` (external content: the text
+is stored once), kept in step by triggers, so a row is written and deleted with one
+statement; its rowid is the stream position, and the length in words feeds the rank. It then indexes whatever events the database already holds,
 logging its progress.
 """
 
@@ -28,9 +29,12 @@ SCHEMA = Schema(
                 "sqlite": f"""
 CREATE TABLE search_events (
     stream_ordering INTEGER PRIMARY KEY,{_COLUMNS}
-    length INTEGER NOT NULL
+    length INTEGER NOT NULL,
+    words TEXT NOT NULL
 );
-CREATE VIRTUAL TABLE search_text USING fts5 (words, tokenize = "unicode61 remove_diacritics 2 categories 'L* N* Co M*'");
+CREATE VIRTUAL TABLE search_text USING fts5 (words, content = 'search_events', content_rowid = 'stream_ordering', tokenize = "unicode61 remove_diacritics 2 categories 'L* N* Co M*'");
+CREATE TRIGGER search_text_insert AFTER INSERT ON search_events BEGIN INSERT INTO search_text (rowid, words) VALUES (new.stream_ordering, new.words); END;
+CREATE TRIGGER search_text_delete AFTER DELETE ON search_events BEGIN INSERT INTO search_text (search_text, rowid, words) VALUES ('delete', old.stream_ordering, old.words); END;
 """,
                 "postgresql": f"""
 CREATE TABLE search_events (
