@@ -59,10 +59,12 @@ def room_access(room_id: str, history: MembershipHistory) -> RoomAccess:
     return RoomAccess(room_id, tuple(bounds), tuple(masks))
 
 
-def access_sql(rooms: list[RoomAccess], *, alias: str = "s") -> tuple[str, list[Any]]:
-    """An SQL condition true for the rows of `alias` (columns room_id, stream_ordering,
+def access_sql(rooms: list[RoomAccess], *, byte_order: str = "") -> tuple[str, list[Any]]:
+    """An SQL condition true for the rows of `s` (columns room_id, stream_ordering,
     visibility) the searcher may read, and its parameters (the room IDs; the positions and
-    masks are integers of ours, written inline)."""
+    masks are integers of ours, written inline). `byte_order` is what makes the engine
+    compare text by code point, as Python sorts it (PostgreSQL compares by the database's
+    collation unless told `COLLATE "C"`)."""
     if not rooms:
         return "1 = 0", []
     params: list[Any] = []
@@ -70,20 +72,20 @@ def access_sql(rooms: list[RoomAccess], *, alias: str = "s") -> tuple[str, list[
     def masks_of(room: RoomAccess) -> str:
         if not room.bounds:
             return str(room.masks[0])
-        steps = " ".join(f"WHEN {alias}.stream_ordering < {int(bound)} THEN {int(mask)}"
+        steps = " ".join(f"WHEN s.stream_ordering < {int(bound)} THEN {int(mask)}"
                          for bound, mask in zip(room.bounds, room.masks))
         return f"CASE {steps} ELSE {int(room.masks[-1])} END"
 
     def search(sorted_rooms: list[RoomAccess]) -> str:
         if len(sorted_rooms) == 1:
             params.append(sorted_rooms[0].room_id)
-            return f"CASE WHEN {alias}.room_id = ? THEN {masks_of(sorted_rooms[0])} ELSE 0 END"
+            return f"CASE WHEN s.room_id = ? THEN {masks_of(sorted_rooms[0])} ELSE 0 END"
         middle = len(sorted_rooms) // 2
         params.append(sorted_rooms[middle].room_id)
         below = search(sorted_rooms[:middle])
         from_middle = search(sorted_rooms[middle:])
-        return f"CASE WHEN {alias}.room_id < ? THEN {below} ELSE {from_middle} END"
+        return f"CASE WHEN s.room_id < ?{byte_order} THEN {below} ELSE {from_middle} END"
 
     # Parameters are collected in the order their `?` appear in the text.
     tree = search(sorted(rooms, key=lambda room: room.room_id))
-    return f"({alias}.visibility & ({tree})) <> 0", params
+    return f"(s.visibility & ({tree})) <> 0", params

@@ -77,6 +77,11 @@ class Criteria:
     contains_url: bool | None
     upto: int
 
+    @property
+    def finds_nothing(self) -> bool:
+        """No term, no room, no type or no sender left: nothing to ask the database."""
+        return not self.terms or not self.rooms or not self.types or self.senders == ()
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:
@@ -95,6 +100,8 @@ class SearchIndex(abc.ABC):
     _score: str
     #: What keeps a subquery from being merged into its query (so its score is computed once).
     _kept_apart: str
+    #: What makes a text comparison follow code points (see `access_sql`).
+    byte_order: str = ""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -118,7 +125,7 @@ class SearchIndex(abc.ABC):
 
     def _where(self, criteria: Criteria) -> tuple[str, list[Any]]:
         matching, params = self._matching(criteria.terms)
-        access, room_params = access_sql(list(criteria.rooms))
+        access, room_params = access_sql(list(criteria.rooms), byte_order=self.byte_order)
         conditions = [f"{self._position} <= ?", access, f"s.type IN ({_marks(criteria.types)})"]
         params += [criteria.upto, *room_params, *criteria.types]
         if criteria.senders is not None:
@@ -134,7 +141,7 @@ class SearchIndex(abc.ABC):
 
     async def page(self, criteria: Criteria, order: str, after: tuple[float, int] | None, limit: int) -> list[Hit]:
         """The next `limit` results in `order` after (score, stream) of the previous page's last."""
-        if not criteria.terms or not criteria.rooms or not criteria.types or criteria.senders == ():
+        if criteria.finds_nothing:
             return []
         where, params = self._where(criteria)
         columns = f"s.stream_ordering AS stream, s.event_id, s.room_id, s.sender, {self._score} AS score"
@@ -153,7 +160,7 @@ class SearchIndex(abc.ABC):
         return [Hit(row[0], row[1], row[2], row[3], float(row[4])) for row in rows]
 
     async def count(self, criteria: Criteria) -> int:
-        if not criteria.terms or not criteria.rooms or not criteria.types or criteria.senders == ():
+        if criteria.finds_nothing:
             return 0
         where, params = self._where(criteria)
         return int(await self.db.fetchval(f"SELECT COUNT(*) {where}", *params))
@@ -198,6 +205,7 @@ class PostgresSearchIndex(SearchIndex):
     _position = "s.stream_ordering"
     _score = "CAST(ts_rank(s.vector, q, 1) AS DOUBLE PRECISION)"
     _kept_apart = ""
+    byte_order = ' COLLATE "C"'
 
     @staticmethod
     def insert_statements(rows: list[IndexRow]) -> list[Statement]:

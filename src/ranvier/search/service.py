@@ -99,6 +99,7 @@ class SearchService:
 
     async def search_room_events(self, requester: Requester, request: RoomEventsSearch,
                                  next_batch: str | None) -> dict[str, Any]:
+        """One page of results with what was asked for them: the `room_events` answer."""
         batch = Batch.decode(next_batch) if next_batch is not None else None
         if batch is not None and batch.order != request.order_by:
             raise MatrixError("M_INVALID_PARAM", "next_batch belongs to a search in another order")
