@@ -106,9 +106,21 @@ class SearchIndex(abc.ABC):
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    #: The engine's own columns of a row, their SQL values, and their parameters from the text.
+    _text_columns: str
+    _text_values: str
+
     @staticmethod
     @abc.abstractmethod
-    def insert_statements(rows: list[IndexRow]) -> list[Statement]: ...
+    def _text_params(text: IndexedText) -> tuple[Any, ...]: ...
+
+    @classmethod
+    def insert_statements(cls, rows: list[IndexRow]) -> list[Statement]:
+        return [Statement(
+            "INSERT INTO search_events (stream_ordering, event_id, room_id, sender, type, visibility, contains_url, "
+            f"{cls._text_columns}) VALUES (?, ?, ?, ?, ?, ?, ?, {cls._text_values})",
+            [(r.stream_ordering, r.event_id, r.room_id, r.sender, r.type, r.document.visibility,
+              int(r.document.contains_url), *cls._text_params(r.document.text)) for r in rows], many=True)]
 
     @staticmethod
     def delete_statements(targets: list[tuple[str, str]]) -> list[Statement]:
@@ -180,15 +192,12 @@ class SqliteSearchIndex(SearchIndex):
     _k = "(1.2 * (0.25 + 0.75 * s.length / 16.0))"
     _score = f"(2.2 - 2.2 * {_k} / ({_hits} + {_k}))"
     _kept_apart = " LIMIT -1"
+    # A trigger adds the words to search_text.
+    _text_columns, _text_values = "length, words", "?, ?"
 
     @staticmethod
-    def insert_statements(rows: list[IndexRow]) -> list[Statement]:
-        # A trigger adds the words to search_text.
-        return [Statement(
-            "INSERT INTO search_events (stream_ordering, event_id, room_id, sender, type, visibility, contains_url, "
-            "length, words) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(r.stream_ordering, r.event_id, r.room_id, r.sender, r.type, r.document.visibility,
-              int(r.document.contains_url), r.document.text.length, r.document.text.words) for r in rows], many=True)]
+    def _text_params(text: IndexedText) -> tuple[Any, ...]:
+        return text.length, text.words
 
     def _matching(self, terms: tuple[Term, ...]) -> tuple[str, list[Any]]:
         # Every term is a quoted FTS5 string of plain words (no operator can hide in it);
@@ -206,14 +215,11 @@ class PostgresSearchIndex(SearchIndex):
     _score = "CAST(ts_rank(s.vector, q, 1) AS DOUBLE PRECISION)"
     _kept_apart = ""
     byte_order = ' COLLATE "C"'
+    _text_columns, _text_values = "vector", "to_tsvector('simple', ?)"
 
     @staticmethod
-    def insert_statements(rows: list[IndexRow]) -> list[Statement]:
-        return [Statement(
-            "INSERT INTO search_events (stream_ordering, event_id, room_id, sender, type, visibility, contains_url, "
-            "vector) VALUES (?, ?, ?, ?, ?, ?, ?, to_tsvector('simple', ?))",
-            [(r.stream_ordering, r.event_id, r.room_id, r.sender, r.type, r.document.visibility,
-              int(r.document.contains_url), r.document.text.words) for r in rows], many=True)]
+    def _text_params(text: IndexedText) -> tuple[Any, ...]:
+        return (text.words,)
 
     def _matching(self, terms: tuple[Term, ...]) -> tuple[str, list[Any]]:
         # Words hold letters, digits and marks only; quoted anyway, `<->` for phrases, `:*` for a prefix.
