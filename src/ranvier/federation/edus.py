@@ -17,7 +17,7 @@ from typing import Any
 
 from ranvier.events.identifiers import domain_of
 from ranvier.federation.acl import server_allowed
-from ranvier.federation.sender import EduSender
+from ranvier.federation.sender import EduSender, PduSender
 from ranvier.rooms.service import RoomServer
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,10 @@ REMOTE_TYPING_TIMEOUT_MS = 30_000
 
 
 class Edus:
-    def __init__(self, rooms: RoomServer, sender: EduSender, services: Any) -> None:
+    def __init__(self, rooms: RoomServer, sender: EduSender, pdus: PduSender, services: Any) -> None:
         self.rooms = rooms
         self.sender = sender
+        self.pdus = pdus
         self.server_name = rooms.server_name
         #: The homeserver: typing, receipts, presence, keys, to_device (those it has).
         self.services = services
@@ -41,7 +42,7 @@ class Edus:
 
     async def _servers_in_room(self, room_id: str) -> set[str]:
         head = await self.rooms.head(room_id)
-        return {domain_of(user_id) for user_id in head.joined} - {self.server_name, None}
+        return self.pdus.servers_of(room_id, head.joined)
 
     async def _servers_sharing_rooms(self, user_id: str) -> set[str]:
         servers: set[str] = set()

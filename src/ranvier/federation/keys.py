@@ -95,10 +95,13 @@ class ServerKeys:
                 continue
         raise SignatureError(f"no valid signature of {server_name}")
 
-    async def verify_event(self, pdu: dict[str, Any], version: RoomVersion, event_id: str) -> None:
+    async def verify_event(self, pdu: dict[str, Any], version: RoomVersion, event_id: str, *,
+                           signing_here: bool = False) -> None:
         """SignatureError unless the event bears the signatures the spec requires: the
         sender's server, the event ID's server (versions 1 and 2) and, for a restricted
-        join, the authorising user's server; with keys valid at the event's time (v5+)."""
+        join, the authorising user's server; with keys valid at the event's time (v5+).
+        `signing_here`: this server is about to sign it (a restricted join it authorises),
+        so its own signature is not asked for."""
         sender = pdu.get("sender")
         servers = {domain_of(sender)} if isinstance(sender, str) else set()
         if version.event_id_has_domain:
@@ -109,6 +112,8 @@ class ServerKeys:
                 and content.get("membership") == "join" and isinstance(via, str)):
             servers.add(domain_of(via))
         servers.discard(None)
+        if signing_here:
+            servers.discard(self.server_name)
         if not servers:
             raise SignatureError("the event names no server")
         ts = pdu.get("origin_server_ts")

@@ -203,7 +203,8 @@ class Memberships:
             raise MatrixError("M_FORBIDDEN", outcome.rejected_reason or "The room's current state does not allow it")
         head = await self.rooms.head(room_id)
         if not outcome.known and outcome.stream_ordering > 0:
-            await self.sender.forward(outcome.stream_ordering, self.sender.destinations_of(head.joined, event) - {origin})
+            await self.sender.forward(outcome.stream_ordering,
+                                      self.sender.destinations_of(room_id, head.joined, event) - {origin})
         if membership == KNOCK:
             return {"knock_room_state": self.rooms.stripped_state(head, event.sender)[:-1]}
         if membership == LEAVE:
@@ -237,7 +238,7 @@ class Memberships:
     async def _checked_membership(self, origin: str, membership: str, version: RoomVersion, room_id: str,
                                   event_id: str, pdu: Any) -> Event:
         try:
-            event = await checked_event(self.keys, pdu, version)
+            event = await checked_event(self.keys, pdu, version, signing_here=membership == JOIN)
         except InvalidPdu as exc:
             raise MatrixError("M_BAD_JSON", f"The event fails the checks: {exc}") from None
         if event.event_id != event_id or event.room_id != room_id:

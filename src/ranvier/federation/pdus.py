@@ -92,12 +92,13 @@ def _kept_unsigned(pdu: dict[str, Any]) -> dict[str, Any]:
     return {"unsigned": kept} if kept else {}
 
 
-async def checked_event(keys: ServerKeys, pdu: Any, version: RoomVersion) -> Event:
+async def checked_event(keys: ServerKeys, pdu: Any, version: RoomVersion, *, signing_here: bool = False) -> Event:
     """A received PDU as an event: its format and signatures checked (InvalidPdu otherwise),
-    redacted if its content hash does not match."""
+    redacted if its content hash does not match. `signing_here`: this server signs it next
+    (a restricted join it authorises)."""
     event = parse_pdu(pdu, version)
     try:
-        await keys.verify_event(event.pdu, version, event.event_id)
+        await keys.verify_event(event.pdu, version, event.event_id, signing_here=signing_here)
     except SignatureError as exc:
         raise InvalidPdu(f"bad signature: {exc}") from None
     if not check_content_hash(event.pdu):

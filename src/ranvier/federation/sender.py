@@ -83,6 +83,8 @@ class PduSender:
         self.server_name = server_name
         self.queue = DeliveryQueue("federation_pdus", db, self, policy, batch_size=MAX_PDUS_PER_TRANSACTION)
         self._wakeups = _Wakeups(self.queue)
+        #: room_id -> (the joined members mapping it was worked out from, the other servers).
+        self._servers: dict[str, tuple[dict[str, Any], set[str]]] = {}
 
     async def start(self) -> None:
         await self.queue.start()
@@ -91,12 +93,20 @@ class PduSender:
     async def stop(self) -> None:
         await self.queue.stop()
 
-    def destinations_of(self, joined: Iterable[str], event: Event) -> set[str]:
-        servers = {domain_of(user_id) for user_id in joined}
-        if event.type == MEMBER and event.state_key:
-            servers.add(domain_of(event.state_key))
-        servers.discard(self.server_name)
-        servers.discard(None)
+    def servers_of(self, room_id: str, joined: dict[str, Any]) -> set[str]:
+        """The other servers with members joined: worked out again only when the room's
+        joined members change (each change makes a new mapping), not for every message."""
+        cached = self._servers.get(room_id)
+        if cached is not None and cached[0] is joined:
+            return cached[1]
+        servers = {domain_of(user_id) for user_id in joined} - {self.server_name, None}
+        self._servers[room_id] = (joined, servers)
+        return servers
+
+    def destinations_of(self, room_id: str, joined: dict[str, Any], event: Event) -> set[str]:
+        servers = self.servers_of(room_id, joined)
+        if event.type == MEMBER and event.state_key and domain_of(event.state_key) not in (self.server_name, None):
+            return servers | {domain_of(event.state_key)}
         return servers
 
     # -- the persist hook ------------------------------------------------------------------
@@ -105,7 +115,7 @@ class PduSender:
         """The servers this server's new event goes to: those with members in the room."""
         if domain_of(event.sender) != self.server_name:
             return None
-        return sorted(self.destinations_of(draft.joined_members(), event)) or None
+        return sorted(self.destinations_of(draft.head.room_id, draft.joined_members(), event)) or None
 
     async def write(self, txn: Transaction, prepared: list[tuple[PersistedEvent, list[str]]]) -> None:
         await self.store.route_pdus(txn, [(destination, item.stream_ordering)

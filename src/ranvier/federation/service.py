@@ -44,7 +44,7 @@ class Federation:
         self.edu_sender = EduSender(db, self.store, self.client, config.server_name, policy)
         self.receiver = PduReceiver(rooms, self.keys, self.client)
         self.memberships = Memberships(rooms, self.keys, self.client, self.receiver, self.pdus)
-        self.edus = Edus(rooms, self.edu_sender, services)
+        self.edus = Edus(rooms, self.edu_sender, self.pdus, services)
         self.remote = RemoteQueries(self.client, config.media.max_upload_bytes)
         self.serving = Serving(rooms)
         self.rooms = rooms
