@@ -1,5 +1,6 @@
 """Tables owned by the room server: rooms, events, the room graph, state groups, memberships."""
 
+from ranvier.storage.engine import Transaction, split_statements
 from ranvier.storage.migrations import Migration, Schema
 
 _GRAPH = """
@@ -52,16 +53,16 @@ ALTER TABLE rooms DROP COLUMN last_event_id;
 ALTER TABLE rooms DROP COLUMN last_depth;
 """
 # prev_events and auth_events are IDs, or [ID, hashes] pairs in versions 1 and 2; auth
-# edges are kept for state events, the only ones auth chains pass through.
-_GRAPH_EDGES_SQLITE = """
+# edges are kept for state events, the only ones auth chains pass through. Each engine
+# reads JSON its own way.
+_GRAPH_EDGES = {"sqlite": """
 INSERT INTO event_edges (event_id, prev_event_id, room_id)
 SELECT e.event_id, CASE j.type WHEN 'array' THEN json_extract(j.value, '$[0]') ELSE j.value END, e.room_id
 FROM events e, json_each(e.json, '$.prev_events') j WHERE true ON CONFLICT DO NOTHING;
 INSERT INTO event_auth (event_id, auth_id, room_id)
 SELECT e.event_id, CASE j.type WHEN 'array' THEN json_extract(j.value, '$[0]') ELSE j.value END, e.room_id
 FROM events e, json_each(e.json, '$.auth_events') j WHERE e.state_key IS NOT NULL ON CONFLICT DO NOTHING;
-"""
-_GRAPH_EDGES_POSTGRESQL = """
+""", "postgresql": """
 INSERT INTO event_edges (event_id, prev_event_id, room_id)
 SELECT e.event_id, CASE jsonb_typeof(j.value) WHEN 'array' THEN j.value ->> 0 ELSE j.value #>> '{}' END, e.room_id
 FROM events e CROSS JOIN LATERAL jsonb_array_elements(e.json::jsonb -> 'prev_events') j ON CONFLICT DO NOTHING;
@@ -69,7 +70,13 @@ INSERT INTO event_auth (event_id, auth_id, room_id)
 SELECT e.event_id, CASE jsonb_typeof(j.value) WHEN 'array' THEN j.value ->> 0 ELSE j.value #>> '{}' END, e.room_id
 FROM events e CROSS JOIN LATERAL jsonb_array_elements(e.json::jsonb -> 'auth_events') j
 WHERE e.state_key IS NOT NULL ON CONFLICT DO NOTHING;
-"""
+"""}
+
+
+async def _fill_graph_edges(txn: Transaction, dialect: str) -> None:
+    """The edges of the rooms stored before the graph, read from their events' JSON."""
+    for statement in split_statements(_GRAPH_EDGES[dialect]):
+        await txn.execute(statement)
 
 
 SCHEMA = Schema(
@@ -165,7 +172,8 @@ CREATE INDEX membership_history_by_user ON membership_history (user_id, stream_o
             2,
             "the room graph: every prev and auth edge, forward and backward extremities, outliers, "
             "backfilled, soft-failed and rejected events, the state after each event, current state deltas",
-            {"sqlite": _GRAPH + _GRAPH_EDGES_SQLITE, "postgresql": _GRAPH + _GRAPH_EDGES_POSTGRESQL},
+            _GRAPH,
+            fill=_fill_graph_edges,
         ),
     ),
 )
