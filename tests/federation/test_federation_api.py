@@ -9,7 +9,7 @@ import pytest
 
 from federation_support import eventually
 from ranvier.events.signing import SigningKey
-from ranvier.federation.client import FederationError, path_segment
+from ranvier.federation.client import FederationError, Unreachable, path_segment
 from ranvier.federation.request_auth import authorization_header
 
 FED = "/_matrix/federation"
@@ -194,3 +194,14 @@ async def test_nul_characters_are_refused_not_500(pair, path, query):
     a, b = pair
     status, body = await signed(b, a, "GET", path, query=query)
     assert 400 <= status < 500, body
+
+
+async def test_servers_on_private_addresses_are_not_reached_unless_allowed(pair, start_federated):
+    a, _ = pair
+    closed = await start_federated("closed", outbound={"allowed_networks": []})
+    with pytest.raises(Unreachable):
+        await closed.hs.federation.client.get(a.name, f"{FED}/v1/version")
+    alice = await closed.user("alice")
+    status, body = await closed.api.post("/join/!room:" + a.name, {}, token=alice["access_token"],
+                                         params={"via": a.name})
+    assert status in (403, 404) and body["errcode"] in ("M_FORBIDDEN", "M_NOT_FOUND")

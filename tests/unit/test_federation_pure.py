@@ -139,3 +139,25 @@ def test_versions_1_and_2_need_their_own_reference_format():
     assert parse_pdu(pdu, version).event_id == "$e:remote.test"
     with pytest.raises(InvalidPdu, match="pairs"):
         parse_pdu(dict(pdu, prev_events=["$p"]), version)
+
+
+def test_a_key_answer_is_kept_only_when_each_current_key_signs_it_and_old_keys_come_with_it():
+    from ranvier.events.signing import sign_json
+    from ranvier.federation.keys import _checked_keys, _valid_at
+
+    old = SigningKey.generate("old")
+    answer = sign_json({
+        "server_name": "remote.test",
+        "verify_keys": {KEY.key_id: {"key": KEY.public_key_base64}},
+        "old_verify_keys": {old.key_id: {"key": old.public_key_base64, "expired_ts": 1_000}},
+        "valid_until_ts": 5_000,
+    }, "remote.test", KEY)
+    keys = _checked_keys(answer, "remote.test")
+    assert set(keys) == {KEY.key_id, old.key_id}
+    assert _valid_at(keys[KEY.key_id], 5_000) and not _valid_at(keys[KEY.key_id], 5_001)
+    assert _valid_at(keys[old.key_id], 999) and not _valid_at(keys[old.key_id], 1_000)  # old events only
+    assert _checked_keys(answer, "other.test") == {}
+    unsigned = {key: value for key, value in answer.items() if key != "signatures"}
+    assert _checked_keys(unsigned, "remote.test") == {}
+    forged = sign_json(unsigned, "remote.test", SigningKey.generate("k1"))  # same key ID, another key
+    assert _checked_keys(forged, "remote.test") == {}

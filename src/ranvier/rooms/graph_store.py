@@ -39,25 +39,22 @@ class GraphQueries:
         direct = list({auth_id for event in events for auth_id in event.auth_event_ids})
         return set(direct) | await self.auth_chain_ids(direct)
 
-    async def with_children(self, event_ids: list[str]) -> set[str]:
-        """Those of the events that some stored event names as a prev event."""
-        found: set[str] = set()
-        for start in range(0, len(event_ids), _CHUNK):
-            chunk = event_ids[start:start + _CHUNK]
-            rows = await self.db.fetchall(
-                f"SELECT DISTINCT prev_event_id FROM event_edges WHERE prev_event_id IN ({in_clause(len(chunk))})",
-                *chunk,
-            )
-            found.update(row[0] for row in rows)
-        return found
+    async def awaited(self, event_ids: list[str], room_id: str) -> set[str]:
+        """Those of the events that stored events named as prev events before this server
+        had them (the room's backward extremities): they have children already."""
+        if not event_ids:
+            return set()
+        rows = await self.db.fetchall(
+            f"SELECT event_id FROM backward_extremities WHERE room_id = ? AND event_id IN ({in_clause(len(event_ids))})",
+            room_id, *event_ids,
+        )
+        return {row[0] for row in rows}
 
     async def backward_extremities(self, room_id: str) -> list[tuple[str, int]]:
         """(event_id, depth of its deepest known child) of the events the room's known
         history starts from but which this server does not have, deepest first."""
         rows = await self.db.fetchall(
-            "SELECT b.event_id, MAX(e.depth) FROM backward_extremities b "
-            "JOIN event_edges g ON g.prev_event_id = b.event_id JOIN events e ON e.event_id = g.event_id "
-            "WHERE b.room_id = ? GROUP BY b.event_id ORDER BY MAX(e.depth) DESC",
+            "SELECT event_id, depth FROM backward_extremities WHERE room_id = ? ORDER BY depth DESC, event_id",
             room_id,
         )
         return [(row[0], row[1]) for row in rows]

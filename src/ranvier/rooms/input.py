@@ -120,12 +120,12 @@ class EventInput:
             item.stream_ordering = self.rooms.positions.allocate()
         first_prevs = items[0].event.prev_event_ids
         last = items[-1].event
-        change = HeadChange(head.room_id, extremities_removed=[e for e in first_prevs if e in head.extremities],
-                            extremities_added=[last.event_id], state_groups=list(draft.new_groups))
+        change = HeadChange(head.room_id, state_groups=list(draft.new_groups))
         batch = Batch(head, items, change, positions=[item.stream_ordering for item in items],
                       wake_users=tuple(item.event.state_key for item in items if item.event.type == MEMBER))
         extremities = {e: d for e, d in head.extremities.items() if e not in first_prevs}
         extremities[last.event_id] = last.depth
+        change.extremities = list(extremities)
         if len(extremities) > 1:
             placed = {last.event_id: _Placed(draft.base, 0, 0, draft.full_state(), draft.state_group,
                                              draft.chain_length)}
@@ -330,10 +330,12 @@ class EventInput:
         graph_items = [item for item in batch.items if not item.outlier]
         batch_ids = {item.event.event_id for item in graph_items}
         change.backward_removed = sorted(batch_ids)
-        change.backward_added = sorted({
-            prev_id for item in graph_items for prev_id in item.event.prev_event_ids
-            if prev_id not in batch_ids and (prev_id not in stored or stored[prev_id].outlier)
-        })
+        lacking: dict[str, int] = {}
+        for item in graph_items:
+            for prev_id in item.event.prev_event_ids:
+                if prev_id not in batch_ids and (prev_id not in stored or stored[prev_id].outlier):
+                    lacking[prev_id] = max(lacking.get(prev_id, 0), item.event.depth)
+        change.backward_added = sorted(lacking.items())
         if kind == EventKind.BACKFILL:
             return
         working = batch.head
@@ -343,12 +345,11 @@ class EventInput:
             for prev_id in item.event.prev_event_ids:
                 extremities.pop(prev_id, None)
             extremities[item.event.event_id] = item.event.depth
-        for event_id in await self.rooms.graph.with_children([item.event.event_id for item in accepted]):
+        for event_id in await self.rooms.graph.awaited([item.event.event_id for item in accepted], working.room_id):
             extremities.pop(event_id, None)  # arrived after events that follow it
         if extremities == working.extremities:
             return
-        change.extremities_removed = [e for e in working.extremities if e not in extremities]
-        change.extremities_added = [e for e in extremities if e not in working.extremities]
+        change.extremities = list(extremities)
         await self._resolve_current(batch, extremities, placed, in_batch)
         if head is None or not head.resident:
             batch.new_room = _new_room(working.room_id, working.version, batch.new_head.state)

@@ -21,22 +21,18 @@ CREATE TABLE event_edges (
     room_id TEXT NOT NULL,
     PRIMARY KEY (event_id, prev_event_id)
 );
-CREATE INDEX event_edges_by_prev ON event_edges (prev_event_id);
 CREATE TABLE event_auth (
     event_id TEXT NOT NULL,
     auth_id TEXT NOT NULL,
     room_id TEXT NOT NULL,
     PRIMARY KEY (event_id, auth_id)
 );
-CREATE TABLE forward_extremities (
-    room_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    PRIMARY KEY (room_id, event_id)
-);
-INSERT INTO forward_extremities (room_id, event_id) SELECT room_id, last_event_id FROM rooms;
+ALTER TABLE rooms ADD COLUMN forward_extremities TEXT NOT NULL DEFAULT '[]';
+UPDATE rooms SET forward_extremities = '["' || last_event_id || '"]';
 CREATE TABLE backward_extremities (
     room_id TEXT NOT NULL,
     event_id TEXT NOT NULL,
+    depth BIGINT NOT NULL,
     PRIMARY KEY (room_id, event_id)
 );
 CREATE TABLE current_state_deltas (
@@ -170,7 +166,7 @@ CREATE INDEX membership_history_by_user ON membership_history (user_id, stream_o
         ),
         Migration(
             2,
-            "the room graph: every prev and auth edge, forward and backward extremities, outliers, "
+            "the room graph: prev and auth edges, forward and backward extremities, outliers, "
             "backfilled, soft-failed and rejected events, the state after each event, current state deltas",
             _GRAPH,
             fill=_fill_graph_edges,

@@ -85,30 +85,25 @@ def head_statements(change: HeadChange) -> list[Statement]:
     """Forward and backward extremities, the current state and the memberships it holds."""
     room_id = change.room_id
     statements: list[Statement] = []
-    removed, added = change.extremities_removed, change.extremities_added
-    if len(removed) == 1 and len(added) == 1:  # the usual: one line of events grows
-        statements.append(Statement("UPDATE forward_extremities SET event_id = ? WHERE room_id = ? AND event_id = ?",
-                                    (added[0], room_id, removed[0])))
-    else:
-        if removed:
-            statements.append(Statement(
-                f"DELETE FROM forward_extremities WHERE room_id = ? AND event_id IN ({in_clause(len(removed))})",
-                (room_id, *removed)))
-        if added:
-            statements.append(Statement("INSERT INTO forward_extremities (room_id, event_id) VALUES (?, ?)",
-                                        [(room_id, event_id) for event_id in added], many=True))
+    if change.extremities is not None and change.state_group is not None:
+        statements.append(Statement("UPDATE rooms SET forward_extremities = ?, current_state_group = ? WHERE room_id = ?",
+                                    (orjson.dumps(change.extremities).decode(), change.state_group, room_id)))
+    elif change.extremities is not None:
+        statements.append(Statement("UPDATE rooms SET forward_extremities = ? WHERE room_id = ?",
+                                    (orjson.dumps(change.extremities).decode(), room_id)))
+    elif change.state_group is not None:
+        statements.append(Statement("UPDATE rooms SET current_state_group = ? WHERE room_id = ?",
+                                    (change.state_group, room_id)))
     if change.backward_removed:
         statements.append(Statement(
             f"DELETE FROM backward_extremities WHERE room_id = ? AND event_id IN ({in_clause(len(change.backward_removed))})",
             (room_id, *change.backward_removed)))
     if change.backward_added:
         statements.append(Statement(
-            "INSERT INTO backward_extremities (room_id, event_id) VALUES (?, ?) "
-            "ON CONFLICT (room_id, event_id) DO NOTHING",
-            [(room_id, event_id) for event_id in change.backward_added], many=True))
-    if change.state_group is not None:
-        statements.append(Statement("UPDATE rooms SET current_state_group = ? WHERE room_id = ?",
-                                    (change.state_group, room_id)))
+            "INSERT INTO backward_extremities (room_id, event_id, depth) VALUES (?, ?, ?) "
+            "ON CONFLICT (room_id, event_id) DO UPDATE SET depth = excluded.depth "
+            "WHERE excluded.depth > backward_extremities.depth",
+            [(room_id, event_id, depth) for event_id, depth in change.backward_added], many=True))
     if change.state_changes:
         statements += [
             Statement("INSERT INTO current_state (room_id, type, state_key, event_id) VALUES (?, ?, ?, ?) "

@@ -85,9 +85,10 @@ class HeadChange:
     """How a batch of events moves its room's head, written with the events."""
 
     room_id: str
-    extremities_removed: list[str] = field(default_factory=list)
-    extremities_added: list[str] = field(default_factory=list)
-    backward_added: list[str] = field(default_factory=list)
+    #: The room's forward extremities after the batch; None when they did not change.
+    extremities: list[str] | None = None
+    #: (event_id, depth of its deepest child) of events named as prev events but not held.
+    backward_added: list[tuple[str, int]] = field(default_factory=list)
     backward_removed: list[str] = field(default_factory=list)
     #: The group of the room's new current state; None when it did not change.
     state_group: int | None = None
@@ -293,12 +294,11 @@ class RoomStore:
         await self.db.execute("UPDATE rooms SET is_public = ? WHERE room_id = ?", int(is_public), room_id)
 
     async def forward_extremities(self, room_id: str) -> dict[str, int]:
-        """event_id -> depth of the room's forward extremities."""
-        rows = await self.db.fetchall(
-            "SELECT f.event_id, e.depth FROM forward_extremities f JOIN events e ON e.event_id = f.event_id "
-            "WHERE f.room_id = ?", room_id,
-        )
-        return {event_id: depth for event_id, depth in rows}
+        """event_id -> depth of the room's forward extremities (kept in its row: a new
+        local event replaces the list, one small write)."""
+        listed = await self.db.fetchval("SELECT forward_extremities FROM rooms WHERE room_id = ?", room_id)
+        rows = await self.get_event_rows(orjson.loads(listed) if listed else [])
+        return {event_id: row.event.depth for event_id, row in rows.items()}
 
     # -- events --------------------------------------------------------------------------
 
