@@ -92,11 +92,8 @@ class Batch:
 
 @dataclass
 class _Placed:
-    """The state around one event of a batch."""
+    """The state after one event of a batch (what events following it start from)."""
 
-    before: State
-    group_before: int
-    chain_before: int
     after: State
     group_after: int
     chain_after: int
@@ -127,8 +124,7 @@ class EventInput:
         extremities[last.event_id] = last.depth
         change.extremities = list(extremities)
         if len(extremities) > 1:
-            placed = {last.event_id: _Placed(draft.base, 0, 0, draft.full_state(), draft.state_group,
-                                             draft.chain_length)}
+            placed = {last.event_id: _Placed(draft.full_state(), draft.state_group, draft.chain_length)}
             await self._resolve_current(batch, extremities, placed, {item.event.event_id: item.event for item in items})
             return batch
         changes = [(item.stream_ordering, (item.event.type, item.event.state_key), item.event)
@@ -229,7 +225,7 @@ class EventInput:
             if kind == EventKind.BACKFILL:
                 item.backfilled = True
             item.redacts = _applied_redaction(event, before, stored, in_batch)
-        placed[event.event_id] = _Placed(before, group_before, chain_before, after, group_after, chain_after)
+        placed[event.event_id] = _Placed(after, group_after, chain_after)
         _note_outcome(batch, item)
         return item
 
