@@ -80,11 +80,11 @@ def engine(request) -> str:
     return request.param
 
 
-@pytest.fixture
-async def database_url(engine, tmp_path, request) -> str:
-    """A fresh, empty database on the engine under test."""
+async def new_database_url(engine: str, sqlite_path, request) -> str:
+    """The URL of a new, empty database on `engine`: a file at `sqlite_path`, or a database
+    of its own in the session's PostgreSQL cluster."""
     if engine == "sqlite":
-        return f"sqlite:{tmp_path / 'test.db'}"
+        return f"sqlite:{sqlite_path}"
     import asyncpg
 
     base = request.getfixturevalue("postgres_server")
@@ -95,6 +95,12 @@ async def database_url(engine, tmp_path, request) -> str:
     finally:
         await conn.close()
     return f"{base}/{name}"
+
+
+@pytest.fixture
+async def database_url(engine, tmp_path, request) -> str:
+    """A fresh, empty database on the engine under test."""
+    return await new_database_url(engine, tmp_path / "test.db", request)
 
 
 def test_config(data_dir, database_url: str, **sections) -> Config:
