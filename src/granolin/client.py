@@ -38,6 +38,11 @@ class Client(EncryptedRooms):
     ``await start()``. State that must survive a restart is kept in the
     hardcopy file (``None`` disables it); subclasses add theirs by extending
     :meth:`hardcopy_state` and :meth:`restore_hardcopy_state` with ``super()``.
+
+    With the ``e2e`` extra installed (and ``encryption=True``), the bot reads
+    and writes end-to-end encrypted rooms; its crypto state is kept in
+    ``crypto_store`` (by default beside the hardcopy), encrypted with
+    ``crypto_key`` (by default a key file beside it): see :mod:`granolin.e2ee`.
     """
 
     shutdown_grace = 10.0

@@ -55,7 +55,7 @@ class EncryptedRooms(History):
             self._warned_encrypted.add(room_id)
             log.warning(
                 "room %s is end-to-end encrypted and granolin cannot decrypt (no encryption support is installed: "
-                "pip install 'granolin[e2e]'): the bot does not see the messages sent there",
+                "install granolin[e2e], which brings vodozemac): the bot does not see the messages sent there",
                 room_id,
             )
 

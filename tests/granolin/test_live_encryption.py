@@ -6,6 +6,8 @@ new Client made from them is the bot after a restart.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import stat
 import sys
@@ -22,6 +24,7 @@ from unpaddedbase64 import decode_base64
 from granolin import Client, GranolinError, TextMessage, TimelineEvent
 from granolin.dispatch import SendScope, send_scope
 from granolin.testing import TestHomeserver, TestUser
+from live_support import eventually
 from nio_e2ee import ENCRYPTION, encrypting_client, receive, send, settle
 
 pytestmark = pytest.mark.interop
@@ -30,7 +33,9 @@ V3 = "/_matrix/client/v3"
 
 
 class EchoBot(Client):
-    """Answers every text with "echo: <text>" and remembers what it saw."""
+    """Answers every text with "echo: <text>" and remembers what it saw; with ``hang``, its handler never ends."""
+
+    hang = False
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -40,6 +45,8 @@ class EchoBot(Client):
         @self.on(TextMessage)
         async def echo(event: TextMessage) -> None:
             self.seen.append(event)
+            if self.hang:
+                await asyncio.Event().wait()
             await self.send_text_message(str(event.room_id), f"echo: {event.body}")
 
     async def on_undecryptable(self, event: TimelineEvent, reason: str) -> None:
@@ -142,6 +149,35 @@ async def test_after_a_restart_the_bot_reads_the_same_session_and_sends(live_hs:
         await again.close()
     finally:
         await alice.close()
+
+
+async def test_a_handler_cut_by_a_crash_runs_again_on_the_decrypted_event(live_hs: TestHomeserver, tmp_path: Path) -> None:
+    bot, alice, room = await encrypted_dm(live_hs, tmp_path)
+    bot.hang = True
+    try:
+        await send(alice, room, "interrupted")
+
+        async def started() -> list[TextMessage] | None:
+            await bot.sync()
+            await asyncio.sleep(0.01)  # the handler starts (and never ends)
+            return bot.seen or None
+
+        await eventually(started, what="the handler started")
+        hardcopy = (tmp_path / "bot.hardcopy.json").read_bytes()
+        (pending,) = json.loads(hardcopy)["pending"]
+        assert pending["event"]["type"] == "m.room.encrypted" and b"interrupted" not in hardcopy  # saved as it arrived
+        await bot._work.stop(0)  # the crash: the handler is cut, nothing more is saved
+
+        again = bot_from_files(live_hs, tmp_path)
+        running = asyncio.create_task(again.start(handle_signals=False))
+        (seen,) = await eventually(lambda: again.seen or None, what="the handler run again")
+        assert (seen.body, seen.encrypted) == ("interrupted", True)
+        assert (await receive(alice, room, "echo: interrupted")).decrypted
+        again.stop()
+        await running
+    finally:
+        await alice.close()
+        await bot.close()
 
 
 async def test_a_room_key_that_comes_after_its_message_still_reaches_the_handler(live_hs: TestHomeserver, tmp_path: Path) -> None:

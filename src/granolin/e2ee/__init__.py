@@ -1,6 +1,7 @@
 """End-to-end encryption for bots: Olm and Megolm through vodozemac (the ``e2e`` extra).
 
-``pip install 'granolin[e2e]'`` installs vodozemac, and every client then
+The extra (``pip install './packaging/granolin[e2e]'``, or ``'.[e2e]'`` with
+ranvier) installs vodozemac, and every client then
 encrypts and decrypts in encrypted rooms (``Client(..., encryption=False)``
 turns it off). Without it, a client warns once per encrypted room that it
 cannot read it. Only :func:`encryption_class` is imported by the client; the

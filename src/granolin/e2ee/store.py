@@ -87,6 +87,8 @@ class CryptoStore:
 
     def __init__(self, path: Path | None, secret: bytes | str | None = None) -> None:
         self.path = path
+        if isinstance(secret, bytes) and len(secret) < SECRET_BYTES:
+            raise CryptoStoreError(f"crypto_key must be at least {SECRET_BYTES} bytes (or a passphrase string)")
         exists = path is not None and path.exists()
         if path is None:
             secret = secret if secret is not None else secrets.token_bytes(SECRET_BYTES)
@@ -98,8 +100,6 @@ class CryptoStore:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 _create_private(path)
             self._db = sqlite3.connect(path, isolation_level=None)
-        if isinstance(secret, bytes) and len(secret) < SECRET_BYTES:
-            raise CryptoStoreError(f"crypto_key must be at least {SECRET_BYTES} bytes (or a passphrase string)")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS header (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self._db.execute(
