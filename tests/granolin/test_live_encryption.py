@@ -393,3 +393,35 @@ async def test_without_the_extra_an_encrypted_dm_is_reported_once(
     finally:
         await alice.close()
         await bot.close()
+
+
+async def test_one_time_keys_are_topped_up_and_a_used_fallback_key_replaced(live_hs: TestHomeserver, tmp_path: Path) -> None:
+    bot, _ = await new_bot(live_hs, tmp_path)
+    claimer = await live_hs.register_user("claimer")
+    wanted = {"one_time_keys": {bot.user_id: {bot.device_id: "signed_curve25519"}}}
+
+    async def claim() -> dict:
+        status, answer = await live_hs.call("POST", f"{V3}/keys/claim", token=claimer.access_token, json=wanted)
+        assert status == 200
+        ((key_id, key),) = answer["one_time_keys"][bot.user_id][bot.device_id].items()
+        return {"id": key_id, **key}
+
+    async def available() -> int:
+        status, answer = await live_hs.call("POST", f"{V3}/keys/upload", token=bot.access_token, json={})
+        assert status == 200
+        return int(answer["one_time_key_counts"].get("signed_curve25519", 0))
+
+    try:
+        target = bot.encryption.account.one_time_key_target  # type: ignore[union-attr]
+        assert target == 25 and await available() == target
+        claimed = [await claim() for _ in range(target + 1)]  # every one-time key, then the fallback key
+        assert not any(key.get("fallback") for key in claimed[:-1]) and claimed[-1].get("fallback")
+        assert await available() == 0
+        await bot.sync()  # device_one_time_keys_count says 0, and the fallback key is used
+        assert await available() == target
+        for _ in range(target):
+            await claim()
+        fallback = await claim()
+        assert fallback.get("fallback") and fallback["key"] != claimed[-1]["key"]  # a new fallback key was uploaded
+    finally:
+        await bot.close()
