@@ -425,3 +425,32 @@ async def test_one_time_keys_are_topped_up_and_a_used_fallback_key_replaced(live
         assert fallback.get("fallback") and fallback["key"] != claimed[-1]["key"]  # a new fallback key was uploaded
     finally:
         await bot.close()
+
+
+async def test_invited_members_get_the_room_key_unless_history_is_for_joined_members(live_hs: TestHomeserver, tmp_path: Path) -> None:
+    bot, alice, room = await encrypted_dm(live_hs, tmp_path)
+    carol, _ = await nio_user(live_hs, tmp_path, "carol")
+    dave, _ = await nio_user(live_hs, tmp_path, "dave")
+    try:
+        assert isinstance(await alice.room_invite(room, carol.user_id), nio.RoomInviteResponse)
+        await bot.sync()
+        await bot.send_text_message(room, "carol may read this")
+        shared = bot.encryption.megolm.outbound(room)  # type: ignore[union-attr]
+        assert set(shared.shared_with) == {alice.user_id, carol.user_id}
+        await settle(carol)
+        assert isinstance(await carol.join(room), nio.JoinResponse)
+        history = await carol.room_messages(room, start="", limit=20)
+        assert isinstance(history, nio.RoomMessagesResponse)
+        assert "carol may read this" in [e.body for e in history.chunk if isinstance(e, nio.RoomMessageText)]
+
+        visibility = await alice.room_put_state(room, "m.room.history_visibility", {"history_visibility": "joined"})
+        assert isinstance(visibility, nio.RoomPutStateResponse)
+        assert isinstance(await alice.room_invite(room, dave.user_id), nio.RoomInviteResponse)
+        await bot.sync()
+        await bot.send_text_message(room, "not for dave yet")
+        rotated = bot.encryption.megolm.outbound(room)  # type: ignore[union-attr]
+        assert rotated.session_id != shared.session_id and not rotated.shared_history  # history is no longer shared
+        assert set(rotated.shared_with) == {alice.user_id, carol.user_id}
+    finally:
+        for client in (dave, carol, alice, bot):
+            await client.close()

@@ -141,8 +141,11 @@ class Encryption:
             account.mark_published()
             log.info("device %s published its encryption keys (ed25519 %s)", account.device_id, account.ed25519)
         if not self._cross_signing_tried:
-            self._cross_signing_tried = True
-            await self._bootstrap_cross_signing()
+            try:
+                await self._bootstrap_cross_signing()
+            except (MatrixError, GranolinError) as exc:  # encryption works without it: warn, try again at the next start
+                log.warning("cross-signing of device %s was not set up: %s", account.device_id, exc)
+            self._cross_signing_tried = True  # (a network error above is raised instead: tried again at the next sync)
 
     def close(self) -> None:
         if self.store is not None:
@@ -161,10 +164,7 @@ class Encryption:
                             "un-cross-signed (encryption.reset_cross_signing() replaces them)", self.account.user_id)
                 return
             keys.generate()
-        try:
-            await self._upload_cross_signing()
-        except (MatrixError, GranolinError) as exc:
-            log.warning("cross-signing of device %s was not set up: %s", self.account.device_id, exc)
+        await self._upload_cross_signing()
 
     async def reset_cross_signing(self) -> None:
         """Make new master and self-signing keys, upload them (with the password) and sign this device."""

@@ -133,9 +133,10 @@ class OlmAccount:
         })
 
     def one_time_keys(self, count: int) -> dict[str, Any]:
-        """``count`` new one-time keys, with those generated before but never published, signed."""
-        if count > 0:
-            self.account.generate_one_time_keys(count)
+        """``count`` one-time keys to upload, signed: those generated before but never published, and new ones."""
+        missing = count - len(self.account.one_time_keys)
+        if missing > 0:
+            self.account.generate_one_time_keys(missing)
         return {
             f"{SIGNED_CURVE25519}:{key_id}": self._signed({"key": key.to_base64()})
             for key_id, key in self.account.one_time_keys.items()
@@ -153,8 +154,9 @@ class OlmAccount:
         """The keys were uploaded: they are no longer offered again."""
         self.account.mark_keys_as_published()
         self.published = True
-        self.store.put("meta", "published", True)
-        self.save()
+        with self.store.transaction():
+            self.store.put("meta", "published", True)
+            self.save()
 
     # --- sessions ---------------------------------------------------------------
 
