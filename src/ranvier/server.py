@@ -39,6 +39,8 @@ from ranvier.sync.receipts_schema import SCHEMA as RECEIPTS_SCHEMA
 from ranvier.sync.receipts_store import ReceiptStore
 from ranvier.sync.schema import SCHEMA as SYNC_SCHEMA
 from ranvier.sync.service import SyncService
+from ranvier.sync.sliding import SlidingSync
+from ranvier.sync.sliding_lists import RoomFacts
 from ranvier.sync.store import FilterStore
 from ranvier.sync.timeline import Timeline
 from ranvier.sync.typing import Typing
@@ -72,13 +74,13 @@ def route_tables():
     """The route tables of every API module (imported here, mounted once, listed in
     docs/api-coverage.md in this order)."""
     from ranvier.client_api import (account, devices, discovery, legacy_sync, login, media, membership, register,
-                                    relations, rooms, sync)
+                                    relations, rooms, sliding_sync, sync)
     from ranvier.client_api import directory, reporting, spaces, upgrade
     from ranvier.client_api import account_data, presence, profile, receipts, typing, user_directory
     from ranvier.client_api import appservice, thirdparty
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
-            membership.routes, media.routes, sync.routes, legacy_sync.routes, relations.routes,
+            membership.routes, media.routes, sync.routes, sliding_sync.routes, legacy_sync.routes, relations.routes,
             directory.routes, upgrade.routes, spaces.routes, reporting.routes, profile.routes, account_data.routes,
             typing.routes, receipts.routes, presence.routes, user_directory.routes, thirdparty.routes,
             appservice.routes]
@@ -144,6 +146,7 @@ class Homeserver:
         self.reports: ReportService | None = None
         self.relations: RelationsService | None = None
         self.sync: SyncService | None = None
+        self.sliding_sync: SlidingSync | None = None
         self.media: MediaService | None = None
         self.profiles: Profiles | None = None
         self.account_data: AccountData | None = None
@@ -177,6 +180,9 @@ class Homeserver:
         self.rooms.send_checks.append(self.relations.check_new_event)
         self.timeline.relations = self.relations
         self.sync = SyncService(self.rooms, self.timeline, self.notifier, FilterStore(self.db), streams=self)
+        room_facts = RoomFacts(self.sync.queries)
+        self.rooms.persist_hooks.append(room_facts)
+        self.sliding_sync = SlidingSync(self.sync, room_facts)
         self.media = MediaService(self.db, self.config)
         self.app = make_app(self, max_body=self.config.limits.max_request_body_bytes)
         for routes in route_tables():

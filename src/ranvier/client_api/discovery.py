@@ -6,6 +6,7 @@ from aiohttp import web
 
 from ranvier.errors import MatrixError
 from ranvier.events.room_versions import DEFAULT_ROOM_VERSION, ROOM_VERSIONS
+from ranvier.sync.sliding import FEATURE as SLIDING_SYNC
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import requester
 from ranvier.web.http import json_response
@@ -20,7 +21,7 @@ SPEC_VERSIONS = ["r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7
 
 @routes.get("/_matrix/client/versions", versions=None)
 async def versions(request: web.Request) -> web.Response:
-    return json_response({"versions": SPEC_VERSIONS, "unstable_features": {}})
+    return json_response({"versions": SPEC_VERSIONS, "unstable_features": {SLIDING_SYNC: True}})
 
 
 @routes.get("/.well-known/matrix/client", versions=None)

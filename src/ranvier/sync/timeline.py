@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from ranvier.errors import MatrixError
@@ -16,7 +17,7 @@ from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import EventRow, RoomStore, StateKey
 from ranvier.rooms.visibility import MembershipHistory, is_visible
 from ranvier.sync.filters import EventFilter
-from ranvier.sync.tokens import RoomPosition, parse_room_token, position_after, room_token
+from ranvier.sync.tokens import RoomPosition, parse_room_token, position_after, room_position, room_token
 
 #: How many extra rows a filtered page may scan before returning what it found.
 _SCAN_FACTOR = 10
@@ -88,6 +89,11 @@ class Timeline:
 
     # -- pages ---------------------------------------------------------------------------
 
+    async def _position(self, room_id: str, token: str | None) -> RoomPosition | None:
+        if token is None:
+            return None
+        return await room_position(token, partial(self.store.position_at_stream, room_id))
+
     async def _page(self, room_id: str, user_id: str, history: MembershipHistory, *, start: RoomPosition | None,
                     bound: RoomPosition | None, backwards: bool, limit: int,
                     event_filter: EventFilter) -> tuple[list[EventRow], RoomPosition | None]:
@@ -118,8 +124,8 @@ class Timeline:
                        direction: str, limit: int, event_filter: EventFilter) -> dict[str, Any]:
         history = await self.reader_history(room_id, requester.user_id)
         backwards = direction == "b"
-        start = parse_room_token(from_token) if from_token else None
-        bound = parse_room_token(to_token) if to_token else None
+        start = await self._position(room_id, from_token)
+        bound = await self._position(room_id, to_token)
         if start is None and backwards:  # from the newest end of the room
             head = await self.rooms.head(room_id)
             start_token = room_token(position_after((head.last_depth, self.rooms.positions.current)))

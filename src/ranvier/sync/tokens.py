@@ -8,6 +8,7 @@ from the same token therefore neither repeats nor skips an event.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Awaitable, Callable
 
 from ranvier.errors import MatrixError
 
@@ -55,3 +56,28 @@ class SyncToken:
         if not parts or len(parts) > len(STREAMS) or not all(p.isdigit() for p in parts):
             raise MatrixError("M_INVALID_PARAM", "Invalid sync token")
         return cls(**{name: int(value) for name, value in zip(STREAMS, parts)})
+
+
+def encode_pos(events: int, seq: int, nonce: str) -> str:
+    """A sliding sync `pos`: `<events position>_<sequence>_<connection nonce>`. The events
+    position lets /messages and /relations take a `pos` as they take a /sync `next_batch`."""
+    return f"{events}_{seq}_{nonce}"
+
+
+def parse_pos(pos: str) -> tuple[int, int, str] | None:
+    """(events position, sequence, nonce) of a sliding sync `pos`, or None."""
+    parts = pos.split("_")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or not parts[2].isalnum():
+        return None
+    return int(parts[0]), int(parts[1]), parts[2]
+
+
+async def room_position(token: str, position_at_stream: Callable[[int], Awaitable[RoomPosition]]) -> RoomPosition:
+    """A `from`/`to` of /messages or /relations: a pagination token, or a /sync `next_batch`
+    or sliding sync `pos`, whose events position `position_at_stream` places in the room."""
+    if token.startswith("s"):
+        return await position_at_stream(SyncToken.parse(token).events)
+    pos = parse_pos(token)
+    if pos is not None:
+        return await position_at_stream(pos[0])
+    return parse_room_token(token)
