@@ -75,8 +75,8 @@ class Connection:
     key: tuple[str, str, str]
     nonce: str
     states: dict[int, ConnectionState]
+    used_at: float
     next_seq: int = 1
-    used_at: float = field(default_factory=time.monotonic)
 
 
 def unknown_pos() -> MatrixError:
@@ -129,7 +129,7 @@ class Connections:
             del self._connections[old]
         while len(self._connections) >= self.max_connections:
             self._connections.popitem(last=False)
-        connection = Connection(key, secrets.token_hex(8), {})
+        connection = Connection(key, secrets.token_hex(8), {}, time.monotonic())
         self._connections[key] = connection
         return connection
 
