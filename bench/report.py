@@ -34,6 +34,12 @@ METRICS = [
     ("deep_history", "small_p99_ms", "incremental sync, {deep_history_small:,} events, p99", "ms", "↓"),
     ("deep_history", "large_p50_ms", "incremental sync, {deep_history_large:,} events, p50", "ms", "↓"),
     ("deep_history", "large_p99_ms", "incremental sync, {deep_history_large:,} events, p99", "ms", "↓"),
+    ("sliding_sync", "first_ms", "sliding sync, first response, {sliding_rooms:,} rooms, range 0–19", "ms", "↓"),
+    ("sliding_sync", "warm_ms", "sliding sync, first response again (median)", "ms", "↓"),
+    ("sliding_sync", "incremental_p50_ms", "sliding sync, incremental after one message, p50", "ms", "↓"),
+    ("sliding_sync", "incremental_p99_ms", "sliding sync, incremental after one message, p99", "ms", "↓"),
+    ("sliding_sync", "deep_p50_ms", "sliding sync, incremental, {sliding_history:,} messages later, p50", "ms", "↓"),
+    ("sliding_sync", "deep_p99_ms", "sliding sync, incremental, {sliding_history:,} messages later, p99", "ms", "↓"),
     ("media", "upload_mib_s", "media upload, {media_files} × {media_kib} KiB", "MiB/s", "↑"),
     ("media", "download_mib_s", "media download", "MiB/s", "↑"),
 ]

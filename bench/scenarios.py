@@ -38,6 +38,8 @@ class Counts:
     deep_history_small: int = 1_000
     deep_history_large: int = 100_000
     deep_history_fill_seconds: float = 140
+    sliding_rooms: int = 1_000
+    sliding_history: int = 5_000
     media_files: int = 16
     media_kib: int = 1024
     big_upload_mib: int = 50
@@ -64,6 +66,8 @@ QUICK = Counts(
     deep_history_small=200,
     deep_history_large=5_000,
     deep_history_fill_seconds=60,
+    sliding_rooms=200,
+    sliding_history=1_000,
     media_files=4,
     big_upload_mib=10,
     scenario_seconds=120,
@@ -458,6 +462,97 @@ async def deep_history(bench):
             "large_p50_ms": large[0], "large_p99_ms": large[1]}
 
 
+SLIDING_SYNC = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+#: The required state Element X (the matrix-rust-sdk) asks for in its room list and subscriptions.
+DEFAULT_REQUIRED_STATE = [
+    ["m.room.name", ""], ["m.room.encryption", ""], ["m.room.member", "$LAZY"], ["m.room.member", "$ME"],
+    ["m.room.topic", ""], ["m.room.avatar", ""], ["m.room.canonical_alias", ""], ["m.room.power_levels", ""],
+    ["org.matrix.msc3401.call.member", "*"], ["m.room.join_rules", ""], ["m.room.tombstone", ""],
+    ["m.room.create", ""], ["m.room.history_visibility", ""], ["io.element.functional_members", ""],
+    ["m.space.parent", "*"], ["m.space.child", "*"], ["m.beacon_info", "*"],
+]
+SUBSCRIPTION_REQUIRED_STATE = DEFAULT_REQUIRED_STATE + [["m.room.pinned_events", ""]]
+
+
+def room_list_request(conn_id, ranges=((0, 19),), subscriptions=()):
+    """Element X's room list request: one list ordered by activity with each room's last
+    event, opened rooms as subscriptions of 20 events, three extensions."""
+    return {
+        "conn_id": conn_id,
+        "lists": {"all_rooms": {"ranges": [list(r) for r in ranges], "timeline_limit": 1,
+                                "required_state": DEFAULT_REQUIRED_STATE, "filters": {}}},
+        "room_subscriptions": {room_id: {"timeline_limit": 20, "required_state": SUBSCRIPTION_REQUIRED_STATE}
+                               for room_id in subscriptions},
+        "extensions": {"account_data": {"enabled": True}, "receipts": {"enabled": True, "rooms": ["*"]},
+                       "typing": {"enabled": True}},
+    }
+
+
+async def sliding(bench, user, body, pos=None, timeout=0):
+    """One simplified sliding sync request, `pos` and `timeout` in the query as Element X sends them."""
+    params = {"timeout": str(timeout)}
+    if pos:
+        params["pos"] = pos
+    return await bench.api.call("POST " + SLIDING_SYNC, "POST", SLIDING_SYNC, user.token, body=body, params=params)
+
+
+async def sliding_incremental(bench, user):
+    """Send one message into one of the 20 rooms on screen (sent on this connection already),
+    then time the request that returns it."""
+    body = room_list_request("incremental")
+    first = await sliding(bench, user, body)
+    on_screen, pos = list(first["rooms"]), first["pos"]
+    times = []
+    for i in range(bench.counts.incremental_syncs):
+        room = on_screen[i % len(on_screen)]
+        event_id = await bench.send(user, room, message(f"sliding {i}"))
+        start = time.perf_counter()
+        doc = await sliding(bench, user, body, pos)
+        times.append(time.perf_counter() - start)
+        if not any(e.get("event_id") == event_id for e in doc.get("rooms", {}).get(room, {}).get("timeline", [])):
+            raise Failed("the incremental sliding sync did not return the message sent just before")
+        pos = doc["pos"]
+    return percentile(times, 50) * 1000, percentile(times, 99) * 1000
+
+
+async def sliding_sync(bench):
+    """Simplified sliding sync for a user in sliding_rooms rooms: the first response of a
+    list of range 0–19 (a new connection each time), then an incremental response after one
+    new message, again once sliding_history more messages are stored. Building the rooms
+    and the history is not measured; filling must finish within deep_history_fill_seconds."""
+    c = bench.counts
+    user = await bench.register()
+    rooms = await bounded(4, (bench.create_room(user, "private_chat") for _ in range(c.sliding_rooms)))
+    for room in rooms:  # one message each, in order: the newest rooms are the last ones
+        await bench.send(user, room, message("hello"))
+    times = []
+    for i in range(c.initial_syncs):
+        start = time.perf_counter()
+        doc = await sliding(bench, user, room_list_request(f"first-{i}"))
+        times.append(time.perf_counter() - start)
+        count = doc.get("lists", {}).get("all_rooms", {}).get("count")
+        if count != len(rooms) or len(doc.get("rooms", {})) != 20:
+            raise Failed(f"the first response listed {count} rooms and returned {len(doc.get('rooms', {}))}, "
+                         f"not {len(rooms)} and 20")
+    shallow = await sliding_incremental(bench, user)
+    deadline = time.monotonic() + c.deep_history_fill_seconds
+    sent = 0
+
+    async def filler(offset):
+        nonlocal sent
+        while sent < c.sliding_history:
+            if time.monotonic() > deadline:
+                raise Failed(f"stored {sent} of {c.sliding_history} more messages in {c.deep_history_fill_seconds:.0f} s")
+            sent += 1
+            await bench.send(user, rooms[(offset + sent * 7) % len(rooms)], message(f"history {sent}"))
+
+    await together(*(filler(i) for i in range(8)))
+    deep = await sliding_incremental(bench, user)
+    return {"first_ms": times[0] * 1000, "warm_ms": median(times[1:] or times) * 1000,
+            "incremental_p50_ms": shallow[0], "incremental_p99_ms": shallow[1],
+            "deep_p50_ms": deep[0], "deep_p99_ms": deep[1]}
+
+
 MEDIA_PREFIXES = ("/_matrix/client/v1/media/download/", "/_matrix/media/v3/download/")
 
 
@@ -515,9 +610,11 @@ SCENARIOS = {
     "incremental_sync": incremental_sync,
     "media": media,
     "deep_history": deep_history,
+    "sliding_sync": sliding_sync,
 }
-#: Run only when named: filling 100,000 events takes minutes (half an hour on Synapse).
-OPT_IN_SCENARIOS = ("deep_history",)
+#: Run only when named: filling 100,000 events takes minutes (half an hour on Synapse), and
+#: so does making a thousand rooms on Synapse.
+OPT_IN_SCENARIOS = ("deep_history", "sliding_sync")
 
 
 async def run_scenarios(base_url, names, counts, server, report):

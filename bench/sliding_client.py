@@ -1,7 +1,8 @@
 """A scripted client that uses simplified sliding sync (MSC4186) the way Element X does,
 against any homeserver, and writes down what it sees in the order it sees it.
 
-Its requests are those of Element X's room list (the matrix-rust-sdk): one connection
+Its requests are those of Element X's room list (the matrix-rust-sdk; `room_list_request` in
+scenarios.py): one connection
 `room-list`, a list `all_rooms` ordered by activity with a timeline of one event and the
 SDK's default required state (with `$LAZY` and `$ME` members), `pos` and `timeout` as
 query parameters, the account_data, receipts and typing extensions; an opened room is a
@@ -24,18 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from scenarios import QUICK, Bench, Failed, User
+from scenarios import QUICK, Bench, Failed, User, room_list_request, sliding
 
-SLIDING_SYNC = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
-#: The matrix-rust-sdk's default required state for its room list and subscriptions.
-DEFAULT_REQUIRED_STATE = [
-    ["m.room.name", ""], ["m.room.encryption", ""], ["m.room.member", "$LAZY"], ["m.room.member", "$ME"],
-    ["m.room.topic", ""], ["m.room.avatar", ""], ["m.room.canonical_alias", ""], ["m.room.power_levels", ""],
-    ["org.matrix.msc3401.call.member", "*"], ["m.room.join_rules", ""], ["m.room.tombstone", ""],
-    ["m.room.create", ""], ["m.room.history_visibility", ""], ["io.element.functional_members", ""],
-    ["m.space.parent", "*"], ["m.space.child", "*"], ["m.beacon_info", "*"],
-]
-SUBSCRIPTION_REQUIRED_STATE = DEFAULT_REQUIRED_STATE + [["m.room.pinned_events", ""]]
 ROOMS = 45
 POLL_SECONDS = 10
 
@@ -62,7 +53,7 @@ class ElementXLike:
         #: user ID -> the name observations use for them.
         self.people = people
         self.pos: str | None = None
-        self.ranges = [[0, 19]]
+        self.ranges = [(0, 19)]
         self.subscriptions: list[str] = []
         self.rooms: dict[str, RoomModel] = {}
         self.count: int | None = None
@@ -70,23 +61,9 @@ class ElementXLike:
         #: event ID -> (room ID, body) of the messages seen, to name what receipts point at.
         self.messages: dict[str, str] = {}
 
-    def request(self) -> dict[str, Any]:
-        return {
-            "conn_id": "room-list",
-            "lists": {"all_rooms": {"ranges": self.ranges, "timeline_limit": 1,
-                                    "required_state": DEFAULT_REQUIRED_STATE, "filters": {}}},
-            "room_subscriptions": {room_id: {"timeline_limit": 20, "required_state": SUBSCRIPTION_REQUIRED_STATE}
-                                   for room_id in self.subscriptions},
-            "extensions": {"account_data": {"enabled": True}, "receipts": {"enabled": True, "rooms": ["*"]},
-                           "typing": {"enabled": True}},
-        }
-
     async def sync(self, timeout: int = 0) -> dict[str, Any]:
-        params = {"timeout": str(timeout)}
-        if self.pos is not None:
-            params["pos"] = self.pos
-        response = await self.bench.api.call("POST " + SLIDING_SYNC, "POST", SLIDING_SYNC, self.user.token,
-                                             body=self.request(), params=params)
+        body = room_list_request("room-list", self.ranges, self.subscriptions)
+        response = await sliding(self.bench, self.user, body, self.pos, timeout)
         self.pos = response["pos"]
         self.apply(response)
         return response
@@ -199,10 +176,10 @@ async def run_script(bench: Bench, transcript: list[tuple], rooms: int = ROOMS) 
     await client.sync()  # the app starts: the top 20 rooms
     client.note_order()
     client.transcript.append(("rooms", len(client.rooms)))
-    client.ranges = [[20, 39]]  # scrolling down
+    client.ranges = [(20, 39)]  # scrolling down
     await client.sync()
     client.transcript.append(("rooms", len(client.rooms)))
-    client.ranges = [[0, 19]]
+    client.ranges = [(0, 19)]
     client.subscriptions = [newest]  # opening the busiest room
     await client.sync()
 

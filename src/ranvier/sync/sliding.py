@@ -54,11 +54,14 @@ class SlidingSync:
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
             memberships = dict(await self.rooms.user_memberships(requester.user_id))
+            if timeout_ms == 0:  # nothing to wait for: no subscription to make
+                body, state, _ = await self._compute(requester, request, base, self.sync.current_token(), memberships)
+                break
             keys = [f"user:{requester.user_id}"] + [f"room:{room_id}" for room_id, (m, _) in memberships.items()
                                                       if m in ("join", "invite", "knock")]
             with self.notifier.subscribe(keys) as subscription:
-                now = self.sync.current_token()
-                body, state, news = await self._compute(requester, request, base, now, memberships)
+                body, state, news = await self._compute(requester, request, base, self.sync.current_token(),
+                                                        memberships)
                 remaining = deadline - time.monotonic()
                 if news or remaining <= 0 or not await subscription.wait(remaining) or self.notifier.closed:
                     break
@@ -70,9 +73,8 @@ class SlidingSync:
         memberships = await self.sync._memberships_at(user_id, memberships, now.events)
         ignored = await self.sync._ignored_users(user_id, now.account_data)
         marks = await self.marks.of(user_id, now.account_data)
-        entries = await self.lists.entries(user_id, memberships, base.rooms, ignored)
-        windows = await self.lists.windows(user_id, {k: e for k, e in entries.items() if e.listed},
-                                           request.lists, marks)
+        listing = await self.lists.listing(user_id, memberships, base.rooms, ignored)
+        windows = await self.lists.windows(listing, request.lists, marks)
 
         configs: dict[str, list[RoomConfig]] = {}
         names: dict[str, list[str]] = {}
@@ -80,16 +82,16 @@ class SlidingSync:
             for room_id in room_ids:
                 configs.setdefault(room_id, []).append(request.lists[name].room)
                 names.setdefault(room_id, []).append(name)
-        subscribed = [room_id for room_id in request.subscriptions if room_id in entries]
+        entries = {room_id: listing.entry(room_id) for room_id in {*configs, *request.subscriptions}}
+        subscribed = [room_id for room_id in request.subscriptions if entries[room_id] is not None]
         for room_id in subscribed:
             configs.setdefault(room_id, []).append(request.subscriptions[room_id])
         requests = {room_id: RoomRequest(entries[room_id], RoomConfig.combine(room_configs), names.get(room_id, []))
                     for room_id, room_configs in configs.items()}
         rooms, updated = await self.results.compute(requester, requests, base, now, marks, ignored)
 
-        joined = {room_id for room_id, entry in entries.items() if entry.membership == "join"}
         in_windows = {name: room_ids for name, (_, room_ids) in windows.items()}
-        extensions = await self.extensions.compute(user_id, request.extensions, in_windows, subscribed, joined,
+        extensions = await self.extensions.compute(user_id, request.extensions, in_windows, subscribed, memberships,
                                                    base, now)
         counts = {name: count for name, (count, _) in windows.items()}
         state = ConnectionState(now, {**base.rooms, **updated} if updated else base.rooms, counts,

@@ -47,7 +47,7 @@ class Extensions:
         self.sync = sync
 
     async def compute(self, user_id: str, configs: Mapping[str, ExtensionConfig], windows: Mapping[str, list[str]],
-                      subscribed: list[str], joined: set[str], base: ConnectionState,
+                      subscribed: list[str], memberships: Mapping[str, tuple[str, int]], base: ConnectionState,
                       now: SyncToken) -> ExtensionResults:
         body: dict[str, Any] = {}
         current: dict[str, frozenset[str]] = {}
@@ -59,7 +59,7 @@ class Extensions:
                 continue
             scope = rooms_in_scope(config, windows, subscribed)
             if name != ACCOUNT_DATA:
-                scope &= joined
+                scope = {room_id for room_id in scope if memberships.get(room_id, ("",))[0] == "join"}
             before = base.extension_rooms.get(name, frozenset()) if base.token is not None else frozenset()
             full, delta = sorted(scope - before), sorted(scope & before)
             if name == ACCOUNT_DATA:

@@ -136,20 +136,39 @@ def direct_rooms(content: dict[str, Any]) -> frozenset[str]:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A room of the user's list."""
+    """A room a list window or a subscription picked, with the user's membership."""
 
     room_id: str
     membership: str
     membership_stream: int
-    #: The ordering key: the newest event the user may see the position of.
-    activity: int
     #: False for rooms the user was never joined to (invites, knocks, declined invites).
     ever_joined: bool
     #: The user's membership event, for rooms they have left.
     leave_event_id: str | None = None
-    #: False for a room the list leaves out that a subscription may still ask for (one the
-    #: user left themselves and the connection was never sent).
-    listed: bool = True
+
+
+@dataclass
+class Listing:
+    """The user's rooms as of one response."""
+
+    memberships: Mapping[str, tuple[str, int]]
+    #: The rooms of the list, newest activity first.
+    order: list[str]
+    #: The rooms the user is not joined to that a list or a subscription may show.
+    others: dict[str, Entry]
+
+    def entry(self, room_id: str) -> Entry | None:
+        """The room's entry, or None if the user may see nothing of it."""
+        other = self.others.get(room_id)
+        if other is not None:
+            return other
+        membership = self.memberships.get(room_id)
+        if membership is None or membership[0] != "join":
+            return None
+        return Entry(room_id, "join", membership[1], True)
+
+
+NO_FILTER = RoomFilter()
 
 
 class RoomLists:
@@ -160,43 +179,44 @@ class RoomLists:
         #: user_id -> room_id -> (stream, event ID, sender, ever joined) of leave and ban memberships.
         self._departures: OrderedDict[str, dict[str, tuple[int, str, str, bool]]] = OrderedDict()
 
-    async def entries(self, user_id: str, memberships: Mapping[str, tuple[str, int]],
-                      sent_before: Mapping[str, Any], ignored: set[str]) -> dict[str, Entry]:
-        """Every room the user's list holds (`listed`) or a subscription may show: rooms they
-        are or were joined to, are invited to or knock on, or declined an invitation to."""
-        departures = await self._departures_of(user_id, memberships)
-        invites = [room_id for room_id, (m, _) in memberships.items() if m == "invite"]
-        inviters = {}
-        if invites and ignored:
-            heads = await self.rooms.heads(invites)
-            inviters = {room_id: head.state[(MEMBER, user_id)].sender for room_id, head in heads.items()
-                        if (MEMBER, user_id) in head.state}
+    async def listing(self, user_id: str, memberships: Mapping[str, tuple[str, int]],
+                      sent_before: Mapping[str, Any], ignored: set[str]) -> Listing:
+        """The rooms of the user's list in activity order, and the rooms they are not joined
+        to that a list or subscription may show (invites, knocks, rooms left or declined)."""
         room_streams = self.rooms.room_streams
-        entries: dict[str, Entry] = {}
-        for room_id, (membership, stream) in memberships.items():
-            if membership == "join":
-                entries[room_id] = Entry(room_id, membership, stream, max(room_streams.get(room_id, stream), stream), True)
-            elif membership in ("invite", "knock"):
-                if inviters.get(room_id) not in ignored:  # an ignored user's invite is never shown
-                    entries[room_id] = Entry(room_id, membership, stream, stream, False)
-            elif membership in ("leave", "ban"):
-                departure = departures.get(room_id)
-                if departure is None:
-                    continue
-                _, event_id, sender, ever_joined = departure
-                if not ever_joined and membership == "ban":
-                    continue  # banned without ever being in the room: nothing of it to show
-                kicked = sender != user_id
-                entries[room_id] = Entry(room_id, membership, stream, stream, ever_joined, event_id,
-                                         listed=kicked or room_id in sent_before)
-        return entries
+        activity = {room_id: room_streams.get(room_id, stream)
+                    for room_id, (membership, stream) in memberships.items() if membership == "join"}
+        others: dict[str, Entry] = {}
+        rest = [(room_id, membership, stream) for room_id, (membership, stream) in memberships.items()
+                if membership != "join"]
+        if rest:
+            departures = await self._departures_of(user_id, rest)
+            inviters = await self._inviters(user_id, [r for r, m, _ in rest if m == "invite"]) if ignored else {}
+            for room_id, membership, stream in rest:
+                if membership in ("invite", "knock"):
+                    if inviters.get(room_id) in ignored:
+                        continue  # an ignored user's invite is never shown
+                    others[room_id] = Entry(room_id, membership, stream, False)
+                    activity[room_id] = stream
+                elif membership in ("leave", "ban") and room_id in departures:
+                    _, event_id, sender, ever_joined = departures[room_id]
+                    if not ever_joined and membership == "ban":
+                        continue  # banned without ever being in the room: nothing of it to show
+                    others[room_id] = Entry(room_id, membership, stream, ever_joined, event_id)
+                    if sender != user_id or room_id in sent_before:  # kicked, or seen on this connection
+                        activity[room_id] = stream
+        # Every event has its own stream position, so activities never tie.
+        return Listing(memberships, sorted(activity, key=activity.__getitem__, reverse=True), others)
 
-    async def _departures_of(self, user_id: str, memberships: Mapping[str, tuple[str, int]]):
+    async def _inviters(self, user_id: str, invites: list[str]) -> dict[str, str]:
+        heads = await self.rooms.heads(invites) if invites else {}
+        return {room_id: head.state[(MEMBER, user_id)].sender for room_id, head in heads.items()
+                if (MEMBER, user_id) in head.state}
+
+    async def _departures_of(self, user_id: str, rest: list[tuple[str, str, int]]):
         cached = self._departures.get(user_id)
-        stale = cached is None or any(
-            m in ("leave", "ban") and cached.get(room_id, (None,))[0] != stream
-            for room_id, (m, stream) in memberships.items())
-        if stale:
+        if cached is None or any(m in ("leave", "ban") and cached.get(room_id, (None,))[0] != stream
+                                 for room_id, m, stream in rest):
             cached = await self.queries.departures(user_id)
             self._departures[user_id] = cached
             if len(self._departures) > _USERS_CACHED:
@@ -204,32 +224,30 @@ class RoomLists:
         self._departures.move_to_end(user_id)
         return cached
 
-    async def windows(self, user_id: str, entries: Mapping[str, Entry], lists: Mapping[str, ListConfig],
+    async def windows(self, listing: Listing, lists: Mapping[str, ListConfig],
                       marks: Marks) -> dict[str, tuple[int, list[str]]]:
         """list name -> (count of matching rooms, the room IDs within its ranges, in order)."""
         if not lists:
             return {}
-        ordered = sorted(entries.values(), key=lambda e: (-e.activity, e.room_id))
         kinds: dict[str, tuple[str | None, bool]] = {}
         if any(config.filters.needs_room_facts for config in lists.values()):
-            kinds = await self.facts.kinds(list(entries))
-        spaces = await self._space_children(user_id, entries, lists)
+            kinds = await self.facts.kinds(listing.order)
+        spaces = await self._space_children(listing, lists)
         result = {}
         for name, config in lists.items():
             filters = config.filters
-            matching = ordered if filters == RoomFilter() else [
-                entry for entry in ordered if _passes(entry, filters, marks, kinds, spaces)]
-            end = config.window_end
-            window = [entry.room_id for index, entry in enumerate(matching[:end]) if config.in_range(index)]
+            matching = listing.order if filters == NO_FILTER else [
+                room_id for room_id in listing.order
+                if _passes(room_id, listing.memberships[room_id][0], filters, marks, kinds, spaces)]
+            window = [room_id for index, room_id in enumerate(matching[:config.window_end]) if config.in_range(index)]
             result[name] = (len(matching), window)
         return result
 
-    async def _space_children(self, user_id: str, entries: Mapping[str, Entry],
-                              lists: Mapping[str, ListConfig]) -> dict[str, frozenset[str]]:
+    async def _space_children(self, listing: Listing, lists: Mapping[str, ListConfig]) -> dict[str, frozenset[str]]:
         """space room ID -> the rooms its m.space.child events name, for the spaces the
         filters name that the user is joined to (others are ignored, as the proposal says)."""
         wanted = {space for config in lists.values() for space in config.filters.spaces or ()
-                  if space in entries and entries[space].membership == "join"}
+                  if listing.memberships.get(space, ("",))[0] == "join"}
         if not wanted:
             return {}
         heads = await self.rooms.heads(sorted(wanted))
@@ -239,12 +257,11 @@ class RoomLists:
                 for space, head in heads.items()}
 
 
-def _passes(entry: Entry, filters: RoomFilter, marks: Marks, kinds: Mapping[str, tuple[str | None, bool]],
-            spaces: Mapping[str, frozenset[str]]) -> bool:
-    room_id = entry.room_id
+def _passes(room_id: str, membership: str, filters: RoomFilter, marks: Marks,
+            kinds: Mapping[str, tuple[str | None, bool]], spaces: Mapping[str, frozenset[str]]) -> bool:
     if filters.is_dm is not None and (room_id in marks.direct) != filters.is_dm:
         return False
-    if filters.is_invited is not None and (entry.membership == "invite") != filters.is_invited:
+    if filters.is_invited is not None and (membership == "invite") != filters.is_invited:
         return False
     if filters.spaces is not None and not any(room_id in spaces.get(space, ()) for space in filters.spaces):
         return False

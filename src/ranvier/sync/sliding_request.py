@@ -15,6 +15,7 @@ A field of the wrong JSON type is M_BAD_JSON, a value out of bounds M_INVALID_PA
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -92,7 +93,11 @@ class RoomConfig:
         """The superset: the largest timeline limit, state matched by any of them."""
         if len(configs) == 1:
             return configs[0]
-        return cls(max(c.timeline_limit for c in configs), frozenset().union(*(c.required_state for c in configs)))
+        return interned(cls(max(c.timeline_limit for c in configs),
+                            frozenset().union(*(c.required_state for c in configs))))
+
+    def same_as(self, other: "RoomConfig | None") -> bool:
+        return self is other or self == other
 
     def matches(self, event_type: str, state_key: str, user_id: str) -> bool:
         return any(rs.matches(event_type, state_key, user_id) for rs in self.required_state)
@@ -107,6 +112,23 @@ class RoomConfig:
 
     def exact_rules(self) -> list[StateRule]:
         return [rule for rs in self.required_state for rule in rs.include]
+
+
+_INTERNED: OrderedDict[RoomConfig, RoomConfig] = OrderedDict()
+_INTERNED_MAX = 1024
+
+
+def interned(config: RoomConfig) -> RoomConfig:
+    """One object for equal configs: clients send the same configs with every request, and
+    comparing a room's config with the one it was sent with is then mostly an identity test."""
+    found = _INTERNED.get(config)
+    if found is None:
+        found = _INTERNED[config] = config
+        if len(_INTERNED) > _INTERNED_MAX:
+            _INTERNED.popitem(last=False)
+    else:
+        _INTERNED.move_to_end(config)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +267,7 @@ def _room_config(data: Any, where: str) -> RoomConfig:
         raise MatrixError("M_BAD_JSON", f"{where} must be an object")
     limit = _non_negative(_typed(data, "timeline_limit", int, where + ".", required=True), f"{where}.timeline_limit")
     required_state = parse_required_state(data.get("required_state"), f"{where}.required_state")
-    return RoomConfig(min(limit, MAX_LIMIT), frozenset([required_state]))
+    return interned(RoomConfig(min(limit, MAX_LIMIT), frozenset([required_state])))
 
 
 def _filters(data: Any, where: str) -> RoomFilter:

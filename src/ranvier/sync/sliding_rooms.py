@@ -235,7 +235,7 @@ def _plan(request: RoomRequest, sent: RoomSent | None, now: SyncToken, newest: i
     work.covered_from = sent.covered_from
     moved = (newest if entry.membership == "join" else entry.membership_stream) > sent.stream
     membership_changed = sent.membership_stream != entry.membership_stream
-    if not (moved or membership_changed or sent.config != config
+    if not (moved or membership_changed or not config.same_as(sent.config)
             or any(sent.fields.get(key) != value for key, value in cheap.items())):
         return None
     if limit > (sent.config.timeline_limit if sent.config is not None else 0):
@@ -275,7 +275,7 @@ def _state_delta(work: _Work, state: Mapping[StateKey, Event],
     if work.limited and config.lazy_members and not work.initial:
         # After a gap the client drops the members it cached: lazy members start over.
         held = {key: eid for key, eid in held.items() if key[0] != MEMBER}
-    quick = not (work.initial or work.limited or work.expanded or sent.config != config
+    quick = not (work.initial or work.limited or work.expanded or not config.same_as(sent.config)
                  or sent.membership_stream != work.request.entry.membership_stream)
     if quick:
         keys = {(row.event.type, row.event.state_key) for row in work.new_rows if row.event.is_state}
