@@ -505,3 +505,33 @@ async def test_required_state_in_pairs_and_object_dialects_agree(api):
                     {"type": "m.room.create", "state_key": ""}], "lazy_members": True}}}})
     assert state_keys(pairs["rooms"][room_id]) == state_keys(objects["rooms"][room_id]) == {
         ("m.room.name", ""), ("m.room.create", ""), ("m.room.member", "@alice:localhost")}
+
+
+async def test_pos_and_next_batch_bound_relations_and_messages(api):
+    (alice,) = await api.register_all("alice")
+    token = alice["access_token"]
+    room_id = await api.create_room(token)
+    root = await api.send_text(token, room_id, "root")
+
+    async def reply(body):
+        status, sent = await api.put(f"/rooms/{room_id}/send/m.room.message/{body}", {
+            "msgtype": "m.text", "body": body, "m.relates_to": {"rel_type": "m.thread", "event_id": root}}, token=token)
+        assert status == 200
+
+    await reply("before")
+    connection = Connection(api, token)
+    await connection.sync({"lists": {"all": a_list([0, 0])}})
+    status, classic = await api.get("/sync", token=token)
+    await reply("after")
+    path = f"/_matrix/client/v1/rooms/{room_id}/relations/{root}"
+    for token_from in (connection.pos, classic["next_batch"]):
+        status, newer = await api.get(path, params={"dir": "f", "from": token_from}, token=token)
+        assert status == 200, newer
+        assert [e["content"]["body"] for e in newer["chunk"]] == ["after"]
+        status, older = await api.get(path, params={"dir": "b", "from": token_from}, token=token)
+        assert [e["content"]["body"] for e in older["chunk"]] == ["before"]
+        status, page = await api.get(f"/rooms/{room_id}/messages", params={"dir": "b", "from": token_from, "limit": "1"},
+                                     token=token)
+        assert [e["content"]["body"] for e in page["chunk"]] == ["before"]
+    status, error = await api.get(path, params={"from": "s_not_a_token"}, token=token)
+    assert (status, error["errcode"]) == (400, "M_INVALID_PARAM")
