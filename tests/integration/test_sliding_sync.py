@@ -27,7 +27,7 @@ async def test_the_proposals_example_request(api):
     token = alice["access_token"]
     dm = await api.create_room(token, invite=["@bob:localhost"], is_direct=True, preset="trusted_private_chat")
     await api.post(f"/rooms/{dm}/join", {}, token=bob["access_token"])
-    await api.put(f"/user/@alice:localhost/account_data/m.direct", {"@bob:localhost": [dm]}, token=token)
+    await api.put("/user/@alice:localhost/account_data/m.direct", {"@bob:localhost": [dm]}, token=token)
     other = await api.create_room(token, name="not a DM", topic="topic")
     hidden = await api.create_room(bob["access_token"], name="bob only")
     body = {
@@ -96,6 +96,7 @@ async def test_any_event_orders_rooms_but_only_proper_activity_bumps(api):
     second_room = await api.create_room(token)
     connection = Connection(api, token)
     initial = await connection.sync({"lists": {"all": a_list([0, 1])}})
+    assert set(initial["rooms"]) == {first_room, second_room}
     bump = initial["rooms"][first_room]["bump_stamp"]
     await api.put(f"/rooms/{first_room}/state/m.room.topic", {"topic": "not a bump"}, token=token)
     ordered = await Connection(api, token, conn_id="other").sync({"lists": {"all": a_list([0, 0])}})

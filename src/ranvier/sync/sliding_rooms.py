@@ -14,11 +14,13 @@ membership histories, event rows, push counts) and serialised in one call.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ranvier.events.model import MEMBER, Event
 from ranvier.requester import Requester
+from ranvier.rooms.service import RoomHead
 from ranvier.rooms.store import EventRow, StateKey
 from ranvier.rooms.visibility import is_visible
 from ranvier.sync.service import SyncService
@@ -28,6 +30,7 @@ from ranvier.sync.sliding_request import ME, RoomConfig
 from ranvier.sync.tokens import SyncToken, position_after, room_token
 
 HEROES = 5
+_SUMMARIES_CACHED = 5_000
 #: Heroes are joined members first, then invited ones, then those who left or were banned.
 _HERO_ORDER = {"join": 0, "invite": 1}
 
@@ -49,6 +52,8 @@ class _Work:
     sent: RoomSent | None
     upto: int
     initial: bool
+    #: is_dm and the unread counts: compared with what was sent without reading anything.
+    cheap: dict[str, Any] = field(default_factory=dict)
     #: (since, limit) of the events to read, or None when the timeline has nothing new.
     fetch: tuple[int, int] | None = None
     #: Whether the fetch is of the latest events, to see if the client lacks some of them.
@@ -73,25 +78,26 @@ class RoomResults:
         self.timeline = sync.timeline
         self.queries = sync.queries
         self.facts = facts
+        #: room_id -> (state group, summary) of joined rooms.
+        self._summaries: OrderedDict[str, tuple[int, _Summary]] = OrderedDict()
 
     async def compute(self, requester: Requester, requests: Mapping[str, RoomRequest], base: ConnectionState,
                       now: SyncToken, marks: Marks, ignored: set[str]) -> tuple[dict[str, dict], dict[str, RoomSent]]:
         """(room results for the response, the new `RoomSent` of every room looked at)."""
         user_id = requester.user_id
         push = self.sync._stream("push")
-        joined = [room_id for room_id, r in requests.items() if r.entry.membership == "join" and r.entry.ever_joined]
+        joined = [room_id for room_id, r in requests.items() if r.entry.membership == "join"]
         counts = await push.counts(user_id, joined) if push is not None and joined else {}
         works: list[_Work] = []
         stripped: list[RoomRequest] = []
-        cheap: dict[str, dict[str, Any]] = {}
         for room_id, request in requests.items():
             entry, sent = request.entry, base.rooms.get(room_id)
             if not entry.ever_joined:
                 if sent is None or not sent.stripped or sent.membership_stream != entry.membership_stream:
                     stripped.append(request)
                 continue
-            cheap[room_id] = {"is_dm": room_id in marks.direct, **_counts(counts, room_id, entry)}
-            work = _plan(request, sent, now, self.rooms.room_streams.get(room_id, 0), cheap[room_id])
+            cheap = {"is_dm": room_id in marks.direct, **_counts(counts, room_id, entry)}
+            work = _plan(request, sent, now, self.rooms.room_streams.get(room_id, 0), cheap)
             if work is not None:
                 works.append(work)
 
@@ -100,58 +106,56 @@ class RoomResults:
         await self._filter_visible(works, user_id, ignored)
         sources, leave_rows = await self._state_sources(works, heads)
         bumps = await self.facts.bump_stamps([w.room_id for w in works if w.request.entry.membership == "join"])
-
         live_since = base.token.events if base.token is not None else None
         results: dict[str, dict] = {}
         updated: dict[str, RoomSent] = {}
         state_ids: dict[str, dict[StateKey, str]] = {}
         stubs: dict[str, list[StateKey]] = {}
         for work in works:
-            room_id, entry, sent = work.room_id, work.request.entry, work.sent
-            state = sources[room_id]
-            held, send, gone = _state_delta(work, state, user_id)
+            room_id, entry = work.room_id, work.request.entry
+            held, send, gone = _state_delta(work, sources[room_id], user_id)
+            head = heads.get(room_id) if entry.membership == "join" else None
             fields = {"membership": entry.membership,
-                      "bump_stamp": bumps.get(room_id, entry.membership_stream) if entry.membership == "join"
-                      else entry.membership_stream,
-                      **cheap[room_id], **_summary(state, user_id)}
-            changed = _changed_fields(fields, None if work.initial else sent.fields)
+                      "bump_stamp": bumps.get(room_id, entry.membership_stream) if head else entry.membership_stream,
+                      **work.cheap, **self._summary(room_id, head, sources[room_id], user_id)}
+            changed = _changed_fields(fields, None if work.initial else work.sent.fields)
             updated[room_id] = RoomSent(entry.membership, entry.membership_stream, work.upto, work.covered_from,
                                         work.request.config, held, fields)
-            if not (work.initial or work.timeline or work.limited or send or gone or changed):
-                continue
-            result = changed
-            if work.initial:
-                result["initial"] = True
-            if work.request.lists:
-                result["lists"] = work.request.lists
-            if work.expanded:
-                result["expanded_timeline"] = result["unstable_expanded_timeline"] = True
-            result["limited"] = work.limited
-            result["num_live"] = 0 if live_since is None else sum(r.stream_ordering > live_since for r in work.timeline)
-            if work.timeline:
-                result["prev_batch"] = room_token(work.timeline[0].key)
-            elif entry.membership == "join":
-                result["prev_batch"] = room_token(position_after((heads[room_id].last_depth, work.upto)))
-            elif room_id in leave_rows:
-                result["prev_batch"] = room_token(position_after(leave_rows[room_id].key))
-            results[room_id] = result
-            state_ids[room_id] = {key: event.event_id for key, event in send.items()}
-            stubs[room_id] = gone
+            if work.initial or work.timeline or work.limited or send or gone or changed:
+                after = (head.last_depth, work.upto) if head else leave_rows[room_id].key if room_id in leave_rows else None
+                results[room_id] = _result(work, changed, live_since, after)
+                state_ids[room_id] = {key: event.event_id for key, event in send.items()}
+                stubs[room_id] = gone
         await self._serialize(requester, works, results, state_ids, stubs)
-
         for request in stripped:
-            entry = request.entry
-            room_id = entry.room_id
-            stripped_state = await self.sync._stripped_state(room_id, user_id)
-            result = {"initial": True, "membership": entry.membership, "bump_stamp": entry.membership_stream,
-                      "stripped_state": stripped_state, "invite_state": stripped_state}
-            if request.lists:
-                result["lists"] = request.lists
-            results[room_id] = result
-            updated[room_id] = RoomSent(entry.membership, entry.membership_stream, entry.membership_stream,
-                                        entry.membership_stream + 1, request.config, {},
-                                        {"membership": entry.membership}, stripped=True)
+            results[request.entry.room_id], updated[request.entry.room_id] = await self._stripped(request, user_id)
         return results, updated
+
+    async def _stripped(self, request: RoomRequest, user_id: str) -> tuple[dict, RoomSent]:
+        """An invite, a knock or a declined invite: the stripped state, the membership."""
+        entry = request.entry
+        stripped_state = await self.sync._stripped_state(entry.room_id, user_id)
+        # `invite_state` is the name deployed clients read (the proposal renamed it).
+        result = {"initial": True, "membership": entry.membership, "bump_stamp": entry.membership_stream,
+                  "stripped_state": stripped_state, "invite_state": stripped_state}
+        if request.lists:
+            result["lists"] = request.lists
+        return result, RoomSent(entry.membership, entry.membership_stream, entry.membership_stream,
+                                entry.membership_stream + 1, request.config, {}, {"membership": entry.membership},
+                                stripped=True)
+
+    def _summary(self, room_id: str, head: RoomHead | None, state: Mapping[StateKey, Event],
+                 user_id: str) -> dict[str, Any]:
+        """name, avatar, heroes (when there is no name), joined and invited counts. A joined
+        room's is kept until its state changes (the members are counted once per state)."""
+        if head is None:
+            return _for_user(_summarise(state), user_id)
+        cached = self._summaries.get(room_id)
+        if cached is None or cached[0] != head.state_group:
+            cached = self._summaries[room_id] = (head.state_group, _summarise(state))
+            if len(self._summaries) > _SUMMARIES_CACHED:
+                self._summaries.popitem(last=False)
+        return _for_user(cached[1], user_id)
 
     # -- reading, in batches -------------------------------------------------------------
 
@@ -222,13 +226,13 @@ def _counts(counts: Mapping[str, dict], room_id: str, entry: Entry) -> dict[str,
 
 
 def _plan(request: RoomRequest, sent: RoomSent | None, now: SyncToken, newest: int,
-          cheap: Mapping[str, Any]) -> _Work | None:
+          cheap: dict[str, Any]) -> _Work | None:
     """Whether the room needs looking at, and which events to read; None if nothing changed."""
     entry, config = request.entry, request.config
     upto = now.events if entry.membership == "join" else entry.membership_stream
     limit = config.timeline_limit
     initial = sent is None or sent.stripped
-    work = _Work(request, sent, upto, initial)
+    work = _Work(request, sent, upto, initial, cheap)
     if initial:
         work.fetch = (0, limit + 1)
         return work
@@ -303,8 +307,17 @@ def _state_delta(work: _Work, state: Mapping[StateKey, Event],
     return held, send, gone
 
 
-def _summary(state: Mapping[StateKey, Event], user_id: str) -> dict[str, Any]:
-    """name, avatar, heroes (when there is no name), joined and invited counts."""
+@dataclass(frozen=True, slots=True)
+class _Summary:
+    name: str | None
+    avatar: str | None
+    joined: int
+    invited: int
+    #: The first HEROES + 1 members by the proposal's order, as (user ID, hero).
+    heroes: tuple[tuple[str, tuple], ...]
+
+
+def _summarise(state: Mapping[StateKey, Event]) -> _Summary:
     name_event = state.get(("m.room.name", ""))
     name = name_event.content.get("name") if name_event is not None else None
     avatar_event = state.get(("m.room.avatar", ""))
@@ -317,18 +330,20 @@ def _summary(state: Mapping[StateKey, Event], user_id: str) -> dict[str, Any]:
         membership = event.membership
         joined += membership == "join"
         invited += membership == "invite"
-        if state_key != user_id:
-            members.append((_HERO_ORDER.get(membership, 2), event.depth, state_key, event))
-    summary: dict[str, Any] = {
-        "name": name if isinstance(name, str) and name else None,
-        "avatar": avatar if isinstance(avatar, str) and avatar else None,
-        "joined_count": joined,
-        "invited_count": invited,
-        "heroes": None,
-    }
-    if summary["name"] is None:
-        summary["heroes"] = tuple(_hero(key, event) for _, _, key, event in sorted(members)[:HEROES])
-    return summary
+        members.append((_HERO_ORDER.get(membership, 2), event.depth, state_key, event))
+    heroes = tuple((key, _hero(key, event)) for _, _, key, event in sorted(members)[:HEROES + 1])
+    return _Summary(name if isinstance(name, str) and name else None, avatar if isinstance(avatar, str) and avatar else None,
+                    joined, invited, heroes)
+
+
+def _for_user(summary: _Summary, user_id: str) -> dict[str, Any]:
+    """The summary's fields as `user_id` sees them: heroes leave them out, and go only with
+    a room without a name."""
+    heroes = None
+    if summary.name is None:
+        heroes = tuple(hero for member, hero in summary.heroes if member != user_id)[:HEROES]
+    return {"name": summary.name, "avatar": summary.avatar, "joined_count": summary.joined,
+            "invited_count": summary.invited, "heroes": heroes}
 
 
 def _hero(user_id: str, event: Event) -> tuple[tuple[str, str], ...]:
@@ -338,6 +353,27 @@ def _hero(user_id: str, event: Event) -> tuple[tuple[str, str], ...]:
         if isinstance(value, str):
             hero.append((name, value))
     return tuple(hero)
+
+
+def _result(work: _Work, changed: dict[str, Any], live_since: int | None,
+            after: tuple[int, int] | None) -> dict[str, Any]:
+    """A room's result but its timeline and required state (serialised for all rooms at once).
+    `after` is the place to paginate back from when the timeline is empty."""
+    result = changed
+    if work.initial:
+        result["initial"] = True
+    if work.request.lists:
+        result["lists"] = work.request.lists
+    if work.expanded:
+        # `unstable_expanded_timeline` is the name deployed clients read.
+        result["expanded_timeline"] = result["unstable_expanded_timeline"] = True
+    result["limited"] = work.limited
+    result["num_live"] = 0 if live_since is None else sum(r.stream_ordering > live_since for r in work.timeline)
+    if work.timeline:
+        result["prev_batch"] = room_token(work.timeline[0].key)
+    elif after is not None:
+        result["prev_batch"] = room_token(position_after(after))
+    return result
 
 
 def _changed_fields(fields: Mapping[str, Any], before: Mapping[str, Any] | None) -> dict[str, Any]:
