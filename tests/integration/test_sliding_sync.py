@@ -407,7 +407,7 @@ async def test_unknown_and_foreign_positions_are_refused(api):
     for token, conn_id in ((phone, "a"), (bob["access_token"], "a"), (alice["access_token"], "b")):
         status, error = await Connection(api, token, conn_id).request({}, pos=mine.pos)
         assert (status, error["errcode"]) == (400, "M_UNKNOWN_POS"), (token, conn_id)
-    for garbage in ("nonsense", "1_2_3_4", "99_99_abc"):
+    for garbage in ("nonsense", "1_2_3_4", "99_99_abc", "\u00b2_1_abc", "1_1_\u00e9"):
         status, error = await mine.request({}, pos=garbage)
         assert (status, error["errcode"]) == (400, "M_UNKNOWN_POS")
     # Connections are separate: a second conn_id starts from nothing and leaves the first alone.

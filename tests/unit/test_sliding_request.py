@@ -105,6 +105,7 @@ def test_extensions_keep_only_enabled_ones():
     ({"extensions": []}, "M_BAD_JSON"),
     ({"extensions": {"to_device": {"enabled": True, "limit": -1}}}, "M_INVALID_PARAM"),
     ({"timeout": -1}, "M_INVALID_PARAM"),
+    ({"lists": {"all": {"timeline_limit": 1, "ranges": [[i, i] for i in range(101)]}}}, "M_INVALID_PARAM"),
 ])
 def test_bad_requests(body, errcode):
     with pytest.raises(MatrixError) as raised:

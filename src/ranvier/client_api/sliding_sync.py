@@ -23,7 +23,7 @@ async def sliding_sync(request: web.Request) -> web.Response:
     `required_state` as an object or as [type, state_key] pairs, `is_invited` or
     `is_invite`). Repeating a `pos` starts from the same state again; a `pos` that is
     unknown, expired (connections live in memory: a restart forgets them) or issued to
-    another device is 400 M_UNKNOWN_POS; over 100 lists or subscriptions, a list name that
+    another device is 400 M_UNKNOWN_POS; over 100 lists, subscriptions or ranges in a list, a list name that
     is not an opaque identifier, a bad range or set_presence is 400 M_INVALID_PARAM;
     subscriptions to rooms the user may not see are ignored."""
     who = await requester(request, allow_guest=True)

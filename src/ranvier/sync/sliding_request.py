@@ -26,6 +26,7 @@ from ranvier.sync.filters import MAX_LIMIT
 
 MAX_LISTS = 100
 MAX_SUBSCRIPTIONS = 100
+MAX_RANGES = 100
 MAX_CONN_ID_LENGTH = 255
 PRESENCE_STATES = ("online", "offline", "unavailable")
 #: The proposal's "opaque identifier" grammar, for list names.
@@ -299,6 +300,8 @@ def _list_config(data: Any, where: str) -> ListConfig:
     elif data.get("ranges") is not None:
         if not isinstance(data["ranges"], list):
             raise MatrixError("M_BAD_JSON", f"{where}.ranges must be a list of ranges")
+        if len(data["ranges"]) > MAX_RANGES:
+            raise MatrixError("M_INVALID_PARAM", f"{where}.ranges has more than {MAX_RANGES} ranges")
         ranges = tuple(_range(r, f"{where}.ranges") for r in data["ranges"])
     return ListConfig(ranges, room, _filters(data.get("filters"), f"{where}.filters"))
 

@@ -67,7 +67,8 @@ def encode_pos(events: int, seq: int, nonce: str) -> str:
 def parse_pos(pos: str) -> tuple[int, int, str] | None:
     """(events position, sequence, nonce) of a sliding sync `pos`, or None."""
     parts = pos.split("_")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or not parts[2].isalnum():
+    if len(parts) != 3 or not pos.isascii() or not parts[0].isdigit() or not parts[1].isdigit() \
+            or not parts[2].isalnum():
         return None
     return int(parts[0]), int(parts[1]), parts[2]
 
