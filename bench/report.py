@@ -40,6 +40,10 @@ METRICS = [
     ("sliding_sync", "incremental_p99_ms", "sliding sync, incremental after one message, p99", "ms", "↓"),
     ("sliding_sync", "deep_p50_ms", "sliding sync, incremental, {sliding_history:,} messages later, p50", "ms", "↓"),
     ("sliding_sync", "deep_p99_ms", "sliding sync, incremental, {sliding_history:,} messages later, p99", "ms", "↓"),
+    ("push_rules", "alone_p50_ms", "send alone in a room, one at a time, p50", "ms", "↓"),
+    ("push_rules", "room_p50_ms", "send to {push_members:,} members with 3 push rules each, p50", "ms", "↓"),
+    ("push_rules", "added_ms", "push rules of {push_members:,} members, added latency per event", "ms", "↓"),
+    ("push_rules", "added_cpu_ms", "push rules of {push_members:,} members, added server CPU per event", "ms", "↓"),
     ("media", "upload_mib_s", "media upload, {media_files} × {media_kib} KiB", "MiB/s", "↑"),
     ("media", "download_mib_s", "media download", "MiB/s", "↑"),
 ]

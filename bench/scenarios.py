@@ -45,6 +45,8 @@ class Counts:
     media_files: int = 16
     media_kib: int = 1024
     big_upload_mib: int = 50
+    push_members: int = 1000
+    push_messages: int = 200
     scenario_seconds: float = 300
 
     @property
@@ -73,6 +75,8 @@ QUICK = Counts(
     sliding_seconds=300,
     media_files=4,
     big_upload_mib=10,
+    push_members=100,
+    push_messages=50,
     scenario_seconds=120,
 )
 
@@ -555,6 +559,44 @@ async def sliding_sync(bench):
             "deep_p50_ms": deep[0], "deep_p99_ms": deep[1]}
 
 
+async def push_rules(bench):
+    """The push rules of a big room: push_members members, each with three rules of their own
+    (a keyword to highlight, a muted sender, a muted other room), and one of them sending one
+    message at a time. The added time per event is the latency (and server CPU) over the
+    same sender's messages in a room of their own."""
+    c = bench.counts
+    users, room = await bench.room_with_members(c.push_members)
+    sender = users[0]
+    alone = await bench.create_room(sender)
+    elsewhere = await bench.create_room(sender)
+    base = "/_matrix/client/v3/pushrules/global"
+
+    async def own_rules(i, user):
+        for path, body in ((f"content/keyword{i}", {"pattern": f"keyword{i}", "actions": ["notify", {"set_tweak": "highlight"}]}),
+                           (f"sender/{quote('@spammer:localhost')}", {"actions": []}),
+                           (f"room/{quote(elsewhere)}", {"actions": []})):
+            await bench.api.call("PUT /pushrules/global/{kind}/{ruleId}", "PUT", f"{base}/{path}", user.token,
+                                 body=body)
+
+    await bounded(8, (own_rules(i, u) for i, u in enumerate(users[1:])))
+
+    async def timed(target, n):
+        latencies = []
+        with Meter(bench) as m:
+            for i in range(n):
+                start = time.perf_counter()
+                await bench.send(sender, target, message(f"push {i}"))
+                latencies.append(time.perf_counter() - start)
+        return percentile(latencies, 50) * 1000, m.server / n * 1000
+
+    await timed(alone, 10)
+    await timed(room, 10)
+    alone_p50, alone_cpu = await timed(alone, c.push_messages)
+    room_p50, room_cpu = await timed(room, c.push_messages)
+    return {"alone_p50_ms": alone_p50, "room_p50_ms": room_p50, "added_ms": room_p50 - alone_p50,
+            "added_cpu_ms": room_cpu - alone_cpu}
+
+
 MEDIA_PREFIXES = ("/_matrix/client/v1/media/download/", "/_matrix/media/v3/download/")
 
 
@@ -613,10 +655,12 @@ SCENARIOS = {
     "media": media,
     "deep_history": deep_history,
     "sliding_sync": sliding_sync,
+    "push_rules": push_rules,
 }
 #: Run only when named: filling 100,000 events takes minutes (half an hour on Synapse), and
-#: so does making a thousand rooms on Synapse.
-OPT_IN_SCENARIOS = ("deep_history", "sliding_sync")
+#: so do making a thousand rooms, or 1,000 members joining one room and setting their
+#: rules, on Synapse.
+OPT_IN_SCENARIOS = ("deep_history", "sliding_sync", "push_rules")
 
 
 async def run_scenarios(base_url, names, counts, server, report):

@@ -1,4 +1,7 @@
-"""Echo bot: joins the rooms it is invited to and repeats what people say there.
+"""Echo bot: joins the rooms it is invited to, repeats what people say there, prints every event.
+
+Like the seed's shell echo bot, it prints each event it sees to the terminal,
+one block of fields per event.
 
     python examples/echo_bot.py --homeserver http://127.0.0.1:8008 --user echo
     (the password comes from the ECHO_PASSWORD variable, or is asked for)
@@ -10,16 +13,19 @@ import argparse
 import getpass
 import logging
 import os
+import sys
+from typing import TextIO
 
-from granolin import AutoJoiner, Client, TextMessage
-
-
-class EchoBot(AutoJoiner, Client):
-    """A client that accepts every invitation."""
+from granolin import AutoJoiner, Client, MessageLog, TextMessage
 
 
-def make_bot(homeserver: str, hardcopy: str | None = "echo.hardcopy.json") -> EchoBot:
+class EchoBot(AutoJoiner, MessageLog, Client):
+    """A client that accepts every invitation and reports every event."""
+
+
+def make_bot(homeserver: str, hardcopy: str | None = "echo.hardcopy.json", output: TextIO | None = sys.stdout) -> EchoBot:
     bot = EchoBot(homeserver, hardcopy=hardcopy)
+    bot.message_output = output
 
     @bot.on(TextMessage)
     async def echo(event: TextMessage) -> None:

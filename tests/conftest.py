@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -135,6 +136,15 @@ async def homeserver(server_config):
         await hs.stop()
 
 
+def route_url(route, values: dict[str, str]) -> str:
+    """The URL of a route of the route tables, its parameters filled from `values` ("x" for
+    the others), under the first version it is served at."""
+    from ranvier.web.routing import CLIENT_PREFIX
+
+    path = route.path if route.versions is None else f"{CLIENT_PREFIX}/{route.versions[0]}{route.path}"
+    return re.sub(r"\{(\w+)(?::[^}]*)?\}", lambda m: values.get(m.group(1), "x"), path)
+
+
 class Api:
     """Raw HTTP to the client API, for the paths where exact status and body matter."""
 
@@ -186,6 +196,15 @@ class Api:
         assert status == 200, result
         return result["event_id"]
 
+    async def sync(self, token: str, **params) -> dict:
+        """GET /sync with these query parameters (a dict, such as an inline filter, as JSON); asserts a 200."""
+        import orjson
+
+        query = {k: (orjson.dumps(v).decode() if isinstance(v, dict) else str(v)) for k, v in params.items()}
+        status, body = await self.get("/sync", params=query, token=token)
+        assert status == 200, body
+        return body
+
     async def register_all(self, *usernames: str) -> list[dict]:
         """Register several users; returns their register responses in order."""
         return [await self.register(name) for name in usernames]
@@ -201,7 +220,33 @@ class Api:
         return result
 
 
+def message_bodies(events: list[dict]) -> list:
+    """The bodies of the m.room.message events among `events`, in order."""
+    return [e["content"].get("body") for e in events if e["type"] == "m.room.message"]
+
+
 @pytest.fixture
 async def api(homeserver):
     async with aiohttp.ClientSession() as session:
         yield Api(session, homeserver.base_url)
+
+
+@pytest.fixture
+async def make_server(tmp_path, database_url):
+    """Start a server with config sections changed for one test."""
+    servers: list[Homeserver] = []
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def start(**sections) -> Api:
+        hs = Homeserver(test_config(tmp_path / f"data{len(servers)}", database_url, **sections))
+        await hs.start()
+        servers.append(hs)
+        session = aiohttp.ClientSession()
+        sessions.append(session)
+        return Api(session, hs.base_url)
+
+    yield start
+    for session in sessions:
+        await session.close()
+    for hs in servers:
+        await hs.stop()

@@ -12,7 +12,7 @@
 """
 
 from .backoff import Backoff
-from .client import Client, Media, parse_mxc
+from .client import Client
 from .commands import Command, CommandError, CommandRegistry
 from .errors import GranolinError, HomeserverError, LoginError, MatrixError, RateLimitedError, UnknownTokenError
 from .events import (
@@ -38,8 +38,12 @@ from .events import (
     current_room_id,
     timeline_event,
 )
+from .dispatch import derived_txn_id
 from .homeserver import Homeserver, parse_homeserver, parse_well_known
+from .messaging import Media, parse_mxc
 from .plugins import AutoJoiner, MessageLog, ServerDirectory
+from .rooms import Member, Room, readable_username
+from .syncing import SyncFilter
 
 __all__ = [
     "AccountDataEvent",
@@ -64,6 +68,7 @@ __all__ = [
     "MatrixError",
     "Media",
     "MediaMessage",
+    "Member",
     "MemberEvent",
     "MessageEvent",
     "MessageLog",
@@ -71,15 +76,19 @@ __all__ = [
     "RateLimitedError",
     "ReactionEvent",
     "RedactionEvent",
+    "Room",
     "RoomStateEvent",
     "ServerDirectory",
+    "SyncFilter",
     "TextMessage",
     "TimelineEvent",
     "UnknownTokenError",
     "VideoMessage",
     "current_room_id",
+    "derived_txn_id",
     "parse_homeserver",
     "parse_mxc",
     "parse_well_known",
+    "readable_username",
     "timeline_event",
 ]

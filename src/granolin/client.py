@@ -1,116 +1,36 @@
-"""The Matrix client: session state, the hardcopy, the API calls and the sync loop."""
+"""The Matrix client: the hardcopy, handlers, the room store and the sync loop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
-import mimetypes
 import os
 import signal
 import threading
-import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import aiohttp
-import orjson
-from multidict import CIMultiDictProxy
 
 from . import hardcopy as hardcopy_file
 from .backoff import Backoff
-from .commands import Command, CommandError, CommandRegistry
-from .errors import GranolinError, HomeserverError, LoginError, MatrixError, RateLimitedError, UnknownTokenError
-from .events import (
-    AccountDataEvent,
-    EphemeralEvent,
-    Event,
-    InvitationEvent,
-    MessageEvent,
-    RoomStateEvent,
-    TextMessage,
-    current_room_id,
-    timeline_event,
-)
-from .homeserver import parse_homeserver, resolve_homeserver
+from .commands import Command, CommandRegistry
+from .dispatch import Handler, Job, Ordering, Registered, SendScope, WorkQueue, send_scope
+from .errors import GranolinError, HomeserverError, MatrixError, RateLimitedError, UnknownTokenError
+from .events import Event, TextMessage, current_room_id
+from .history import History
+from .rooms import Room
+from .syncing import SyncFilter, events_of, joined_rooms, page_back, sync_events
+from .transport import CLIENT_V3, log, quote_segment
 
-log = logging.getLogger("granolin")
-
-CLIENT_V3 = "/_matrix/client/v3"
-MEDIA_V3 = "/_matrix/media/v3"
-CLIENT_V1_MEDIA = "/_matrix/client/v1/media"
-
-Handler = Callable[..., Awaitable[Any] | Any]
 H = TypeVar("H", bound=Handler)
 
 
-def _quote(segment: str) -> str:
-    return quote(segment, safe="")
-
-
-def _drop_none(**fields: Any) -> dict[str, Any]:
-    return {key: value for key, value in fields.items() if value is not None}
-
-
-def parse_mxc(uri: str) -> tuple[str, str]:
-    """Split ``mxc://server/media_id`` into its server name and media ID."""
-    if not uri.startswith("mxc://"):
-        raise ValueError(f"not an mxc:// URI: {uri!r}")
-    server, _, media_id = uri[len("mxc://") :].partition("/")
-    if not server or not media_id or "/" in media_id:
-        raise ValueError(f"malformed mxc:// URI: {uri!r}")
-    return server, media_id
-
-
-@dataclass(frozen=True, slots=True)
-class Media:
-    """Downloaded content: its bytes and what the server said about them."""
-
-    content: bytes
-    content_type: str
-    filename: str | None = None
-
-
-@dataclass(slots=True, eq=False)
-class _Batch:
-    """The handlers still running for one sync; its token is durable once they end."""
-
-    token: str
-    pending: int = 0
-    sealed: bool = False
-
-    @property
-    def done(self) -> bool:
-        return self.sealed and self.pending == 0
-
-
-def _matrix_error(method: str, path: str, status: int, headers: CIMultiDictProxy[str], body: bytes) -> MatrixError:
-    try:
-        data = orjson.loads(body) if body else {}
-    except orjson.JSONDecodeError:
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
-    errcode = data.get("errcode") if isinstance(data.get("errcode"), str) else None
-    error = data.get("error") if isinstance(data.get("error"), str) else None
-    retry_after = data.get("retry_after_ms")
-    if not isinstance(retry_after, int):
-        header = headers.get("Retry-After", "")
-        retry_after = int(header) * 1000 if header.isdigit() else None
-    cls: type[MatrixError] = MatrixError
-    if status == 401 and errcode in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
-        cls = UnknownTokenError
-    elif status == 429 or errcode == "M_LIMIT_EXCEEDED":
-        cls = RateLimitedError
-    return cls(status, errcode, error, method=method, path=path, body=data, retry_after_ms=retry_after)
-
-
-class Client:
+class Client(History):
     """A Matrix client for bots.
 
     Subclass it and override :meth:`handle_event`, or register handlers with
@@ -120,10 +40,10 @@ class Client:
     :meth:`hardcopy_state` and :meth:`restore_hardcopy_state` with ``super()``.
     """
 
-    rate_limit_retries = 5
-    """How many times a request answered 429 is retried before the error is raised."""
     shutdown_grace = 10.0
-    """Seconds :meth:`clean_up` lets running handlers finish; the rest are cancelled and their syncs replayed."""
+    """Seconds :meth:`clean_up` lets running handlers finish; the rest are cancelled and re-run at the next start."""
+    gap_fill_limit = 1000
+    """At most this many missed events are fetched per room when a sync's timeline is limited."""
 
     def __init__(
         self,
@@ -134,35 +54,36 @@ class Client:
         ssl: bool = True,
         *,
         skip_backlog: bool = True,
-        ordered: bool = False,
+        ordering: Ordering = "room",
         help_command: str | None = "!help",
         backoff: Backoff = Backoff(),
+        sync_filter: SyncFilter | None = SyncFilter(),
+        refresh_tokens: bool = False,
     ) -> None:
-        self.homeserver = parse_homeserver(homeserver, ssl=ssl)
-        self.base_url: str | None = None if self.homeserver.discover else self.homeserver.url
-        self.ssl = ssl
+        super().__init__(homeserver, ssl=ssl, backoff=backoff, refresh_tokens=refresh_tokens)
+        if ordering not in ("room", "none"):
+            raise ValueError(f"ordering is 'room' or 'none', not {ordering!r}")
         self.user_id = user_id
-        self.access_token: str | None = None
-        self.device_id: str | None = None
         self.next_batch: str | None = None
-        """The ``since`` of the next /sync."""
-        self.handled_batch: str | None = None
-        """The newest sync token whose events, and all before, were fully handled: what the hardcopy keeps."""
+        """The ``since`` of the next /sync; saved as soon as the sync's events are queued."""
         self.timeout = timeout
         """Milliseconds a /sync long-poll waits for new events."""
         self.hardcopy = Path(hardcopy) if hardcopy is not None else None
         self.skip_backlog = skip_backlog
-        self.ordered = ordered
-        self.backoff = backoff
+        self.ordering = ordering
+        self.sync_filter = sync_filter
         self.running = False
-        self._handlers: list[tuple[tuple[type[Event], ...], Handler, bool]] = []
+        self.rooms: dict[str, Room] = {}
+        """The joined rooms' state (see :class:`granolin.rooms.Room`)."""
+        self.last_event_ids: dict[str, str] = {}
+        """The last timeline event received in each room: where gap filling stops."""
+        self._handlers: dict[str, Registered] = {}
         self._commands = CommandRegistry(help_command)
-        self._session: aiohttp.ClientSession | None = None
-        self._batches: deque[_Batch] = deque()
-        self._batch: _Batch | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._work = WorkQueue(self._execute, self._save_soon)
+        self._collecting: list[Job] | None = None
+        self._save_pending = False
+        self._warned_encrypted: set[str] = set()
         self._stopped: asyncio.Event | None = None
-        self._legacy_media = False
         if self.hardcopy is not None and self.hardcopy.exists():
             self.load_state()
 
@@ -171,15 +92,6 @@ class Client:
 
     # --- state and the hardcopy -------------------------------------------------
 
-    @property
-    def logged_in(self) -> bool:
-        """True when the client holds an access token."""
-        return self.access_token is not None
-
-    def new_txn_id(self) -> str:
-        """A transaction ID unique across restarts, even without the hardcopy."""
-        return uuid.uuid4().hex
-
     def hardcopy_state(self) -> dict[str, Any]:
         """What to save in the hardcopy. Extend with ``{**super().hardcopy_state(), ...}``."""
         return {
@@ -187,8 +99,12 @@ class Client:
             "base_url": self.base_url,
             "user_id": self.user_id,
             "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
             "device_id": self.device_id,
-            "next_batch": self.handled_batch,
+            "next_batch": self.next_batch,
+            "pending": self._work.to_json(),
+            "last_event_ids": self.last_event_ids,
+            "rooms": {room_id: room.to_json() for room_id, room in self.rooms.items()},
         }
 
     def restore_hardcopy_state(self, state: Mapping[str, Any]) -> None:
@@ -200,8 +116,12 @@ class Client:
         self.base_url = state.get("base_url") or self.base_url
         self.user_id = state.get("user_id") or self.user_id
         self.access_token = state.get("access_token")
+        self.refresh_token = state.get("refresh_token")
         self.device_id = state.get("device_id")
-        self.next_batch = self.handled_batch = state.get("next_batch")
+        self.next_batch = state.get("next_batch")
+        self._work.restore([Job.from_json(job) for job in state.get("pending") or [] if isinstance(job, dict)])
+        self.last_event_ids = dict(state.get("last_event_ids") or {})
+        self.rooms = {room_id: Room.from_json(room_id, room) for room_id, room in (state.get("rooms") or {}).items()}
 
     def save_state(self, path: str | os.PathLike[str] | None = None) -> None:
         """Write the hardcopy atomically (to ``path`` or the client's hardcopy)."""
@@ -216,143 +136,52 @@ class Client:
             raise GranolinError("this client has no hardcopy file")
         self.restore_hardcopy_state(hardcopy_file.read(target))
 
-    # --- HTTP -------------------------------------------------------------------
+    def session_changed(self) -> None:
+        self.save_state()
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120, sock_connect=30))
-        return self._session
+    def _save_soon(self) -> None:
+        """Save once the current burst of finished handlers is over (one write for many)."""
+        if not self._save_pending:
+            self._save_pending = True
+            asyncio.get_running_loop().call_soon(self._save_now)
 
-    async def resolve(self) -> str:
-        """The base URL, found through .well-known the first time when needed."""
-        if self.base_url is None:
-            self.base_url = await resolve_homeserver(self._get_session(), self.homeserver)
-        return self.base_url
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        data: bytes | None = None,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        auth: bool = True,
-        timeout: aiohttp.ClientTimeout | None = None,
-    ) -> tuple[CIMultiDictProxy[str], bytes]:
-        """Send one request; return the headers and body of a 2xx answer, else raise MatrixError.
-
-        A 429 answer is retried after the delay the server asks for.
-        """
-        session = self._get_session()
-        url = await self.resolve() + path
-        sent_headers = dict(headers or {})
-        if auth and self.access_token:
-            sent_headers["Authorization"] = f"Bearer {self.access_token}"
-        if json is not None:
-            data = orjson.dumps(json)
-            sent_headers["Content-Type"] = "application/json"
-        options: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
-        attempt = 0
-        while True:
-            async with session.request(method, url, data=data, params=params, headers=sent_headers, **options) as response:
-                body = await response.read()
-                log.debug("%s %s -> %d", method, path, response.status)
-                if response.status < 300:
-                    return response.headers, body
-                error = _matrix_error(method, path, response.status, response.headers, body)
-            attempt += 1
-            if not isinstance(error, RateLimitedError) or attempt > self.rate_limit_retries:
-                raise error
-            wait = error.retry_after_ms / 1000 if error.retry_after_ms is not None else self.backoff.delay(attempt)
-            log.info("rate limited on %s %s, retrying in %.1fs", method, path, wait)
-            await asyncio.sleep(wait)
-
-    async def api(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        """Call a JSON endpoint (``path`` from ``/_matrix``) and return its JSON answer."""
-        _, body = await self.request(method, path, **kwargs)
-        answer = orjson.loads(body) if body else {}
-        if not isinstance(answer, dict):
-            raise GranolinError(f"{method} {path} did not answer with a JSON object")
-        return answer
-
-    async def close(self) -> None:
-        """Close the HTTP connections (the client can be used again afterwards)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self) -> Client:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    # --- session ----------------------------------------------------------------
-
-    async def login(self, user: str, password: str, device_name: str = "Granolin", *, device_id: str | None = None) -> str:
-        """Log in with a password and keep the access token; returns the user ID.
-
-        ``user`` is a localpart or a full user ID. Errors never contain the password.
-        """
-        body = {
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": user},
-            "password": password,
-            "initial_device_display_name": device_name,
-            **_drop_none(device_id=device_id or self.device_id),
-        }
-        try:
-            answer = await self.api("POST", f"{CLIENT_V3}/login", json=body, auth=False)
-        except MatrixError as exc:
-            raise LoginError(
-                exc.status,
-                exc.errcode,
-                f"login as {user} failed" + (f": {exc.error}" if exc.error else ""),
-                method=exc.method,
-                path=exc.path,
-                body=exc.body,
-                retry_after_ms=exc.retry_after_ms,
-            ) from None
-        self.user_id = answer["user_id"]
-        self.access_token = answer["access_token"]
-        self.device_id = answer.get("device_id")
-        return self.user_id
-
-    async def logout(self) -> None:
-        """Invalidate the access token on the server and forget it."""
-        await self.api("POST", f"{CLIENT_V3}/logout", json={})
-        self.access_token = None
-
-    async def whoami(self) -> dict[str, Any]:
-        """The user (and device) the access token belongs to."""
-        return await self.api("GET", f"{CLIENT_V3}/account/whoami")
+    def _save_now(self) -> None:
+        self._save_pending = False
+        self.save_state()
 
     # --- handler registration ---------------------------------------------------
 
-    def on(self, *event_types: type[Event], own: bool = False) -> Callable[[H], H]:
+    def on(self, *event_types: type[Event], own: bool = False, concurrent: bool = False) -> Callable[[H], H]:
         """Decorator: call the function for each event of these types (all events if none).
 
-        The bot's own events are skipped unless ``own`` is true.
+        The bot's own events are skipped unless ``own`` is true. The handler
+        runs after the handlers of the room's earlier events, unless it is
+        ``concurrent``.
         """
         types = event_types or (Event,)
 
         def register(handler: H) -> H:
-            self._handlers.append((types, handler, own))
+            name = f"on:{getattr(handler, '__qualname__', type(handler).__name__)}"
+            handler_id, n = name, 1
+            while handler_id in self._handlers:
+                n += 1
+                handler_id = f"{name}#{n}"
+            self._handlers[handler_id] = Registered(handler_id, handler, types, own, concurrent)
             return handler
 
         return register
 
-    def command(self, name: str, help: str = "") -> Callable[[H], H]:
+    def command(self, name: str, help: str = "", *, power_level: int | None = None, concurrent: bool = False) -> Callable[[H], H]:
         """Decorator: run the function when a text message starts with ``name``.
 
         The function gets the event and then the words of the message, converted
-        as its signature says (see :mod:`granolin.commands`).
+        as its signature says (see :mod:`granolin.commands`). With
+        ``power_level``, only senders with at least that power level in the
+        room may run it.
         """
 
         def register(handler: H) -> H:
-            self._commands.add(Command.from_handler(name, handler, help))
+            self._commands.add(Command.from_handler(name, handler, help, power_level=power_level, concurrent=concurrent))
             return handler
 
         return register
@@ -365,31 +194,128 @@ class Client:
         """True when the event was sent by this client's user."""
         return event.sender is not None and event.sender == self.user_id
 
+    # --- the room store ---------------------------------------------------------
+
+    def get_room(self, room_id: str) -> Room | None:
+        """What the bot knows of a joined room, or None."""
+        return self.rooms.get(room_id)
+
+    def power_level(self, room_id: str, user_id: str) -> int | float:
+        room = self.rooms.get(room_id)
+        return room.power_level(user_id) if room is not None else 0
+
+    def is_admin(self, room_id: str, user_id: str) -> bool:
+        """True when ``user_id`` has power level 100 or more in the room."""
+        room = self.rooms.get(room_id)
+        return room is not None and room.is_admin(user_id)
+
+    def display_name(self, room_id: str, user_id: str) -> str:
+        """The name to show for ``user_id`` in the room (disambiguated when shared)."""
+        room = self.rooms.get(room_id)
+        return room.display_name(user_id) if room is not None else user_id
+
+    def mention(self, room_id: str, user_id: str) -> tuple[str, str]:
+        """A mention of ``user_id``: (plain text, HTML pill); send it with ``mentions=[user_id]``."""
+        return (self.rooms.get(room_id) or Room(room_id)).mention(user_id)
+
+    async def load_members(self, room_id: str) -> Room:
+        """Fetch every member of a room into the store (lazy loading only sends those who speak)."""
+        answer = await self.api("GET", f"{CLIENT_V3}/rooms/{quote_segment(room_id)}/members")
+        room = self.rooms.setdefault(room_id, Room(room_id))
+        for raw in answer.get("chunk") or []:
+            if isinstance(raw, dict) and raw.get("type") == "m.room.member" and isinstance(raw.get("state_key"), str):
+                room.apply("m.room.member", raw["state_key"], raw.get("content") or {})
+        return room
+
+    def _update_rooms(self, response: Mapping[str, Any]) -> None:
+        for room_id, section in joined_rooms(response).items():
+            room = self.rooms.setdefault(room_id, Room(room_id))
+            for raw in events_of(section, "state") + events_of(section, "state_after") + events_of(section, "timeline"):
+                if isinstance(raw.get("state_key"), str) and isinstance(raw.get("content"), dict):
+                    room.apply(str(raw.get("type")), raw["state_key"], raw["content"], raw.get("sender"))
+                if raw.get("type") == "m.room.encrypted":
+                    self.warn_encrypted(room_id)
+            if room.encrypted:
+                self.warn_encrypted(room_id)
+        for room_id, section in ((response.get("rooms") or {}).get("leave") or {}).items():
+            if isinstance(section, dict):
+                self.rooms.pop(room_id, None)
+                self.last_event_ids.pop(room_id, None)
+
+    def warn_encrypted(self, room_id: str) -> None:
+        """Say once per room that its encrypted messages cannot be read by this bot."""
+        if room_id not in self._warned_encrypted:
+            self._warned_encrypted.add(room_id)
+            log.warning(
+                "room %s is end-to-end encrypted and granolin cannot decrypt (no encryption support is installed): "
+                "the bot does not see the messages sent there",
+                room_id,
+            )
+
     # --- dispatch ---------------------------------------------------------------
 
     async def handle_event(self, event: Event) -> None:
         """Called for each event of a sync, in order. Override it (calling super()).
 
-        The default runs the handlers registered with :meth:`on` and
-        :meth:`command`; they run concurrently unless the client is ``ordered``.
+        The default queues the event for the handlers registered with
+        :meth:`on` and :meth:`command` that want it.
         """
         mine = self.im_the_sender(event)
-        for types, handler, own in self._handlers:
-            if isinstance(event, types) and (own or not mine):
-                await self._run_handler(handler, event)
+        wanted = [r.handler_id for r in self._handlers.values() if isinstance(event, r.types) and (r.own or not mine)]
         if isinstance(event, TextMessage) and not mine:
             match = self._commands.match(event.body)
             if match is not None:
-                await self._run_handler(self._run_command, event, *match)
+                wanted.append(f"command:{match[0]}")
+        if wanted:
+            job = Job(event, wanted)
+            if self._collecting is not None:
+                self._collecting.append(job)
+            else:
+                self._work.add(job, self._concurrent_handlers(job))
+                self._save_soon()
 
-    async def _run_command(self, event: TextMessage, name: str, arguments: str) -> None:
-        command = self._commands.get(name)
+    def _concurrent_handlers(self, job: Job) -> set[str]:
+        if self.ordering == "none":
+            return set(job.remaining)
+        concurrent = set()
+        for handler_id in job.remaining:
+            registered = self._handlers.get(handler_id)
+            command = self._commands.get(handler_id.removeprefix("command:")) if handler_id.startswith("command:") else None
+            if (registered is not None and registered.concurrent) or (command is not None and command.concurrent):
+                concurrent.add(handler_id)
+        return concurrent
+
+    async def _execute(self, job: Job, handler_id: str) -> None:
+        """Run one handler on one event, with its room and its send scope set."""
+        room_token = current_room_id.set(job.event.room_id)
+        scope_token = send_scope.set(SendScope(f"{job.seed}|{handler_id}"))
+        try:
+            if handler_id.startswith("command:"):
+                await self._invoke(self._run_command, job.event)
+            elif handler_id in self._handlers:
+                await self._invoke(self._handlers[handler_id].handler, job.event)
+            else:
+                log.warning("no handler %s any more: event %s is dropped for it", handler_id, job.event.raw.get("event_id"))
+        finally:
+            send_scope.reset(scope_token)
+            current_room_id.reset(room_token)
+
+    async def _run_command(self, event: TextMessage) -> None:
+        match = self._commands.match(event.body)
+        if match is None:
+            return
+        command = self._commands.get(match[0])
         if command is None:
             await self.reply(event, self._commands.help_text(), notice=True)
             return
+        if command.power_level is not None and event.room_id is not None and event.sender is not None:
+            level = self.power_level(event.room_id, event.sender)
+            if level < command.power_level:
+                await self.reply(event, f"{command.name} needs power level {command.power_level}; yours is {level}.", notice=True)
+                return
         try:
-            values = command.parse(arguments)
-        except CommandError as exc:
+            values = command.parse(match[1])
+        except ValueError as exc:
             await self.reply(event, str(exc), notice=True)
             return
         result = command.handler(event, *values)
@@ -404,85 +330,35 @@ class Client:
         except Exception:
             log.exception("handler %s failed on %r", getattr(handler, "__qualname__", handler), args[0] if args else None)
 
-    async def _run_handler(self, handler: Handler, *args: Any) -> None:
-        if self.ordered:
-            await self._invoke(handler, *args)
-            return
-        task = asyncio.get_running_loop().create_task(self._invoke(handler, *args))
-        self._tasks.add(task)
-        batch = self._batch
-        if batch is not None:
-            batch.pending += 1
-        task.add_done_callback(lambda finished: self._task_done(finished, batch))
-
-    def _task_done(self, task: asyncio.Task[None], batch: _Batch | None) -> None:
-        self._tasks.discard(task)
-        if batch is not None and not task.cancelled():
-            batch.pending -= 1
-            self._settle()
+    @property
+    def pending(self) -> list[Job]:
+        """The events whose handlers have not all finished (``job.event``, ``job.remaining``), oldest first."""
+        return list(self._work.jobs)
 
     async def drain(self) -> None:
-        """Wait until every handler task started so far, and any they start, has finished.
+        """Wait until every queued handler (and any queued meanwhile) has finished.
 
-        ``sync()`` returns once the events are dispatched, not handled; a script
+        ``sync()`` returns once the events are queued, not handled; a script
         or test that calls it directly awaits this before looking at the results.
         """
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
-
-    def _settle(self) -> None:
-        """Advance the durable token past every sync whose handlers all finished, then save."""
-        advanced = False
-        while self._batches and self._batches[0].done:
-            self.handled_batch = self._batches.popleft().token
-            advanced = True
-        if advanced:
-            self.save_state()
+        await self._work.drain()
 
     def sync_events(self, response: Mapping[str, Any], *, initial: bool = False) -> Iterator[Event]:
-        """The typed events of a /sync answer, in the order they are dispatched.
-
-        Per joined room: state (which precedes the timeline), timeline, ephemeral
-        events, room account data. Then invites, the state changes of left rooms
-        and global account data. With ``initial`` and ``skip_backlog``, the
-        timeline's non-state events (old messages) are left out.
-        """
-        rooms = response.get("rooms") or {}
-        skip_messages = initial and self.skip_backlog
-        for room_id, room in (rooms.get("join") or {}).items():
-            for raw in _events(room, "state") + _events(room, "state_after"):
-                yield timeline_event(raw, room_id)
-            for raw in _events(room, "timeline"):
-                event = timeline_event(raw, room_id)
-                if not skip_messages or isinstance(event, RoomStateEvent):
-                    yield event
-            for raw in _events(room, "ephemeral"):
-                yield EphemeralEvent(raw, room_id)
-            for raw in _events(room, "account_data"):
-                yield AccountDataEvent(raw, room_id)
-        for room_id, room in (rooms.get("invite") or {}).items():
-            for raw in _events(room, "invite_state"):
-                yield InvitationEvent(raw, room_id)
-        for room_id, room in (rooms.get("leave") or {}).items():
-            for raw in _events(room, "state") + _events(room, "timeline"):
-                if "state_key" in raw:
-                    yield timeline_event(raw, room_id)
-        for raw in _events(response, "account_data"):
-            yield AccountDataEvent(raw)
+        """The typed events of a /sync answer, in dispatch order (see :func:`granolin.syncing.sync_events`)."""
+        return sync_events(response, skip_messages=initial and self.skip_backlog)
 
     async def dispatch(self, response: Mapping[str, Any], *, initial: bool = False) -> None:
-        """Hand every event of a /sync answer to :meth:`handle_event`, then checkpoint.
+        """Hand every event of a /sync answer to :meth:`handle_event`, then save and start the handlers.
 
-        The hardcopy's ``next_batch`` moves to this sync's token only once the
-        handlers of this sync (and of every earlier one) have finished: a crash
-        replays the unfinished syncs and never skips one.
+        The room store is updated with the whole answer first. The hardcopy
+        then records, in one write, the new token with the handlers it brought
+        (pending until they finish): a crash after it re-runs just those.
         """
         token = response.get("next_batch")
         if not isinstance(token, str):
             raise GranolinError("the /sync answer has no next_batch")
-        batch = _Batch(token)
-        self._batches.append(batch)
-        self._batch = batch
+        self._update_rooms(response)
+        self._collecting = collected = []
         try:
             for event in self.sync_events(response, initial=initial):
                 room_token = current_room_id.set(event.room_id)
@@ -490,21 +366,25 @@ class Client:
                     await self._invoke(self.handle_event, event)
                 finally:
                     current_room_id.reset(room_token)
-        except BaseException:
-            # next_batch stays put, so the next /sync fetches these events again.
-            self._batches.remove(batch)
-            raise
         finally:
-            self._batch = None
+            self._collecting = None
+        for room_id, section in joined_rooms(response).items():
+            timeline = events_of(section, "timeline")
+            if timeline and isinstance(timeline[-1].get("event_id"), str):
+                self.last_event_ids[room_id] = timeline[-1]["event_id"]
         self.next_batch = token
-        batch.sealed = True
-        self._settle()
+        for job in collected:
+            self._work.add(job, self._concurrent_handlers(job))  # the handlers start at the next await
+        self.save_state()
 
     # --- sync -------------------------------------------------------------------
 
     async def fetch_sync(self, full_state: bool = False, extra_params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """One /sync request (long-polling up to ``timeout`` ms), without dispatch."""
-        params = {"timeout": str(self.timeout), **(extra_params or {})}
+        params = {"timeout": str(self.timeout)}
+        if self.sync_filter is not None:
+            params["filter"] = json.dumps(self.sync_filter.to_json(), separators=(",", ":"))
+        params |= extra_params or {}
         if self.next_batch:
             params["since"] = self.next_batch
         if full_state:
@@ -512,10 +392,44 @@ class Client:
         wait = aiohttp.ClientTimeout(total=self.timeout / 1000 + 60, sock_connect=30)
         return await self.api("GET", f"{CLIENT_V3}/sync", params=params, timeout=wait)
 
+    async def fill_gaps(self, response: dict[str, Any]) -> None:
+        """Put back the events a limited timeline left out (see :mod:`granolin.syncing`)."""
+        for room_id, section in joined_rooms(response).items():
+            timeline = section.get("timeline") or {}
+            if not timeline.get("limited") or not isinstance(timeline.get("prev_batch"), str):
+                continue
+
+            async def fetch_page(token: str, limit: int, room_id: str = room_id) -> tuple[list[dict[str, Any]], str | None]:
+                path = f"{CLIENT_V3}/rooms/{quote_segment(room_id)}/messages"
+                answer = await self.api("GET", path, params={"dir": "b", "from": token, "limit": str(limit)})
+                end = answer.get("end")
+                return [raw for raw in answer.get("chunk") or [] if isinstance(raw, dict)], end if isinstance(end, str) else None
+
+            gap = await page_back(fetch_page, timeline["prev_batch"], last_handled=self.last_event_ids.get(room_id),
+                                  own_user_id=self.user_id, limit=self.gap_fill_limit)
+            shown = {raw.get("event_id") for raw in timeline.get("events") or []}
+            missed = [raw for raw in gap.events if raw.get("event_id") not in shown]
+            timeline["events"] = missed + list(timeline.get("events") or [])
+            if missed:
+                log.info("room %s: %d missed events fetched with /messages", room_id, len(missed))
+            if not gap.closed:
+                await self.on_gap(room_id, gap.resume_from)
+
+    async def on_gap(self, room_id: str, older_from: str | None) -> None:
+        """Called when more than ``gap_fill_limit`` events were missed in a room.
+
+        The newest ``gap_fill_limit`` are handled; the older ones are not.
+        ``older_from`` is the /messages token behind which they lie (see
+        :meth:`messages`). The default logs a warning; override it to react.
+        """
+        log.warning("room %s: more than %d events were missed; the older ones are not handled", room_id, self.gap_fill_limit)
+
     async def sync(self, full_state: bool = False, extra_params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """Synchronise once: fetch what changed since ``next_batch`` and dispatch it."""
+        """Synchronise once: fetch what changed since ``next_batch``, fill gaps, dispatch."""
         initial = self.next_batch is None
         response = await self.fetch_sync(full_state, extra_params)
+        if not initial:
+            await self.fill_gaps(response)
         await self.dispatch(response, initial=initial)
         return response
 
@@ -545,10 +459,11 @@ class Client:
     async def start(self, *, handle_signals: bool = True) -> None:
         """Run the sync loop until :meth:`stop`, then :meth:`clean_up`.
 
+        The handlers left unfinished by the last run are queued again first.
         Failures back off exponentially with jitter; 429 waits as long as the
-        server asks; an invalid access token ends the loop with
-        :class:`UnknownTokenError`. SIGINT and SIGTERM stop the loop cleanly
-        (when called from the main thread).
+        server asks (capped); an access token that cannot be renewed ends the
+        loop with :class:`UnknownTokenError`. SIGINT and SIGTERM stop the loop
+        cleanly (when called from the main thread).
         """
         if not self.logged_in:
             raise GranolinError("log in (or load a hardcopy with an access token) before start()")
@@ -561,24 +476,29 @@ class Client:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, self.stop)
                     installed.append(sig)
+        for room_id, room in self.rooms.items():
+            if room.encrypted:
+                self.warn_encrypted(room_id)
+        if self._work.waiting:
+            log.info("re-running the unfinished handlers of %d events", self._work.waiting)
+            self._work.resume(self._concurrent_handlers)
         failures = 0
         try:
             while self.running:
                 pause = 0.0
-                initial = self.next_batch is None
                 try:
-                    finished, response = await self._unless_stopped(self.fetch_sync())
+                    finished, _ = await self._unless_stopped(self.sync())
                     if not finished:
                         break
                     failures = 0
-                    await self.dispatch(response, initial=initial)
                 except UnknownTokenError as exc:
-                    log.error("the access token of %s is no longer valid (%s): the bot must log in again", self.user_id, exc.errcode)
-                    self.access_token = None
+                    how = "soft logout, and no password or refresh token to log in again" if exc.soft_logout else "hard logout"
+                    log.error("the access token of %s is no longer valid (%s, %s): the bot stops; log in again", self.user_id, exc.errcode, how)
+                    self.access_token = self.refresh_token = None
                     raise
                 except RateLimitedError as exc:
                     failures += 1
-                    pause = exc.retry_after_ms / 1000 if exc.retry_after_ms is not None else self.backoff.delay(failures)
+                    pause = self.rate_limit_wait(exc, failures)
                     log.warning("sync rate limited; waiting %.1fs", pause)
                 except Exception as exc:
                     failures += 1
@@ -595,274 +515,32 @@ class Client:
     async def clean_up(self) -> None:
         """Stop, let running handlers finish (up to ``shutdown_grace`` seconds), save the hardcopy, close."""
         self.running = False
-        if self._tasks:
-            _, late = await asyncio.wait(set(self._tasks), timeout=self.shutdown_grace)
-            for task in late:
-                task.cancel()
+        await self._work.stop(self.shutdown_grace)
         self.save_state()
         await self.close()
 
-    def run(self, user: str | None = None, password: str | None = None) -> None:
-        """Blocking entry point for scripts: log in if needed, then run the sync loop."""
+    def run(self, user: str | None = None, password: str | None = None, *, access_token: str | None = None) -> None:
+        """Blocking entry point for scripts: log in if needed, then run the sync loop.
+
+        A session in the hardcopy is used as it is; else ``access_token``
+        (a token obtained elsewhere), else ``user`` and ``password``.
+        """
 
         async def main() -> None:
-            if not self.logged_in:
-                if user is None or password is None:
-                    raise GranolinError("not logged in: give user and password, or a hardcopy with a session")
-                try:
-                    await self.login(user, password)
-                except BaseException:
-                    await self.close()
-                    raise
+            try:
+                if user is not None and password is not None:
+                    self._password_login = (user, password)  # for a soft logout, even with a saved session
+                if not self.logged_in:
+                    if access_token is not None:
+                        await self.use_access_token(access_token)
+                    elif user is not None and password is not None:
+                        await self.login(user, password)
+                    else:
+                        raise GranolinError("not logged in: give user and password, an access token, or a hardcopy with a session")
+            except BaseException:
+                await self.close()
+                raise
             await self.start()
 
         asyncio.run(main())
 
-    # --- rooms and messages -----------------------------------------------------
-
-    async def send_event(self, room_id: str, event_type: str, content: Mapping[str, Any]) -> str:
-        """Send a room event; returns its event ID.
-
-        A network failure is retried with the same transaction ID, so the
-        server stores the event at most once.
-        """
-        path = f"{CLIENT_V3}/rooms/{_quote(room_id)}/send/{_quote(event_type)}/{_quote(self.new_txn_id())}"
-        attempt = 1
-        while True:
-            try:
-                return str((await self.api("PUT", path, json=content))["event_id"])
-            except (aiohttp.ClientConnectionError, TimeoutError):
-                if attempt == 3:
-                    raise
-                await asyncio.sleep(self.backoff.delay(attempt))
-                attempt += 1
-
-    async def send_state_event(self, room_id: str, event_type: str, content: Mapping[str, Any], state_key: str = "") -> str:
-        """Set a piece of room state; returns the event ID."""
-        path = f"{CLIENT_V3}/rooms/{_quote(room_id)}/state/{_quote(event_type)}/{_quote(state_key)}"
-        return str((await self.api("PUT", path, json=content))["event_id"])
-
-    async def send_text_message(self, room_id: str, message: str, *args: Any, html: str | None = None, notice: bool = False) -> str:
-        """Send ``message`` (``message.format(*args)`` when args are given) as m.text or m.notice."""
-        content: dict[str, Any] = {"msgtype": "m.notice" if notice else "m.text", "body": message.format(*args) if args else message}
-        if html is not None:
-            content |= {"format": "org.matrix.custom.html", "formatted_body": html}
-        return await self.send_event(room_id, "m.room.message", content)
-
-    async def send_notice(self, room_id: str, message: str, *args: Any) -> str:
-        """Send an m.notice, the message type bots use so other bots do not answer."""
-        return await self.send_text_message(room_id, message, *args, notice=True)
-
-    async def send_media_message(
-        self,
-        room_id: str,
-        alt_text: str,
-        mxc_uri: str,
-        msgtype: str,
-        info: Mapping[str, Any] | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> str:
-        """Send a message pointing at uploaded content (m.image, m.video, m.audio, m.file)."""
-        content: dict[str, Any] = {"msgtype": msgtype, "body": alt_text, "url": mxc_uri}
-        if info:
-            content["info"] = dict(info)
-        content |= extra or {}
-        return await self.send_event(room_id, "m.room.message", content)
-
-    async def send_image_message(
-        self, room_id: str, alt_text: str, mxc_uri: str, *, info: Mapping[str, Any] | None = None,
-        mimetype: str | None = None, w: int | None = None, h: int | None = None, size: int | None = None,
-    ) -> str:
-        """Send an m.image; ``info`` wins, else it is built from the other keywords."""
-        built = info or _drop_none(mimetype=mimetype, w=w, h=h, size=size)
-        return await self.send_media_message(room_id, alt_text, mxc_uri, "m.image", built)
-
-    async def send_video_message(
-        self, room_id: str, alt_text: str, mxc_uri: str, *, info: Mapping[str, Any] | None = None,
-        duration: int | None = None, w: int | None = None, h: int | None = None, mimetype: str | None = None, size: int | None = None,
-    ) -> str:
-        """Send an m.video; ``info`` wins, else it is built from the other keywords."""
-        built = info or _drop_none(duration=duration, w=w, h=h, mimetype=mimetype, size=size)
-        return await self.send_media_message(room_id, alt_text, mxc_uri, "m.video", built)
-
-    async def send_audio_message(
-        self, room_id: str, alt_text: str, mxc_uri: str, *, info: Mapping[str, Any] | None = None,
-        duration: int | None = None, mimetype: str | None = None, size: int | None = None,
-    ) -> str:
-        """Send an m.audio; ``info`` wins, else it is built from the other keywords."""
-        built = info or _drop_none(duration=duration, mimetype=mimetype, size=size)
-        return await self.send_media_message(room_id, alt_text, mxc_uri, "m.audio", built)
-
-    async def send_file_message(
-        self, room_id: str, alt_text: str, mxc_uri: str, *, info: Mapping[str, Any] | None = None,
-        filename: str | None = None, mimetype: str | None = None, size: int | None = None,
-    ) -> str:
-        """Send an m.file; ``info`` wins, else it is built from the other keywords."""
-        built = info or _drop_none(mimetype=mimetype, size=size)
-        return await self.send_media_message(room_id, alt_text, mxc_uri, "m.file", built, _drop_none(filename=filename))
-
-    async def reply(self, event: MessageEvent, message: str, *args: Any, notice: bool = False) -> str:
-        """Answer ``event`` with a rich reply in its room, mentioning its sender."""
-        if event.room_id is None or event.event_id is None:
-            raise GranolinError("can only reply to a room event with an event ID")
-        content: dict[str, Any] = {
-            "msgtype": "m.notice" if notice else "m.text",
-            "body": message.format(*args) if args else message,
-            "m.relates_to": {"m.in_reply_to": {"event_id": event.event_id}},
-        }
-        if event.sender and event.sender != self.user_id:
-            content["m.mentions"] = {"user_ids": [event.sender]}
-        return await self.send_event(event.room_id, "m.room.message", content)
-
-    async def edit(self, room_id: str, event_id: str, message: str, *args: Any) -> str:
-        """Replace the text of an earlier message (m.replace)."""
-        text = message.format(*args) if args else message
-        content = {
-            "msgtype": "m.text",
-            "body": f"* {text}",
-            "m.new_content": {"msgtype": "m.text", "body": text},
-            "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
-        }
-        return await self.send_event(room_id, "m.room.message", content)
-
-    async def react(self, room_id: str, event_id: str, key: str) -> str:
-        """Annotate an event with a reaction (usually an emoji)."""
-        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
-        return await self.send_event(room_id, "m.reaction", content)
-
-    async def redact(self, room_id: str, event_id: str, reason: str | None = None) -> str:
-        """Redact (delete the content of) an event; returns the redaction's event ID."""
-        path = f"{CLIENT_V3}/rooms/{_quote(room_id)}/redact/{_quote(event_id)}/{_quote(self.new_txn_id())}"
-        return str((await self.api("PUT", path, json=_drop_none(reason=reason)))["event_id"])
-
-    async def set_typing(self, room_id: str, typing: bool = True, timeout: int = 30_000) -> None:
-        """Show (or stop showing) that the bot is typing in a room."""
-        path = f"{CLIENT_V3}/rooms/{_quote(room_id)}/typing/{_quote(self._me())}"
-        await self.api("PUT", path, json={"typing": typing, **({"timeout": timeout} if typing else {})})
-
-    async def send_read_receipt(self, room_id: str, event_id: str, receipt_type: str = "m.read") -> None:
-        """Mark an event (and everything before it) as read."""
-        path = f"{CLIENT_V3}/rooms/{_quote(room_id)}/receipt/{_quote(receipt_type)}/{_quote(event_id)}"
-        await self.api("POST", path, json={})
-
-    async def create_room(
-        self,
-        name: str | None = None,
-        *,
-        invite: list[str] | tuple[str, ...] = (),
-        is_direct: bool = False,
-        preset: str | None = None,
-        topic: str | None = None,
-        visibility: str = "private",
-        room_alias_name: str | None = None,
-        initial_state: list[dict[str, Any]] | None = None,
-        **extra: Any,
-    ) -> str:
-        """Create a room; returns its ID. Extra keywords go into the request as they are."""
-        body = _drop_none(name=name, preset=preset, topic=topic, room_alias_name=room_alias_name, initial_state=initial_state)
-        body |= {"visibility": visibility, "invite": list(invite), "is_direct": is_direct, **extra}
-        return str((await self.api("POST", f"{CLIENT_V3}/createRoom", json=body))["room_id"])
-
-    async def join_room(self, room_id_or_alias: str) -> str:
-        """Join a room by ID or alias; returns the room ID."""
-        answer = await self.api("POST", f"{CLIENT_V3}/join/{_quote(room_id_or_alias)}", json={})
-        return str(answer["room_id"])
-
-    async def invite(self, room_id: str, user_id: str, reason: str | None = None) -> None:
-        """Invite a user to a room."""
-        await self.api("POST", f"{CLIENT_V3}/rooms/{_quote(room_id)}/invite", json={"user_id": user_id, **_drop_none(reason=reason)})
-
-    async def leave_room(self, room_id: str, reason: str | None = None) -> None:
-        """Leave a room (or decline an invitation)."""
-        await self.api("POST", f"{CLIENT_V3}/rooms/{_quote(room_id)}/leave", json=_drop_none(reason=reason))
-
-    async def get_joined_rooms(self) -> list[str]:
-        """The IDs of the rooms the bot has joined."""
-        return list((await self.api("GET", f"{CLIENT_V3}/joined_rooms"))["joined_rooms"])
-
-    async def get_state(self, room_id: str, event_type: str | None = None, state_key: str = "") -> Any:
-        """All state events of a room (no ``event_type``), or the content of one."""
-        path = f"{CLIENT_V3}/rooms/{_quote(room_id)}/state"
-        if event_type is None:
-            _, body = await self.request("GET", path)
-            return orjson.loads(body)
-        return await self.api("GET", f"{path}/{_quote(event_type)}/{_quote(state_key)}")
-
-    async def get_room_members(self, room_id: str) -> dict[str, dict[str, Any]]:
-        """The joined members of a room: user ID -> display_name and avatar_url."""
-        return dict((await self.api("GET", f"{CLIENT_V3}/rooms/{_quote(room_id)}/joined_members"))["joined"])
-
-    # --- account ----------------------------------------------------------------
-
-    def _me(self) -> str:
-        if self.user_id is None:
-            raise GranolinError("the client has no user ID yet: log in first")
-        return self.user_id
-
-    async def update_account_data(self, event_type: str, data: Mapping[str, Any]) -> None:
-        """Store ``data`` as the account data of ``event_type`` (e.g. m.direct)."""
-        await self.api("PUT", f"{CLIENT_V3}/user/{_quote(self._me())}/account_data/{_quote(event_type)}", json=dict(data))
-
-    async def get_account_data(self, event_type: str) -> dict[str, Any]:
-        """Read the account data of ``event_type``."""
-        return await self.api("GET", f"{CLIENT_V3}/user/{_quote(self._me())}/account_data/{_quote(event_type)}")
-
-    async def user_search(self, query: str, limit: int = 10) -> dict[str, Any]:
-        """Search the user directory: ``{"results": [{"user_id", "display_name", "avatar_url"}], "limited"}``."""
-        return await self.api("POST", f"{CLIENT_V3}/user_directory/search", json={"search_term": query, "limit": limit})
-
-    # --- media ------------------------------------------------------------------
-
-    async def upload(self, filename: str, content: bytes | str, content_type: str | None = None) -> str:
-        """Upload content to the media repository; returns its mxc:// URI.
-
-        ``content_type`` defaults to a guess from the file name.
-        """
-        data = content.encode() if isinstance(content, str) else content
-        kind = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        answer = await self.api(
-            "POST", f"{MEDIA_V3}/upload", data=data, params={"filename": filename}, headers={"Content-Type": kind},
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120),
-        )
-        return str(answer["content_uri"])
-
-    async def _media(self, kind: str, mxc_uri: str, params: Mapping[str, str]) -> Media:
-        server, media_id = parse_mxc(mxc_uri)
-        tail = f"/{kind}/{_quote(server)}/{_quote(media_id)}"
-        if not self._legacy_media:
-            try:
-                headers, body = await self.request("GET", CLIENT_V1_MEDIA + tail, params=params)
-                return _media_from(headers, body)
-            except MatrixError as exc:
-                if not exc.unrecognized:
-                    raise
-                log.info("the server has no authenticated media endpoints; using %s", MEDIA_V3)
-                self._legacy_media = True
-        headers, body = await self.request("GET", MEDIA_V3 + tail, params=params)
-        return _media_from(headers, body)
-
-    async def download(self, mxc_uri: str) -> Media:
-        """Download content (authenticated media, falling back to the old endpoint)."""
-        return await self._media("download", mxc_uri, {})
-
-    async def thumbnail(self, mxc_uri: str, width: int, height: int, method: str = "scale", animated: bool | None = None) -> Media:
-        """Download a thumbnail of content, ``method`` being "scale" or "crop"."""
-        params = {"width": str(width), "height": str(height), "method": method}
-        if animated is not None:
-            params["animated"] = "true" if animated else "false"
-        return await self._media("thumbnail", mxc_uri, params)
-
-
-def _events(container: Mapping[str, Any], section: str) -> list[dict[str, Any]]:
-    events = (container.get(section) or {}).get("events") or []
-    return [event for event in events if isinstance(event, dict)]
-
-
-def _media_from(headers: CIMultiDictProxy[str], body: bytes) -> Media:
-    disposition = headers.get("Content-Disposition", "")
-    filename = None
-    for part in disposition.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key.lower() == "filename" and value:
-            filename = value.strip('"')
-    return Media(content=body, content_type=headers.get("Content-Type", "application/octet-stream"), filename=filename)

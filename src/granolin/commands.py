@@ -85,9 +85,15 @@ class Command:
     handler: Callable[..., Any]
     help: str
     parameters: tuple[_Parameter, ...]
+    power_level: int | None = None
+    """The power level a sender needs in the room to run it (None: anyone)."""
+    concurrent: bool = False
+    """Run at once, not after the handlers of the room's earlier events."""
 
     @classmethod
-    def from_handler(cls, name: str, handler: Callable[..., Any], help: str = "") -> Command:
+    def from_handler(
+        cls, name: str, handler: Callable[..., Any], help: str = "", *, power_level: int | None = None, concurrent: bool = False,
+    ) -> Command:
         """Build a command, reading its arguments from ``handler``'s signature."""
         if not name or any(ch.isspace() for ch in name):
             raise ValueError(f"a command name is one word, not {name!r}")
@@ -102,7 +108,8 @@ class Command:
                 raise TypeError(f"the handler of {name} takes words by position only, not {parameter.name!r}")
             parsed.append(_parameter(parameter, hints.get(parameter.name, parameter.annotation)))
         doc = help or inspect.getdoc(handler) or ""
-        return cls(name=name, handler=handler, help=doc.strip().splitlines()[0] if doc.strip() else "", parameters=tuple(parsed))
+        first_line = doc.strip().splitlines()[0] if doc.strip() else ""
+        return cls(name, handler, first_line, tuple(parsed), power_level, concurrent)
 
     @property
     def usage(self) -> str:
@@ -169,7 +176,10 @@ class CommandRegistry:
 
     def help_text(self) -> str:
         """One line per command: its usage, then what it does."""
-        lines = [f"{command.usage} - {command.help}" if command.help else command.usage for command in self._commands.values()]
+        lines = []
+        for command in self._commands.values():
+            line = f"{command.usage} - {command.help}" if command.help else command.usage
+            lines.append(line + (f" (power level {command.power_level})" if command.power_level is not None else ""))
         if self.help_command and self.help_command.lower() not in self._commands:
             lines.append(f"{self.help_command} - show this help")
         return "\n".join(lines)

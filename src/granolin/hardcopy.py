@@ -8,12 +8,12 @@ readable by its owner only.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import orjson
 
 
 def write_atomically(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
@@ -21,7 +21,7 @@ def write_atomically(path: str | os.PathLike[str], state: dict[str, Any]) -> Non
     target = Path(path)
     directory = target.parent
     directory.mkdir(parents=True, exist_ok=True)
-    data = orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    data = json.dumps(state, indent=2, sort_keys=True, ensure_ascii=False).encode()
     fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -42,7 +42,7 @@ def write_atomically(path: str | os.PathLike[str], state: dict[str, Any]) -> Non
 
 def read(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a hardcopy written by :func:`write_atomically`."""
-    state = orjson.loads(Path(path).read_bytes())
+    state = json.loads(Path(path).read_bytes())
     if not isinstance(state, dict):
         raise ValueError(f"hardcopy {os.fspath(path)!r} does not hold a JSON object")
     return state

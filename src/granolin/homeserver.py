@@ -9,13 +9,13 @@ and falls back to the server name itself when there is no such file.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import orjson
 
 from .errors import HomeserverError
 
@@ -102,8 +102,8 @@ def parse_well_known(body: bytes) -> str:
     file exists but is unusable (the spec's FAIL_PROMPT / FAIL_ERROR cases).
     """
     try:
-        data: Any = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        data: Any = json.loads(body)
+    except ValueError:
         raise HomeserverError(".well-known/matrix/client is not JSON") from None
     if not isinstance(data, dict):
         raise HomeserverError(".well-known/matrix/client is not a JSON object")
@@ -140,8 +140,8 @@ async def resolve_homeserver(session: aiohttp.ClientSession, homeserver: Homeser
         return homeserver.url
     try:
         async with session.get(base_url + "/_matrix/client/versions") as response:
-            versions = orjson.loads(await response.read()) if response.status == 200 else None
-    except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
+            versions = json.loads(await response.read()) if response.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError, ValueError):
         versions = None
     if not isinstance(versions, dict) or not isinstance(versions.get("versions"), list):
         raise HomeserverError(f"{base_url} (from .well-known) does not answer /_matrix/client/versions")

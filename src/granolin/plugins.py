@@ -9,20 +9,24 @@ Each mixin extends :meth:`Client.handle_event` and the hardcopy methods with
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, TextIO, overload
 
 from .client import Client
-from .events import AccountDataEvent, Event, InvitationEvent, MemberEvent, MessageEvent, RoomStateEvent
+from .events import AccountDataEvent, EphemeralEvent, Event, InvitationEvent, MessageEvent, RoomStateEvent, TimelineEvent
+from .rooms import Member, Room, readable_username
 
 log = logging.getLogger("granolin")
 
 
 class MessageLog(Client):
-    """Logs one line per event to the ``granolin.messages`` logger."""
+    """Reports every event: one line to the ``granolin.messages`` logger, or a block to ``message_output``."""
 
     message_log = logging.getLogger("granolin.messages")
+    message_output: TextIO | None = None
+    """When set (``sys.stdout`` for a terminal), each event is printed there as a block of fields, as the seed's log did."""
 
     @staticmethod
     def describe(event: Event) -> str:
@@ -34,8 +38,31 @@ class MessageLog(Client):
             text += f" [{event.state_key}]"
         return text
 
+    @staticmethod
+    def describe_block(event: Event) -> str:
+        """The printed block of an event: what kind it is, then one ``field: value`` line each."""
+        content = json.dumps(event.content, ensure_ascii=False, sort_keys=True)
+        if isinstance(event, RoomStateEvent | InvitationEvent):
+            title = "Invitation Event" if isinstance(event, InvitationEvent) else "Joined Room State Event"
+            fields = [("room", event.room_id), ("sender", event.sender), ("event type", event.type), ("state key", event.state_key)]
+        elif isinstance(event, TimelineEvent):
+            title = "Joined Room Message/Timeline Event"
+            msgtype, body = (event.msgtype, event.body) if isinstance(event, MessageEvent) else (None, None)
+            fields = [("room", event.room_id), ("sender", event.sender), ("event type", event.type),
+                      ("message type", msgtype), ("message body", body)]
+        elif isinstance(event, AccountDataEvent):
+            title, fields = "Account Data Event", [("room", event.room_id), ("type", event.type)]
+        else:
+            kind = "Ephemeral Event" if isinstance(event, EphemeralEvent) else "Event"
+            title, fields = kind, [("room", event.room_id), ("event type", event.type)]
+        lines = [title, *(f"{name}: {'' if value is None else value}" for name, value in fields), f"content: {content}"]
+        return "\n".join(lines) + "\n"
+
     async def handle_event(self, event: Event) -> None:
-        self.message_log.info("%s", self.describe(event))
+        if self.message_output is not None:
+            print(self.describe_block(event), file=self.message_output, flush=True)
+        else:
+            self.message_log.info("%s", self.describe(event))
         await super().handle_event(event)
 
 
@@ -59,99 +86,106 @@ class AutoJoiner(Client):
         await super().handle_event(event)
 
 
-class ServerDirectory(Client):
-    """Knows the bot's rooms: names, aliases, members and direct rooms (m.direct).
+def _matches(wanted: str, candidate: str | None, like: bool) -> bool:
+    if not candidate:
+        return False
+    folded = candidate.casefold()
+    return folded == wanted or (like and wanted in folded)
 
-    ``rooms`` maps a room ID to ``{"name", "aliases", "members"}`` (members:
-    user ID -> display name, joined or invited). ``direct`` is the m.direct
-    account data: user ID -> room IDs. Both are saved in the hardcopy, because
-    an incremental sync does not send them again after a restart.
+
+class ServerDirectory(Client):
+    """Finds rooms and people among the bot's rooms (the room store) and direct rooms (m.direct).
+
+    ``direct`` is the m.direct account data: user ID -> room IDs; it is saved
+    in the hardcopy, because an incremental sync does not send it again.
+    Names match case-insensitively; with ``like=True`` a substring is enough
+    (the seed's ``:like``).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.rooms: dict[str, dict[str, Any]] = {}
         self.direct: dict[str, list[str]] = {}
         self._direct_lock = asyncio.Lock()
         super().__init__(*args, **kwargs)
 
     def hardcopy_state(self) -> dict[str, Any]:
-        return {**super().hardcopy_state(), "server_directory": {"rooms": self.rooms, "direct": self.direct}}
+        return {**super().hardcopy_state(), "server_directory": {"direct": self.direct}}
 
     def restore_hardcopy_state(self, state: Mapping[str, Any]) -> None:
         super().restore_hardcopy_state(state)
         saved = state.get("server_directory") or {}
-        self.rooms = dict(saved.get("rooms") or {})
         self.direct = {user: list(rooms) for user, rooms in (saved.get("direct") or {}).items()}
 
-    def _room(self, room_id: str) -> dict[str, Any]:
-        return self.rooms.setdefault(room_id, {"name": None, "aliases": [], "members": {}})
-
-    def _track(self, room_id: str, event: RoomStateEvent) -> None:
-        if isinstance(event, MemberEvent):
-            if event.state_key == self.user_id and event.membership in ("leave", "ban"):
-                self.rooms.pop(room_id, None)
-                return
-            members = self._room(room_id)["members"]
-            if event.membership in ("join", "invite"):
-                members[event.state_key] = event.displayname
-            else:
-                members.pop(event.state_key, None)
-        elif event.type == "m.room.name":
-            self._room(room_id)["name"] = event.room_name
-        elif event.type in ("m.room.canonical_alias", "m.room.aliases"):
-            self._room(room_id)["aliases"] = event.room_aliases
-
     async def handle_event(self, event: Event) -> None:
-        if isinstance(event, RoomStateEvent) and event.room_id is not None:
-            self._track(event.room_id, event)
-        elif isinstance(event, AccountDataEvent) and event.room_id is None and event.type == "m.direct":
+        if isinstance(event, AccountDataEvent) and event.room_id is None and event.type == "m.direct":
             self.direct = {user: list(rooms) for user, rooms in event.content.items() if isinstance(rooms, list)}
         await super().handle_event(event)
 
     def room_name(self, room_id: str) -> str | None:
-        """The room's name, if it has one."""
-        return self.rooms.get(room_id, {}).get("name")
+        """The room's name, if it has one (the seed's ``name-of-room``)."""
+        room = self.rooms.get(room_id)
+        return room.name if room is not None else None
 
     def room_members(self, room_id: str) -> dict[str, str | None]:
         """Joined and invited members of a room: user ID -> display name."""
-        return dict(self.rooms.get(room_id, {}).get("members", {}))
+        room = self.rooms.get(room_id)
+        return room.current_members() if room is not None else {}
 
-    def find_rooms_by_name(self, name: str) -> list[str]:
-        """IDs of the rooms whose name or alias matches ``name`` (case-insensitive)."""
+    @overload
+    def find_rooms_by_name(self, name: str, *, like: bool = ..., full: Literal[False] = ...) -> list[str]: ...
+    @overload
+    def find_rooms_by_name(self, name: str, *, like: bool = ..., full: Literal[True]) -> list[Room]: ...
+
+    def find_rooms_by_name(self, name: str, *, like: bool = False, full: bool = False) -> list[str] | list[Room]:
+        """The rooms whose name or an alias is ``name`` (contains it, with ``like``): their IDs, or the rooms with ``full``."""
         wanted = name.casefold()
-        return [
-            room_id
-            for room_id, room in self.rooms.items()
-            if (room["name"] or "").casefold() == wanted or any(alias.casefold() == wanted for alias in room["aliases"])
-        ]
+        found = [room for room in self.rooms.values() if any(_matches(wanted, n, like) for n in [room.name, *room.aliases])]
+        return found if full else [room.room_id for room in found]
 
-    async def find_contact(self, name: str) -> str | None:
-        """A user ID for ``name`` (a user ID, a display name or a localpart).
+    def client_contacts(self) -> list[str]:
+        """Every user the bot knows: the joined and invited members of its rooms, itself excepted."""
+        contacts: dict[str, None] = {}
+        for room in self.rooms.values():
+            contacts |= dict.fromkeys(user_id for user_id in room.current_members() if user_id != self.user_id)
+        return list(contacts)
 
-        Members of the bot's rooms are searched first, then the user directory.
+    def _known_contact(self, wanted: str, like: bool) -> str | None:
+        for room in self.rooms.values():
+            for user_id, displayname in room.current_members().items():
+                if user_id != self.user_id and any(
+                    _matches(wanted, candidate, like) for candidate in (user_id, readable_username(user_id), displayname)
+                ):
+                    return user_id
+        return None
+
+    async def find_contact(self, name: str, *, like: bool = False) -> str | None:
+        """A user ID for ``name``: a user ID, a localpart or a display name.
+
+        The members of the bot's rooms are searched first (exact matches
+        before substrings, with ``like``), then the user directory.
         """
         wanted = name.casefold()
-        for room in self.rooms.values():
-            for user_id, displayname in room["members"].items():
-                if user_id == self.user_id:
-                    continue
-                localpart = user_id[1:].split(":", 1)[0]
-                if wanted in (user_id.casefold(), localpart.casefold(), (displayname or "").casefold()):
-                    return str(user_id)
+        found = self._known_contact(wanted, False) or (self._known_contact(wanted, True) if like else None)
+        if found is not None:
+            return found
         results = (await self.user_search(name, limit=10)).get("results") or []
         for result in results:
-            if wanted in (result.get("user_id", "").casefold(), (result.get("display_name") or "").casefold()):
-                return str(result["user_id"])
-        return str(results[0]["user_id"]) if len(results) == 1 else None
+            user_id = result.get("user_id", "")
+            if user_id != self.user_id and any(
+                _matches(wanted, candidate, like) for candidate in (user_id, readable_username(user_id), result.get("display_name"))
+            ):
+                return str(user_id)
+        others = [result for result in results if result.get("user_id") != self.user_id]
+        return str(others[0]["user_id"]) if len(others) == 1 else None
 
     def direct_rooms_with(self, user_id: str) -> list[str]:
         """The direct rooms with ``user_id`` that the bot is still in and the user has not left."""
-        return [room_id for room_id in self.direct.get(user_id, []) if user_id in self.rooms.get(room_id, {}).get("members", {})]
+        return [room_id for room_id in self.direct.get(user_id, []) if user_id in self.room_members(room_id)]
 
     async def create_direct_room(self, user_id: str) -> str:
         """Create a direct room with ``user_id``, invite them and record it in m.direct."""
         room_id = await self.create_room(invite=[user_id], is_direct=True, preset="trusted_private_chat")
-        self._room(room_id)["members"].setdefault(user_id, None)
+        room = self.rooms.setdefault(room_id, Room(room_id))
+        room.members.setdefault(user_id, Member(user_id, "invite"))
         self.direct.setdefault(user_id, []).append(room_id)
         await self.update_account_data("m.direct", self.direct)
         return room_id

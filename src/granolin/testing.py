@@ -11,7 +11,8 @@ homeserver with open registration, that one is used instead (or pass ``url``;
         bot = hs.client(await hs.register_user("bot"))
 
 This module is the only one of granolin that imports ranvier, and only when a
-local server is started.
+local server is started: granolin installs without it, and starting a local
+server without ranvier installed raises :class:`RanvierMissingError`.
 """
 
 from __future__ import annotations
@@ -25,11 +26,24 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import orjson
 
-from .client import CLIENT_V3, Client
+from .client import Client
+from .errors import GranolinError
+from .transport import CLIENT_V3, loads_object
 
 ENVIRONMENT_VARIABLE = "GRANOLIN_TEST_HOMESERVER"
+
+
+class RanvierMissingError(GranolinError, ImportError):
+    """TestHomeserver was asked to start ranvier, which is not installed."""
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` laid over it, nested sections merged rather than replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merged(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +56,7 @@ class TestUser:
     password: str
     access_token: str
     device_id: str | None
+    refresh_token: str | None = None
 
     @property
     def localpart(self) -> str:
@@ -61,6 +76,8 @@ class TestHomeserver:
         server_name: str = "localhost",
         config: dict[str, Any] | None = None,
     ) -> None:
+        """``config`` is laid over the test settings of a local ranvier (sections merge),
+        e.g. ``{"registration": {"refreshable_access_token_lifetime_ms": 1000}}``."""
         from_environment = os.environ.get(ENVIRONMENT_VARIABLE) if use_environment else None
         self.url = url or from_environment or None
         self.server_name = server_name
@@ -89,8 +106,15 @@ class TestHomeserver:
         return self
 
     async def _start_ranvier(self) -> None:
-        from ranvier.config import Config
-        from ranvier.server import Homeserver
+        try:
+            from ranvier.config import Config
+            from ranvier.server import Homeserver
+        except ImportError as exc:
+            raise RanvierMissingError(
+                "granolin.testing starts a ranvier homeserver, and ranvier is not installed: install it "
+                f"(pip install ranvier, or pip install -e . in its repository), or set {ENVIRONMENT_VARIABLE} "
+                "to the URL of a homeserver with open registration"
+            ) from exc
 
         assert self.data_dir is not None
         generous = {"per_second": 1000.0, "burst": 1000}
@@ -103,7 +127,7 @@ class TestHomeserver:
             "password_hashing": {"time_cost": 1, "memory_kib": 1024, "parallelism": 1},
             "logging": {"level": "warning", "access_log": False},
         }
-        self.server = Homeserver(Config.from_dict(settings | self.extra_config))
+        self.server = Homeserver(Config.from_dict(_merged(settings, self.extra_config)))
         await self.server.start()
         self.base_url = self.server.base_url
 
@@ -128,30 +152,33 @@ class TestHomeserver:
         """One raw request to the server: (status, JSON body or {})."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         async with self.session.request(method, self.base_url + path, json=json, headers=headers) as response:
-            body = await response.read()
-            try:
-                data = orjson.loads(body) if body else {}
-            except orjson.JSONDecodeError:
-                data = {}
-            return response.status, data if isinstance(data, dict) else {}
+            return response.status, loads_object(await response.read())
 
     async def serves(self, method: str, path: str, *, token: str | None = None) -> bool:
         """Whether the server knows the endpoint at all (not a 404/405 M_UNRECOGNIZED)."""
         status, data = await self.call(method, path, token=token, json={} if method in ("POST", "PUT") else None)
         return not (status in (404, 405) and data.get("errcode") in (None, "M_UNRECOGNIZED"))
 
-    async def register_user(self, name: str = "user", password: str | None = None) -> TestUser:
-        """Register a new account named ``name-<random>`` (unique even on a shared server)."""
+    async def register_user(self, name: str = "user", password: str | None = None, *, refresh_token: bool = False) -> TestUser:
+        """Register a new account named ``name-<random>`` (unique even on a shared server).
+
+        With ``refresh_token`` the session gets one (its access token then expires).
+        """
         localpart = f"{name}-{secrets.token_hex(4)}".lower()
         password = password or secrets.token_urlsafe(16)
         body: dict[str, Any] = {"username": localpart, "password": password, "initial_device_display_name": "granolin tests"}
+        if refresh_token:
+            body["refresh_token"] = True
         status, data = await self.call("POST", f"{CLIENT_V3}/register", json=body)
         if status == 401 and "session" in data:
             body["auth"] = {"type": "m.login.dummy", "session": data["session"]}
             status, data = await self.call("POST", f"{CLIENT_V3}/register", json=body)
         if status != 200:
             raise RuntimeError(f"registering {localpart} failed: {status} {data.get('errcode')} {data.get('error')}")
-        return TestUser(user_id=data["user_id"], password=password, access_token=data["access_token"], device_id=data.get("device_id"))
+        return TestUser(
+            user_id=data["user_id"], password=password, access_token=data["access_token"], device_id=data.get("device_id"),
+            refresh_token=data.get("refresh_token"),
+        )
 
     def client(self, user: TestUser | None = None, *, client_class: type[Client] = Client, hardcopy: str | os.PathLike[str] | None = None, **kwargs: Any) -> Client:
         """A granolin client (or ``client_class``) for this server, logged in as ``user`` if given.
@@ -162,5 +189,6 @@ class TestHomeserver:
         if user is not None and not client.logged_in:
             client.user_id = user.user_id
             client.access_token = user.access_token
+            client.refresh_token = user.refresh_token
             client.device_id = user.device_id
         return client

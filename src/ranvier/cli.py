@@ -21,7 +21,7 @@ import click
 from ranvier import __version__
 from ranvier.config import Config, ConfigError, load_config
 
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_DURATION = re.compile(r"(\d+)([smhdw])")
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -193,7 +193,8 @@ def user_list(config_path, data_dir, database) -> None:
     config = _load(config_path, data_dir=data_dir, database=database)
     for account in _run_with_users(config, lambda users: users.store.list_accounts()):
         flags = [name for name, on in (("admin", account.is_admin), ("guest", account.is_guest),
-                                       ("deactivated", account.deactivated)) if on]
+                                       ("deactivated", account.deactivated), ("locked", account.locked),
+                                       ("suspended", account.suspended)) if on]
         click.echo(account.user_id + (f"  ({', '.join(flags)})" if flags else ""))
 
 
@@ -212,6 +213,35 @@ def user_deactivate(name, config_path, data_dir, database) -> None:
         return user_id
 
     click.echo(f"deactivated {_run_with_users(config, work)}")
+
+
+def _moderation_command(name: str, setter: str, on: bool, done: str, help_text: str):
+    """`ranvier user lock|unlock|suspend|unsuspend NAME`: the admin API's moderation, from
+    the command line (a running server applies it within seconds)."""
+
+    @user.command(name, help=help_text)
+    @click.argument("name")
+    @_database_options
+    def command(name, config_path, data_dir, database) -> None:
+        config = _load(config_path, data_dir=data_dir, database=database)
+
+        async def work(users):
+            user_id = users.user_id_from_login(name)
+            if not await getattr(users, setter)(user_id, on):
+                raise click.ClickException(f"no such active user: {user_id}")
+            return user_id
+
+        click.echo(f"{done} {_run_with_users(config, work)}")
+
+    return command
+
+
+_moderation_command("lock", "set_locked", True, "locked",
+                    "Lock account NAME: every request but logging out gets M_USER_LOCKED; its sessions are kept.")
+_moderation_command("unlock", "set_locked", False, "unlocked", "Lift the lock of account NAME.")
+_moderation_command("suspend", "set_suspended", True, "suspended",
+                    "Suspend account NAME: it can read and leave, but not join, invite, send or change its profile.")
+_moderation_command("unsuspend", "set_suspended", False, "unsuspended", "Lift the suspension of account NAME.")
 
 
 @main.group("registration-token")
@@ -259,7 +289,7 @@ def registration_token_list(config_path, data_dir, database) -> None:
 def parse_expiry(text: str, now: datetime.datetime | None = None) -> int:
     """A duration (7d) or an ISO date/time, as a timestamp in milliseconds."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    match = _DURATION.match(text.strip())
+    match = _DURATION.fullmatch(text.strip())
     if match:
         moment = now + datetime.timedelta(seconds=int(match.group(1)) * _DURATION_SECONDS[match.group(2)])
     else:

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ranvier.events.identifiers import is_valid_server_name
+from ranvier.events.identifiers import is_valid_server_name, is_valid_user_id
 
 
 class ConfigError(ValueError):
@@ -131,6 +131,54 @@ class MediaConfig:
 
 
 @dataclass
+class OutboundConfig:
+    """Requests this server makes to other servers (push gateways)."""
+
+    #: CIDR ranges that may be reached although they are not public (loopback, private, ...).
+    allowed_networks: list[str] = field(default_factory=list)
+    #: Wait after a failed delivery, doubled at each failure in a row up to the maximum.
+    initial_backoff_ms: int = 1000
+    max_backoff_ms: int = 60 * 60 * 1000
+    request_timeout_ms: int = 30 * 1000
+
+
+@dataclass
+class PushConfig:
+    #: http:// URL prefixes push gateways may have; every other gateway must be https.
+    http_gateway_urls: list[str] = field(default_factory=list)
+    #: How long a notification is retried before it is dropped.
+    give_up_after_ms: int = 24 * 60 * 60 * 1000
+
+
+@dataclass
+class SupportContact:
+    #: m.role.admin, m.role.security, or a namespaced role of your own.
+    role: str = "m.role.admin"
+    matrix_id: str = ""
+    email_address: str = ""
+
+
+@dataclass
+class SupportConfig:
+    """What GET /.well-known/matrix/support tells; nothing configured: 404."""
+
+    contacts: list[SupportContact] = field(default_factory=list)
+    support_page: str = ""
+
+
+@dataclass
+class TurnConfig:
+    """TURN REST credentials for GET /voip/turnServer (coturn's `use-auth-secret`)."""
+
+    #: turn: or turns: URIs handed to clients; none: the endpoint answers `{}`.
+    uris: list[str] = field(default_factory=list)
+    #: coturn's `static-auth-secret`; empty: the endpoint answers `{}`.
+    shared_secret: str = ""
+    #: How long a credential stays valid.
+    credential_lifetime_ms: int = 24 * 60 * 60 * 1000
+
+
+@dataclass
 class Config:
     server_name: str = "localhost"
     #: The URL clients use to reach this server; derived from the first listener when empty.
@@ -145,6 +193,10 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     password_hashing: PasswordHashingConfig = field(default_factory=PasswordHashingConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
+    push: PushConfig = field(default_factory=PushConfig)
+    support: SupportConfig = field(default_factory=SupportConfig)
+    turn: TurnConfig = field(default_factory=TurnConfig)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "Config":
@@ -174,6 +226,39 @@ class Config:
         if self.public_baseurl and not self.public_baseurl.startswith(("http://", "https://")):
             raise ConfigError("public_baseurl: must start with http:// or https://")
         self._validate_media()
+        self._validate_outbound()
+        self._validate_support_and_turn()
+
+    def _validate_outbound(self) -> None:
+        outbound = self.outbound
+        _check_networks(outbound.allowed_networks, "outbound.allowed_networks")
+        for name in ("initial_backoff_ms", "max_backoff_ms", "request_timeout_ms"):
+            if getattr(outbound, name) < 1:
+                raise ConfigError(f"outbound.{name}: must be at least 1")
+        if outbound.max_backoff_ms < outbound.initial_backoff_ms:
+            raise ConfigError("outbound.max_backoff_ms: must not be below outbound.initial_backoff_ms")
+        if self.push.give_up_after_ms < 1:
+            raise ConfigError("push.give_up_after_ms: must be at least 1")
+        for index, prefix in enumerate(self.push.http_gateway_urls):
+            if not prefix.startswith("http://"):
+                raise ConfigError(f"push.http_gateway_urls[{index}]: must start with http://")
+
+    def _validate_support_and_turn(self) -> None:
+        for index, contact in enumerate(self.support.contacts):
+            option = f"support.contacts[{index}]"
+            if not contact.role:
+                raise ConfigError(f"{option}.role: must not be empty")
+            if not contact.matrix_id and not contact.email_address:
+                raise ConfigError(f"{option}: needs a matrix_id or an email_address")
+            if contact.matrix_id and not is_valid_user_id(contact.matrix_id):
+                raise ConfigError(f"{option}.matrix_id: {contact.matrix_id!r} is not a user ID")
+        if self.support.support_page and not self.support.support_page.startswith(("http://", "https://")):
+            raise ConfigError("support.support_page: must start with http:// or https://")
+        for index, uri in enumerate(self.turn.uris):
+            if not uri.startswith(("turn:", "turns:")):
+                raise ConfigError(f"turn.uris[{index}]: must start with turn: or turns:")
+        if self.turn.credential_lifetime_ms < 1000:
+            raise ConfigError("turn.credential_lifetime_ms: must be at least 1000")
 
     def _validate_media(self) -> None:
         media = self.media
@@ -190,11 +275,7 @@ class Config:
             raise ConfigError("media.unauthenticated_freeze_date: must be a date like 2024-09-01") from None
         if media.url_preview.max_fetch_bytes < 1024:
             raise ConfigError("media.url_preview.max_fetch_bytes: must be at least 1024")
-        for index, network in enumerate(media.url_preview.allowed_networks):
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ConfigError(f"media.url_preview.allowed_networks[{index}]: {network!r} is not a CIDR range") from None
+        _check_networks(media.url_preview.allowed_networks, "media.url_preview.allowed_networks")
 
     @property
     def database_url(self) -> str:
@@ -215,6 +296,14 @@ class Config:
         listener = self.listeners[0]
         host = "127.0.0.1" if listener.bind in ("0.0.0.0", "::", "") else listener.bind
         return f"http://{host}:{listener.port}"
+
+
+def _check_networks(networks: list[str], option: str) -> None:
+    for index, network in enumerate(networks):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"{option}[{index}]: {network!r} is not a CIDR range") from None
 
 
 def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Config:

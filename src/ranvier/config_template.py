@@ -97,6 +97,41 @@ media:
     # Non-public CIDR ranges that may still be fetched (loopback, private and
     # link-local addresses are refused unless listed here).
     allowed_networks: []
+
+# Requests this server makes to other servers (push gateways).
+outbound:
+  # Non-public CIDR ranges that may still be reached (loopback, private and
+  # link-local addresses are refused unless listed here).
+  allowed_networks: []
+  # Wait after a failed delivery, doubled at each failure in a row up to the maximum.
+  initial_backoff_ms: 1000
+  max_backoff_ms: 3600000
+  request_timeout_ms: 30000
+
+push:
+  # http:// URL prefixes push gateways may have; every other gateway must be https.
+  http_gateway_urls: []
+  # How long a notification is retried before it is dropped (24 h).
+  give_up_after_ms: 86400000
+
+# Served at /.well-known/matrix/support so users know whom to ask. Nothing set: 404.
+support:
+  # Each contact has a role (m.role.admin, m.role.security, or a namespaced role) and a
+  # matrix_id or an email_address, e.g.
+  #   - {{role: m.role.admin, matrix_id: "@admin:example.org", email_address: admin@example.org}}
+  contacts: []
+  # A page with help for this server's users (http:// or https://).
+  support_page: ""
+
+# TURN servers for voice and video calls, handed out by GET /voip/turnServer with
+# time-limited credentials from a secret shared with the TURN server (coturn:
+# use-auth-secret and static-auth-secret). No uris or no secret: the endpoint answers {{}}.
+turn:
+  # e.g. ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349?transport=tcp"]
+  uris: []
+  shared_secret: ""
+  # How long a credential stays valid (24 h).
+  credential_lifetime_ms: 86400000
 """
 
 

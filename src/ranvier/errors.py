@@ -30,6 +30,7 @@ ERROR_STATUS: dict[str, int] = {
     "M_THREEPID_NOT_FOUND": 400,
     "M_THREEPID_AUTH_FAILED": 401,
     "M_THREEPID_DENIED": 403,
+    "M_THREEPID_MEDIUM_NOT_SUPPORTED": 400,
     "M_SERVER_NOT_TRUSTED": 403,
     "M_UNSUPPORTED_ROOM_VERSION": 400,
     "M_INCOMPATIBLE_ROOM_VERSION": 400,
@@ -49,6 +50,7 @@ ERROR_STATUS: dict[str, int] = {
     "M_UNKNOWN_POS": 400,
     "M_UNABLE_TO_AUTHORISE_JOIN": 400,
     "M_UNABLE_TO_GRANT_JOIN": 502,
+    "M_BAD_ALIAS": 400,
 }
 
 
@@ -75,6 +77,11 @@ def forbidden(message: str) -> MatrixError:
 
 def not_found(message: str) -> MatrixError:
     return MatrixError("M_NOT_FOUND", message)
+
+
+def no_identity_server(action: str) -> MatrixError:
+    """The answer to anything that needs an identity server: none is configured here."""
+    return MatrixError("M_SERVER_NOT_TRUSTED", f"{action} needs an identity server, and none is configured on this server")
 
 
 class InteractiveAuthRequired(Exception):

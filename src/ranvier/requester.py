@@ -12,3 +12,6 @@ class Requester:
     is_guest: bool
     #: The stored hash of the access token used, so logout can revoke exactly it.
     token_hash: str
+    #: Account moderation (spec "Account locking" / "Account suspension").
+    locked: bool = False
+    suspended: bool = False

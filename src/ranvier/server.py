@@ -18,6 +18,8 @@ from ranvier.config import Config
 from ranvier.events.signing import SigningKey
 from ranvier.media.schema import SCHEMA as MEDIA_SCHEMA
 from ranvier.media.service import MediaService
+from ranvier.outbound.schema import SCHEMA as OUTBOUND_SCHEMA
+from ranvier.push.pushers import Pushers
 from ranvier.push.schema import SCHEMA as PUSH_SCHEMA
 from ranvier.push.service import PushService
 from ranvier.push.store import PushStore
@@ -33,6 +35,7 @@ from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import RoomStore
 from ranvier.storage.engine import Database, open_database
 from ranvier.storage.migrations import Schema, apply_migrations
+from ranvier.sync.legacy import LegacySync
 from ranvier.sync.notifier import Notifier
 from ranvier.sync.receipts import Receipts
 from ranvier.sync.receipts_schema import SCHEMA as RECEIPTS_SCHEMA
@@ -46,6 +49,8 @@ from ranvier.sync.timeline import Timeline
 from ranvier.sync.typing import Typing
 from ranvier.users.account_data import AccountData
 from ranvier.users.directory import UserDirectory
+from ranvier.users.erasure import Erasure
+from ranvier.users.erasure_schema import SCHEMA as ERASURE_SCHEMA
 from ranvier.users.personal_schema import (ACCOUNT_DATA_SCHEMA, DIRECTORY_SCHEMA, PRESENCE_SCHEMA,
                                           PROFILE_FIELDS_SCHEMA)
 from ranvier.users.personal_store import AccountDataStore, DirectoryStore, PresenceStore, ProfileStore
@@ -67,23 +72,26 @@ DEACTIVATION_SWEEP_S = 60.0
 #: Every service's tables, in the order their migrations run.
 SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, PUSH_SCHEMA, RELATIONS_SCHEMA,
                          REPORTS_SCHEMA, PROFILE_FIELDS_SCHEMA, ACCOUNT_DATA_SCHEMA, PRESENCE_SCHEMA, DIRECTORY_SCHEMA,
-                         RECEIPTS_SCHEMA]
+                         RECEIPTS_SCHEMA, OUTBOUND_SCHEMA, ERASURE_SCHEMA]
 
 
 def route_tables():
-    """The route tables of every API module (imported here, mounted once, listed in
-    docs/api-coverage.md in this order)."""
+    """The route tables of every API module, client and federation (imported here, mounted
+    once, listed in docs/api-coverage.md in this order)."""
     from ranvier.client_api import (account, devices, discovery, legacy_sync, login, media, membership, register,
                                     relations, rooms, sliding_sync, sync)
     from ranvier.client_api import directory, reporting, spaces, upgrade
-    from ranvier.client_api import account_data, presence, profile, receipts, typing, user_directory
-    from ranvier.client_api import appservice, thirdparty
+    from ranvier.client_api import account_data, presence, profile, push, receipts, typing, user_directory
+    from ranvier.client_api import admin, appservice, openid, threepid, thirdparty, voip
+    from ranvier.client_api import mutual_rooms, room_summary
+    from ranvier.federation_api import openid as federation_openid
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
             membership.routes, media.routes, sync.routes, sliding_sync.routes, legacy_sync.routes, relations.routes,
             directory.routes, upgrade.routes, spaces.routes, reporting.routes, profile.routes, account_data.routes,
-            typing.routes, receipts.routes, presence.routes, user_directory.routes, thirdparty.routes,
-            appservice.routes]
+            typing.routes, receipts.routes, presence.routes, user_directory.routes, push.routes,
+            thirdparty.routes, appservice.routes, threepid.routes, admin.routes, openid.routes, voip.routes,
+            room_summary.routes, mutual_rooms.routes, federation_openid.routes]
 
 
 @dataclass
@@ -140,6 +148,7 @@ class Homeserver:
         self.notifier: Notifier | None = None
         self.rooms: RoomServer | None = None
         self.push: PushService | None = None
+        self.pushers: Pushers | None = None
         self.timeline: Timeline | None = None
         self.directory: RoomDirectory | None = None
         self.hierarchy: SpaceHierarchy | None = None
@@ -147,6 +156,7 @@ class Homeserver:
         self.relations: RelationsService | None = None
         self.sync: SyncService | None = None
         self.sliding_sync: SlidingSync | None = None
+        self.legacy_sync: LegacySync | None = None
         self.media: MediaService | None = None
         self.profiles: Profiles | None = None
         self.account_data: AccountData | None = None
@@ -154,6 +164,7 @@ class Homeserver:
         self.receipts: Receipts | None = None
         self.presence: Presence | None = None
         self.user_directory: UserDirectory | None = None
+        self.erasure: Erasure | None = None
         self.app: web.Application | None = None
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
@@ -163,19 +174,25 @@ class Homeserver:
         os.makedirs(self.config.data_dir, exist_ok=True)
         self.signing_key, self.signing_key_created = load_or_create_signing_key(self.config.signing_key_path)
         self.db = await open_storage(self.config)
-        self.users = UserService(self.db, self.config)
+        self.users = UserService(self.db, self.config, uia_secret=self.signing_key.sign(b"ranvier uia request key"))
         self.notifier = Notifier()
         self.rooms = RoomServer(RoomStore(self.db), self.users.store, server_name=self.config.server_name,
                                 signing_key=self.signing_key, notifier=self.notifier)
         await self.rooms.start()
-        self.push = PushService(PushStore(self.db), self.rooms.store, server_name=self.config.server_name)
-        self.rooms.persist_hooks.append(self.push)
         self.timeline = Timeline(self.rooms)
         await self._start_personal_streams()
+        push_store = PushStore(self.db)
+        self.push = PushService(push_store, self.rooms.store, self.account_data, server_name=self.config.server_name)
+        await self.push.start()
+        self.rooms.persist_hooks.insert(0, self.push)
+        self.pushers = Pushers(push_store, self.push, self.rooms, self.db, self.config)
+        await self.pushers.start()
         self.directory = RoomDirectory(self.rooms)
+        self.rooms.send_checks.append(self.directory.check_canonical_alias)
         self.hierarchy = SpaceHierarchy(self.rooms)
         self.reports = ReportService(self.db, self.rooms)
         self.relations = RelationsService(self.rooms.store, ignored_users=self.account_data.ignored_users)
+        self.timeline.ignored_users = self.account_data.ignored_users
         self.rooms.persist_hooks.append(self.relations)
         self.rooms.send_checks.append(self.relations.check_new_event)
         self.timeline.relations = self.relations
@@ -183,6 +200,7 @@ class Homeserver:
         room_facts = RoomFacts(self.sync.queries)
         self.rooms.persist_hooks.append(room_facts)
         self.sliding_sync = SlidingSync(self.sync, room_facts)
+        self.legacy_sync = LegacySync(self.sync, self.timeline)
         self.media = MediaService(self.db, self.config)
         self.app = make_app(self, max_body=self.config.limits.max_request_body_bytes)
         for routes in route_tables():
@@ -219,6 +237,9 @@ class Homeserver:
         await self.presence.start()
         self.user_directory = UserDirectory(DirectoryStore(self.db))
         self.rooms.persist_hooks.append(self.user_directory)
+        self.erasure = Erasure(self.db, self.profiles.store, self.account_data.store)
+        await self.erasure.start()
+        self.timeline.erased = self.erasure.erased
 
     async def _start_metrics(self) -> None:
         from ranvier.metrics import metrics_app
@@ -246,6 +267,8 @@ class Homeserver:
             self.typing.stop()
         if self.presence is not None:
             await self.presence.stop()
+        if self.pushers is not None:
+            await self.pushers.stop()
         await background.cancel(self._deactivation_sweeper)
         self._deactivation_sweeper = None
         if self.db is not None:

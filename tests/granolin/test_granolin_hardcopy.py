@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from granolin import Client, GranolinError, HomeserverError, ServerDirectory
+from granolin import Room, Client, GranolinError, HomeserverError, ServerDirectory
 
 
 class Counter(Client):
@@ -37,9 +37,11 @@ def test_round_trip_and_automatic_load(tmp_path: Path) -> None:
     path = tmp_path / "bot.json"
     bot = CountingDirectory("https://hs.example.org", hardcopy=path)
     bot.user_id, bot.access_token, bot.device_id = "@bot:example.org", "token", "DEV"
-    bot.handled_batch = "s42"
+    bot.next_batch = "s42"
     bot.count = 7
-    bot.rooms["!r:x"] = {"name": "Lobby", "aliases": [], "members": {"@a:x": "A"}}
+    bot.rooms["!r:x"] = Room("!r:x")
+    bot.rooms["!r:x"].apply("m.room.name", "", {"name": "Lobby"})
+    bot.rooms["!r:x"].apply("m.room.member", "@a:x", {"membership": "join", "displayname": "A"})
     bot.direct = {"@a:x": ["!r:x"]}
     bot.save_state()
 
@@ -47,6 +49,7 @@ def test_round_trip_and_automatic_load(tmp_path: Path) -> None:
     assert (again.user_id, again.access_token, again.device_id, again.next_batch) == ("@bot:example.org", "token", "DEV", "s42")
     assert again.logged_in and again.count == 7
     assert again.rooms == bot.rooms and again.direct == bot.direct
+    assert again.room_name("!r:x") == "Lobby" and again.room_members("!r:x") == {"@a:x": "A"}
     assert orjson.loads(path.read_bytes())["count"] == 7
 
 

@@ -30,7 +30,7 @@ def joined(room_id: str, state: list[dict[str, Any]], timeline: list[dict[str, A
 
 @pytest.fixture
 async def bot(scripted: ScriptedHomeserver, tmp_path: Path) -> Bot:
-    client = Bot(scripted.url, hardcopy=tmp_path / "bot.json", ordered=True)
+    client = Bot(scripted.url, hardcopy=tmp_path / "bot.json")
     client.user_id, client.access_token = "@bot:s", "token"
     yield client
     await client.close()
@@ -104,7 +104,7 @@ async def test_auto_joiner_can_be_selective(scripted: ScriptedHomeserver) -> Non
         def should_join(self, invitation: InvitationEvent) -> bool:
             return invitation.sender == "@friend:s"
 
-    bot = Picky(scripted.url, hardcopy=None, ordered=True)
+    bot = Picky(scripted.url, hardcopy=None)
     bot.user_id = "@bot:s"
     await bot.handle_event(InvitationEvent({"type": "m.room.member", "state_key": "@bot:s", "sender": "@stranger:s",
                                             "content": {"membership": "invite"}}, "!r:s"))
@@ -117,6 +117,7 @@ async def test_message_log_writes_one_line_per_event(bot: Bot, caplog: pytest.Lo
     message = {"type": "m.room.message", "sender": "@alice:s", "event_id": "$m", "content": {"msgtype": "m.text", "body": "hello"}}
     with caplog.at_level(logging.INFO, logger="granolin.messages"):
         await bot.dispatch({"next_batch": "s1", "rooms": {"join": joined("!r:s", [member("@alice:s", "join")], [message])}})
+        await bot.drain()
     lines = [r.getMessage() for r in caplog.records if r.name == "granolin.messages"]
     assert lines == ["!r:s @alice:s m.room.member [@alice:s]", "!r:s @alice:s m.room.message m.text: hello"]
     assert seen == ["hello"]  # the mixins call super(): decorators still run

@@ -6,6 +6,7 @@ client puts on the wire; the live tests check the same calls against a real serv
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from granolin import Client, MatrixError, TextMessage, timeline_event
+from granolin import Backoff, Client, MatrixError, SyncFilter, TextMessage, derived_txn_id, timeline_event
 from scripted_server import Recorded, ScriptedHomeserver
 
 ROOM = "!room:scripted"
@@ -70,6 +71,8 @@ async def test_media_messages_build_info_from_keywords(bot: Client, scripted: Sc
 async def test_reply_edit_react(bot: Client, scripted: ScriptedHomeserver) -> None:
     event = timeline_event({"type": "m.room.message", "event_id": "$q", "sender": "@alice:s", "content": {"msgtype": "m.text", "body": "hi"}}, ROOM)
     await bot.reply(event, "hello {}", "alice")
+    scripted.script("GET", f"/_matrix/client/v3/rooms/{ROOM}/event/$mine",
+                    (200, {"type": "m.room.message", "event_id": "$mine", "content": {"msgtype": "m.text", "body": "fixd"}}))
     await bot.edit(ROOM, "$mine", "fixed")
     await bot.react(ROOM, "$q", "👍")
     assert sent(scripted) == [
@@ -82,7 +85,6 @@ async def test_reply_edit_react(bot: Client, scripted: ScriptedHomeserver) -> No
 
 
 async def test_commands_and_generated_help(bot: Client, scripted: ScriptedHomeserver) -> None:
-    bot.ordered = True
     rolls: list[tuple[int, int]] = []
 
     @bot.command("!roll", help="Roll dice")
@@ -96,6 +98,7 @@ async def test_commands_and_generated_help(bot: Client, scripted: ScriptedHomese
     for body in ("!roll 20 2", "!roll", "!roll twenty", "!help", "roll 3"):
         await bot.handle_event(message(body))
     await bot.handle_event(message("!roll 4", sender="@bot:scripted"))  # its own message
+    await bot.drain()
     assert rolls == [(20, 2), (6, 1)]
     answers = sent(scripted)
     assert [a["msgtype"] for a in answers] == ["m.notice", "m.notice"]
@@ -157,3 +160,69 @@ async def test_authenticated_media_is_used_when_served(bot: Client, scripted: Sc
     assert len(scripted.requests) == 1 and scripted.requests[0].headers["Authorization"] == "Bearer secret-token"
     with pytest.raises(ValueError):
         await bot.download("https://not-mxc")
+
+
+async def test_sends_retry_5xx_and_network_errors_under_one_transaction_id(bot: Client, scripted: ScriptedHomeserver) -> None:
+    bot.backoff = Backoff(base=0.01, cap=0.02)
+    path = f"/_matrix/client/v3/rooms/{ROOM}/send/m.room.message/"
+    attempts: list[str] = []
+
+    async def flaky(request: web.Request) -> web.Response:
+        attempts.append(request.path)
+        if len(attempts) == 1:
+            return web.json_response({"errcode": "M_UNKNOWN", "error": "overloaded"}, status=502)
+        assert request.transport is not None
+        request.transport.close()  # the second attempt loses its connection
+        return web.Response(status=500)
+
+    bot.new_txn_id = lambda: "txn-fixed"  # type: ignore[method-assign]
+    scripted.script("PUT", path + "txn-fixed", flaky, flaky, (200, {"event_id": "$once"}))
+    assert await bot.send_text_message(ROOM, "hello") == "$once"
+    assert len({r.path for r in scripted.requests}) == 1 and len(scripted.requests) == 3
+
+    scripted.script("PUT", path + "txn-fixed", (403, {"errcode": "M_FORBIDDEN"}))
+    with pytest.raises(MatrixError, match="M_FORBIDDEN"):
+        await bot.send_text_message(ROOM, "not allowed")  # a 4xx is final
+    assert len(scripted.requests) == 4
+
+
+async def test_rate_limit_waits_are_capped(bot: Client, scripted: ScriptedHomeserver) -> None:
+    bot.max_rate_limit_wait = 0.2
+    scripted.script("GET", "/_matrix/client/v3/joined_rooms", (429, {"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 3_600_000}),
+                    (200, {"joined_rooms": []}))
+    assert await asyncio.wait_for(bot.get_joined_rooms(), 2) == []
+    first, second = scripted.requests
+    assert 0.2 <= second.at - first.at < 1.0
+
+
+async def test_transaction_ids_inside_handlers_are_derived_from_the_event(bot: Client, scripted: ScriptedHomeserver) -> None:
+    @bot.on(TextMessage)
+    async def answer(event: TextMessage) -> None:
+        await bot.send_notice(event.room_id, "one")
+        await bot.send_notice(event.room_id, "two")
+
+    def message(event_id: str) -> TextMessage:
+        raw = {"type": "m.room.message", "event_id": event_id, "sender": "@alice:s", "content": {"msgtype": "m.text", "body": "hi"}}
+        return timeline_event(raw, ROOM)  # type: ignore[return-value]
+
+    for event_id in ("$a", "$a", "$b"):  # "$a" twice: a handler re-run after a crash
+        await bot.handle_event(message(event_id))
+        await bot.drain()
+    txn_ids = [r.path.rsplit("/", 1)[1] for r in scripted.requests]
+    assert txn_ids[0:2] == txn_ids[2:4] and len(set(txn_ids)) == 4
+    assert txn_ids[0] == derived_txn_id(f"{ROOM}|$a|on:{answer.__qualname__}", 0)
+    assert len({bot.new_txn_id(), bot.new_txn_id()}) == 2  # outside a handler: random
+
+
+async def test_the_sync_filter(bot: Client, scripted: ScriptedHomeserver) -> None:
+    bot.timeout = 0
+    await bot.sync()
+    sent = orjson.loads(scripted.syncs()[-1].query["filter"])
+    assert sent == {"room": {"timeline": {"limit": 50, "lazy_load_members": True}, "state": {"lazy_load_members": True}},
+                    "presence": {"not_types": ["*"]}}
+    bot.sync_filter = SyncFilter(timeline_limit=7, lazy_load_members=False, presence=True)
+    await bot.sync()
+    assert orjson.loads(scripted.syncs()[-1].query["filter"]) == {"room": {"timeline": {"limit": 7}, "state": {}}}
+    bot.sync_filter = None
+    await bot.sync()
+    assert "filter" not in scripted.syncs()[-1].query

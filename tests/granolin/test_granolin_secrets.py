@@ -41,7 +41,7 @@ async def test_network_errors_during_login_never_show_the_password(scripted: Scr
     assert_secret_free(str(raised.value), repr(raised.value), caplog.text)
 
 
-async def test_successful_login_keeps_no_password(scripted: ScriptedHomeserver, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_successful_login_saves_no_password(scripted: ScriptedHomeserver, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     scripted.script("POST", LOGIN, (200, {"user_id": "@alice:s", "access_token": "the-access-token", "device_id": "D"}))
     client = Client(scripted.url, hardcopy=tmp_path / "bot.json")
     with caplog.at_level(logging.DEBUG):

@@ -104,12 +104,20 @@ async def test_network_failures_reconnect(scripted: ScriptedHomeserver, tmp_path
     assert seen == ["one", "two"]
 
 
-async def test_state_is_saved_after_the_handlers_of_each_sync(scripted: ScriptedHomeserver, tmp_path: Path) -> None:
+def saved(tmp_path: Path) -> dict:
+    return orjson.loads((tmp_path / "bot.json").read_bytes())
+
+
+def pending_bodies(state: dict) -> list[tuple[str, list[str]]]:
+    return [(job["event"]["content"]["body"], job["handlers"]) for job in state["pending"]]
+
+
+async def test_a_slow_handler_stays_pending_while_the_token_moves_on(scripted: ScriptedHomeserver, tmp_path: Path) -> None:
     release = asyncio.Event()
-    scripted.script("GET", SYNC, sync_answer("s1", "!r:x", text("quick")), sync_answer("s2", "!r:x", text("slow")))
+    scripted.script("GET", SYNC, sync_answer("s1", "!a:x", text("quick")), sync_answer("s2", "!a:x", text("slow")),
+                    sync_answer("s3", "!b:x", text("elsewhere")))
     bot = make_bot(scripted, tmp_path)
-    bot.next_batch = bot.handled_batch = "s0"
-    bot.save_state()
+    bot.next_batch = "s0"
     done: list[str] = []
 
     @bot.on(TextMessage)
@@ -118,49 +126,75 @@ async def test_state_is_saved_after_the_handlers_of_each_sync(scripted: Scripted
             await release.wait()
         done.append(event.body)
 
-    def saved() -> str:
-        return orjson.loads((tmp_path / "bot.json").read_bytes())["next_batch"]
-
     loop_task = asyncio.create_task(bot.start(handle_signals=False))
     try:
         async with asyncio.timeout(5):
-            while bot.next_batch != "s2" or saved() != "s1":
+            while "elsewhere" not in done:
                 await asyncio.sleep(0.01)
-            # s2's handler is still running: a crash now must replay s2, so s2 is not saved yet.
-            await asyncio.sleep(0.3)
-            assert saved() == "s1" and done == ["quick"]
+            # The token is past s2 although s2's handler still runs; the file says what to re-run after a crash.
+            assert saved(tmp_path)["next_batch"] == "s3"
+            assert pending_bodies(saved(tmp_path)) == [("slow", [handle_id(bot)])]
             restarted = Client(scripted.url, hardcopy=tmp_path / "bot.json")
-            assert restarted.next_batch == "s1"
+            assert restarted.next_batch == "s3" and [job.event.content["body"] for job in restarted.pending] == ["slow"]
             release.set()
-            while saved() != "s2":
+            while saved(tmp_path)["pending"]:
                 await asyncio.sleep(0.01)
     finally:
         await stop(bot, loop_task)
-    assert done == ["quick", "slow"]
+    assert done == ["quick", "elsewhere", "slow"]
 
 
-async def test_stopping_with_a_handler_unfinished_keeps_its_sync_for_replay(scripted: ScriptedHomeserver, tmp_path: Path) -> None:
-    scripted.script("GET", SYNC, sync_answer("s1", "!r:x", text("quick")), sync_answer("s2", "!r:x", text("stuck")))
+def handle_id(bot: Client) -> str:
+    (handler_id,) = bot._handlers
+    return handler_id
+
+
+async def test_a_crash_reruns_only_the_unfinished_handlers(scripted: ScriptedHomeserver, tmp_path: Path) -> None:
+    scripted.script("GET", SYNC, sync_answer("s1", "!r:x", text("quick"), text("stuck")))
     bot = make_bot(scripted, tmp_path)
     bot.next_batch = "s0"
     bot.shutdown_grace = 0.1
+    first_run: list[str] = []
 
     @bot.on(TextMessage)
     async def handle(event: TextMessage) -> None:
+        first_run.append(event.body)
         if event.body == "stuck":
             await asyncio.Event().wait()
 
+    @bot.on(TextMessage)
+    def count(event: TextMessage) -> None:
+        first_run.append("counted " + event.body)
+
     loop_task = asyncio.create_task(bot.start(handle_signals=False))
     async with asyncio.timeout(5):
-        while bot.next_batch != "s2":
+        while "stuck" not in first_run:
             await asyncio.sleep(0.01)
     await stop(bot, loop_task)
-    assert orjson.loads((tmp_path / "bot.json").read_bytes())["next_batch"] == "s1"
+    assert first_run == ["quick", "counted quick", "stuck"]
+    assert saved(tmp_path)["next_batch"] == "s1"
+    assert pending_bodies(saved(tmp_path)) == [("stuck", ["on:test_a_crash_reruns_only_the_unfinished_handlers.<locals>.handle",
+                                                          "on:test_a_crash_reruns_only_the_unfinished_handlers.<locals>.count"])]
+
+    again = Client(scripted.url, hardcopy=tmp_path / "bot.json", timeout=100)
+    second_run: list[str] = []
+
+    @again.on(TextMessage)
+    def handle(event: TextMessage) -> None:  # noqa: F811 - the same handler, registered again by the restarted bot
+        second_run.append(event.body)
+
+    @again.on(TextMessage)
+    def count(event: TextMessage) -> None:  # noqa: F811
+        second_run.append("counted " + event.body)
+
+    await run_until(again, lambda: not again.pending)
+    assert second_run == ["stuck", "counted stuck"]
+    assert saved(tmp_path)["pending"] == []
 
 
-async def test_a_slow_handler_does_not_stall_the_loop(scripted: ScriptedHomeserver, tmp_path: Path) -> None:
+async def test_rooms_run_side_by_side(scripted: ScriptedHomeserver, tmp_path: Path) -> None:
     second_seen = asyncio.Event()
-    scripted.script("GET", SYNC, sync_answer("s1", "!r:x", text("first")), sync_answer("s2", "!r:x", text("second")))
+    scripted.script("GET", SYNC, sync_answer("s1", "!a:x", text("first")), sync_answer("s2", "!b:x", text("second")))
     bot = make_bot(scripted, tmp_path)
     bot.next_batch = "s0"
     order: list[str] = []
@@ -168,7 +202,7 @@ async def test_a_slow_handler_does_not_stall_the_loop(scripted: ScriptedHomeserv
     @bot.on(TextMessage)
     async def handle(event: TextMessage) -> None:
         if event.body == "first":
-            await second_seen.wait()  # would deadlock if the loop waited for this handler
+            await second_seen.wait()  # would deadlock if room !b waited for room !a
         else:
             second_seen.set()
         order.append(event.body)
@@ -180,7 +214,7 @@ async def test_a_slow_handler_does_not_stall_the_loop(scripted: ScriptedHomeserv
 async def test_drain_waits_for_the_handlers_of_a_sync(scripted: ScriptedHomeserver, tmp_path: Path) -> None:
     scripted.script("GET", SYNC, sync_answer("s1", "!r:x", text("slow"), text("quick")))
     bot = make_bot(scripted, tmp_path)
-    bot.next_batch = bot.handled_batch = "s0"
+    bot.next_batch = "s0"
     done: list[str] = []
 
     @bot.on(TextMessage)
@@ -190,25 +224,32 @@ async def test_drain_waits_for_the_handlers_of_a_sync(scripted: ScriptedHomeserv
 
     async with bot:
         await bot.sync()
-        assert done == [] and bot.handled_batch == "s0"  # dispatched, not handled yet
+        assert done == [] and len(saved(tmp_path)["pending"]) == 2  # queued and saved, not handled yet
         await asyncio.wait_for(bot.drain(), 5)
-    assert done == ["quick", "slow"] and bot.handled_batch == "s1"
+    assert done == ["slow", "quick"] and saved(tmp_path)["pending"] == []
 
 
-async def test_ordered_handlers_run_one_sync_at_a_time(scripted: ScriptedHomeserver, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("ordering", "concurrent", "expected"), [
+    ("room", False, ["first", "second"]),
+    ("room", True, ["second", "first"]),
+    ("none", False, ["second", "first"]),
+])
+async def test_one_rooms_handlers_run_in_order_unless_asked(
+    scripted: ScriptedHomeserver, tmp_path: Path, ordering: str, concurrent: bool, expected: list[str],
+) -> None:
     scripted.script("GET", SYNC, sync_answer("s1", "!r:x", text("first")), sync_answer("s2", "!r:x", text("second")))
-    bot = make_bot(scripted, tmp_path, ordered=True)
+    bot = make_bot(scripted, tmp_path, ordering=ordering)
     bot.next_batch = "s0"
     order: list[str] = []
 
-    @bot.on(TextMessage)
+    @bot.on(TextMessage, concurrent=concurrent)
     async def handle(event: TextMessage) -> None:
         if event.body == "first":
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.3)
         order.append(event.body)
 
     await run_until(bot, lambda: len(order) == 2)
-    assert order == ["first", "second"]
+    assert order == expected
 
 
 async def test_the_first_sync_skips_old_messages(scripted: ScriptedHomeserver, tmp_path: Path) -> None:
@@ -233,8 +274,8 @@ async def test_a_failing_handler_does_not_stop_the_bot(scripted: ScriptedHomeser
             raise RuntimeError("handler bug")
         seen.append(event.body)
 
-    await run_until(bot, lambda: bot.handled_batch == "s1")
-    assert seen == ["fine"]
+    await run_until(bot, lambda: bot.next_batch == "s1" and not bot.pending)
+    assert seen == ["fine"] and saved(tmp_path)["pending"] == []
 
 
 SIGNAL_BOT = textwrap.dedent(
@@ -251,7 +292,7 @@ SIGNAL_BOT = textwrap.dedent(
 async def test_signals_stop_the_loop_and_save(scripted: ScriptedHomeserver, tmp_path: Path, sig: signal.Signals) -> None:
     path = tmp_path / "bot.json"
     seed = Client(scripted.url, hardcopy=path)
-    seed.user_id, seed.access_token, seed.next_batch, seed.handled_batch = "@bot:scripted", "tok", "s0", "s0"
+    seed.user_id, seed.access_token, seed.next_batch = "@bot:scripted", "tok", "s0"
     seed.save_state()
     scripted.script("GET", SYNC, sync_answer("s7"))
     process = await asyncio.create_subprocess_exec(
@@ -268,3 +309,28 @@ async def test_signals_stop_the_loop_and_save(scripted: ScriptedHomeserver, tmp_
             process.kill()
             await process.wait()
     assert orjson.loads(path.read_bytes())["next_batch"] == "s7"
+
+
+async def test_a_stopped_bot_started_again_reruns_what_the_stop_cut_short(scripted: ScriptedHomeserver, tmp_path: Path) -> None:
+    scripted.script("GET", SYNC, sync_answer("s1", "!r:x", text("cut")))
+    bot = make_bot(scripted, tmp_path)
+    bot.next_batch = "s0"
+    bot.shutdown_grace = 0.05
+    runs: list[str] = []
+    first_time = True
+
+    @bot.on(TextMessage)
+    async def handle(event: TextMessage) -> None:
+        runs.append(event.body)
+        if first_time:
+            await asyncio.Event().wait()
+
+    loop_task = asyncio.create_task(bot.start(handle_signals=False))
+    async with asyncio.timeout(5):
+        while not runs:
+            await asyncio.sleep(0.01)
+    await stop(bot, loop_task)
+    assert [job.remaining for job in bot.pending] == [[handle_id(bot)]]
+    first_time = False
+    await run_until(bot, lambda: not bot.pending)
+    assert runs == ["cut", "cut"]

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import io
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from nio import RoomCreateResponse, SyncResponse
+from nio import AsyncClient, RoomCreateResponse, SyncResponse
 
 from granolin import Client, TextMessage, timeline_event
 from granolin.testing import TestHomeserver
-from live_support import notices_in, nio_user, nio_wait, requires_endpoint
+from live_support import eventually, notices_in, nio_user, nio_wait, requires_endpoint
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 V3 = "/_matrix/client/v3"
@@ -53,7 +54,8 @@ async def test_echo_bot(live_hs: TestHomeserver, tmp_path: Path, caplog: pytest.
     echo = example("echo_bot")
     bot_user = await live_hs.register_user("echo")
     await needs_rooms(live_hs, bot_user.access_token)
-    bot = echo.make_bot(live_hs.base_url, str(tmp_path / "echo.json"))
+    printed = io.StringIO()
+    bot = echo.make_bot(live_hs.base_url, str(tmp_path / "echo.json"), output=printed)
     bot.timeout = 500
     assert await bot.login(bot_user.localpart, bot_user.password) == bot_user.user_id
     alice = await nio_user(live_hs, "alice")
@@ -74,6 +76,12 @@ async def test_echo_bot(live_hs: TestHomeserver, tmp_path: Path, caplog: pytest.
     finally:
         await alice.close()
     assert handler_failures(caplog) == []
+    # Like the seed's shell echo bot: every event it saw, printed as a block of fields.
+    blocks = printed.getvalue().split("\n\n")
+    assert any(block.startswith("Invitation Event\nroom: " + room) for block in blocks)
+    assert any(block.startswith("Joined Room State Event\n") and "event type: m.room.member" in block for block in blocks)
+    said = [block for block in blocks if block.startswith("Joined Room Message/Timeline Event\n") and "message body: hello, echo" in block]
+    assert said and f"sender: {alice.user_id}\n" in said[0] and "message type: m.text\n" in said[0]
 
 
 def accept_invites(response: SyncResponse) -> list[str] | None:
@@ -85,42 +93,65 @@ async def test_roshambot(live_hs: TestHomeserver, tmp_path: Path, caplog: pytest
     bot_user = await live_hs.register_user("roshambot")
     await needs_rooms(live_hs, bot_user.access_token)
     bot = live_hs.client(bot_user, client_class=roshambo.Roshambot, hardcopy=tmp_path / "roshambot.json", timeout=500)
-    alice, bob = await nio_user(live_hs, "alice"), await nio_user(live_hs, "bob")
+    alice, bob, carol = await nio_user(live_hs, "alice"), await nio_user(live_hs, "bob"), await nio_user(live_hs, "carol")
+    name = {user.user_id: user.user_id[1:].split(":")[0] for user in (alice, bob, carol)}
+
+    def said(player: AsyncClient, room_id: str, fragment: str) -> Awaitable[list[str]]:
+        return nio_wait(player, lambda r: [b for b in (notices_in(room_id, bot.user_id)(r) or []) if fragment in b] or None,
+                        what=f"the bot to say {fragment!r}")
+
     try:
         async with running(bot):
-            created = await alice.room_create(name="games", invite=[bot.user_id, bob.user_id])
+            created = await alice.room_create(name="games", invite=[bot.user_id, bob.user_id, carol.user_id])
             room = created.room_id
-            await nio_wait(bob, lambda r: room if room in r.rooms.invite else None, what="bob's invitation")
-            await bob.join(room)
+            for player in (bob, carol):
+                await nio_wait(player, lambda r: room if room in r.rooms.invite else None, what="the invitation")
+                await player.join(room)
             await nio_wait(alice, lambda r: bot.user_id in (alice.rooms[room].users if room in alice.rooms else {}) or None,
                            what="roshambot to join")
+            await eventually(lambda: set(bot.client_contacts()) >= {alice.user_id, bob.user_id, carol.user_id} or None,
+                             what="the bot to know the players")
 
-            await alice.room_send(room, "m.room.message", {"msgtype": "m.text", "body": f"!challenge {bob.user_id}"})
+            # The seed's plain-language challenge; "bob" is found among the room's members by substring (:like).
+            await alice.room_send(room, "m.room.message", {"msgtype": "m.text", "body": "Hey, I challenge bob to roshambo!"})
             direct: dict[str, str] = {}
-            for player in (alice, bob):
+            for player, question in ((alice, f"You have challenged {name[bob.user_id]} to roshambo"),
+                                     (bob, f"{name[alice.user_id]} has challenged you to roshambo")):
                 invited = await nio_wait(player, accept_invites, what="the direct room invitation")
                 direct[player.user_id] = invited[0]
                 await player.join(invited[0])
-                asked = await nio_wait(player, notices_in(invited[0], bot.user_id), what="the bot's question")
-                assert "rock, paper or scissors" in asked[0]
-            assert set(next(iter(bot.matches.values()))["moves"]) == {alice.user_id, bob.user_id}
+                asked = await said(player, invited[0], "roshambo")
+                assert asked[0].startswith(question) and "Rock, Paper, Scissors" in asked[0] and "Cancel" in asked[0]
 
-            await alice.room_send(direct[alice.user_id], "m.room.message", {"msgtype": "m.text", "body": "rock"})
-            await bob.room_send(direct[bob.user_id], "m.room.message", {"msgtype": "m.text", "body": "Scissors"})
-            result = await nio_wait(alice, lambda r: [b for b in (notices_in(room, bot.user_id)(r) or []) if "wins" in b] or None,
-                                    what="the result")
-            assert "played rock" in result[0] and "played scissors" in result[0] and result[0].endswith("wins!")
+            # One match per player at a time.
+            await carol.room_send(room, "m.room.message", {"msgtype": "m.text", "body": f"!challenge {bob.user_id}"})
+            busy = await said(carol, room, "already in a match")
+            assert busy == [f"Sorry, {name[bob.user_id]} is already in a match."]
+
+            await alice.room_send(direct[alice.user_id], "m.room.message", {"msgtype": "m.text", "body": "I pick Rock"})
+            await bob.room_send(direct[bob.user_id], "m.room.message", {"msgtype": "m.text", "body": "scissors"})
+            result = await said(alice, room, "winner")
+            assert result == [f"{name[alice.user_id]}'s rock beats {name[bob.user_id]}'s scissors! {name[alice.user_id]} is the winner!"]
             assert bot.matches == {}
             saved = roshambo.Roshambot(live_hs.base_url, hardcopy=tmp_path / "roshambot.json")
             assert saved.direct_rooms_with(alice.user_id) == [direct[alice.user_id]]
 
+            # A new match, called off by a Cancel.
+            await carol.room_send(room, "m.room.message", {"msgtype": "m.text", "body": "i challenge alice to roshambo"})
+            carol_room = (await nio_wait(carol, accept_invites, what="carol's direct room"))[0]
+            await carol.join(carol_room)
+            await said(carol, carol_room, "roshambo")
+            await carol.room_send(carol_room, "m.room.message", {"msgtype": "m.text", "body": "cancel"})
+            cancelled = await said(alice, room, "canceled")
+            assert cancelled == [f"The match between {name[carol.user_id]} and {name[alice.user_id]} was canceled by {name[carol.user_id]}."]
+            assert bot.matches == {}
+
             await bob.room_send(room, "m.room.message", {"msgtype": "m.text", "body": "!play paper"})
-            answer = await nio_wait(bob, lambda r: [b for b in (notices_in(room, bot.user_id)(r) or []) if b.startswith("I played")] or None,
-                                    what="the quick round")
+            answer = await said(bob, room, "I played")
             assert any(verdict in answer[0] for verdict in ("A draw.", "You win!", "I win!"))
     finally:
-        await alice.close()
-        await bob.close()
+        for player in (alice, bob, carol):
+            await player.close()
     assert handler_failures(caplog) == []
 
 
@@ -159,6 +190,6 @@ async def test_roshambot_closes_a_match_once_when_both_move_at_once() -> None:
         assert isinstance(event, TextMessage)
         return event
 
-    await asyncio.gather(bot.take_move(move("@a:x", "!da:x", "rock")), bot.take_move(move("@b:x", "!db:x", "paper")))
+    await asyncio.gather(bot.read_message(move("@a:x", "!da:x", "rock")), bot.read_message(move("@b:x", "!db:x", "Paper!")))
     assert bot.matches == {}
-    assert [text for room, text in sent if room == "!r:x"] == ["@a:x played rock, @b:x played paper. @b:x wins!"]
+    assert [text for room, text in sent if room == "!r:x"] == ["b's paper beats a's rock! b is the winner!"]

@@ -178,7 +178,7 @@ async def test_handlers_run_from_the_sync_loop(live_hs: TestHomeserver, tmp_path
         await bot.join_room(room)
         loop = asyncio.create_task(bot.start(handle_signals=False))
         try:
-            await eventually(lambda: bot.handled_batch, what="the bot's first sync")
+            await eventually(lambda: bot.next_batch, what="the bot's first sync")
             await alice.send_text_message(room, "!add 2 40")
             await asyncio.wait_for(answered.wait(), 15)
         finally:

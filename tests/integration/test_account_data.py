@@ -30,12 +30,14 @@ async def test_global_and_room_account_data_round_trip(api, homeserver):
     assert (await api.put(f"{base}/account_data/org.example.settings", {"theme": "blue"}, token=token))[0] == 200
     end = homeserver.account_data.position
     everything = await homeserver.account_data.changes("@alice:localhost", 0, end)
-    assert everything == ([{"type": "org.example.settings", "content": {"theme": "blue"}}],
+    # From the start, every user also has m.push_rules (computed by the push service).
+    assert [e["type"] for e in everything[0]] == ["org.example.settings", "m.push_rules"]
+    assert everything == ([{"type": "org.example.settings", "content": {"theme": "blue"}}, everything[0][1]],
                           {room_id: [{"type": "org.example.settings", "content": {"theme": "light"}}]})
     assert await homeserver.account_data.changes("@alice:localhost", middle, end) == (
         [{"type": "org.example.settings", "content": {"theme": "blue"}}], {})
     assert await homeserver.account_data.changes("@alice:localhost", end, end) == ([], {})
-    assert await homeserver.account_data.changes("@bob:localhost", 0, end) == ([], {})
+    assert [e["type"] for e in (await homeserver.account_data.changes("@bob:localhost", 0, end))[0]] == ["m.push_rules"]
 
 
 async def test_account_data_is_private_and_server_types_are_refused(api):

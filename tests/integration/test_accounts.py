@@ -11,27 +11,6 @@ from ranvier.server import Homeserver
 from tests.conftest import Api, test_config
 
 
-@pytest.fixture
-async def make_server(tmp_path, database_url):
-    """Start a server with config sections changed for one test."""
-    servers: list[Homeserver] = []
-    sessions: list[aiohttp.ClientSession] = []
-
-    async def start(**sections) -> Api:
-        hs = Homeserver(test_config(tmp_path / f"data{len(servers)}", database_url, **sections))
-        await hs.start()
-        servers.append(hs)
-        session = aiohttp.ClientSession()
-        sessions.append(session)
-        return Api(session, hs.base_url)
-
-    yield start
-    for session in sessions:
-        await session.close()
-    for hs in servers:
-        await hs.stop()
-
-
 async def password_auth(api: Api, path: str, body: dict, user_id: str, password: str, token: str, method="POST"):
     """Complete an m.login.password user-interactive auth for `path`."""
     status, challenge = await api.request(method, path, body, token=token)
@@ -300,7 +279,8 @@ async def test_password_uia_refuses_a_wrong_password_and_another_user(api):
     assert (status, body["errcode"]) == (401, "M_FORBIDDEN") and "flows" in body
     status, body = await password_auth(api, "/account/password", {"new_password": "new secret!"}, "@victim:localhost",
                                        "correct horse", user["access_token"])
-    assert (status, body["errcode"]) == (401, "M_FORBIDDEN")
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN") and "flows" not in body, \
+        "another account's password is no second try at this session: a plain 403"
 
 
 async def test_uia_session_cannot_be_reused_for_another_operation(api):
@@ -340,6 +320,26 @@ async def test_devices_list_rename_and_last_seen(api):
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
     status, body = await api.put("/devices/NOPE", {"display_name": "x"}, token=token)
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+
+
+async def test_devices_without_a_name_leave_the_key_out(api):
+    user = await api.register("unnamed", device_id="BARE")
+    token = user["access_token"]
+    status, device = await api.get("/devices/BARE", token=token)
+    assert status == 200 and "display_name" not in device, device
+    assert "display_name" not in (await api.get("/devices", token=token))[1]["devices"][0]
+    assert (await api.put("/devices/BARE", {"display_name": "Named"}, token=token))[0] == 200
+    assert (await api.get("/devices/BARE", token=token))[1]["display_name"] == "Named"
+    assert (await api.put("/devices/BARE", {}, token=token))[0] == 200, "an empty object is valid: the name is cleared"
+    assert "display_name" not in (await api.get("/devices/BARE", token=token))[1]
+
+
+async def test_renaming_a_device_needs_a_json_object(api):
+    user = await api.register("bodyless", device_id="DEV")
+    token = user["access_token"]
+    for data, errcode in ((b"", "M_NOT_JSON"), (b"null", "M_BAD_JSON"), (b"[]", "M_BAD_JSON"), (b"nope", "M_NOT_JSON")):
+        status, body = await api.put("/devices/DEV", data=data, token=token)
+        assert (status, body["errcode"]) == (400, errcode), data
 
 
 async def test_delete_device_needs_password_and_revokes_it(api):

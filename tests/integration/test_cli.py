@@ -147,6 +147,33 @@ async def call(session: aiohttp.ClientSession, method: str, url: str, token: str
         return await response.json()
 
 
+async def test_lock_and_suspend_from_the_command_line_apply_to_a_running_server(data_flags):
+    server = RunningServer(data_flags + ["--open-registration"], _free_port())
+    try:
+        await server.wait_ready()
+        async with aiohttp.ClientSession() as session:
+            await register(session, server.base_url, "carol")
+        for command in ("lock", "suspend"):
+            result = run_cli("user", command, "carol", *data_flags)
+            assert (result.returncode, result.stdout.strip()) == (0, f"{command}ed @carol:localhost"), result.stderr
+        assert "@carol:localhost  (locked, suspended)" in run_cli("user", "list", *data_flags).stdout
+        status, body = await login(server.base_url, "carol", "long enough")
+        assert (status, body["errcode"], body["soft_logout"]) == (401, "M_USER_LOCKED", True)
+        assert run_cli("user", "unlock", "carol", *data_flags).returncode == 0
+        status, body = await login(server.base_url, "carol", "long enough")
+        assert status == 200, body
+        async with aiohttp.ClientSession() as session:
+            async with session.post(server.base_url + "/_matrix/client/v3/createRoom", json={},
+                                    headers={"Authorization": f"Bearer {body['access_token']}"}) as response:
+                assert (response.status, (await response.json())["errcode"]) == (403, "M_USER_SUSPENDED")
+        assert run_cli("user", "unsuspend", "carol", *data_flags).returncode == 0
+        assert "@carol:localhost\n" in run_cli("user", "list", *data_flags).stdout
+        missing = run_cli("user", "lock", "nobody", *data_flags)
+        assert missing.returncode != 0 and "no such active user: @nobody:localhost" in missing.stderr
+    finally:
+        server.stop()
+
+
 def test_user_add_without_a_terminal_needs_a_password_file(data_flags):
     result = run_cli("user", "add", "bob", *data_flags, input="")
     assert result.returncode != 0 and "--password-file" in result.stderr

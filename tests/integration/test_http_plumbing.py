@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
-import re
 
 import pytest
+
+from tests.conftest import route_url
 
 
 async def test_unknown_endpoint_is_404_unrecognized(api):
@@ -147,7 +148,6 @@ QUERIES = [
 def route_urls(room_id: str, event_id: str, user_id: str) -> list[tuple[str, str]]:
     """Every client API route, its parameters filled with real and with malformed values."""
     from ranvier.server import route_tables
-    from ranvier.web.routing import CLIENT_PREFIX
 
     real = {"room_id": room_id, "room_id_or_alias": room_id, "event_id": event_id, "user_id": user_id,
             "room_alias": "#nowhere:localhost", "server_name": "localhost", "media_id": "nosuchmedia",
@@ -160,10 +160,8 @@ def route_urls(room_id: str, event_id: str, user_id: str) -> list[tuple[str, str
         for route in routes.entries:
             if "logout" in route.path or "deactivate" in route.path:
                 continue  # would end the session the rest of the sweep uses
-            path = route.path if route.versions is None else f"{CLIENT_PREFIX}/{route.versions[0]}{route.path}"
             for values in (real, {**real, **bad}):
-                filled = re.sub(r"\{(\w+)(?::[^}]*)?\}", lambda m: values.get(m.group(1), "x"), path)
-                urls.append((route.method, filled))
+                urls.append((route.method, route_url(route, values)))
     return sorted(set(urls))
 
 

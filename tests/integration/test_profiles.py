@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import nio
-
+import pytest
 
 
 async def member_event(api, token, room_id, user_id):
@@ -97,3 +97,30 @@ async def test_profile_errors(api):
     assert (status, body["errcode"]) == (400, "M_PROFILE_TOO_LARGE")
     status, body = await api.put("/profile/@alice:localhost/displayname", {"displayname": "ok"})
     assert (status, body["errcode"]) == (401, "M_MISSING_TOKEN")
+
+
+@pytest.mark.parametrize("bad", ["mxc://", "mxc://localhost", "mxc://localhost/", "mxc://localhost/a/../b",
+                                 "mxc://bad host/media", "mxc://localhost/media id", "mxc://localhost/media\n",
+                                 "MXC://localhost/media", " mxc://localhost/media"])
+async def test_avatar_url_must_be_an_mxc_uri(api, bad):
+    (alice,) = await api.register_all("alice")
+    token = alice["access_token"]
+    status, body = await api.put("/profile/@alice:localhost/avatar_url", {"avatar_url": bad}, token=token)
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM"), bad
+    assert "avatar_url" not in (await api.get("/profile/@alice:localhost"))[1]
+
+
+async def test_avatar_url_can_be_set_and_cleared(api):
+    (alice,) = await api.register_all("alice")
+    token = alice["access_token"]
+    for clear in ({"avatar_url": None}, {"avatar_url": ""}, None):
+        status, _ = await api.put("/profile/@alice:localhost/avatar_url", {"avatar_url": "mxc://localhost/abc_DEF-1"},
+                                  token=token)
+        assert status == 200
+        assert (await api.get("/profile/@alice:localhost/avatar_url"))[1] == {"avatar_url": "mxc://localhost/abc_DEF-1"}
+        if clear is None:
+            status, _ = await api.delete("/profile/@alice:localhost/avatar_url", token=token)
+        else:
+            status, _ = await api.put("/profile/@alice:localhost/avatar_url", clear, token=token)
+        assert status == 200
+        assert "avatar_url" not in (await api.get("/profile/@alice:localhost"))[1], clear

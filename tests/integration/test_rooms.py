@@ -22,7 +22,8 @@ async def state_of(api, token, room_id):
 
 
 @pytest.mark.parametrize("preset, join_rule, guest", [
-    ("private_chat", "invite", "can_join"), ("trusted_private_chat", "invite", "can_join"), ("public_chat", "public", None),
+    ("private_chat", "invite", "can_join"), ("trusted_private_chat", "invite", "can_join"),
+    ("public_chat", "public", "forbidden"),
 ])
 async def test_presets(api, preset, join_rule, guest):
     alice, bob = await api.register_all("alice", "bob")
@@ -30,7 +31,7 @@ async def test_presets(api, preset, join_rule, guest):
     state = await state_of(api, alice["access_token"], room_id)
     assert state[("m.room.join_rules", "")]["content"]["join_rule"] == join_rule
     assert state[("m.room.history_visibility", "")]["content"]["history_visibility"] == "shared"
-    assert (state.get(("m.room.guest_access", "")) or {}).get("content", {}).get("guest_access") == guest
+    assert state[("m.room.guest_access", "")]["content"]["guest_access"] == guest
     levels = state[("m.room.power_levels", "")]["content"]["users"]
     assert levels["@alice:localhost"] == 100
     assert levels.get("@bob:localhost") == (100 if preset == "trusted_private_chat" else None)

@@ -217,7 +217,7 @@ async def test_stored_and_inline_filters(api):
     inline = await sync(api, token, filter={"room": {"not_rooms": [room_id]}})
     assert list(inline["rooms"]["join"]) == [other]
     for bad, errcode in [('{"room": {"timeline": {"limit": "ten"}}}', "M_BAD_JSON"), ("{nope", "M_INVALID_PARAM"),
-                         ('{"event_format": "xml"}', "M_INVALID_PARAM")]:
+                         ('{"event_format": "xml"}', "M_BAD_JSON")]:
         status, error = await api.get("/sync", params={"filter": bad}, token=token)
         assert (status, error["errcode"]) == (400, errcode), bad
     status, error = await api.get("/sync", params={"filter": "404"}, token=token)

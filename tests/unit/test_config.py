@@ -44,6 +44,12 @@ def test_overrides_apply_on_top_of_the_file(tmp_path):
     ({"database": {"url": "oracle://"}}, "database.url"),
     ({"public_baseurl": "matrix.example.org"}, "public_baseurl"),
     ({"logging": {"level": "loud"}}, "logging.level"),
+    ({"support": {"contacts": [{"role": "m.role.admin"}]}}, "support.contacts[0]: needs a matrix_id or an email_address"),
+    ({"support": {"contacts": [{"matrix_id": "admin"}]}}, "support.contacts[0].matrix_id"),
+    ({"support": {"contacts": [{"role": "", "email_address": "a@example.org"}]}}, "support.contacts[0].role"),
+    ({"support": {"support_page": "example.org/help"}}, "support.support_page"),
+    ({"turn": {"uris": ["stun:example.org"]}}, "turn.uris[0]: must start with turn: or turns:"),
+    ({"turn": {"credential_lifetime_ms": 0}}, "turn.credential_lifetime_ms"),
 ])
 def test_wrong_values_name_the_option(data, message):
     with pytest.raises(ConfigError) as raised:

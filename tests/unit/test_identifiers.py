@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ranvier.events.identifiers import InvalidIdentifier, check_new_localpart, is_valid_server_name, parse_user_id
+from ranvier.events.identifiers import (InvalidIdentifier, check_new_localpart, is_valid_mxc_uri, is_valid_server_name,
+                                       parse_user_id)
 
 
 @pytest.mark.parametrize("name", ["matrix.org", "matrix.org:8888", "1.2.3.4", "1.2.3.4:1234", "[1234:5678::abcd]",
@@ -38,3 +39,29 @@ def test_new_user_id_fits_255_bytes():
     assert check_new_localpart(longest, server)
     with pytest.raises(InvalidIdentifier):
         check_new_localpart(longest + "a", server)
+
+
+@pytest.mark.parametrize("localpart", ["name-\n", "name\n", "\nname", "na\nme"])
+def test_a_newline_is_never_part_of_a_new_localpart(localpart):
+    with pytest.raises(InvalidIdentifier):
+        check_new_localpart(localpart, "localhost")
+
+
+@pytest.mark.parametrize("name", ["localhost\n", "example.org:8448\n", "1.2.3.4\n", "[::1]\n"])
+def test_a_trailing_newline_makes_a_server_name_invalid(name):
+    assert not is_valid_server_name(name)
+    with pytest.raises(InvalidIdentifier):
+        parse_user_id(f"@name:{name}")
+
+
+@pytest.mark.parametrize("uri", ["mxc://example.org/abcDEF123_-", "mxc://localhost:8008/x", "mxc://[::1]/media"])
+def test_valid_mxc_uris(uri):
+    assert is_valid_mxc_uri(uri)
+
+
+@pytest.mark.parametrize("uri", ["", "mxc://", "mxc://example.org", "mxc://example.org/", "mxc:///media",
+                                 "https://example.org/media", "mxc://example.org/a/b", "mxc://example.org/../etc",
+                                 "mxc://bad host/media", "mxc://example.org/media\n", "MXC://example.org/media",
+                                 "mxc://example.org/media id"])
+def test_invalid_mxc_uris(uri):
+    assert not is_valid_mxc_uri(uri)

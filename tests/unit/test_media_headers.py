@@ -9,7 +9,8 @@ import pytest
 
 from ranvier.client_api.media import content_disposition, safe_file_name
 from ranvier.media.files import ContentTooLarge, FileStore
-from ranvier.media.preview import address_allowed, parse_opengraph
+from ranvier.media.preview import parse_opengraph
+from ranvier.outbound.addresses import address_allowed
 from ranvier.media.service import clean_content_type
 
 

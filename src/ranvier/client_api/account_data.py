@@ -67,9 +67,11 @@ async def get_tags(request: web.Request) -> web.Response:
 
 @routes.put("/user/{user_id}/rooms/{room_id}/tags/{tag}")
 async def put_tag(request: web.Request) -> web.Response:
+    """PUT /user/{userId}/rooms/{roomId}/tags/{tag}: a JSON object body (`{}` is fine),
+    whose `order`, when present, must be a number (not null)."""
     user_id = await _owner(request)
     room_id = _room_id(request)
-    info = await read_json(request, allow_empty=True)
+    info = await read_json(request)
     await request.app[HOMESERVER].account_data.set_tag(user_id, room_id, request.match_info["tag"], info)
     return json_response({})
 

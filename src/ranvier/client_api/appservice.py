@@ -23,7 +23,7 @@ NOT_AN_APPLICATION_SERVICE = "Only application services may call this, and none 
 async def set_network_directory_visibility(request: web.Request) -> web.Response:
     """PUT /directory/list/appservice/{networkId}/{roomId}: publish a room in a bridged
     network's directory. Application services only: 403 M_FORBIDDEN for any user token."""
-    await requester(request, allow_guest=True)
+    await requester(request)
     raise MatrixError("M_FORBIDDEN", NOT_AN_APPLICATION_SERVICE)
 
 
@@ -32,5 +32,5 @@ async def ping(request: web.Request) -> web.Response:
     """POST /v1/appservice/{appserviceId}/ping: an application service checks that the
     homeserver reaches it. 403 M_FORBIDDEN for any token that is not that service's, which
     here is every token."""
-    await requester(request, allow_guest=True)
+    await requester(request)
     raise MatrixError("M_FORBIDDEN", NOT_AN_APPLICATION_SERVICE)

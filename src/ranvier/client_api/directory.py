@@ -43,7 +43,7 @@ async def delete_alias(request: web.Request) -> web.Response:
 @routes.get("/rooms/{room_id}/aliases")
 async def local_aliases(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
-    who = await requester(request, allow_guest=True)
+    who = await requester(request)
     aliases = await hs.directory.local_aliases(who.user_id, request.match_info["room_id"])
     return json_response({"aliases": aliases})
 
@@ -81,7 +81,7 @@ async def public_rooms(request: web.Request) -> web.Response:
 @routes.post("/publicRooms")
 async def search_public_rooms(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
-    await requester(request, allow_guest=True)
+    await requester(request)
     _check_server(request, query_str(request, "server"))
     body = await read_json(request, allow_empty=True)
     limit = field(body, "limit", int, default=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ranvier.client_api.admin import is_server_admin
 from ranvier.errors import MatrixError
 from ranvier.events.room_versions import DEFAULT_ROOM_VERSION, ROOM_VERSIONS
 from ranvier.sync.sliding import FEATURE as SLIDING_SYNC
@@ -51,19 +52,41 @@ async def health(request: web.Request) -> web.Response:
 
 @routes.get("/capabilities")
 async def capabilities(request: web.Request) -> web.Response:
-    await requester(request, allow_guest=True)
-    return json_response(
-        {
-            "capabilities": {
-                "m.change_password": {"enabled": True},
-                "m.room_versions": {
-                    "default": DEFAULT_ROOM_VERSION,
-                    "available": {version: "stable" for version in ROOM_VERSIONS},
-                },
-                "m.set_displayname": {"enabled": True},
-                "m.set_avatar_url": {"enabled": True},
-                "m.3pid_changes": {"enabled": False},
-                "m.get_login_token": {"enabled": True},
-            }
+    """GET /capabilities: what the caller may do here; `m.account_moderation` only for
+    server admins."""
+    who = await requester(request, allow_guest=True)
+    capabilities = {
+        "capabilities": {
+            "m.change_password": {"enabled": True},
+            "m.room_versions": {
+                "default": DEFAULT_ROOM_VERSION,
+                "available": {version: "stable" for version in ROOM_VERSIONS},
+            },
+            "m.set_displayname": {"enabled": True},
+            "m.set_avatar_url": {"enabled": True},
+            "m.3pid_changes": {"enabled": False},
+            "m.get_login_token": {"enabled": True},
         }
-    )
+    }
+    if await is_server_admin(request, who):
+        capabilities["capabilities"]["m.account_moderation"] = {"lock": True, "suspend": True}
+    return json_response(capabilities)
+
+
+@routes.get("/.well-known/matrix/support", versions=None)
+async def support(request: web.Request) -> web.Response:
+    """GET /.well-known/matrix/support: the admin contacts and support page of the config's
+    `support` section; 404 M_NOT_FOUND when neither is configured."""
+    config = request.app[HOMESERVER].config.support
+    if not config.contacts and not config.support_page:
+        raise MatrixError("M_NOT_FOUND", "No support information is configured on this server")
+    answer: dict = {}
+    if config.contacts:
+        answer["contacts"] = [
+            {key: value for key, value in (("role", c.role), ("matrix_id", c.matrix_id),
+                                           ("email_address", c.email_address)) if value}
+            for c in config.contacts
+        ]
+    if config.support_page:
+        answer["support_page"] = config.support_page
+    return json_response(answer)

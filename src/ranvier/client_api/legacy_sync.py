@@ -41,8 +41,11 @@ async def _room_snapshot(request: web.Request, who, room_id: str, membership: st
 
 @routes.get("/initialSync")
 async def initial_sync(request: web.Request) -> web.Response:
+    """GET /initialSync: every room the user is invited to or joined (and left, with
+    `archived=true`), each with its latest `limit` messages and its state; `end` is a
+    stream token for /events and /rooms/{roomId}/messages."""
     hs = request.app[HOMESERVER]
-    who = await requester(request, allow_guest=True)
+    who = await requester(request)
     limit = query_int(request, "limit", 10, minimum=0, maximum=1000)
     archived = query_bool(request, "archived", False)
     snapshot = await hs.sync.sync(who, since=None, timeout_ms=0, full_state=False,
@@ -57,45 +60,35 @@ async def initial_sync(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/initialSync")
 async def room_initial_sync(request: web.Request) -> web.Response:
-    hs = request.app[HOMESERVER]
+    """GET /rooms/{roomId}/initialSync: the latest `limit` messages (oldest first), the
+    state with the caller's own membership, receipts, presence and room account data.
+    A member sees the room now; a former member up to and with their leave (its state
+    then, no receipts or presence); anyone else only a world-readable room (else 403)."""
     who = await requester(request, allow_guest=True)
-    room_id = request.match_info["room_id"]
-    membership = await hs.rooms.store.membership_of(room_id, who.user_id)
-    if membership is None or membership[0] != "join":
-        raise MatrixError("M_FORBIDDEN", "You are not joined to this room")
     limit = query_int(request, "limit", 10, minimum=0, maximum=1000)
-    sync_filter = SyncFilter(room=RoomFilter(rooms=(room_id,), timeline=EventFilter(limit=limit)))
-    snapshot = await hs.sync.sync(who, since=None, timeout_ms=0, full_state=False, sync_filter=sync_filter)
-    section = snapshot["rooms"]["join"].get(room_id, {})
-    result = await _room_snapshot(request, who, room_id, "join", section, snapshot["next_batch"])
-    visibility = (await hs.rooms.head(room_id)).state.get(("m.room.history_visibility", ""))
-    result["visibility"] = "public" if visibility and visibility.content.get("history_visibility") == "world_readable" else "private"
-    result["presence"] = snapshot["presence"]["events"]
-    return json_response(result)
+    snapshot = await request.app[HOMESERVER].legacy_sync.room_snapshot(who, request.match_info["room_id"], limit)
+    return json_response(snapshot)
 
 
 @routes.get("/events")
 async def events(request: web.Request) -> web.Response:
-    hs = request.app[HOMESERVER]
+    """GET /events: every event after `from` (the present when absent), in stream order,
+    none skipped (at most 100 room events per answer; `end` continues after the last),
+    long-polled for `timeout` ms. With `room_id`, that room only: its members, or anyone
+    when it is world-readable (else 403), which is how a room is previewed."""
     who = await requester(request, allow_guest=True)
-    since = query_str(request, "from")
-    timeout = query_int(request, "timeout", 30000, minimum=0, maximum=2**31)
-    if since is None:
-        since = hs.sync.current_token().encode()
-    changes = await hs.sync.sync(who, since=since, timeout_ms=timeout, full_state=False, sync_filter=SyncFilter())
-    chunk: list[dict[str, Any]] = []
-    for kind in ("join", "leave"):
-        for room_id, section in changes["rooms"][kind].items():
-            chunk += section["timeline"]["events"]
-            chunk += [{**event, "room_id": room_id} for event in section.get("ephemeral", {}).get("events", [])]
-    chunk += changes["presence"]["events"]
-    return json_response({"chunk": chunk, "start": since, "end": changes["next_batch"]})
+    result = await request.app[HOMESERVER].legacy_sync.events(
+        who, since=query_str(request, "from"), timeout_ms=query_int(request, "timeout", 30000, minimum=0, maximum=2**31),
+        room_id=query_str(request, "room_id"),
+    )
+    return json_response(result)
 
 
 @routes.get("/events/{event_id}")
 async def event_by_id(request: web.Request) -> web.Response:
+    """GET /events/{eventId}: one event, if the caller may see it (else 404)."""
     hs = request.app[HOMESERVER]
-    who = await requester(request, allow_guest=True)
+    who = await requester(request)
     event_id = request.match_info["event_id"]
     row = (await hs.rooms.store.get_event_rows([event_id])).get(event_id)
     if row is None:

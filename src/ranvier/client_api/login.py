@@ -7,7 +7,7 @@ from aiohttp import web
 from ranvier.errors import MatrixError
 from ranvier.users.service import password_credentials
 from ranvier.web.app import HOMESERVER
-from ranvier.web.auth import requester
+from ranvier.web.auth import requester, user_interactive_auth
 from ranvier.web.http import client_ip, json_response, read_json
 from ranvier.web.params import field
 from ranvier.web.routing import STABLE, Routes
@@ -19,11 +19,15 @@ PASSWORD_FLOWS = [["m.login.password"]]
 
 @routes.get("/login")
 async def login_flows(request: web.Request) -> web.Response:
+    """GET /login: the login types, password and token (no SSO: no provider is configured)."""
     return json_response({"flows": [{"type": "m.login.password"}, {"type": "m.login.token", "get_login_token": True}]})
 
 
 @routes.post("/login")
 async def login(request: web.Request) -> web.Response:
+    """POST /login: `m.login.password` (identifier `m.id.user` or legacy `user`) or
+    `m.login.token`; rate-limited per address and failed attempts per account; deactivated
+    accounts 403 M_USER_DEACTIVATED, locked ones 401 M_USER_LOCKED."""
     hs = request.app[HOMESERVER]
     body = await read_json(request)
     ip = client_ip(request)
@@ -54,20 +58,24 @@ async def login(request: web.Request) -> web.Response:
 
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.Response:
-    who = await requester(request, allow_guest=True)
+    """POST /logout: revoke the token used and delete its device; open to locked accounts."""
+    who = await requester(request, allow_locked=True)
     await request.app[HOMESERVER].users.tokens.logout(who)
     return json_response({})
 
 
 @routes.post("/logout/all")
 async def logout_all(request: web.Request) -> web.Response:
-    who = await requester(request, allow_guest=True)
+    """POST /logout/all: revoke every token and device of the caller; open to locked accounts."""
+    who = await requester(request, allow_locked=True)
     await request.app[HOMESERVER].users.tokens.logout_all(who.user_id)
     return json_response({})
 
 
 @routes.post("/refresh", versions=STABLE + ("v1",))
 async def refresh(request: web.Request) -> web.Response:
+    """POST /refresh: a new access and refresh token for a refresh token, which is spent;
+    unknown 401 M_UNKNOWN_TOKEN, locked account 401 M_USER_LOCKED (the old tokens kept)."""
     hs = request.app[HOMESERVER]
     body = await read_json(request)
     token = field(body, "refresh_token", str, required=True)
@@ -77,9 +85,19 @@ async def refresh(request: web.Request) -> web.Response:
 
 @routes.post("/login/get_token", versions=("v1",))
 async def get_login_token(request: web.Request) -> web.Response:
+    """POST /v1/login/get_token: a short-lived `m.login.token` for another device, after
+    re-authentication with the password (UIA session bound to this request)."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     body = await read_json(request, allow_empty=True)
-    await hs.users.uia.authenticate(body.get("auth"), flows=PASSWORD_FLOWS, operation="get_login_token", user_id=who.user_id)
+    await user_interactive_auth(request, body, who, flows=PASSWORD_FLOWS, operation="get_login_token")
     lifetime = hs.config.registration.login_token_lifetime_ms
     return json_response(await hs.users.tokens.create_login_token(who.user_id, lifetime))
+
+
+@routes.get("/login/sso/redirect")
+@routes.get("/login/sso/redirect/{idp_id}")
+async def sso_redirect(request: web.Request) -> web.Response:
+    """GET /login/sso/redirect, GET /login/sso/redirect/{idpId}: 404 M_UNRECOGNIZED, no
+    single sign-on provider is configured on this server (GET /login offers none)."""
+    raise MatrixError("M_UNRECOGNIZED", "Single sign-on is not configured on this server: log in with a password")

@@ -177,7 +177,7 @@ async def legacy_thumbnail(request: web.Request) -> web.FileResponse:
 @routes.get("/media/config", versions=AUTHENTICATED)
 @media_route("GET", "/config")
 async def media_config(request: web.Request) -> web.Response:
-    await requester(request, allow_guest=True)
+    await requester(request)
     return json_response(request.app[HOMESERVER].media.public_config())
 
 

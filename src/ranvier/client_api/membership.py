@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ranvier.errors import MatrixError
+from ranvier.errors import MatrixError, no_identity_server
 from ranvier.events.identifiers import InvalidIdentifier, parse_user_id
 from ranvier.web.app import HOMESERVER
-from ranvier.web.auth import requester
+from ranvier.web.auth import refuse_if_suspended, requester
 from ranvier.web.http import json_response, read_json
 from ranvier.web.params import field
 from ranvier.web.routing import Routes
@@ -38,19 +38,27 @@ async def _target(body: dict) -> str:
 @routes.post("/join/{room_id_or_alias}")
 @routes.post("/rooms/{room_id_or_alias}/join")
 async def join(request: web.Request) -> web.Response:
+    """POST /join/{roomIdOrAlias}, POST /rooms/{roomId}/join: join a local room as the join
+    rules allow (restricted rooms through a member of an allowed room). Guests only where
+    `m.room.guest_access` is `can_join` (else 403 M_GUEST_ACCESS_FORBIDDEN); suspended
+    accounts 403 M_USER_SUSPENDED. Joining a room one is in changes nothing."""
     hs = request.app[HOMESERVER]
-    who = await requester(request)
+    who = await requester(request, allow_guest=True)
+    refuse_if_suspended(who, "join rooms")
     body = await read_json(request, allow_empty=True)
     room_id = await resolve_room(request, request.match_info["room_id_or_alias"])
     hs.limits.join.check(who.user_id)
-    await hs.rooms.join(who.user_id, room_id, reason=field(body, "reason", str))
+    await hs.rooms.join(who.user_id, room_id, reason=field(body, "reason", str), guest=who.is_guest)
     return json_response({"room_id": room_id})
 
 
 @routes.post("/knock/{room_id_or_alias}")
 async def knock(request: web.Request) -> web.Response:
+    """POST /knock/{roomIdOrAlias}: ask to join a room whose join rule allows knocking;
+    suspended accounts 403 M_USER_SUSPENDED."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
+    refuse_if_suspended(who, "knock on rooms")
     body = await read_json(request, allow_empty=True)
     room_id = await resolve_room(request, request.match_info["room_id_or_alias"])
     hs.limits.join.check(who.user_id)
@@ -60,6 +68,8 @@ async def knock(request: web.Request) -> web.Response:
 
 @routes.post("/rooms/{room_id}/leave")
 async def leave(request: web.Request) -> web.Response:
+    """POST /rooms/{roomId}/leave: leave a room, or reject an invite or withdraw a knock;
+    leaving again changes nothing; 403 if never in it. Guests and suspended accounts too."""
     hs = request.app[HOMESERVER]
     who = await requester(request, allow_guest=True)
     body = await read_json(request, allow_empty=True)
@@ -77,7 +87,8 @@ async def leave(request: web.Request) -> web.Response:
 
 @routes.post("/rooms/{room_id}/forget")
 async def forget(request: web.Request) -> web.Response:
-    who = await requester(request, allow_guest=True)
+    """POST /rooms/{roomId}/forget: forget a room one has left (400 M_UNKNOWN while in it)."""
+    who = await requester(request)
     await request.app[HOMESERVER].rooms.forget(who.user_id, request.match_info["room_id"])
     return json_response({})
 
@@ -87,6 +98,10 @@ def _membership_change(membership: str):
         hs = request.app[HOMESERVER]
         who = await requester(request)
         body = await read_json(request)
+        if membership == "invite":
+            refuse_if_suspended(who, "invite users")
+            if "user_id" not in body and any(key in body for key in ("id_server", "medium", "address")):
+                raise no_identity_server("A third-party invite")
         target = await _target(body)
         room_id = request.match_info["room_id"]
         if membership == "unban":
@@ -103,7 +118,18 @@ def _membership_change(membership: str):
         return json_response({})
 
     handler.__name__ = membership
+    handler.__doc__ = _MEMBERSHIP_RULES[membership]
     return handler
+
+
+_MEMBERSHIP_RULES = {
+    "invite": "POST /rooms/{roomId}/invite: invite a local user (`user_id`) as the auth rules allow; a "
+              "third-party invite (`id_server`, `medium`, `address`) 403 M_SERVER_NOT_TRUSTED, no identity "
+              "server is configured; suspended accounts 403 M_USER_SUSPENDED.",
+    "kick": "POST /rooms/{roomId}/kick: make a joined, invited or knocking user leave (403 otherwise).",
+    "ban": "POST /rooms/{roomId}/ban: ban a user, in the room or not.",
+    "unban": "POST /rooms/{roomId}/unban: lift a ban (403 if the user is not banned).",
+}
 
 
 for _action in ("invite", "kick", "ban", "unban"):

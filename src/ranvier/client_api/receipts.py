@@ -18,7 +18,7 @@ MARKERS = ("m.fully_read", "m.read", "m.read.private")
 
 @routes.post("/rooms/{room_id}/receipt/{receipt_type}/{event_id}")
 async def send_receipt(request: web.Request) -> web.Response:
-    who = await requester(request)
+    who = await requester(request, allow_guest=True)
     body = await read_json(request, allow_empty=True)
     thread_id = body.get("thread_id")
     if thread_id is not None and (not isinstance(thread_id, str) or not thread_id):
@@ -32,7 +32,7 @@ async def send_receipt(request: web.Request) -> web.Response:
 
 @routes.post("/rooms/{room_id}/read_markers")
 async def set_read_markers(request: web.Request) -> web.Response:
-    who = await requester(request)
+    who = await requester(request, allow_guest=True)
     body = await read_json(request)
     markers = {name: event_id for name in MARKERS if (event_id := field(body, name, str)) is not None}
     if not markers:

@@ -23,7 +23,7 @@ V1 = ("v1",)
 @routes.get("/rooms/{room_id}/relations/{event_id}/{rel_type}/{event_type}", versions=V1)
 async def relations(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
-    who = await requester(request, allow_guest=True)
+    who = await requester(request)
     room_id = request.match_info["room_id"]
     direction = query_str(request, "dir", default="b")
     if direction not in ("b", "f"):
@@ -55,7 +55,7 @@ async def relations(request: web.Request) -> web.Response:
 @routes.get("/rooms/{room_id}/threads", versions=V1)
 async def threads(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
-    who = await requester(request, allow_guest=True)
+    who = await requester(request)
     room_id = request.match_info["room_id"]
     include = query_str(request, "include", default="all")
     if include not in ("all", "participated"):

@@ -6,12 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
-from ranvier.errors import MatrixError
+from ranvier.errors import MatrixError, no_identity_server
 from ranvier.events.identifiers import InvalidIdentifier, is_valid_room_alias, parse_user_id
 from ranvier.events.room_versions import DEFAULT_ROOM_VERSION
+from ranvier.requester import Requester
 from ranvier.sync.filters import EventFilter
 from ranvier.web.app import HOMESERVER
-from ranvier.web.auth import requester
+from ranvier.web.auth import refuse_if_suspended, requester
 from ranvier.web.http import json_response, read_json
 from ranvier.web.params import field, query_int, query_str
 from ranvier.web.routing import Routes
@@ -46,9 +47,16 @@ def _user_ids(values: list[Any], name: str) -> list[str]:
 
 @routes.post("/createRoom")
 async def create_room(request: web.Request) -> web.Response:
+    """POST /createRoom: a JSON object body is required (`{}` is a private room); every
+    field is checked (preset, visibility, alias localpart, invitees, initial_state without
+    create, member or power level events); the preset's state follows the spec's table
+    (public_chat forbids guests, the private presets let them join); one transaction, so a
+    refused room leaves nothing. `invite_3pid` 403 M_SERVER_NOT_TRUSTED, no identity server
+    is configured; suspended accounts 403 M_USER_SUSPENDED (creating is joining)."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
-    body = await read_json(request, allow_empty=True)
+    refuse_if_suspended(who, "create rooms")
+    body = await read_json(request)
     visibility = field(body, "visibility", str, default="private")
     if visibility not in ("public", "private"):
         raise MatrixError("M_INVALID_PARAM", "visibility must be public or private")
@@ -62,7 +70,7 @@ async def create_room(request: web.Request) -> web.Response:
         if not alias_name or ":" in alias_name or any(c.isspace() for c in alias_name) or not is_valid_room_alias(alias):
             raise MatrixError("M_INVALID_PARAM", "room_alias_name is not a valid alias localpart")
     if field(body, "invite_3pid", list):
-        raise MatrixError("M_UNKNOWN", "Third-party invites are not supported")
+        raise no_identity_server("A third-party invite")
     initial_state = []
     for entry in field(body, "initial_state", list, default=[]):
         if not isinstance(entry, dict) or not isinstance(entry.get("type"), str) or not isinstance(entry.get("content"), dict):
@@ -99,36 +107,60 @@ async def create_room(request: web.Request) -> web.Response:
 
 @routes.put("/rooms/{room_id}/send/{event_type}/{txn_id}")
 async def send_message(request: web.Request) -> web.Response:
+    """PUT /rooms/{roomId}/send/{eventType}/{txnId}: the content must be a JSON object
+    (no body is 400 `M_NOT_JSON`); a repeated (device, txnId) answers the first event.
+    Guests too; suspended accounts only redactions of their own events (else 403
+    M_USER_SUSPENDED). Sending counts as activity for presence."""
     hs = request.app[HOMESERVER]
-    who = await requester(request)
-    content = await read_json(request, allow_empty=True)
+    who = await requester(request, allow_guest=True)
+    content = await read_json(request)
+    if request.match_info["event_type"] == "m.room.redaction":
+        await _refuse_suspended_redaction(request, who, content.get("redacts"))
+    else:
+        refuse_if_suspended(who, "send messages")
     hs.limits.message.check(who.user_id)
     event_id = await hs.rooms.send_event(
         who.user_id, who.device_id, request.match_info["room_id"], request.match_info["event_type"], content,
         txn_id=request.match_info["txn_id"],
     )
+    await hs.presence.active(who.user_id)
     return json_response({"event_id": event_id})
 
 
 @routes.put("/rooms/{room_id}/state/{event_type}/{state_key:.*}")
 @routes.put("/rooms/{room_id}/state/{event_type}")
 async def send_state(request: web.Request) -> web.Response:
+    """PUT /rooms/{roomId}/state/{eventType}[/{stateKey}]: the auth rules decide who may;
+    `m.room.canonical_alias` aliases must be valid (`M_INVALID_PARAM`) and point to the
+    room (`M_BAD_ALIAS`). Guests too. Suspended accounts: 403 M_USER_SUSPENDED, except for
+    the membership changes the membership endpoints leave them (leave, kick, ban, unban).
+    Counts as activity for presence."""
     hs = request.app[HOMESERVER]
-    who = await requester(request)
+    who = await requester(request, allow_guest=True)
     content = await read_json(request, allow_empty=True)
+    if request.match_info["event_type"] != "m.room.member":
+        refuse_if_suspended(who, "send events")
+    elif content.get("membership") in ("join", "invite", "knock"):
+        refuse_if_suspended(who, f"{content['membership']} through the state API")
     hs.limits.message.check(who.user_id)
     event_id = await hs.rooms.send_event(
         who.user_id, who.device_id, request.match_info["room_id"], request.match_info["event_type"], content,
         state_key=request.match_info.get("state_key", ""),
     )
+    await hs.presence.active(who.user_id)
     return json_response({"event_id": event_id})
 
 
 @routes.put("/rooms/{room_id}/redact/{event_id}/{txn_id}")
 async def redact(request: web.Request) -> web.Response:
+    """PUT /rooms/{roomId}/redact/{eventId}/{txnId}: a JSON object body (`reason`
+    optional); an event of another room (or none) is 404 `M_NOT_FOUND`, another user's
+    needs the redact power level; idempotent per (device, txnId); suspended accounts only
+    their own events (403 M_USER_SUSPENDED)."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
-    body = await read_json(request, allow_empty=True)
+    body = await read_json(request)
+    await _refuse_suspended_redaction(request, who, request.match_info["event_id"])
     content: dict[str, Any] = {"redacts": request.match_info["event_id"]}
     reason = field(body, "reason", str)
     if reason is not None:
@@ -138,11 +170,23 @@ async def redact(request: web.Request) -> web.Response:
         who.user_id, who.device_id, request.match_info["room_id"], "m.room.redaction", content,
         txn_id=request.match_info["txn_id"],
     )
+    await hs.presence.active(who.user_id)
     return json_response({"event_id": event_id})
+
+
+async def _refuse_suspended_redaction(request: web.Request, who: Requester, event_id: Any) -> None:
+    """A suspended account may redact its own events only (account suspension rules)."""
+    if not who.suspended or not isinstance(event_id, str):
+        return
+    target = (await request.app[HOMESERVER].rooms.store.get_event_rows([event_id])).get(event_id)
+    if target is not None and target.event.sender != who.user_id:
+        refuse_if_suspended(who, "redact other users' events")
 
 
 @routes.get("/rooms/{room_id}/event/{event_id}")
 async def get_event(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/event/{eventId}: 404 `M_NOT_FOUND` for an event the caller may
+    not see as well as for one that does not exist."""
     who = await requester(request, allow_guest=True)
     event = await request.app[HOMESERVER].timeline.event(who, request.match_info["room_id"], request.match_info["event_id"])
     return json_response(event)
@@ -168,6 +212,10 @@ async def get_state_event(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/messages")
 async def messages(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/messages: `from` and `to` take any token the server hands out
+    (room tokens, and the stream tokens of /sync, /initialSync and /events); history
+    visibility, the `filter` (a RoomEventFilter, `M_BAD_JSON` if malformed) and ignored
+    users apply before `limit` counts."""
     who = await requester(request, allow_guest=True)
     direction = query_str(request, "dir", default="b")
     if direction not in ("b", "f"):
@@ -182,6 +230,8 @@ async def messages(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/context/{event_id}")
 async def context(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/context/{eventId}: events around one the caller may see
+    (else 404, also for an event of a user they ignore), ignored users left out."""
     who = await requester(request, allow_guest=True)
     result = await request.app[HOMESERVER].timeline.context(
         who, request.match_info["room_id"], request.match_info["event_id"],
@@ -195,6 +245,8 @@ MEMBERSHIPS = ("join", "invite", "knock", "leave", "ban")
 
 @routes.get("/rooms/{room_id}/members")
 async def members(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/members: `at` takes any pagination token (room or stream);
+    `membership`/`not_membership` filter; former members see the room as they left it."""
     who = await requester(request, allow_guest=True)
     membership = query_str(request, "membership")
     not_membership = query_str(request, "not_membership")
@@ -210,13 +262,13 @@ async def members(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/joined_members")
 async def joined_members(request: web.Request) -> web.Response:
-    who = await requester(request, allow_guest=True)
+    who = await requester(request)
     return json_response(await request.app[HOMESERVER].timeline.joined_members(who, request.match_info["room_id"]))
 
 
 @routes.get("/joined_rooms")
 async def joined_rooms(request: web.Request) -> web.Response:
-    who = await requester(request, allow_guest=True)
+    who = await requester(request)
     rooms = await request.app[HOMESERVER].rooms.store.rooms_of_user(who.user_id, ("join",))
     return json_response({"joined_rooms": [room_id for room_id, _ in rooms]})
 
@@ -224,7 +276,7 @@ async def joined_rooms(request: web.Request) -> web.Response:
 @routes.get("/rooms/{room_id}/timestamp_to_event", versions=("v1",))
 async def timestamp_to_event(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
-    who = await requester(request, allow_guest=True)
+    who = await requester(request)
     room_id = request.match_info["room_id"]
     ts = query_int(request, "ts", 0, minimum=0, maximum=2**62)
     if "ts" not in request.query:

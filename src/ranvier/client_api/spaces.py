@@ -39,7 +39,7 @@ def _optional_int(request: web.Request, name: str) -> int | None:
 @routes.get("/rooms/{room_id}/hierarchy", versions=("v1",))
 async def hierarchy(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
-    who = await requester(request, allow_guest=True)
+    who = await requester(request)
     result = await hs.hierarchy.hierarchy(
         who.user_id, request.match_info["room_id"], suggested_only=_flag(request, "suggested_only"),
         max_depth=_optional_int(request, "max_depth"), limit=_optional_int(request, "limit"),

@@ -18,10 +18,14 @@ PRESENCE_STATES = ("online", "offline", "unavailable")
 
 @routes.get("/sync")
 async def sync(request: web.Request) -> web.Response:
+    """GET /sync: initial with no `since`, else what changed since it, long-polled up to
+    `timeout` ms. `set_presence` (online when absent) marks the caller online or
+    unavailable; offline leaves their presence as it is. `filter` is a stored filter's
+    ID or inline JSON (`M_BAD_JSON` when it breaks the schema)."""
     hs = request.app[HOMESERVER]
     who = await requester(request, allow_guest=True)
-    set_presence = query_str(request, "set_presence")
-    if set_presence is not None and set_presence not in PRESENCE_STATES:
+    set_presence = query_str(request, "set_presence", default="online")
+    if set_presence not in PRESENCE_STATES:
         raise MatrixError("M_INVALID_PARAM", f"set_presence must be one of {', '.join(PRESENCE_STATES)}")
     sync_filter = await hs.sync.resolve_filter(who.user_id, query_str(request, "filter"))
     response = await hs.sync.sync(
@@ -42,6 +46,8 @@ def _own_user(request: web.Request, user_id: str) -> None:
 
 @routes.post("/user/{user_id}/filter")
 async def create_filter(request: web.Request) -> web.Response:
+    """POST /user/{userId}/filter: only one's own; a filter that breaks the spec's schema
+    is 400 `M_BAD_JSON` and is not stored; the same definition twice gives the same ID."""
     who = await requester(request, allow_guest=True)
     _own_user(request, who.user_id)
     body = await read_json(request)

@@ -20,15 +20,15 @@ routes = Routes()
 @routes.get("/thirdparty/protocols")
 async def protocols(request: web.Request) -> web.Response:
     """GET /thirdparty/protocols: the protocols bridged by application services; always
-    `{}` here, since none are registered. Guests may ask."""
-    await requester(request, allow_guest=True)
+    `{}` here, since none are registered."""
+    await requester(request)
     return json_response({})
 
 
 @routes.get("/thirdparty/protocol/{protocol}")
 async def protocol(request: web.Request) -> web.Response:
     """GET /thirdparty/protocol/{protocol}: 404 M_NOT_FOUND, no protocol is known."""
-    await requester(request, allow_guest=True)
+    await requester(request)
     raise MatrixError("M_NOT_FOUND", f"Unknown protocol {request.match_info['protocol']!r}: no bridge is registered")
 
 
@@ -37,7 +37,7 @@ async def protocol(request: web.Request) -> web.Response:
 async def lookup_in_protocol(request: web.Request) -> web.Response:
     """GET /thirdparty/location/{protocol}, GET /thirdparty/user/{protocol}: 404
     M_NOT_FOUND, no protocol is known."""
-    await requester(request, allow_guest=True)
+    await requester(request)
     raise MatrixError("M_NOT_FOUND", f"Unknown protocol {request.match_info['protocol']!r}: no bridge is registered")
 
 
@@ -47,5 +47,5 @@ async def reverse_lookup(request: web.Request) -> web.Response:
     """GET /thirdparty/location?alias=, GET /thirdparty/user?userid=: which third-party
     locations or users a Matrix alias or user ID is bridged to: 404 M_NOT_FOUND, nothing is
     bridged."""
-    await requester(request, allow_guest=True)
+    await requester(request)
     raise MatrixError("M_NOT_FOUND", "Nothing on this server is bridged to a third-party network")

@@ -16,7 +16,7 @@ routes = Routes()
 
 @routes.put("/rooms/{room_id}/typing/{user_id}")
 async def set_typing(request: web.Request) -> web.Response:
-    who = await requester(request)
+    who = await requester(request, allow_guest=True)
     if who.user_id != request.match_info["user_id"]:
         raise MatrixError("M_FORBIDDEN", "You may only set your own typing state")
     body = await read_json(request)

@@ -7,7 +7,7 @@ from aiohttp import web
 from ranvier.errors import MatrixError
 from ranvier.rooms.upgrade import upgrade_room
 from ranvier.web.app import HOMESERVER
-from ranvier.web.auth import requester
+from ranvier.web.auth import refuse_if_suspended, requester
 from ranvier.web.http import json_response, read_json
 from ranvier.web.params import field
 from ranvier.web.routing import Routes
@@ -17,8 +17,12 @@ routes = Routes()
 
 @routes.post("/rooms/{room_id}/upgrade")
 async def upgrade(request: web.Request) -> web.Response:
+    """POST /rooms/{roomId}/upgrade: replace a room by a new one of `new_version`, for
+    members who may send the tombstone; suspended accounts 403 M_USER_SUSPENDED (an
+    upgrade creates and joins a room)."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
+    refuse_if_suspended(who, "upgrade rooms")
     body = await read_json(request)
     new_version = field(body, "new_version", str, required=True)
     additional_creators = field(body, "additional_creators", list)

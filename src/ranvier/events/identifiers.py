@@ -12,10 +12,13 @@ import re
 MAX_ID_BYTES = 255
 
 _PORT = r"(?::(?P<port>[0-9]{1,5}))?"
+#: Matched with fullmatch: `$` would also accept a trailing newline.
 _SERVER_NAME_RE = re.compile(
-    r"^(?P<host>\[[0-9A-Fa-f:.]{2,45}\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[A-Za-z0-9.-]{1,255})" + _PORT + r"$"
+    r"(?P<host>\[[0-9A-Fa-f:.]{2,45}\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[A-Za-z0-9.-]{1,255})" + _PORT
 )
-_NEW_LOCALPART_RE = re.compile(r"^[a-z0-9._=/+-]+$")
+_NEW_LOCALPART_RE = re.compile(r"[a-z0-9._=/+-]+")
+#: The media ID of an mxc:// URI (content repository module: alphanumerics, `_` and `-`).
+MEDIA_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
 
 class InvalidIdentifier(ValueError):
@@ -24,7 +27,7 @@ class InvalidIdentifier(ValueError):
 
 def is_valid_server_name(server_name: str) -> bool:
     """True if `server_name` is a hostname, IPv4 or [IPv6] literal with an optional port."""
-    match = _SERVER_NAME_RE.match(server_name)
+    match = _SERVER_NAME_RE.fullmatch(server_name)
     if not match:
         return False
     host = match.group("host")
@@ -81,12 +84,21 @@ def check_new_localpart(localpart: str, server_name: str) -> str:
     """
     if not localpart:
         raise InvalidIdentifier("user ID localpart must not be empty")
-    if not _NEW_LOCALPART_RE.match(localpart):
+    if not _NEW_LOCALPART_RE.fullmatch(localpart):
         raise InvalidIdentifier("user ID may only contain a-z, 0-9 and the characters -._=/+")
     user_id = f"@{localpart}:{server_name}"
     if len(user_id.encode("utf-8")) > MAX_ID_BYTES:
         raise InvalidIdentifier(f"user ID is longer than {MAX_ID_BYTES} bytes")
     return user_id
+
+
+def is_valid_mxc_uri(uri: str) -> bool:
+    """True for `mxc://<server-name>/<media-id>` with the grammar the spec asks servers to
+    hold such URIs to (no path traversal, no other characters)."""
+    if not isinstance(uri, str) or not uri.startswith("mxc://"):
+        return False
+    server_name, sep, media_id = uri[len("mxc://"):].partition("/")
+    return bool(sep) and is_valid_server_name(server_name) and MEDIA_ID_RE.fullmatch(media_id) is not None
 
 
 def domain_of(identifier: str) -> str | None:

@@ -1,27 +1,22 @@
 """URL previews: fetch a page and read its OpenGraph tags, never from a private address.
 
-Every address a request would connect to is checked, the resolved addresses of a host
-name as well as literal IPs, and again at every redirect: only public (global unicast)
-addresses are fetched, plus the ranges an administrator allows. The resolver that
-checks is the one the connection uses, so a name cannot resolve to a public address for
-the check and a private one for the connection.
+Every address a request would connect to is checked (`outbound.addresses`), the resolved
+addresses of a host name as well as literal IPs, and again at every redirect: only public
+(global unicast) addresses are fetched, plus the ranges an administrator allows.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from ranvier.config import UrlPreviewConfig
 from ranvier.errors import MatrixError
+from ranvier.outbound.addresses import BlockedAddress, checked_session, literal_allowed, parse_networks
 
 MAX_REDIRECTS = 5
 FETCH_TIMEOUT_SECONDS = 10
@@ -29,41 +24,6 @@ USER_AGENT = "ranvier URL preview"
 _REDIRECTS = {301, 302, 303, 307, 308}
 #: OpenGraph values longer than this are cut; a page cannot make the answer large.
 MAX_VALUE_LENGTH = 1000
-
-
-class BlockedAddress(OSError):
-    """The host resolves only to addresses that may not be fetched."""
-
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def address_allowed(address: IPAddress, allowed: list[Network]) -> bool:
-    """Public unicast addresses, or any address in an allowed range."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if any(address in network for network in allowed):
-        return True
-    return address.is_global and not address.is_multicast
-
-
-class _CheckingResolver(AbstractResolver):
-    """Resolves through the system resolver and drops every address that is not allowed."""
-
-    def __init__(self, allowed: list[Network]) -> None:
-        self._allowed = allowed
-        self._inner = ThreadedResolver()
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        kept = [r for r in results if address_allowed(ipaddress.ip_address(r["host"]), self._allowed)]
-        if not kept:
-            raise BlockedAddress(f"{host} has no address that may be fetched")
-        return kept
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +45,11 @@ class _Fetched:
 class UrlPreviewer:
     def __init__(self, config: UrlPreviewConfig) -> None:
         self.max_bytes = config.max_fetch_bytes
-        self.allowed = [ipaddress.ip_network(network, strict=False) for network in config.allowed_networks]
+        self.allowed = parse_networks(config.allowed_networks)
 
     async def preview(self, url: str) -> Preview:
         target = _parse(url)
-        connector = aiohttp.TCPConnector(resolver=_CheckingResolver(self.allowed), use_dns_cache=False)
-        timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_SECONDS)
-        async with aiohttp.ClientSession(
-            connector=connector, timeout=timeout, trust_env=False, headers={"User-Agent": USER_AGENT}
-        ) as session:
+        async with checked_session(self.allowed, timeout_s=FETCH_TIMEOUT_SECONDS, user_agent=USER_AGENT) as session:
             page = await self._fetch(session, target)
             if page.content_type.startswith("image/"):
                 return Preview({}, (page.body, page.content_type) if page.complete else None)
@@ -148,12 +104,7 @@ class UrlPreviewer:
         raise _unfetchable("too many redirects")
 
     def _check_literal(self, url: URL) -> None:
-        """Literal IP hosts never reach the resolver, so they are checked here."""
-        try:
-            address = ipaddress.ip_address(url.raw_host or "")
-        except ValueError:
-            return
-        if not address_allowed(address, self.allowed):
+        if not literal_allowed(url, self.allowed):
             raise _blocked()
 
 

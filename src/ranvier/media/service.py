@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator
 
 from ranvier.config import Config
 from ranvier.errors import MatrixError, not_found
+from ranvier.events.identifiers import MEDIA_ID_RE
 from ranvier.media.files import ContentTooLarge, FileStore
 from ranvier.media.store import Content, Media, MediaStore, StoredThumbnail
 from ranvier.media.sizes import CannotThumbnail, ImageTooLarge, Size, choose_size
@@ -24,8 +25,6 @@ from ranvier.users.tokens import now_ms
 
 _MEDIA_ID_ALPHABET = string.ascii_letters + string.digits
 _MEDIA_ID_LENGTH = 24
-#: The spec's media ID grammar; anything else cannot name our media (and never a path).
-MEDIA_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _CONTENT_TYPE_PATTERN = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[\x20-\x7e]*)?")
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 MAX_UPLOAD_NAME = 255
@@ -214,7 +213,8 @@ class MediaService:
     async def _lookup(self, server_name: str, media_id: str) -> Media:
         if server_name != self.server_name:
             raise not_found("Remote media is not available from this server")
-        media = await self.store.get_media(media_id) if MEDIA_ID_PATTERN.fullmatch(media_id) else None
+        # The spec's media ID grammar: anything else cannot name our media (and never a path).
+        media = await self.store.get_media(media_id) if MEDIA_ID_RE.fullmatch(media_id) else None
         if media is None:
             raise not_found("Unknown media ID")
         return media

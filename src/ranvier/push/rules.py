@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
 
+import orjson
+
 Action = str | dict[str, Any]
 
 #: The kinds of rules, in the order they are checked.
@@ -245,10 +247,18 @@ Test = Callable[[PushEvent, Member], bool]
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """One compiled condition; `per_member` says whether its result depends on the member."""
+    """One compiled condition; `per_member` says whether its result depends on the member.
+
+    `member_match` says, for a per-member condition, which members it can be true for, so
+    a room's members can be looked up instead of tested one by one: `("user_id", key)`,
+    `("localpart", key)` (the value at `key` names them; whole words when `key` is
+    `content.body`), `("listed", key)` (the array at `key` holds their ID) or
+    `("display_name",)`.
+    """
 
     test: Test
     per_member: bool
+    member_match: tuple[str, ...] | None = None
 
 
 _NEVER = Condition(lambda event, member: False, False)
@@ -273,7 +283,7 @@ def compile_condition(spec: Mapping[str, Any]) -> Condition:
                     return False
                 return _escaped_matcher(literal, words)(value) is not None
 
-            return Condition(test, True)
+            return Condition(test, True, ("user_id" if pattern_type == "user_id" else "localpart", key))
         pattern = spec.get("pattern")
         if not isinstance(pattern, str):
             return _NEVER
@@ -286,7 +296,8 @@ def compile_condition(spec: Mapping[str, Any]) -> Condition:
         return Condition(test, False)
     if kind in ("event_property_is", "event_property_contains") and isinstance(key, str):
         if kind == "event_property_contains" and spec.get("value_type") == "user_id":
-            return Condition(lambda event, member: (str, member.user_id) in _array(event.flat.get(key)), True)
+            return Condition(lambda event, member: (str, member.user_id) in _array(event.flat.get(key)), True,
+                             ("listed", key))
         if "value" not in spec or not _is_scalar(spec["value"]):
             return _NEVER
         wanted = spec["value"]
@@ -295,7 +306,7 @@ def compile_condition(spec: Mapping[str, Any]) -> Condition:
         pair = (type(wanted), wanted)
         return Condition(lambda event, member: pair in _array(event.flat.get(key)), False)
     if kind == "contains_display_name":
-        return Condition(_contains_display_name, True)
+        return Condition(_contains_display_name, True, ("display_name",))
     if kind == "room_member_count":
         parsed = _MEMBER_COUNT.match(spec.get("is") or "") if isinstance(spec.get("is"), str) else None
         if parsed is None:
@@ -328,6 +339,11 @@ class Rule:
     conditions: tuple[Condition, ...]
     actions: tuple[Action, ...]
     legacy_mention: bool
+    #: The actions as JSON text, serialised once (they are stored with each notification).
+    actions_json: str = "[]"
+    #: What `notifies(actions)` says, worked out once.
+    notify: bool = False
+    highlight: bool = False
 
 
 def _content_rule_conditions(rule: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -368,7 +384,8 @@ class RuleSet:
             conditions = tuple(compile_condition(c if isinstance(c, Mapping) else {}) for c in _conditions_of(kind, rule))
             actions = tuple(a for a in rule.get("actions", ()) if not (isinstance(a, str) and a in _HISTORICAL_ACTIONS))
             rule_id = rule.get("rule_id", "")
-            compiled.append(Rule(rule_id, conditions, actions, rule_id in LEGACY_MENTION_RULES))
+            compiled.append(Rule(rule_id, conditions, actions, rule_id in LEGACY_MENTION_RULES,
+                                 orjson.dumps(actions).decode(), *notifies(actions)))
         return cls(compiled)
 
     def narrow(self, event: PushEvent) -> "RuleSet":
@@ -390,7 +407,8 @@ class RuleSet:
                 elif not condition.test(event, nobody):
                     break
             else:
-                kept.append(Rule(rule.rule_id, tuple(remaining), rule.actions, rule.legacy_mention))
+                kept.append(Rule(rule.rule_id, tuple(remaining), rule.actions, rule.legacy_mention, rule.actions_json,
+                                 rule.notify, rule.highlight))
                 if not remaining:
                     break
         return RuleSet(kept)
@@ -401,6 +419,12 @@ def evaluate(rules: RuleSet, event: PushEvent, member: Member) -> tuple[Action, 
 
     `rules` may be a full rule set or one narrowed for this event; both give the same answer.
     """
+    rule = matching_rule(rules, event, member)
+    return rule.actions if rule is not None else ()
+
+
+def matching_rule(rules: RuleSet, event: PushEvent, member: Member) -> Rule | None:
+    """The first rule that matches `event` for `member`, or None."""
     for rule in rules.rules:
         if rule.legacy_mention and event.has_mentions:
             continue
@@ -408,8 +432,14 @@ def evaluate(rules: RuleSet, event: PushEvent, member: Member) -> tuple[Action, 
             if not condition.test(event, member):
                 break
         else:
-            return rule.actions
-    return ()
+            return rule
+    return None
+
+
+def generic_rule(narrowed: RuleSet) -> Rule | None:
+    """The rule that matches for a member no per-member condition names (no mention, no
+    display name): the first narrowed rule without conditions left."""
+    return next((rule for rule in narrowed.rules if not rule.conditions), None)
 
 
 def notifies(actions: Sequence[Action]) -> tuple[bool, bool]:

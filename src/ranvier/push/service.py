@@ -1,29 +1,50 @@
-"""The push service: push rules evaluated for every member as each event is stored, and the
-unread notification and highlight counts per room and thread that /sync reports.
+"""The push service: each user's push rules, evaluated for every local member as each
+event is stored, and the unread notification and highlight counts per room and thread
+that /sync reports.
 
-It is one of the room server's persist hooks, so an event's push actions commit in the
-event's own transaction and its counts appear in the same /sync as the event.
+It is one of the room server's persist hooks, so an event's notifications commit in the
+event's own transaction and its counts appear in the same /sync as the event. A user's
+rules live in their `m.push_rules` account data (the spec's place for them); every user
+who changed anything is loaded at start, because rules are evaluated while an event is
+built, where nothing can be read from the database.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Mapping
+
+import orjson
 
 from ranvier.events.auth import CREATE_KEY, POWER_LEVELS_KEY, get_power_level, notification_power_level
 from ranvier.events.model import MEMBER, Event
-from ranvier.push.rules import DEFAULT_RULESET, Member, PushEvent, RuleSet, evaluate, notifies
+from ranvier.push.audience import Audience
+from ranvier.push.rules import DEFAULT_RULESET, Member, PushEvent, Rule, RuleSet, generic_rule, matching_rule
 from ranvier.push.store import MAIN, UNTHREADED, PushStore
+from ranvier.push.user_rules import UserRules, check_actions, check_kind, new_rule, render_rule
 from ranvier.rooms.store import PersistedEvent, RoomStore
 from ranvier.storage.engine import Transaction
+from ranvier.users.account_data import AccountData
 
+PUSH_RULES = "m.push_rules"
 #: Events known to be in a thread (event_id -> thread root), so relations to them follow.
 _THREADS_CACHED = 50_000
-#: (user, room) unread counts kept in memory, updated as actions commit.
+#: (user, room) unread counts kept in memory, updated as notifications commit.
 _COUNTS_CACHED = 100_000
+#: Rooms whose audience is kept (as many as the room server keeps heads of).
+_AUDIENCES_CACHED = 5_000
 
 Counts = dict[str, int]
+#: (notify, highlight, actions as JSON)
+Outcome = tuple[bool, bool, str]
+_NOTHING: Outcome = (False, False, "[]")
+
+
+def _outcome(rule: Rule | None) -> Outcome:
+    return (rule.notify, rule.highlight, rule.actions_json) if rule is not None else _NOTHING
 
 
 @dataclass(slots=True)
@@ -32,38 +53,64 @@ class PreparedPush:
 
     #: The thread root, or None for the main timeline.
     thread_id: str | None
-    #: (user_id, notify, highlight) of every member the event notifies or highlights.
-    actions: list[tuple[str, bool, bool]] = field(default_factory=list)
+    #: What every joined local member but the sender gets, unless `members` says otherwise.
+    generic: Outcome = _NOTHING
+    #: The members whose outcome differs (and the invitee of an invite), with theirs.
+    members: dict[str, Outcome] = field(default_factory=dict)
+    #: Who was joined when the event was stored (user_id -> join event).
+    joined: Mapping[str, Any] = field(default_factory=dict)
     #: Whether the sender is local: sending an event reads everything before it in its thread.
     sender_reads: bool = False
 
+    def outcome_for(self, user_id: str, sender: str) -> Outcome:
+        if user_id in self.members:
+            return self.members[user_id]
+        return self.generic if user_id in self.joined and user_id != sender else _NOTHING
+
 
 class PushService:
-    def __init__(self, store: PushStore, rooms: RoomStore, *, server_name: str,
-                 rules: RuleSet = DEFAULT_RULESET) -> None:
+    def __init__(self, store: PushStore, rooms: RoomStore, account_data: AccountData, *, server_name: str) -> None:
         self.store = store
         self.rooms = rooms
-        self.rules = rules
+        self.account_data = account_data
         self._suffix = ":" + server_name
         self._threads: OrderedDict[str, str] = OrderedDict()
         self._counts: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        #: room_id -> users with counts in memory, so a new event updates only those.
+        self._counted: dict[str, set[str]] = {}
         #: Bumped by every change to counts, so a query that raced with one is not cached.
         self._counts_version = 0
+        #: Users who changed their rules: what they chose, and it compiled.
+        self._user_rules: dict[str, UserRules] = {}
+        self._compiled: dict[str, RuleSet] = {}
+        self._audiences: dict[str, Audience] = {}
+        self._rule_locks: dict[str, asyncio.Lock] = {}
+        #: Called after commit with (room_id, {user: notified}) for the users in `pusher_users`.
+        self.on_notified: Callable[[str, dict[str, PreparedPush], str], None] | None = None
+        self.pusher_users: set[str] = set()
+
+    async def start(self) -> None:
+        """Load every user's own rules (users who never changed theirs have no entry)."""
+        for user_id, content in await self.account_data.entries_of_type(PUSH_RULES):
+            rules = UserRules.from_content(content)
+            if not rules.is_default:
+                self._install(user_id, rules)
+        self.account_data.computed[PUSH_RULES] = self.rules_content
 
     # -- the persist hook ----------------------------------------------------------------
 
     def prepare(self, draft: Any, event: Event, item: PersistedEvent) -> PreparedPush:
-        """Evaluate the rules for each local member but the sender, with the room as it is
-        before the event (member count, display names, power levels)."""
+        """Evaluate the rules for the local members, with the room as it is before the event
+        (member count, display names, power levels): the generic outcome once, and each
+        member's own only where it may differ (see `Audience`)."""
         sender = event.sender
-        prepared = PreparedPush(self.thread_of(event.content), sender_reads=self._is_mine(sender))
-        joined: dict[str, Event] = draft.joined_members()
-        recipients = [(user_id, join.content.get("displayname")) for user_id, join in joined.items()
-                      if user_id != sender and self._is_mine(user_id)]
+        joined: Mapping[str, Event] = draft.joined_members()
+        prepared = PreparedPush(self.thread_of(event.content), joined=joined, sender_reads=self._is_mine(sender))
+        audience = self._audience(draft.head.room_id, joined)
         invitee = event.state_key if event.type == MEMBER and event.membership == "invite" else None
-        if invitee is not None and invitee != sender and invitee not in joined and self._is_mine(invitee):
-            recipients.append((invitee, event.content.get("displayname")))
-        if not recipients:
+        if invitee is not None and (invitee == sender or invitee in joined or not self._is_mine(invitee)):
+            invitee = None
+        if len(audience.local) == (sender in audience.local) and invitee is None:
             return prepared
         state = {key: ev for key in (CREATE_KEY, POWER_LEVELS_KEY) if (ev := draft.get(key)) is not None}
         levels = state[POWER_LEVELS_KEY].content.get("notifications") if POWER_LEVELS_KEY in state else None
@@ -71,47 +118,67 @@ class PushService:
             event.pdu, len(joined), get_power_level(state, sender),
             {key: notification_power_level(state, key) for key in levels} if isinstance(levels, dict) else None,
         )
-        rules = self.rules.narrow(push_event)
-        if not rules.rules:
-            return prepared
-        if not rules.rules[0].conditions:
-            notify, highlight = notifies(rules.rules[0].actions)
-            if notify or highlight:
-                prepared.actions = [(user_id, notify, highlight) for user_id, _ in recipients]
-            return prepared
-        for user_id, name in recipients:
-            notify, highlight = notifies(evaluate(rules, push_event, Member(user_id, name if isinstance(name, str) else None)))
-            if notify or highlight:
-                prepared.actions.append((user_id, notify, highlight))
+        narrowed = DEFAULT_RULESET.narrow(push_event)
+        prepared.generic = _outcome(generic_rule(narrowed))
+        candidates = audience.candidates(push_event, narrowed, event.type, sender)
+        candidates.discard(sender)
+        if invitee is not None:
+            candidates.add(invitee)
+        for user_id in candidates:
+            member = joined.get(user_id) if user_id != invitee else event
+            name = member.content.get("displayname") if member is not None else None
+            rules = self._compiled.get(user_id, narrowed)
+            outcome = _outcome(matching_rule(rules, push_event, Member(user_id, name if isinstance(name, str) else None)))
+            if user_id == invitee:
+                if outcome[0] or outcome[1]:
+                    prepared.members[user_id] = outcome
+            elif outcome != prepared.generic:
+                prepared.members[user_id] = outcome
         return prepared
 
     async def write(self, txn: Transaction, prepared: list[tuple[PersistedEvent, PreparedPush]]) -> None:
-        actions = []
-        reads = []
+        room_rows, member_rows, reads = [], [], []
         for item, push in prepared:
             event = item.event
             thread = push.thread_id or MAIN
-            actions += [(event.room_id, user_id, item.stream_ordering, event.event_id, int(notify), int(highlight), thread)
-                        for user_id, notify, highlight in push.actions]
+            ts = event.origin_server_ts
+            if push.generic[0] or push.generic[1]:
+                room_rows.append((item.stream_ordering, event.room_id, event.event_id, event.sender, thread,
+                                  int(push.generic[0]), int(push.generic[1]), push.generic[2], ts))
+            member_rows += [(event.room_id, user_id, item.stream_ordering, event.event_id, int(notify), int(highlight),
+                             thread, actions, ts) for user_id, (notify, highlight, actions) in push.members.items()]
             if push.sender_reads:
                 reads.append((event.sender, event.room_id, thread, item.stream_ordering))
-        await self.store.insert_actions(txn, actions)
+        await self.store.insert(txn, room_rows, member_rows)
         await self.store.advance_in(txn, reads)
 
     def committed(self, prepared: list[tuple[PersistedEvent, PreparedPush]]) -> None:
         self._counts_version += 1
         for item, push in prepared:
-            room_id = item.event.room_id
-            for user_id, notify, highlight in push.actions:
-                cached = self._counts.get((user_id, room_id))
-                if cached is not None:
-                    _add(cached, push.thread_id, int(notify), int(highlight))
-            if push.sender_reads and (cached := self._counts.get((item.event.sender, room_id))) is not None:
+            event = item.event
+            room_id = event.room_id
+            for user_id in self._counted.get(room_id, ()):
+                notify, highlight, _ = push.outcome_for(user_id, event.sender)
+                if notify or highlight:
+                    _add(self._counts[(user_id, room_id)], push.thread_id, int(notify), int(highlight))
+            if push.sender_reads and (cached := self._counts.get((event.sender, room_id))) is not None:
                 _clear(cached, push.thread_id)
             if push.thread_id is not None:
-                self._threads[item.event.event_id] = push.thread_id
+                self._threads[event.event_id] = push.thread_id
                 if len(self._threads) > _THREADS_CACHED:
                     self._threads.popitem(last=False)
+            if self.on_notified is not None and self.pusher_users:
+                self.on_notified(room_id, push, event.sender)
+
+    def _audience(self, room_id: str, joined: Mapping[str, Event]) -> Audience:
+        audience = self._audiences.get(room_id)
+        if audience is None or audience.joined is not joined:
+            audience = Audience.build(room_id, joined, self._is_mine, self._user_rules.get)
+            self._audiences.pop(room_id, None)
+            self._audiences[room_id] = audience
+            if len(self._audiences) > _AUDIENCES_CACHED:
+                del self._audiences[next(iter(self._audiences))]
+        return audience
 
     # -- threads -------------------------------------------------------------------------
 
@@ -137,6 +204,55 @@ class PushService:
     def _is_mine(self, user_id: str) -> bool:
         return user_id.endswith(self._suffix)
 
+    # -- push rules ----------------------------------------------------------------------
+
+    def rules_of(self, user_id: str) -> UserRules:
+        return self._user_rules.get(user_id) or UserRules()
+
+    def rules_content(self, user_id: str) -> dict[str, Any]:
+        """The `m.push_rules` content (and the push rules API's answer): the whole rule set."""
+        return {"global": self.rules_of(user_id).content(user_id)}
+
+    def rule(self, user_id: str, kind: str, rule_id: str) -> dict[str, Any]:
+        return render_rule(self.rules_of(user_id).find(kind, rule_id), user_id)
+
+    async def put_rule(self, user_id: str, kind: str, rule_id: str, body: dict[str, Any], *,
+                       before: str | None, after: str | None) -> None:
+        check_kind(kind)
+        rule = new_rule(kind, rule_id, body)
+        await self._edit(user_id, lambda rules: rules.put(kind, rule, before=before, after=after))
+
+    async def delete_rule(self, user_id: str, kind: str, rule_id: str) -> None:
+        await self._edit(user_id, lambda rules: rules.delete(kind, rule_id))
+
+    async def set_enabled(self, user_id: str, kind: str, rule_id: str, enabled: bool) -> None:
+        await self._edit(user_id, lambda rules: rules.set_attribute(kind, rule_id, "enabled", enabled))
+
+    async def set_actions(self, user_id: str, kind: str, rule_id: str, actions: Any) -> None:
+        checked = check_actions(actions)
+        await self._edit(user_id, lambda rules: rules.set_attribute(kind, rule_id, "actions", checked))
+
+    async def _edit(self, user_id: str, change: Callable[[UserRules], None]) -> None:
+        """Apply one edit to a copy of the user's rules, store it, then use it (one edit of a
+        user's rules at a time, so none is lost)."""
+        lock = self._rule_locks.setdefault(user_id, asyncio.Lock())
+        async with lock:
+            rules = copy.deepcopy(self.rules_of(user_id))
+            change(rules)
+            await self.account_data.put(user_id, PUSH_RULES, {"global": rules.content(user_id)})
+            self._install(user_id, rules)
+        if not lock.locked():
+            self._rule_locks.pop(user_id, None)
+
+    def _install(self, user_id: str, rules: UserRules) -> None:
+        if rules.is_default:
+            self._user_rules.pop(user_id, None)
+            self._compiled.pop(user_id, None)
+        else:
+            self._user_rules[user_id] = rules
+            self._compiled[user_id] = rules.compile()
+        self._audiences.clear()  # rebuilt, with the new rules, at each room's next event
+
     # -- reading -------------------------------------------------------------------------
 
     async def mark_read(self, user_id: str, room_id: str, stream_ordering: int, thread_id: str | None = None) -> None:
@@ -145,7 +261,7 @@ class PushService:
         Positions only move forward, so the most advanced of m.read and m.read.private wins."""
         await self.store.advance((user_id, room_id, UNTHREADED if thread_id is None else thread_id, stream_ordering))
         self._counts_version += 1
-        self._counts.pop((user_id, room_id), None)
+        self._forget_counts(user_id, room_id)
 
     async def stream_ordering_of(self, event_id: str) -> int | None:
         """The stream ordering of a stored event (what a receipt's event ID stands for)."""
@@ -174,10 +290,39 @@ class PushService:
         if version == self._counts_version:
             for room_id, counts in fresh.items():
                 self._counts[(user_id, room_id)] = counts
+                self._counted.setdefault(room_id, set()).add(user_id)
             while len(self._counts) > _COUNTS_CACHED:
-                self._counts.popitem(last=False)
+                self._forget_counts(*next(iter(self._counts)))
         result.update(fresh)
         return _copies(result)
+
+    def _forget_counts(self, user_id: str, room_id: str) -> None:
+        self._counts.pop((user_id, room_id), None)
+        users = self._counted.get(room_id)
+        if users is not None:
+            users.discard(user_id)
+            if not users:
+                del self._counted[room_id]
+
+    async def notifications(self, user_id: str, *, before: int | None, limit: int,
+                            highlight_only: bool) -> list[dict[str, Any]]:
+        """The events that notified the user, newest first: {stream, room_id, event_id,
+        actions, read, ts (None for notifications stored before actions were)}."""
+        rows = await self.store.notifications(user_id, before=before, limit=limit, highlight_only=highlight_only)
+        reads = await self.store.read_positions(user_id, sorted({row[1] for row in rows}))
+        found = []
+        for stream, room_id, event_id, thread_id, notify, highlight, actions, ts in rows:
+            read_upto = max(reads.get((room_id, UNTHREADED), 0), reads.get((room_id, thread_id), 0))
+            found.append({"stream": stream, "room_id": room_id, "event_id": event_id, "ts": ts,
+                          "actions": _actions(actions, bool(highlight)), "read": stream <= read_upto})
+        return found
+
+
+def _actions(stored: str | None, highlight: bool) -> list[Any]:
+    """Stored actions; rows written before actions were stored only know notify and highlight."""
+    if stored is not None:
+        return orjson.loads(stored)
+    return ["notify", {"set_tweak": "highlight"}] if highlight else ["notify"]
 
 
 def _add(room: dict[str, Any], thread_id: str | None, notifications: int, highlights: int) -> None:
@@ -209,3 +354,4 @@ def _copies(counts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def _zero() -> Counts:
     return {"notification_count": 0, "highlight_count": 0}
+

@@ -1,21 +1,37 @@
-"""All SQL of the push service: push actions per event and member, and read positions."""
+"""All SQL of the push service: notifications, read positions and pushers.
+
+A notifying event is stored once for the whole room (`push_notifications`: what the
+server-default rules give a member no per-member condition names), and once more per
+member only where that member's outcome differs (`event_push_actions`: a mention, a
+display name, the member's own rules, an invitee). A member's notifications are the
+room's rows of the time they were joined (read from the room server's
+`membership_history`), less the ones they sent or have a row of their own for, plus
+their own rows. Storing one row per member would cost a thousand index insertions per
+message in a room of a thousand.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from ranvier.storage.engine import Database, Transaction
 
-#: `thread_id` of a push action in the main timeline (the spec's thread ID for it).
+#: `thread_id` of a notification in the main timeline (the spec's thread ID for it).
 MAIN = "main"
 #: `thread_id` of an unthreaded read position, which covers the main timeline and every thread.
 UNTHREADED = ""
 
-ActionRow = tuple[str, str, int, str, int, int, str]
-"""(room_id, user_id, stream_ordering, event_id, notify, highlight, thread_id)"""
+MemberRow = tuple[str, str, int, str, int, int, str, str, int]
+"""(room_id, user_id, stream_ordering, event_id, notify, highlight, thread_id, actions, ts)"""
+
+RoomRow = tuple[int, str, str, str, str, int, int, str, int]
+"""(stream_ordering, room_id, event_id, sender, thread_id, notify, highlight, actions, ts)"""
 
 ReadRow = tuple[str, str, str, int]
 """(user_id, room_id, thread_id, stream_ordering)"""
+
+NotificationRow = tuple[int, str, str, str, int, int, str | None, int | None]
+"""(stream_ordering, room_id, event_id, thread_id, notify, highlight, actions, ts)"""
 
 _ADVANCE = (
     "INSERT INTO push_read_positions (user_id, room_id, thread_id, stream_ordering) VALUES (?, ?, ?, ?) "
@@ -23,17 +39,34 @@ _ADVANCE = (
     "WHERE push_read_positions.stream_ordering < excluded.stream_ordering"
 )
 
+#: The room's rows that count for the member `?`: not sent by them, no row of their own.
+_FOR_MEMBER = (
+    "b.sender <> ? AND NOT EXISTS (SELECT 1 FROM event_push_actions x WHERE x.user_id = ? "
+    "AND x.room_id = b.room_id AND x.stream_ordering = b.stream_ordering)"
+)
+
+_PUSHER_COLUMNS = ("p.pusher_id, p.user_id, p.device_id, p.kind, p.app_id, p.pushkey, p.pushkey_ts, "
+                   "p.app_display_name, p.device_display_name, p.profile_tag, p.lang, p.data")
+#: A pusher lives as long as the device that set it up (logout, device deletion, a
+#: password change that logs the other devices out, deactivation).
+_LIVE_PUSHERS = f"SELECT {_PUSHER_COLUMNS} FROM pushers p JOIN devices d ON d.user_id = p.user_id AND d.device_id = p.device_id"
+
 
 class PushStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    # -- notifications, written in the event's transaction ----------------------------------
+
     @staticmethod
-    async def insert_actions(txn: Transaction, rows: Sequence[ActionRow]) -> None:
+    async def insert(txn: Transaction, room_rows: Sequence[RoomRow], member_rows: Sequence[MemberRow]) -> None:
         await txn.executemany(
-            "INSERT INTO event_push_actions (room_id, user_id, stream_ordering, event_id, notify, highlight, thread_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            rows,
+            "INSERT INTO push_notifications (stream_ordering, room_id, event_id, sender, thread_id, notify, highlight, "
+            "actions, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", room_rows,
+        )
+        await txn.executemany(
+            "INSERT INTO event_push_actions (room_id, user_id, stream_ordering, event_id, notify, highlight, thread_id, "
+            "actions, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", member_rows,
         )
 
     @staticmethod
@@ -44,38 +77,146 @@ class PushStore:
     async def advance(self, row: ReadRow) -> None:
         await self.db.execute(_ADVANCE, *row)
 
-    async def unread(self, user_id: str, room_ids: Sequence[str]) -> list[tuple[str, str, int, int]]:
-        """(room_id, thread_id, notifications, highlights) of what the user has not read, in one query.
+    # -- reading ---------------------------------------------------------------------------
 
-        An action is read when it is at or before the room's unthreaded read position or
-        its thread's position. The main timeline is scanned from the later of the two, and
-        threads (through their own index) from the unthreaded one, so a user who only ever
-        reads the main timeline (as clients with threads do) costs what is unread, not the
-        room's whole history. The literal 'main' lets the planners pick the partial index.
+    async def unread(self, user_id: str, room_ids: Sequence[str]) -> list[tuple[str, str, int, int]]:
+        """(room_id, thread_id, notifications, highlights) of what the user has not read, in one
+        query (a room and thread may come twice; the caller adds them up).
+
+        A notification is read when it is at or before the room's unthreaded read position
+        or its thread's. The main timeline is scanned from the later of the two, and threads
+        (through their own indexes) from the unthreaded one, so a user who only ever reads
+        the main timeline (as clients with threads do) costs what is unread, not the room's
+        whole history. The room's rows count from the start of the member's current stay.
+        The literal 'main' lets the planners pick the partial indexes.
         """
         if not room_ids:
             return []
         values = ", ".join("(?)" for _ in room_ids)
+        threads_unread = (
+            "LEFT JOIN push_read_positions t ON t.user_id = ? AND t.room_id = {a}.room_id "
+            "AND t.thread_id = {a}.thread_id WHERE (t.stream_ordering IS NULL OR {a}.stream_ordering > t.stream_ordering)"
+        )
         rows = await self.db.fetchall(
             f"WITH wanted(room_id) AS (VALUES {values}), "
-            "starts AS (SELECT wanted.room_id, COALESCE(u.stream_ordering, 0) AS unthreaded, "
+            "stays AS (SELECT wanted.room_id, COALESCE((SELECT MAX(h.stream_ordering) FROM membership_history h "
+            "WHERE h.room_id = wanted.room_id AND h.user_id = ? AND h.membership <> 'join'), 0) AS left_at FROM wanted), "
+            "starts AS (SELECT s.room_id, COALESCE(u.stream_ordering, 0) AS unthreaded, "
             "CASE WHEN COALESCE(m.stream_ordering, 0) > COALESCE(u.stream_ordering, 0) "
-            "THEN m.stream_ordering ELSE COALESCE(u.stream_ordering, 0) END AS main_read FROM wanted "
-            "LEFT JOIN push_read_positions u ON u.user_id = ? AND u.room_id = wanted.room_id AND u.thread_id = '' "
-            "LEFT JOIN push_read_positions m ON m.user_id = ? AND m.room_id = wanted.room_id "
-            "AND m.thread_id = 'main') "
+            "THEN m.stream_ordering ELSE COALESCE(u.stream_ordering, 0) END AS main_read, "
+            "(SELECT MIN(h.stream_ordering) FROM membership_history h WHERE h.room_id = s.room_id AND h.user_id = ? "
+            "AND h.membership = 'join' AND h.stream_ordering > s.left_at) AS joined FROM stays s "
+            "LEFT JOIN push_read_positions u ON u.user_id = ? AND u.room_id = s.room_id AND u.thread_id = '' "
+            "LEFT JOIN push_read_positions m ON m.user_id = ? AND m.room_id = s.room_id AND m.thread_id = 'main') "
             "SELECT a.room_id, a.thread_id, SUM(a.notify), SUM(a.highlight) FROM starts "
             "JOIN event_push_actions a ON a.user_id = ? AND a.room_id = starts.room_id "
-            "AND a.stream_ordering > starts.main_read WHERE a.thread_id = 'main' "
-            "GROUP BY a.room_id, a.thread_id "
+            "AND a.stream_ordering > starts.main_read WHERE a.thread_id = 'main' GROUP BY a.room_id, a.thread_id "
             "UNION ALL "
             "SELECT a.room_id, a.thread_id, SUM(a.notify), SUM(a.highlight) FROM starts "
             "JOIN event_push_actions a ON a.user_id = ? AND a.room_id = starts.room_id "
             "AND a.stream_ordering > starts.unthreaded AND a.thread_id <> 'main' "
-            "LEFT JOIN push_read_positions t ON t.user_id = a.user_id AND t.room_id = a.room_id "
-            "AND t.thread_id = a.thread_id "
-            "WHERE t.stream_ordering IS NULL OR a.stream_ordering > t.stream_ordering "
-            "GROUP BY a.room_id, a.thread_id",
-            *room_ids, user_id, user_id, user_id, user_id,
+            + threads_unread.format(a="a") + " GROUP BY a.room_id, a.thread_id "
+            "UNION ALL "
+            "SELECT b.room_id, b.thread_id, SUM(b.notify), SUM(b.highlight) FROM starts "
+            "JOIN push_notifications b ON b.room_id = starts.room_id AND b.stream_ordering > starts.main_read "
+            f"AND b.stream_ordering > starts.joined WHERE b.thread_id = 'main' AND {_FOR_MEMBER} "
+            "GROUP BY b.room_id, b.thread_id "
+            "UNION ALL "
+            "SELECT b.room_id, b.thread_id, SUM(b.notify), SUM(b.highlight) FROM starts "
+            "JOIN push_notifications b ON b.room_id = starts.room_id AND b.stream_ordering > starts.unthreaded "
+            "AND b.stream_ordering > starts.joined AND b.thread_id <> 'main' "
+            + threads_unread.format(a="b") + f" AND {_FOR_MEMBER} GROUP BY b.room_id, b.thread_id",
+            *room_ids, *[user_id] * 12,
         )
         return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
+
+    async def notifications(self, user_id: str, *, after: int = 0, before: int | None = None, limit: int,
+                            highlight_only: bool = False, newest_first: bool = True) -> list[NotificationRow]:
+        """The events that notified the user (the `notify` action) with after < stream < before,
+        newest or oldest first: their own rows, and the room's rows of the rooms they were
+        joined to at the time."""
+        before = before if before is not None else 2**62
+        highlight = " AND {t}.highlight = 1" if highlight_only else ""
+        return await self.db.fetchall(
+            "SELECT stream_ordering, room_id, event_id, thread_id, notify, highlight, actions, ts FROM ("
+            "SELECT a.stream_ordering, a.room_id, a.event_id, a.thread_id, a.notify, a.highlight, a.actions, a.ts "
+            "FROM event_push_actions a WHERE a.user_id = ? AND a.notify = 1 AND a.stream_ordering > ? "
+            "AND a.stream_ordering < ?" + highlight.format(t="a") + " UNION ALL "
+            "SELECT b.stream_ordering, b.room_id, b.event_id, b.thread_id, b.notify, b.highlight, b.actions, b.ts "
+            "FROM push_notifications b WHERE b.notify = 1 AND b.stream_ordering > ? AND b.stream_ordering < ?"
+            + highlight.format(t="b") + " AND b.room_id IN (SELECT room_id FROM membership_history WHERE user_id = ?) "
+            "AND (SELECT h.membership FROM membership_history h WHERE h.room_id = b.room_id AND h.user_id = ? "
+            "AND h.stream_ordering < b.stream_ordering ORDER BY h.stream_ordering DESC LIMIT 1) = 'join' "
+            f"AND {_FOR_MEMBER}) n ORDER BY stream_ordering {'DESC' if newest_first else 'ASC'} LIMIT ?",
+            user_id, after, before, after, before, user_id, user_id, user_id, user_id, limit,
+        )
+
+    async def read_positions(self, user_id: str, room_ids: Sequence[str]) -> dict[tuple[str, str], int]:
+        """(room_id, thread_id) -> read position, for the user's rooms given."""
+        if not room_ids:
+            return {}
+        rows = await self.db.fetchall(
+            f"SELECT room_id, thread_id, stream_ordering FROM push_read_positions WHERE user_id = ? "
+            f"AND room_id IN ({', '.join('?' * len(room_ids))})", user_id, *room_ids,
+        )
+        return {(room_id, thread_id): stream for room_id, thread_id, stream in rows}
+
+    # -- pushers ---------------------------------------------------------------------------
+
+    async def max_pusher_id(self) -> int:
+        return await self.db.fetchval("SELECT COALESCE(MAX(pusher_id), 0) FROM pushers")
+
+    async def live_pushers(self) -> list[tuple[int, str]]:
+        """(pusher_id, user_id) of every pusher whose device still exists."""
+        return await self.db.fetchall("SELECT p.pusher_id, p.user_id FROM pushers p JOIN devices d "
+                                      "ON d.user_id = p.user_id AND d.device_id = p.device_id")
+
+    async def pushers_of(self, user_id: str) -> list[tuple[Any, ...]]:
+        return await self.db.fetchall(f"{_LIVE_PUSHERS} WHERE p.user_id = ? ORDER BY p.pusher_id", user_id)
+
+    async def pusher(self, pusher_id: int) -> tuple[Any, ...] | None:
+        return await self.db.fetchone(f"{_LIVE_PUSHERS} WHERE p.pusher_id = ?", pusher_id)
+
+    async def set_pusher(self, new_id: int, row: tuple[Any, ...], *, replace_others: bool) -> tuple[int, list[int]]:
+        """Create or update the pusher of (user, app_id, pushkey); without `append`, the same
+        app and pushkey of other users is removed. Returns (its ID, IDs removed)."""
+        (user_id, device_id, kind, app_id, pushkey, pushkey_ts, app_name, device_name, profile_tag, lang,
+         data) = row
+        async with self.db.transaction() as txn:
+            existing = await txn.fetchone(
+                "SELECT pusher_id, pushkey_ts FROM pushers WHERE user_id = ? AND app_id = ? AND pushkey = ?",
+                user_id, app_id, pushkey,
+            )
+            removed: list[int] = []
+            if replace_others:
+                removed = [r[0] for r in await txn.fetchall(
+                    "SELECT pusher_id FROM pushers WHERE app_id = ? AND pushkey = ? AND user_id <> ?",
+                    app_id, pushkey, user_id)]
+                await txn.execute("DELETE FROM pushers WHERE app_id = ? AND pushkey = ? AND user_id <> ?",
+                                  app_id, pushkey, user_id)
+            if existing is not None:
+                await txn.execute(
+                    "UPDATE pushers SET device_id = ?, kind = ?, app_display_name = ?, device_display_name = ?, "
+                    "profile_tag = ?, lang = ?, data = ? WHERE pusher_id = ?",
+                    device_id, kind, app_name, device_name, profile_tag, lang, data, existing[0],
+                )
+                return existing[0], removed
+            await txn.execute(
+                "INSERT INTO pushers (pusher_id, user_id, device_id, kind, app_id, pushkey, pushkey_ts, "
+                "app_display_name, device_display_name, profile_tag, lang, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                new_id, user_id, device_id, kind, app_id, pushkey, pushkey_ts, app_name, device_name, profile_tag,
+                lang, data,
+            )
+            return new_id, removed
+
+    async def delete_pushers(self, user_id: str, app_id: str, pushkey: str) -> list[int]:
+        async with self.db.transaction() as txn:
+            rows = await txn.fetchall("SELECT pusher_id FROM pushers WHERE user_id = ? AND app_id = ? AND pushkey = ?",
+                                      user_id, app_id, pushkey)
+            await txn.execute("DELETE FROM pushers WHERE user_id = ? AND app_id = ? AND pushkey = ?",
+                              user_id, app_id, pushkey)
+        return [r[0] for r in rows]
+
+    async def delete_pusher(self, pusher_id: int) -> None:
+        await self.db.execute("DELETE FROM pushers WHERE pusher_id = ?", pusher_id)

@@ -120,6 +120,34 @@ class RoomDirectory:
         if local and domain != self.server_name:
             raise MatrixError("M_INVALID_PARAM", f"Room aliases must end with :{self.server_name} on this server")
 
+    async def check_canonical_alias(self, head: RoomHead, sender: str, event_type: str, content: dict[str, Any],
+                                    state_key: str | None) -> None:
+        """A send check of the room server: the aliases an `m.room.canonical_alias` event
+        adds must be valid (M_INVALID_PARAM) and point to the room (M_BAD_ALIAS; remote
+        aliases cannot be checked without federation, so they are refused too). Aliases
+        the previous event already had are not checked again."""
+        if event_type != CANONICAL_ALIAS or state_key != "":
+            return
+        previous = head.state.get((CANONICAL_ALIAS, ""))
+        old_alias = previous.content.get("alias") if previous is not None else None
+        old_alt = previous.content.get("alt_aliases") if previous is not None else None
+        old_alt = set(a for a in old_alt if isinstance(a, str)) if isinstance(old_alt, list) else set()
+        alias = content.get("alias")
+        if alias is not None and not isinstance(alias, str):
+            raise MatrixError("M_INVALID_PARAM", "alias must be a string")
+        alt_aliases = content.get("alt_aliases", [])
+        if not isinstance(alt_aliases, list) or not all(isinstance(a, str) for a in alt_aliases):
+            raise MatrixError("M_INVALID_PARAM", "alt_aliases must be a list of room aliases")
+        added = [a for a in alt_aliases if a not in old_alt]
+        if alias and alias != old_alias:
+            added.insert(0, alias)
+        for new_alias in added:
+            self.check_alias(new_alias, local=False)
+        for new_alias in added:
+            local = split_id(new_alias, "#")[1] == self.server_name
+            if not local or await self.store.room_of_alias(new_alias) != head.room_id:
+                raise MatrixError("M_BAD_ALIAS", f"The alias {new_alias} does not point to this room")
+
     async def resolve(self, alias: str) -> dict[str, Any]:
         self.check_alias(alias, local=False)
         room_id = await self.store.room_of_alias(alias) if split_id(alias, "#")[1] == self.server_name else None

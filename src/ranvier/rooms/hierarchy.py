@@ -1,4 +1,6 @@
-"""The space hierarchy (spec: client-server API, "Spaces", GET /hierarchy).
+"""The space hierarchy (spec: client-server API, "Spaces", GET /hierarchy), and the
+summary of a single room (GET /room_summary), which shows the same entry under the
+same access rule.
 
 The tree is walked depth-first from the requested space over its `m.space.child` state
 events (those whose `via` is a non-empty list of server names), children in the spec's
@@ -100,6 +102,41 @@ def _parse_token(token: str) -> tuple[str, bool, int | None, int]:
     return root, suggested_only, max_depth, offset
 
 
+class _Access:
+    """Whether a room's summary may be shown (the hierarchy's rule and the room summary's):
+    to anyone when its history is world-readable or its join rule is public or knock;
+    to a user also when they are joined or invited, or when a restricted join rule names
+    a room they are joined to, unless they are banned."""
+
+    def __init__(self, rooms: RoomServer, user_id: str | None) -> None:
+        self.rooms = rooms
+        self.user_id = user_id
+        self._joined_rooms: set[str] | None = None
+
+    async def __call__(self, head: RoomHead) -> bool:
+        state = head.state
+        visibility = state.get(("m.room.history_visibility", ""))
+        if visibility is not None and visibility.content.get("history_visibility") == "world_readable":
+            return True
+        membership = auth_rules.membership_of(state, self.user_id) if self.user_id is not None else None
+        if membership == BAN:
+            return False
+        if membership in (JOIN, INVITE):
+            return True
+        join_rule = auth_rules.join_rule_of(state)
+        if join_rule == "public":
+            return True
+        if (join_rule == "knock" and head.version.knock_join_rule) or (
+                join_rule == "knock_restricted" and head.version.knock_restricted_join_rule):
+            return True
+        if self.user_id is not None and _restricted(head, join_rule):
+            if self._joined_rooms is None:
+                memberships = await self.rooms.user_memberships(self.user_id)
+                self._joined_rooms = {r for r, (m, _) in memberships.items() if m == JOIN}
+            return any(allowed in self._joined_rooms for allowed in _allowed_rooms(head))
+        return False
+
+
 class SpaceHierarchy:
     def __init__(self, rooms: RoomServer) -> None:
         self.rooms = rooms
@@ -127,32 +164,7 @@ class SpaceHierarchy:
         page_size = min(limit or DEFAULT_LIMIT, MAX_LIMIT)
         depth_limit = MAX_DEPTH if max_depth is None else min(max_depth, MAX_DEPTH)
 
-        joined_rooms: set[str] | None = None
-
-        async def accessible(head: RoomHead) -> bool:
-            nonlocal joined_rooms
-            state = head.state
-            visibility = state.get(("m.room.history_visibility", ""))
-            if visibility is not None and visibility.content.get("history_visibility") == "world_readable":
-                return True
-            membership = auth_rules.membership_of(state, user_id)
-            if membership == BAN:
-                return False
-            if membership in (JOIN, INVITE):
-                return True
-            join_rule = auth_rules.join_rule_of(state)
-            if join_rule == "public":
-                return True
-            if (join_rule == "knock" and head.version.knock_join_rule) or (
-                    join_rule == "knock_restricted" and head.version.knock_restricted_join_rule):
-                return True
-            if _restricted(head, join_rule):
-                if joined_rooms is None:
-                    memberships = await self.rooms.user_memberships(user_id)
-                    joined_rooms = {r for r, (membership, _) in memberships.items() if membership == JOIN}
-                return any(allowed in joined_rooms for allowed in _allowed_rooms(head))
-            return False
-
+        accessible = _Access(self.rooms, user_id)
         root_head = await self._head(room_id)
         if root_head is None or not await accessible(root_head):
             raise MatrixError("M_FORBIDDEN", "You are not allowed to view this room")
@@ -186,7 +198,21 @@ class SpaceHierarchy:
             response["next_batch"] = _token(room_id, suggested_only, max_depth, offset + page_size)
         return response
 
-    def _entry(self, head: RoomHead, child_events: list[Any]) -> dict[str, Any]:
+    async def summary(self, user_id: str | None, room_id: str) -> dict[str, Any]:
+        """One room's summary (MSC3266, GET /room_summary) for a user, or for anyone
+        (`user_id` None) when the room is public, knock or world-readable; M_NOT_FOUND
+        otherwise, which does not tell a hidden room from a missing one."""
+        head = await self._head(room_id)
+        if head is None or not await _Access(self.rooms, user_id)(head):
+            raise MatrixError("M_NOT_FOUND", "Room not found, or you may not see it")
+        summary = self._entry(head, None)
+        if user_id is not None:
+            summary["membership"] = auth_rules.membership_of(head.state, user_id) or "leave"
+        return summary
+
+    def _entry(self, head: RoomHead, child_events: list[Any] | None) -> dict[str, Any]:
+        """A room's summary with its version, encryption and allowed rooms; and, in the
+        hierarchy, its children."""
         entry = room_summary(head)
         entry["room_version"] = head.version.identifier
         encryption = head.state.get(("m.room.encryption", ""))
@@ -196,5 +222,6 @@ class SpaceHierarchy:
         join_rule = entry["join_rule"]
         if _restricted(head, join_rule):
             entry["allowed_room_ids"] = _allowed_rooms(head)
-        entry["children_state"] = [_stripped(event) for event in child_events]
+        if child_events is not None:
+            entry["children_state"] = [_stripped(event) for event in child_events]
         return entry

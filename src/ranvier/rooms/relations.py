@@ -177,7 +177,7 @@ class RelationsService:
         if parent is None or parent.event.room_id != room_id or not is_visible(parent, user_id, history):
             raise MatrixError("M_NOT_FOUND", "Event not found")
         backwards = direction == "b"
-        at_stream = partial(self.store.position_at_stream, room_id)
+        at_stream = partial(self.store.last_event_position, room_id)
         start = await room_position(from_token, at_stream) if from_token else None
         bound = await room_position(to_token, at_stream) if to_token else None
         limit = min(limit, MAX_LIMIT)

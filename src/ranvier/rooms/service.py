@@ -48,6 +48,7 @@ JOIN, INVITE, LEAVE, BAN, KNOCK = "join", "invite", "leave", "ban", "knock"
 #: Memberships a user can give up by leaving.
 HELD_MEMBERSHIPS = (JOIN, INVITE, KNOCK)
 HISTORY_VISIBILITY = "m.room.history_visibility"
+GUEST_ACCESS = "m.room.guest_access"
 
 
 def now_ms() -> int:
@@ -438,7 +439,19 @@ class RoomServer:
         except BaseException:
             self._txns.pop((room_id, sender, device_id or "", txn_id or ""), None)
             raise
+        if event_type == GUEST_ACCESS and state_key == "" and content.get("guest_access") != "can_join":
+            await self._remove_guests(room_id)
         return event.event_id
+
+    async def _remove_guests(self, room_id: str) -> None:
+        """The guest access module: a room that stops admitting guests makes its guests leave."""
+        head = await self.head(room_id)
+        local_members = [user_id for user_id in head.joined if domain_of(user_id) == self.server_name]
+        for guest in await self.users.guests_among(local_members):
+            try:
+                await self.update_membership(guest, room_id, guest, LEAVE)
+            except MatrixError as exc:
+                log.warning("could not remove guest %s from %s: %s", guest, room_id, exc.message)
 
     async def _check_redaction(self, head: RoomHead, sender: str, content: dict[str, Any]) -> None:
         """Redacting someone else's event needs the redact power level (the spec's server check)."""
@@ -495,12 +508,15 @@ class RoomServer:
         content = await self.member_content(target, membership, reason, extra)
         return await self.send_event(sender, None, room_id, MEMBER, content, state_key=target, txn_id=txn_id)
 
-    async def join(self, user_id: str, room_id: str, *, reason: str | None = None) -> str:
-        """Join a local room; a restricted room admits members of its allowed rooms."""
+    async def join(self, user_id: str, room_id: str, *, reason: str | None = None, guest: bool = False) -> str:
+        """Join a local room; a restricted room admits members of its allowed rooms, and a
+        guest only a room whose `m.room.guest_access` is `can_join`."""
         head = await self.head(room_id)
         current = head.state.get((MEMBER, user_id))
         if current is not None and current.membership == JOIN:
             return room_id
+        if guest and not guests_may_join(head):
+            raise MatrixError("M_GUEST_ACCESS_FORBIDDEN", "Guests may not join this room")
         extra: dict[str, Any] = {}
         join_rule = auth_rules.join_rule_of(head.state)
         if join_rule in ("restricted", "knock_restricted") and (current is None or current.membership != INVITE):
@@ -609,9 +625,8 @@ class RoomServer:
         preset_state = [
             ("m.room.join_rules", {"join_rule": join_rule}),
             (HISTORY_VISIBILITY, {"history_visibility": "shared"}),
+            (GUEST_ACCESS, {"guest_access": "forbidden" if preset == "public_chat" else "can_join"}),
         ]
-        if preset != "public_chat":
-            preset_state.append(("m.room.guest_access", {"guest_access": "can_join"}))
         explicit = {(t, sk) for t, sk, _ in initial_state}
         for event_type, content in preset_state:
             if (event_type, "") not in explicit:
@@ -640,6 +655,12 @@ class _PendingCommit:
     draft: Draft
     positions: list[int]
     durable: "asyncio.Future[None]"
+
+
+def guests_may_join(head: RoomHead) -> bool:
+    """The guest access module: guests join only where `m.room.guest_access` is `can_join`."""
+    guest_access = head.state.get((GUEST_ACCESS, ""))
+    return guest_access is not None and guest_access.content.get("guest_access") == "can_join"
 
 
 def default_power_levels(creator: str, version: RoomVersion, preset: str) -> dict[str, Any]:

@@ -305,15 +305,14 @@ class RoomStore:
         )
         return self._cached_rows(rows)
 
-    async def position_at_stream(self, room_id: str, stream: int) -> tuple[int, int]:
-        """The timeline boundary just after the room's events up to stream position `stream`
-        (a /sync token's place in one room), for pagination."""
+    async def last_event_position(self, room_id: str, stream: int) -> tuple[int, int] | None:
+        """(depth, stream) of the room's last event at or before a stream position."""
         row = await self.db.fetchone(
             "SELECT depth, stream_ordering FROM events WHERE room_id = ? AND stream_ordering <= ? "
             "ORDER BY stream_ordering DESC LIMIT 1",
             room_id, stream,
         )
-        return (row[0], stream + 1) if row else (0, 0)
+        return (row[0], row[1]) if row else None
 
     async def event_closest_to_ts(self, room_id: str, ts: int, forwards: bool) -> tuple[str, int] | None:
         if forwards:
@@ -634,6 +633,21 @@ class SyncQueries:
             room_id, since, upto, limit,
         )
         return self.store._cached_rows(reversed(rows))
+
+    async def stream_events(self, room_ids: list[str], *, since: int, upto: int, limit: int) -> list[EventRow]:
+        """The first `limit` events of these rooms with since < stream <= upto, in stream order."""
+        found: list[EventRow] = []
+        for start in range(0, len(room_ids), 500):
+            chunk = room_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+                f"WHERE e.room_id IN ({', '.join('?' * len(chunk))}) AND e.stream_ordering > ? "
+                "AND e.stream_ordering <= ? ORDER BY e.stream_ordering LIMIT ?",
+                *chunk, since, upto, limit,
+            )
+            found += self.store._cached_rows(rows)
+        found.sort(key=lambda row: row.stream_ordering)
+        return found[:limit]
 
     async def state_changes(self, room_id: str, *, since: int, before: int) -> dict[StateKey, str]:
         """The last state event per key with since < stream < before: the state delta."""

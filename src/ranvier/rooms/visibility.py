@@ -20,6 +20,11 @@ def _membership_at(history: MembershipHistory, position: int, *, inclusive: bool
     return history[index][1] if index >= 0 else None
 
 
+def joined_at(history: MembershipHistory, position: int) -> bool:
+    """Whether the user was joined when the event at stream `position` was sent."""
+    return _membership_at(history, position, inclusive=True) == "join"
+
+
 def _allowed(visibility: str, membership: str | None, joined_later: bool) -> bool:
     if visibility == "world_readable" or membership == "join":
         return True

@@ -1,7 +1,9 @@
 """Event filters (the spec's RoomEventFilter), parsed once and matched per event.
 
 `types`/`not_types` accept `*` wildcards; a `not_` list always wins over its positive
-counterpart. A malformed filter is M_BAD_JSON (wrong JSON types) or M_INVALID_PARAM.
+counterpart. A filter that breaks the spec's schema (filter.yaml: wrong JSON types,
+senders that are not user IDs, rooms that are not room IDs, an unknown event_format)
+is M_BAD_JSON; keys the schema does not name are ignored.
 """
 
 from __future__ import annotations
@@ -13,17 +15,24 @@ from functools import lru_cache
 from typing import Any
 
 from ranvier.errors import MatrixError
+from ranvier.events.identifiers import is_valid_room_id, is_valid_user_id
 from ranvier.events.model import Event
 
 MAX_LIMIT = 1000
 
 
-def _string_list(data: dict[str, Any], name: str) -> list[str] | None:
+_ITEM_CHECKS = {"user IDs": is_valid_user_id, "room IDs": is_valid_room_id}
+
+
+def _string_list(data: dict[str, Any], name: str, items: str = "strings") -> list[str] | None:
+    """A list of strings, or of user or room IDs (`items`); None when absent."""
     value = data.get(name)
     if value is None:
         return None
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise MatrixError("M_BAD_JSON", f"Filter field {name} must be a list of strings")
+    check = _ITEM_CHECKS.get(items)
+    if not isinstance(value, list) or not all(isinstance(item, str) and (check is None or check(item))
+                                              for item in value):
+        raise MatrixError("M_BAD_JSON", f"Filter field {name} must be a list of {items}")
     return value
 
 
@@ -69,16 +78,16 @@ class EventFilter:
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise MatrixError("M_BAD_JSON", "Filter limit must be a non-negative integer")
         types = _string_list(data, "types")
-        senders = _string_list(data, "senders")
-        rooms = _string_list(data, "rooms")
+        senders = _string_list(data, "senders", "user IDs")
+        rooms = _string_list(data, "rooms", "room IDs")
         return cls(
             limit=min(limit, MAX_LIMIT) if limit is not None else None,
             types=tuple(types) if types is not None else None,
             not_types=tuple(_string_list(data, "not_types") or ()),
             senders=tuple(senders) if senders is not None else None,
-            not_senders=tuple(_string_list(data, "not_senders") or ()),
+            not_senders=tuple(_string_list(data, "not_senders", "user IDs") or ()),
             rooms=tuple(rooms) if rooms is not None else None,
-            not_rooms=tuple(_string_list(data, "not_rooms") or ()),
+            not_rooms=tuple(_string_list(data, "not_rooms", "room IDs") or ()),
             contains_url=_bool(data, "contains_url", None),
             lazy_load_members=bool(_bool(data, "lazy_load_members", False)),
             include_redundant_members=bool(_bool(data, "include_redundant_members", False)),
@@ -144,12 +153,12 @@ class SyncFilter:
             raise MatrixError("M_BAD_JSON", "A filter must be an object")
         event_format = data.get("event_format", "client")
         if event_format not in ("client", "federation"):
-            raise MatrixError("M_INVALID_PARAM", "event_format must be client or federation")
+            raise MatrixError("M_BAD_JSON", "event_format must be client or federation")
         event_fields = _string_list(data, "event_fields")
         room = data.get("room", {})
         if not isinstance(room, dict):
             raise MatrixError("M_BAD_JSON", "Filter field room must be an object")
-        rooms = _string_list(room, "rooms")
+        rooms = _string_list(room, "rooms", "room IDs")
         return cls(
             event_fields=tuple(event_fields) if event_fields is not None else None,
             event_format=event_format,
@@ -157,7 +166,7 @@ class SyncFilter:
             account_data=EventFilter.parse(data.get("account_data")),
             room=RoomFilter(
                 rooms=tuple(rooms) if rooms is not None else None,
-                not_rooms=tuple(_string_list(room, "not_rooms") or ()),
+                not_rooms=tuple(_string_list(room, "not_rooms", "room IDs") or ()),
                 include_leave=bool(_bool(room, "include_leave", False)),
                 timeline=EventFilter.parse(room.get("timeline")),
                 state=EventFilter.parse(room.get("state")),

@@ -102,10 +102,10 @@ class Receipts:
             self.positions.finish(position)
         if not moved:
             return
-        self.notifier.notify([f"user:{user_id}"] if receipt_type == READ_PRIVATE else [f"room:{room_id}"])
         push = self._push()
-        if push is not None:
+        if push is not None:  # counts first: the syncs woken next must see them
             await push.mark_read(user_id, room_id, row.stream_ordering, thread_id)
+        self.notifier.notify([f"user:{user_id}"] if receipt_type == READ_PRIVATE else [f"room:{room_id}"])
 
     async def _mark_fully_read(self, user_id: str, room_id: str, row: EventRow) -> None:
         """The fully-read marker lives in room account data, and only moves forward too."""

@@ -17,7 +17,7 @@ import orjson
 from ranvier.errors import MatrixError
 from ranvier.events.model import MEMBER
 from ranvier.requester import Requester
-from ranvier.rooms.service import RoomServer
+from ranvier.rooms.service import RoomHead, RoomServer
 from ranvier.rooms.store import EventRow, StateKey, SyncQueries
 from ranvier.rooms.visibility import is_visible
 from ranvier.sync.filters import SyncFilter
@@ -33,6 +33,8 @@ STRIPPED_STATE_TYPES = (
     "m.room.encryption", "m.room.topic",
 )
 _LAZY_CONNECTIONS = 10_000
+#: How many events a filtered timeline may scan per event it returns.
+_SCAN_FACTOR = 10
 
 
 @dataclass
@@ -51,6 +53,19 @@ class _Window:
         return self.requester.user_id
 
 
+@dataclass
+class _Slice:
+    """A room's timeline in a sync: its events (oldest first); `limited` when matching
+    events were left before them; `gap_before`, the stream position below which the
+    window was not returned (None when it all was); and the state events in the window
+    that the timeline filter left out."""
+
+    rows: list[EventRow]
+    limited: bool
+    gap_before: int | None
+    hidden_state: list[EventRow]
+
+
 class SyncService:
     def __init__(self, rooms: RoomServer, timeline: Timeline, notifier: Notifier, filters: FilterStore,
                  streams: Any) -> None:
@@ -62,7 +77,7 @@ class SyncService:
         #: The homeserver, for the optional streams other services own (account data,
         #: receipts, typing, presence, push counts); absent ones stay empty.
         self.streams = streams
-        self._lazy_sent: OrderedDict[tuple[str, str], dict[str, set[str]]] = OrderedDict()
+        self._lazy_sent: OrderedDict[tuple[str, str], dict[str, dict[str, str]]] = OrderedDict()
         self._ignored: OrderedDict[str, tuple[int, set[str]]] = OrderedDict()
 
     def _stream(self, name: str):
@@ -244,26 +259,71 @@ class SyncService:
     # -- one room ----------------------------------------------------------------------------
 
     async def _timeline_rows(self, window: _Window, room_id: str, since_events: int | None, upto: int,
-                             limit: int) -> tuple[list[EventRow], bool]:
-        rows = await self.queries.recent_events(room_id, since=since_events or 0, upto=upto, limit=limit + 1)
-        limited = len(rows) > limit
-        rows = rows[-limit:] if limit else []
+                             limit: int) -> _Slice:
+        """The newest `limit` events of (since, upto] that the timeline filter lets through
+        and the user may see. When some are left out it scans further back, up to
+        `_SCAN_FACTOR` times the limit, so the limit counts the events returned."""
         timeline_filter = window.sync_filter.room.timeline
         membership = (await self.rooms.user_memberships(window.user_id)).get(room_id)
-        if rows and membership is not None and membership[0] == "join" and membership[1] <= rows[0].stream_ordering:
-            history = None  # joined before all of these: every one is visible
+        joined_since = membership[1] if membership is not None and membership[0] == "join" else None
+        history = None
+        found: list[EventRow] = []
+        hidden_state: list[EventRow] = []
+        budget = max(limit, 1) * _SCAN_FACTOR
+        batch = limit + 1
+        cursor = upto
+        while True:
+            rows = await self.queries.recent_events(room_id, since=since_events or 0, upto=cursor, limit=batch)
+            if rows and history is None and (joined_since is None or rows[0].stream_ordering < joined_since):
+                history = (await self.queries.membership_histories(window.user_id, [room_id]))[room_id]
+            for row in reversed(rows):
+                if history is not None and not is_visible(row, window.user_id, history):
+                    continue
+                if row.event.sender in window.ignored and not row.event.is_state:
+                    continue
+                if not timeline_filter.allows(row.event):
+                    if row.event.is_state:
+                        hidden_state.append(row)
+                    continue
+                if len(found) == limit:
+                    return _Slice(found[::-1], True, found[-1].stream_ordering if found else row.stream_ordering + 1,
+                                  hidden_state)
+                found.append(row)
+            budget -= len(rows)
+            if len(rows) < batch:  # the whole window has been looked at
+                return _Slice(found[::-1], False, None, hidden_state)
+            if budget <= 0:
+                return _Slice(found[::-1], True, found[-1].stream_ordering if found else rows[0].stream_ordering,
+                              hidden_state)
+            cursor = rows[0].stream_ordering - 1
+            batch = min(max(limit + 1 - len(found), 20), budget)
+
+    async def _state_for(self, room_id: str, since_events: int | None, upto: int, timeline: _Slice,
+                         full: bool) -> dict[StateKey, str]:
+        """The state section: the whole state at the start of the timeline when `full`,
+        else what changed in the gap before it; with, either way, the state events the
+        timeline filter left out of the timeline."""
+        rows = timeline.rows
+        if full:
+            state_ids = await self._state_before(room_id, rows, upto)
+            later = rows[0].stream_ordering if rows else upto
         else:
-            history = (await self.queries.membership_histories(window.user_id, [room_id]))[room_id]
-        visible = [row for row in rows if timeline_filter.allows(row.event)
-                   and (history is None or is_visible(row, window.user_id, history))
-                   and (row.event.sender not in window.ignored or row.event.is_state)]
-        return visible, limited
+            state_ids = {}
+            if timeline.gap_before is not None:
+                state_ids = await self.queries.state_changes(room_id, since=since_events or 0,
+                                                             before=timeline.gap_before)
+            later = timeline.gap_before if timeline.gap_before is not None else 0
+        for row in reversed(timeline.hidden_state):
+            if row.stream_ordering >= later:
+                state_ids[(row.event.type, row.event.state_key)] = row.event.event_id
+        return state_ids
 
     async def _joined_room(self, window: _Window, room_id: str, since_events: int | None,
                            ephemeral: list[dict[str, Any]], account_data: list[dict[str, Any]]) -> dict[str, Any]:
         limit = window.sync_filter.room.timeline.limit
         limit = DEFAULT_TIMELINE_LIMIT if limit is None else limit
-        rows, limited = await self._timeline_rows(window, room_id, since_events, window.now.events, limit)
+        timeline = await self._timeline_rows(window, room_id, since_events, window.now.events, limit)
+        rows = timeline.rows
         head = await self.rooms.head(room_id)
         if rows:
             prev_batch = room_token(rows[0].key)
@@ -271,44 +331,42 @@ class SyncService:
             prev_batch = room_token(position_after((head.last_depth, window.now.events)))
 
         full = since_events is None or window.full_state
-        if full:
-            state_ids = await self._state_before(room_id, rows, window.now.events)
-        elif limited and rows:
-            state_ids = await self.queries.state_changes(room_id, since=since_events, before=rows[0].stream_ordering)
-        else:
-            state_ids = {}
-        state_ids = self._lazy_members(window, room_id, state_ids, rows, full)
+        state_ids = await self._state_for(room_id, since_events, window.now.events, timeline, full)
+        members_changed = any(row.event.type == MEMBER for row in rows) or any(key[0] == MEMBER for key in state_ids)
+        state_ids = await self._lazy_members(window, head, state_ids, rows, full)
         state_rows = await self.rooms.store.get_event_rows(state_ids.values())
         state_filter = window.sync_filter.room.state
         state_rows_list = [row for row in state_rows.values() if state_filter.allows(row.event)]
 
         section: dict[str, Any] = {
-            "timeline": {"events": await self._serialize(window, rows), "limited": limited, "prev_batch": prev_batch},
+            "timeline": {"events": await self._serialize(window, rows), "limited": timeline.limited,
+                         "prev_batch": prev_batch},
             "state": {"events": await self._serialize(window, state_rows_list)},
             "ephemeral": {"events": ephemeral},
             "account_data": {"events": [e for e in account_data
                                         if window.sync_filter.room.account_data.allows_type(e["type"])]},
         }
-        if full or any(row.event.type == MEMBER for row in [*rows, *state_rows_list]):
+        if full or members_changed:
             section["summary"] = self._summary(head, window.user_id)
         return section
 
     async def _left_room(self, window: _Window, room_id: str, leave_stream: int) -> dict[str, Any]:
+        """A room the user left (or was kicked or banned from): its events up to and with
+        the leave, and its state then (all of it in a full sync)."""
         limit = window.sync_filter.room.timeline.limit
         limit = DEFAULT_TIMELINE_LIMIT if limit is None else limit
         since_events = window.since.events if window.since else None
-        rows, limited = await self._timeline_rows(window, room_id, since_events, leave_stream, limit)
-        if since_events is None or window.full_state or not rows:
-            state_ids = await self._state_before(room_id, rows, leave_stream) if since_events is None else {}
-        elif limited:
-            state_ids = await self.queries.state_changes(room_id, since=since_events, before=rows[0].stream_ordering)
-        else:
-            state_ids = {}
+        timeline = await self._timeline_rows(window, room_id, since_events, leave_stream, limit)
+        rows = timeline.rows
+        full = since_events is None or window.full_state
+        state_ids = await self._state_for(room_id, since_events, leave_stream, timeline, full)
         state_rows = await self.rooms.store.get_event_rows(state_ids.values())
+        state_filter = window.sync_filter.room.state
         return {
-            "timeline": {"events": await self._serialize(window, rows), "limited": limited,
+            "timeline": {"events": await self._serialize(window, rows), "limited": timeline.limited,
                          "prev_batch": room_token(rows[0].key) if rows else room_token((0, 0))},
-            "state": {"events": await self._serialize(window, list(state_rows.values()))},
+            "state": {"events": await self._serialize(window, [row for row in state_rows.values()
+                                                                if state_filter.allows(row.event)])},
             "account_data": {"events": []},
         }
 
@@ -321,50 +379,73 @@ class SyncService:
             return {}
         return await self.timeline.state_at(latest[0])
 
-    def _lazy_members(self, window: _Window, room_id: str, state_ids: dict[StateKey, str], rows: list[EventRow],
-                      full: bool) -> dict[StateKey, str]:
-        """With lazy_load_members, send each member event a client needs once per connection."""
+    async def _lazy_members(self, window: _Window, head: RoomHead, state_ids: dict[StateKey, str], rows: list[EventRow],
+                            full: bool) -> dict[StateKey, str]:
+        """With lazy_load_members: the member events of the timeline's senders as they were
+        at its start (and the user's own in a full sync). The membership changes of a gap
+        stay, since the client cannot know them otherwise. A member event this connection
+        was already sent (in state or timeline) is not repeated, unless the filter asks for
+        redundant members or the sync is full."""
         state_filter = window.sync_filter.room.state
         if not state_filter.lazy_load_members:
             return state_ids
-        head_state = self.rooms._heads.get(room_id).state if room_id in self.rooms._heads else {}
         needed = {row.event.sender for row in rows}
         if full:
             needed.add(window.user_id)
+            result = {key: eid for key, eid in state_ids.items() if key[0] != MEMBER or key[1] in needed}
+        else:
+            result = dict(state_ids)
+            missing = [user_id for user_id in needed if (MEMBER, user_id) not in result]
+            if missing and rows:
+                at_start = await self._member_ids_at_start(head, rows[0], missing)
+                result.update(((MEMBER, user_id), event_id) for user_id, event_id in at_start.items())
+        in_timeline = {row.event.event_id for row in rows}
+        sent = self._lazy_sent_to(window, head.room_id)
+        redundant_ok = full or state_filter.include_redundant_members
+        result = {key: eid for key, eid in result.items() if eid not in in_timeline
+                  and (key[0] != MEMBER or redundant_ok or sent.get(key[1]) != eid)}
+        sent.update((key[1], eid) for key, eid in result.items() if key[0] == MEMBER)
+        sent.update((row.event.state_key, row.event.event_id) for row in rows if row.event.type == MEMBER)
+        return result
+
+    async def _member_ids_at_start(self, head: RoomHead, first: EventRow, user_ids: list[str]) -> dict[str, str]:
+        """user_id -> their member event just before `first`: from the room's head when no
+        state has changed since (the usual case), else from the state group."""
+        if first.state_group_before == head.state_group:
+            events = {user_id: head.state.get((MEMBER, user_id)) for user_id in user_ids}
+            return {user_id: event.event_id for user_id, event in events.items() if event is not None}
+        state = await self.timeline.state_at_start(first)
+        return {user_id: state[(MEMBER, user_id)] for user_id in user_ids if (MEMBER, user_id) in state}
+
+    def _lazy_sent_to(self, window: _Window, room_id: str) -> dict[str, str]:
+        """user_id -> member event ID sent on this (user, device) connection in this room."""
         connection = (window.user_id, window.requester.device_id)
         sent = self._lazy_sent.setdefault(connection, {})
         self._lazy_sent.move_to_end(connection)
         if len(self._lazy_sent) > _LAZY_CONNECTIONS:
             self._lazy_sent.popitem(last=False)
-        already = sent.setdefault(room_id, set())
-        if not state_filter.include_redundant_members:
-            needed -= already
-        result = {key: eid for key, eid in state_ids.items() if key[0] != MEMBER}
-        for user_id in needed:
-            key = (MEMBER, user_id)
-            event_id = state_ids.get(key)
-            if event_id is None and key in head_state and not any(r.event.event_id == head_state[key].event_id for r in rows):
-                event_id = head_state[key].event_id
-            if event_id is not None and not any(r.event.event_id == event_id for r in rows):
-                result[key] = event_id
-        already.update(needed)
-        return result
+        return sent.setdefault(room_id, {})
 
-    def _summary(self, head, user_id: str) -> dict[str, Any]:
+    def _summary(self, head: RoomHead, user_id: str) -> dict[str, Any]:
+        """The spec's room summary: joined and invited counts, and as heroes the first five
+        other joined or invited members in stream order (depth, which grows with the stream
+        within a room), or, when there are none, those who left or were banned."""
         joined = invited = 0
-        heroes = []
+        present: list[tuple[int, str]] = []
+        gone: list[tuple[int, str]] = []
         for (event_type, state_key), event in head.state.items():
             if event_type != MEMBER:
                 continue
-            if event.membership == "join":
+            membership = event.membership
+            if membership == "join":
                 joined += 1
-            elif event.membership == "invite":
+            elif membership == "invite":
                 invited += 1
-            else:
-                continue
             if state_key != user_id:
-                heroes.append(state_key)
-        return {"m.heroes": sorted(heroes)[:5], "m.joined_member_count": joined, "m.invited_member_count": invited}
+                (present if membership in ("join", "invite") else gone).append((event.depth, state_key))
+        heroes = sorted(present or gone)[:5]
+        return {"m.heroes": [hero for _, hero in heroes], "m.joined_member_count": joined,
+                "m.invited_member_count": invited}
 
     async def _inviter(self, room_id: str, user_id: str) -> str | None:
         invite = (await self.rooms.head(room_id)).state.get((MEMBER, user_id))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from ranvier.errors import MatrixError
 from ranvier.events.client_format import serialize_event
@@ -15,9 +15,9 @@ from ranvier.events.redaction import redact
 from ranvier.requester import Requester
 from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import EventRow, RoomStore, StateKey
-from ranvier.rooms.visibility import MembershipHistory, is_visible
+from ranvier.rooms.visibility import MembershipHistory, is_visible, joined_at
 from ranvier.sync.filters import EventFilter
-from ranvier.sync.tokens import RoomPosition, parse_room_token, position_after, room_position, room_token
+from ranvier.sync.tokens import RoomPosition, position_after, room_position, room_token
 
 #: How many extra rows a filtered page may scan before returning what it found.
 _SCAN_FACTOR = 10
@@ -30,6 +30,10 @@ class Timeline:
         self.store: RoomStore = rooms.store
         #: The relations service (rooms.relations), set by the server: bundled aggregations.
         self.relations = None
+        #: user_id -> the users they ignore (m.ignored_user_list), set by the server.
+        self.ignored_users: Callable[[str], Awaitable[set[str]]] | None = None
+        #: The erased accounts (users.erasure.Erasure.erased), set by the server.
+        self.erased: set[str] = set()
 
     # -- who may read --------------------------------------------------------------------
 
@@ -47,18 +51,24 @@ class Timeline:
 
     async def serialize(self, rows: list[EventRow], requester: Requester, *, event_filter_fields: list[str] | None = None,
                         as_client: bool = True) -> list[dict[str, Any]]:
-        """Client events: redacted where redacted, with prev_content and the reader's own txn IDs."""
+        """Client events: redacted where redacted, with prev_content and the reader's own txn IDs.
+
+        An erased account's event is served redacted to readers who were not joined when
+        it was sent (the spec's erasure)."""
         linked = [row.redacted_by for row in rows if row.redacted_by] + [
             row.replaces_state for row in rows if row.replaces_state
         ]
         others = await self.store.get_event_rows(linked) if linked else {}
         bundles = await self.relations.bundle(rows, requester, self.serialize) if self.relations else {}
+        erased_in = {row.event.room_id for row in rows if row.event.sender in self.erased}
+        histories = {room_id: await self.store.membership_history(room_id, requester.user_id) for room_id in erased_in}
         now = int(time.time() * 1000)
         result = []
         for row in rows:
             event = row.event
             redaction = others.get(row.redacted_by) if row.redacted_by else None
-            if redaction is not None:
+            if redaction is not None or (event.sender in self.erased
+                                         and not joined_at(histories[event.room_id], row.stream_ordering)):
                 event = Event(redact(event.pdu, event.room_version), event.room_version, event.event_id)
             replaced = others.get(row.replaces_state) if row.replaces_state else None
             prev_content = None
@@ -81,7 +91,12 @@ class Timeline:
     # -- single events -------------------------------------------------------------------
 
     async def event(self, requester: Requester, room_id: str, event_id: str) -> dict[str, Any]:
-        history = await self.reader_history(room_id, requester.user_id)
+        """One event; M_NOT_FOUND as well when the reader may not see it (or anything of
+        the room), so its existence is not given away."""
+        try:
+            history = await self.reader_history(room_id, requester.user_id)
+        except MatrixError:
+            raise MatrixError("M_NOT_FOUND", "Event not found") from None
         row = (await self.store.get_event_rows([event_id])).get(event_id)
         if row is None or row.event.room_id != room_id or not is_visible(row, requester.user_id, history):
             raise MatrixError("M_NOT_FOUND", "Event not found")
@@ -89,15 +104,18 @@ class Timeline:
 
     # -- pages ---------------------------------------------------------------------------
 
-    async def _position(self, room_id: str, token: str | None) -> RoomPosition | None:
-        if token is None:
-            return None
-        return await room_position(token, partial(self.store.position_at_stream, room_id))
+    async def position_of(self, room_id: str, token: str) -> RoomPosition:
+        """Where a pagination token stands in the room's (depth, stream) order (`room_position`)."""
+        return await room_position(token, partial(self.store.last_event_position, room_id))
+
+    async def _ignored(self, user_id: str) -> set[str]:
+        return await self.ignored_users(user_id) if self.ignored_users is not None else set()
 
     async def _page(self, room_id: str, user_id: str, history: MembershipHistory, *, start: RoomPosition | None,
-                    bound: RoomPosition | None, backwards: bool, limit: int,
-                    event_filter: EventFilter) -> tuple[list[EventRow], RoomPosition | None]:
-        """Up to `limit` visible, matching events from `start` towards `bound`; and where the scan stopped."""
+                    bound: RoomPosition | None, backwards: bool, limit: int, event_filter: EventFilter,
+                    ignored: set[str]) -> tuple[list[EventRow], RoomPosition | None]:
+        """Up to `limit` visible, matching events from `start` towards `bound`, none sent by
+        a user the reader ignores (their state events excepted); and where the scan stopped."""
         found: list[EventRow] = []
         cursor = start
         scanned_budget = max(limit, 1) * _SCAN_FACTOR
@@ -112,7 +130,8 @@ class Timeline:
             scanned_budget -= len(rows)
             for row in rows:
                 cursor = row.key if backwards else position_after(row.key)
-                if event_filter.allows(row.event) and is_visible(row, user_id, history):
+                if (event_filter.allows(row.event) and is_visible(row, user_id, history)
+                        and (row.event.sender not in ignored or row.event.is_state)):
                     found.append(row)
                     if len(found) == limit:
                         break
@@ -124,8 +143,8 @@ class Timeline:
                        direction: str, limit: int, event_filter: EventFilter) -> dict[str, Any]:
         history = await self.reader_history(room_id, requester.user_id)
         backwards = direction == "b"
-        start = await self._position(room_id, from_token)
-        bound = await self._position(room_id, to_token)
+        start = await self.position_of(room_id, from_token) if from_token else None
+        bound = await self.position_of(room_id, to_token) if to_token else None
         if start is None and backwards:  # from the newest end of the room
             head = await self.rooms.head(room_id)
             start_token = room_token(position_after((head.last_depth, self.rooms.positions.current)))
@@ -133,7 +152,8 @@ class Timeline:
             start_token = from_token or room_token((0, 0))
         limit = min(event_filter.limit or limit, MAX_PAGE)
         rows, end = await self._page(room_id, requester.user_id, history, start=start, bound=bound,
-                                     backwards=backwards, limit=limit, event_filter=event_filter)
+                                     backwards=backwards, limit=limit, event_filter=event_filter,
+                                     ignored=await self._ignored(requester.user_id))
         response: dict[str, Any] = {
             "chunk": await self.serialize(rows, requester),
             "start": start_token,
@@ -168,14 +188,18 @@ class Timeline:
                       event_filter: EventFilter) -> dict[str, Any]:
         history = await self.reader_history(room_id, requester.user_id)
         row = (await self.store.get_event_rows([event_id])).get(event_id)
-        if row is None or row.event.room_id != room_id or not is_visible(row, requester.user_id, history):
+        ignored = await self._ignored(requester.user_id)
+        if (row is None or row.event.room_id != room_id or not is_visible(row, requester.user_id, history)
+                or (row.event.sender in ignored and not row.event.is_state)):
             raise MatrixError("M_NOT_FOUND", "Event not found")
         limit = min(event_filter.limit or limit, MAX_PAGE)
         before_count, after_count = limit // 2, limit - limit // 2
         before, before_end = await self._page(room_id, requester.user_id, history, start=row.key, bound=None,
-                                              backwards=True, limit=before_count, event_filter=event_filter)
+                                              backwards=True, limit=before_count, event_filter=event_filter,
+                                              ignored=ignored)
         after, after_end = await self._page(room_id, requester.user_id, history, start=position_after(row.key),
-                                            bound=None, backwards=False, limit=after_count, event_filter=event_filter)
+                                            bound=None, backwards=False, limit=after_count, event_filter=event_filter,
+                                            ignored=ignored)
         last = after[-1].key if after else row.key
         state_ids = await self.state_at(after[-1] if after else row)
         if event_filter.lazy_load_members:
@@ -222,7 +246,7 @@ class Timeline:
                       not_membership: str | None) -> list[dict[str, Any]]:
         if at is not None:
             await self.reader_history(room_id, requester.user_id)
-            position = parse_room_token(at)
+            position = await self.position_of(room_id, at)
             rows = await self.store.room_events(room_id, lower=None, upper=position, backwards=True, limit=1)
             state_ids = await self.state_at(rows[0]) if rows else {}
         else:

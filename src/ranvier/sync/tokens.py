@@ -73,12 +73,22 @@ def parse_pos(pos: str) -> tuple[int, int, str] | None:
     return int(parts[0]), int(parts[1]), parts[2]
 
 
-async def room_position(token: str, position_at_stream: Callable[[int], Awaitable[RoomPosition]]) -> RoomPosition:
-    """A `from`/`to` of /messages or /relations: a pagination token, or a /sync `next_batch`
-    or sliding sync `pos`, whose events position `position_at_stream` places in the room."""
-    if token.startswith("s"):
-        return await position_at_stream(SyncToken.parse(token).events)
+async def room_position(token: str,
+                        last_event_position: Callable[[int], Awaitable[RoomPosition | None]]) -> RoomPosition:
+    """Where a `from`/`to` of /messages or /relations stands in a room's (depth, stream)
+    order: a room token (`t...`) is that position; a stream token (`s...`: /sync,
+    /initialSync, /events) or a sliding sync `pos` stands just after the room's last event
+    at or before its events position (`last_event_position` finds that event), so "before
+    the token" means the same in both orders."""
     pos = parse_pos(token)
-    if pos is not None:
-        return await position_at_stream(pos[0])
-    return parse_room_token(token)
+    if token.startswith("s"):
+        try:
+            stream = SyncToken.parse(token).events
+        except MatrixError:
+            raise MatrixError("M_INVALID_PARAM", "Invalid pagination token") from None
+    elif pos is not None:
+        stream = pos[0]
+    else:
+        return parse_room_token(token)
+    last = await last_event_position(stream)
+    return position_after(last) if last is not None else (0, 0)

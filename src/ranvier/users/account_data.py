@@ -7,7 +7,7 @@ written after a position are exactly what a client with that position has not se
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Callable
 
 from ranvier.errors import MatrixError
 from ranvier.events.identifiers import is_valid_user_id
@@ -41,6 +41,10 @@ class AccountData:
         self.positions = StreamPositions(0)
         #: Tag edits read, change and write the m.tag entry; one at a time per process.
         self._tag_lock = asyncio.Lock()
+        #: Global types whose content another service computes for a user (m.push_rules: the
+        #: push service merges the user's rules with the current defaults). Their stored row
+        #: marks the stream position of each change; every user has one, stored or not.
+        self.computed: dict[str, Callable[[str], dict[str, Any]]] = {}
 
     async def start(self) -> None:
         self.positions = StreamPositions(await self.store.max_stream_id())
@@ -52,6 +56,8 @@ class AccountData:
     # -- reading -------------------------------------------------------------------------
 
     async def get(self, user_id: str, data_type: str, room_id: str | None = None) -> dict[str, Any]:
+        if room_id is None and data_type in self.computed:
+            return self.computed[data_type](user_id)
         content = await self.store.get(user_id, room_id or "", data_type)
         if content is None:
             raise MatrixError("M_NOT_FOUND", f"No account data of type {data_type}")
@@ -61,13 +67,22 @@ class AccountData:
         """(global events, {room_id: room events}) written in (since, upto]; since 0 is everything."""
         global_events: list[dict] = []
         room_events: dict[str, list[dict]] = {}
+        computed = set(self.computed) if since == 0 else set()
         for room_id, data_type, content in await self.store.changed(user_id, since, upto):
             event = {"type": data_type, "content": content}
             if room_id:
                 room_events.setdefault(room_id, []).append(event)
+            elif data_type in self.computed:
+                computed.add(data_type)
             else:
                 global_events.append(event)
+        global_events += [{"type": data_type, "content": self.computed[data_type](user_id)}
+                          for data_type in sorted(computed)]
         return global_events, room_events
+
+    async def entries_of_type(self, data_type: str) -> list[tuple[str, dict[str, Any]]]:
+        """(user_id, content) of every user's stored global entry of one type."""
+        return await self.store.global_entries_of_type(data_type)
 
     async def ignored_users(self, user_id: str) -> set[str]:
         content = await self.store.get(user_id, "", IGNORED_USER_LIST)
@@ -103,7 +118,7 @@ class AccountData:
 
     async def set_tag(self, user_id: str, room_id: str, tag: str, info: dict[str, Any]) -> None:
         order = info.get("order")
-        if order is not None and (not isinstance(order, (int, float)) or isinstance(order, bool)):
+        if "order" in info and (not isinstance(order, (int, float)) or isinstance(order, bool)):
             raise MatrixError("M_BAD_JSON", "order must be a number")
         async with self._tag_lock:
             tags = await self.tags(user_id, room_id)

@@ -55,6 +55,12 @@ class ProfileStore:
     async def delete_field(self, user_id: str, key: str) -> None:
         await self.db.execute("DELETE FROM profile_fields WHERE user_id = ? AND field = ?", user_id, key)
 
+    async def clear(self, user_id: str) -> None:
+        """Empty the whole profile (account erasure); the account keeps its row."""
+        async with self.db.transaction() as txn:
+            await txn.execute("UPDATE profiles SET displayname = NULL, avatar_url = NULL WHERE user_id = ?", user_id)
+            await txn.execute("DELETE FROM profile_fields WHERE user_id = ?", user_id)
+
 
 class AccountDataStore:
     def __init__(self, db: Database) -> None:
@@ -79,6 +85,12 @@ class AccountDataStore:
             user_id, room_id, data_type, orjson.dumps(content).decode(), stream_id,
         )
 
+    async def global_entries_of_type(self, data_type: str) -> list[tuple[str, dict[str, Any]]]:
+        """(user_id, content) of every user's global entry of one type."""
+        rows = await self.db.fetchall("SELECT user_id, content FROM account_data WHERE room_id = '' AND type = ?",
+                                      data_type)
+        return [(r[0], orjson.loads(r[1])) for r in rows]
+
     async def changed(self, user_id: str, since: int, upto: int) -> list[tuple[str, str, dict[str, Any]]]:
         """(room_id, type, content) of the entries written in (since, upto]."""
         rows = await self.db.fetchall(
@@ -87,6 +99,10 @@ class AccountDataStore:
             user_id, since, upto,
         )
         return [(r[0], r[1], orjson.loads(r[2])) for r in rows]
+
+    async def delete_user(self, user_id: str) -> None:
+        """Every entry of the user, global and per room (account erasure)."""
+        await self.db.execute("DELETE FROM account_data WHERE user_id = ?", user_id)
 
 
 @dataclass

@@ -107,12 +107,16 @@ class Presence:
             await self._write([PresenceRow(user_id, state, status_msg, last_active, now, 0)])
 
     async def set_from_sync(self, user_id: str, state: str) -> None:
-        """/sync's set_presence: online marks the user active, unavailable idle; offline (the
-        spec's "do not mark me online") changes nothing. Writes only what clients would see
-        change, and the last-seen time at most once a minute."""
+        """/sync's set_presence (online when absent): online marks the user active,
+        unavailable idle; offline (the spec's "do not mark me online") changes nothing.
+        Writes only what clients would see change, and the last-seen time at most every
+        half minute; anything else is answered from memory, without a lock."""
         if state not in STATES:
             raise MatrixError("M_INVALID_PARAM", f"set_presence must be one of {', '.join(STATES)}")
         if state == OFFLINE:
+            return
+        cached = self._rows.get(user_id)
+        if cached is not None and not self._sync_changes(cached, state, now_ms()):
             return
         async with self._lock:
             now = now_ms()
@@ -121,14 +125,27 @@ class Presence:
                 await self._write([PresenceRow(user_id, state, None, now, now, 0)])
                 return
             last_active = now if state == ONLINE else row.last_active_ts
-            was_active = row.state == ONLINE and now - row.last_active_ts < ACTIVE_WINDOW_MS
-            if state != row.state or (state == ONLINE and not was_active):
+            if self._visible_change(row, state, now):
                 await self._write([replace(row, state=state, last_active_ts=last_active, last_seen_ts=now)])
-            elif now - row.last_seen_ts >= ACTIVE_WINDOW_MS // 2:
+            elif self._sync_changes(row, state, now):
                 # Seen again and nothing visible changed: refresh the timestamps, keep the stream position.
                 refreshed = replace(row, last_active_ts=last_active, last_seen_ts=now)
                 await self.store.put([refreshed])
                 self._rows[user_id] = refreshed
+
+    async def active(self, user_id: str) -> None:
+        """A pro-active event of the user (a message or state event sent): online and
+        active now, as the spec's "last active ago" asks; from unavailable or offline too."""
+        await self.set_from_sync(user_id, ONLINE)
+
+    @staticmethod
+    def _visible_change(row: PresenceRow, state: str, now: int) -> bool:
+        """A new state, or online again after the active window ran out (currently_active flips)."""
+        was_active = row.state == ONLINE and now - row.last_active_ts < ACTIVE_WINDOW_MS
+        return state != row.state or (state == ONLINE and not was_active)
+
+    def _sync_changes(self, row: PresenceRow, state: str, now: int) -> bool:
+        return self._visible_change(row, state, now) or now - row.last_seen_ts >= ACTIVE_WINDOW_MS // 2
 
     async def sweep(self, now: int | None = None) -> int:
         """Make idle users unavailable and gone users offline; returns how many changed."""

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from ranvier.errors import MatrixError
+from ranvier.events.identifiers import is_valid_mxc_uri
 from ranvier.events.model import MEMBER
 from ranvier.rooms.service import RoomServer
 from ranvier.users.personal_store import ProfileStore
@@ -40,9 +41,8 @@ def check_value(key: str, value: Any) -> Any:
     if key in MEMBER_FIELDS or key == "m.tz":
         if value is not None and not isinstance(value, str):
             raise MatrixError("M_BAD_JSON", f"{key} must be a string")
-        if key == "avatar_url" and value:
-            if not value.startswith("mxc://"):
-                raise MatrixError("M_INVALID_PARAM", "avatar_url must be an mxc:// URI")
+        if key == "avatar_url" and value and not is_valid_mxc_uri(value):
+            raise MatrixError("M_INVALID_PARAM", "avatar_url must be an mxc://<server-name>/<media-id> URI")
         return value or None if key in MEMBER_FIELDS else value
     return value
 

@@ -67,5 +67,20 @@ CREATE TABLE uia_sessions (
 );
 """,
         ),
+        Migration(
+            2,
+            "account locks and suspensions, UIA sessions bound to their request, OpenID tokens",
+            """
+ALTER TABLE users ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE uia_sessions ADD COLUMN request_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE uia_sessions ADD COLUMN registered_user_id TEXT;
+CREATE TABLE openid_tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    expires_ts BIGINT NOT NULL
+);
+""",
+        ),
     ),
 )

@@ -17,9 +17,9 @@ from ranvier.ratelimit import RateLimiter
 from ranvier.requester import Requester
 from ranvier.storage.engine import Database
 from ranvier.users.passwords import Passwords
-from ranvier.users.store import UserStore
+from ranvier.users.store import UiaSessionUsed, UserStore
 from ranvier.users.tokens import Tokens, now_ms
-from ranvier.users.uia import InteractiveAuth
+from ranvier.users.uia import AuthenticationRefused, InteractiveAuth
 
 _DEVICE_ID_ALPHABET = string.ascii_uppercase
 MAX_DEVICE_NAME = 1000
@@ -30,18 +30,22 @@ def new_device_id() -> str:
 
 
 def device_json(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A device as the devices API shows it; what is not known is left out, not null."""
     device_id, display_name, ip, ts, _user_agent = row
-    return {"device_id": device_id, "display_name": display_name, "last_seen_ip": ip, "last_seen_ts": ts}
+    device = {"device_id": device_id, "display_name": display_name, "last_seen_ip": ip, "last_seen_ts": ts}
+    return {key: value for key, value in device.items() if value is not None}
 
 
 class UserService:
-    def __init__(self, db: Database, config: Config) -> None:
+    def __init__(self, db: Database, config: Config, *, uia_secret: bytes = b"") -> None:
+        """`uia_secret` keys the hashes that bind UIA sessions to their requests (the
+        server derives it from its signing key; the command line needs none)."""
         self.config = config
         self.server_name = config.server_name
         self.store = UserStore(db)
         self.passwords = Passwords(config.password_hashing)
         self.tokens = Tokens(self.store)
-        self.uia = InteractiveAuth(self.store)
+        self.uia = InteractiveAuth(self.store, uia_secret)
         self.uia.register_stage("m.login.dummy", self._stage_dummy)
         self.uia.register_stage("m.login.password", self._stage_password)
         self.uia.register_stage("m.login.registration_token", self._stage_registration_token)
@@ -102,10 +106,15 @@ class UserService:
         guest: bool = False,
         admin: bool = False,
         registration_token: str | None = None,
+        uia_session: str | None = None,
         ip: str | None = None,
         user_agent: str | None = None,
     ) -> dict[str, Any]:
-        """Create an account (and log it in unless inhibit_login); the response body of /register."""
+        """Create an account (and log it in unless inhibit_login); the response body of /register.
+
+        `uia_session` records the account in the registration's auth session; if a
+        concurrent retry of that session created it first, this answers with that account.
+        """
         if password is not None:
             self.check_password_strength(password)
         for _ in range(5):
@@ -115,15 +124,67 @@ class UserService:
             session = response = None
             if not inhibit_login:
                 session, response = self._login_session(device_id, device_name, refreshable, ip, user_agent)
-            created = await self.store.create_account(
-                user_id, password_hash, now=now_ms(), displayname=candidate, is_admin=admin, is_guest=guest,
-                session=session, registration_token=registration_token,
-            )
+            try:
+                created = await self.store.create_account(
+                    user_id, password_hash, now=now_ms(), displayname=candidate, is_admin=admin, is_guest=guest,
+                    session=session, registration_token=registration_token, uia_session=uia_session,
+                )
+            except UiaSessionUsed as used:
+                return await self.resume_registration(used.user_id, inhibit_login=inhibit_login, device_id=device_id,
+                                                      device_name=device_name, refreshable=refreshable, ip=ip,
+                                                      user_agent=user_agent)
             if created:
                 return {"user_id": user_id, **(response or {})}
             if localpart is not None:
                 break
         raise MatrixError("M_USER_IN_USE", "That user ID is already taken")
+
+    async def upgrade_guest(
+        self,
+        user_id: str,
+        password: str,
+        *,
+        uia_session: str,
+        device_id: str | None = None,
+        device_name: str | None = None,
+        inhibit_login: bool = False,
+        refreshable: bool = False,
+        registration_token: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> dict[str, Any]:
+        """Turn a guest account into a full one, keeping its user ID (the guest access
+        module's upgrade); the response body of /register."""
+        self.check_password_strength(password)
+        password_hash = await self.passwords.hash(password)
+        session = response = None
+        if not inhibit_login:
+            session, response = self._login_session(device_id, device_name, refreshable, ip, user_agent)
+        try:
+            await self.store.upgrade_guest(user_id, password_hash, now=now_ms(), session=session,
+                                           registration_token=registration_token, uia_session=uia_session)
+        except UiaSessionUsed as used:
+            return await self.resume_registration(used.user_id, inhibit_login=inhibit_login, device_id=device_id,
+                                                  device_name=device_name, refreshable=refreshable, ip=ip,
+                                                  user_agent=user_agent)
+        self.tokens.forget_user(user_id)  # cached tokens still say "guest"
+        return {"user_id": user_id, **(response or {})}
+
+    async def resume_registration(self, user_id: str, *, inhibit_login: bool, device_id: str | None,
+                                  device_name: str | None, refreshable: bool, ip: str | None,
+                                  user_agent: str | None) -> dict[str, Any]:
+        """The answer to a registration retried with a session that has created its
+        account already: that account, with a new login unless inhibit_login.
+
+        The account is not read back: a concurrent retry may have made it a moment ago, in
+        a commit readers do not see yet (the new device's write joins that commit). A
+        token made for an account deactivated or locked since is refused when used.
+        """
+        if inhibit_login:
+            return {"user_id": user_id}
+        session, response = self._login_session(device_id, device_name, refreshable, ip, user_agent)
+        self.tokens.forget(await self.store.add_session(user_id, session, now_ms()))
+        return {"user_id": user_id, **response}
 
     # -- login ---------------------------------------------------------------------------
 
@@ -157,6 +218,8 @@ class UserService:
             raise MatrixError("M_FORBIDDEN", "Invalid username or password")
         if account.deactivated:
             raise MatrixError("M_USER_DEACTIVATED", "This account has been deactivated")
+        if account.locked:
+            raise MatrixError("M_USER_LOCKED", "This account has been locked", soft_logout=True)
         session, response = self._login_session(device_id, device_name, refreshable, ip, user_agent)
         self.tokens.forget(await self.store.add_session(user_id, session, now_ms()))
         return {"user_id": user_id, **response}
@@ -186,6 +249,31 @@ class UserService:
         self.tokens.forget_user(user_id)
         return done
 
+    # -- account moderation (locks and suspensions) ---------------------------------------
+
+    async def set_locked(self, user_id: str, locked: bool) -> bool:
+        """Lock or unlock an account (tokens kept, as the spec asks); False if there is no
+        active account of that ID."""
+        return await self._set_moderation(user_id, "locked", locked)
+
+    async def set_suspended(self, user_id: str, suspended: bool) -> bool:
+        """Suspend or unsuspend an account; False if there is no active account of that ID."""
+        return await self._set_moderation(user_id, "suspended", suspended)
+
+    async def _set_moderation(self, user_id: str, flag: str, on: bool) -> bool:
+        changed = await self.store.set_moderation(user_id, flag, on)
+        self.tokens.forget_user(user_id)  # cached tokens carry the flags: they apply at once
+        return changed
+
+    async def whois(self, user_id: str) -> dict[str, Any]:
+        """The spec's whois: each device with its last connection (address, time, agent)."""
+        devices = {}
+        for device_id, _name, ip, ts, user_agent in await self.store.list_devices(user_id):
+            connection = {key: value for key, value in (("ip", ip), ("last_seen", ts), ("user_agent", user_agent))
+                          if value is not None}
+            devices[device_id] = {"sessions": [{"connections": [connection] if connection else []}]}
+        return {"user_id": user_id, "devices": devices}
+
     # -- devices -------------------------------------------------------------------------
 
     async def list_devices(self, user_id: str) -> list[dict[str, Any]]:
@@ -213,9 +301,16 @@ class UserService:
 
     async def _stage_password(self, auth: dict[str, Any], user_id: str | None) -> str:
         user, password = password_credentials(auth)
-        if user_id is not None and self.user_id_from_login(user) != user_id:
-            raise MatrixError("M_FORBIDDEN", "You can only authenticate as yourself")
+        if user_id is not None and self._claimed_user(user) != user_id:
+            raise AuthenticationRefused("M_FORBIDDEN", "You can only authenticate as yourself")
         return await self.check_password_login(user, password, None)
+
+    def _claimed_user(self, user: str) -> str | None:
+        """The local user ID a login names, or None if it names no local user."""
+        try:
+            return self.user_id_from_login(user)
+        except MatrixError:
+            return None
 
     async def _stage_registration_token(self, auth: dict[str, Any], user_id: str | None) -> str:
         token = auth.get("token")

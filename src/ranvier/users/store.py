@@ -9,7 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ranvier.errors import MatrixError
 from ranvier.storage.engine import Database, Transaction
+
+
+class UiaSessionUsed(Exception):
+    """A registration's user-interactive auth session has created its account already
+    (a concurrent retry, a moment ago): `user_id` is that account."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(user_id)
+        self.user_id = user_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +30,8 @@ class Account:
     is_guest: bool
     deactivated: bool
     created_ts: int
+    locked: bool = False
+    suspended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +41,8 @@ class TokenInfo:
     expires_ts: int | None
     is_guest: bool
     deactivated: bool
+    locked: bool
+    suspended: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +59,11 @@ class NewSession:
 
 
 _DEVICE_COLUMNS = "device_id, display_name, last_seen_ip, last_seen_ts, last_seen_user_agent"
+_ACCOUNT_COLUMNS = "user_id, password_hash, is_admin, is_guest, deactivated, created_ts, locked, suspended"
+
+
+def _account(row: tuple[Any, ...]) -> Account:
+    return Account(row[0], row[1], bool(row[2]), bool(row[3]), bool(row[4]), row[5], bool(row[6]), bool(row[7]))
 
 
 class UserStore:
@@ -54,19 +73,11 @@ class UserStore:
     # -- accounts ---------------------------------------------------------------------
 
     async def get_account(self, user_id: str) -> Account | None:
-        row = await self.db.fetchone(
-            "SELECT user_id, password_hash, is_admin, is_guest, deactivated, created_ts FROM users WHERE user_id = ?",
-            user_id,
-        )
-        if row is None:
-            return None
-        return Account(row[0], row[1], bool(row[2]), bool(row[3]), bool(row[4]), row[5])
+        row = await self.db.fetchone(f"SELECT {_ACCOUNT_COLUMNS} FROM users WHERE user_id = ?", user_id)
+        return _account(row) if row is not None else None
 
     async def list_accounts(self) -> list[Account]:
-        rows = await self.db.fetchall(
-            "SELECT user_id, password_hash, is_admin, is_guest, deactivated, created_ts FROM users ORDER BY user_id"
-        )
-        return [Account(r[0], r[1], bool(r[2]), bool(r[3]), bool(r[4]), r[5]) for r in rows]
+        return [_account(row) for row in await self.db.fetchall(f"SELECT {_ACCOUNT_COLUMNS} FROM users ORDER BY user_id")]
 
     async def create_account(
         self,
@@ -79,8 +90,14 @@ class UserStore:
         is_guest: bool = False,
         session: NewSession | None = None,
         registration_token: str | None = None,
+        uia_session: str | None = None,
     ) -> bool:
-        """Create the account, its profile and optionally its first device; False if taken."""
+        """Create the account, its profile and optionally its first device; False if taken.
+
+        `uia_session` is the registration's user-interactive auth session, which records the
+        account in the same transaction: a session registers one account at most
+        (`UiaSessionUsed` if it already has one).
+        """
         async with self.db.transaction() as txn:
             inserted = await txn.execute(
                 "INSERT INTO users (user_id, password_hash, is_admin, is_guest, deactivated, created_ts) "
@@ -89,16 +106,56 @@ class UserStore:
             )
             if not inserted:
                 return False
+            if uia_session is not None:
+                await self._claim_uia_session(txn, uia_session, user_id)
             await txn.execute(
                 "INSERT INTO profiles (user_id, displayname, avatar_url) VALUES (?, ?, NULL)", user_id, displayname
             )
-            if registration_token is not None:
-                await txn.execute(
-                    "UPDATE registration_tokens SET completed = completed + 1 WHERE token = ?", registration_token
-                )
+            await self._count_registration_token(txn, registration_token)
             if session is not None:
                 await self._add_session(txn, user_id, session, now)
         return True
+
+    async def upgrade_guest(
+        self,
+        user_id: str,
+        password_hash: str,
+        *,
+        now: int,
+        session: NewSession | None,
+        registration_token: str | None,
+        uia_session: str,
+    ) -> None:
+        """Make a guest account a full one with a password (same user ID), recorded in the
+        registration's UIA session like a new account."""
+        async with self.db.transaction() as txn:
+            await self._claim_uia_session(txn, uia_session, user_id)
+            upgraded = await txn.execute(
+                "UPDATE users SET is_guest = 0, password_hash = ? WHERE user_id = ? AND is_guest = 1 AND deactivated = 0",
+                password_hash, user_id,
+            )
+            if not upgraded:
+                raise MatrixError("M_USER_IN_USE", "That account is not a guest account")
+            await self._count_registration_token(txn, registration_token)
+            if session is not None:
+                await self._add_session(txn, user_id, session, now)
+
+    @staticmethod
+    async def _count_registration_token(txn: Transaction, token: str | None) -> None:
+        if token is not None:
+            await txn.execute("UPDATE registration_tokens SET completed = completed + 1 WHERE token = ?", token)
+
+    @staticmethod
+    async def _claim_uia_session(txn: Transaction, session_id: str, user_id: str) -> None:
+        claimed = await txn.execute(
+            "UPDATE uia_sessions SET registered_user_id = ? WHERE session_id = ? AND registered_user_id IS NULL",
+            user_id, session_id,
+        )
+        if not claimed:
+            registered = await txn.fetchval("SELECT registered_user_id FROM uia_sessions WHERE session_id = ?", session_id)
+            if registered is None:  # the session expired in the meantime
+                raise MatrixError("M_UNKNOWN", "Unknown or expired authentication session")
+            raise UiaSessionUsed(registered)
 
     async def set_password_hash(self, user_id: str, password_hash: str, *, keep_device: str | None, logout_devices: bool) -> None:
         async with self.db.transaction() as txn:
@@ -118,6 +175,23 @@ class UserStore:
             await txn.execute("DELETE FROM login_tokens WHERE user_id = ?", user_id)
             await txn.execute("UPDATE profiles SET displayname = NULL, avatar_url = NULL WHERE user_id = ?", user_id)
         return True
+
+    async def set_moderation(self, user_id: str, flag: str, on: bool) -> bool:
+        """Lock or suspend (`flag` is `locked` or `suspended`) an account that is not
+        deactivated, or lift it; False if there is no such account."""
+        if flag not in ("locked", "suspended"):
+            raise ValueError(flag)
+        return bool(await self.db.execute(
+            f"UPDATE users SET {flag} = ? WHERE user_id = ? AND deactivated = 0", int(on), user_id
+        ))
+
+    async def guests_among(self, user_ids: list[str]) -> list[str]:
+        """The guest accounts among `user_ids` (one query)."""
+        if not user_ids:
+            return []
+        marks = ", ".join("?" * len(user_ids))
+        rows = await self.db.fetchall(f"SELECT user_id FROM users WHERE is_guest = 1 AND user_id IN ({marks})", *user_ids)
+        return [row[0] for row in rows]
 
     async def get_profile(self, user_id: str) -> tuple[str | None, str | None] | None:
         """(displayname, avatar_url) of a local user, or None if there is no such user."""
@@ -168,24 +242,30 @@ class UserStore:
 
     async def lookup_access_token(self, token_hash: str) -> TokenInfo | None:
         row = await self.db.fetchone(
-            "SELECT t.user_id, t.device_id, t.expires_ts, u.is_guest, u.deactivated "
+            "SELECT t.user_id, t.device_id, t.expires_ts, u.is_guest, u.deactivated, u.locked, u.suspended "
             "FROM access_tokens t JOIN users u ON u.user_id = t.user_id WHERE t.token_hash = ?",
             token_hash,
         )
         if row is None:
             return None
-        return TokenInfo(row[0], row[1], row[2], bool(row[3]), bool(row[4]))
+        return TokenInfo(row[0], row[1], row[2], bool(row[3]), bool(row[4]), bool(row[5]), bool(row[6]))
 
     async def rotate_refresh_token(self, old_hash: str, new_session: NewSession, now: int) -> tuple[str, str] | None:
         """Swap a refresh token (and the access tokens it issued) for new ones.
 
         Returns (user_id, revoked access token hash or '') or None if the token is unknown.
+        A locked account gets no new token: M_USER_LOCKED, the old ones kept.
         """
         async with self.db.transaction() as txn:
-            row = await txn.fetchone("SELECT user_id, device_id FROM refresh_tokens WHERE token_hash = ?", old_hash)
+            row = await txn.fetchone(
+                "SELECT r.user_id, r.device_id, u.locked FROM refresh_tokens r JOIN users u ON u.user_id = r.user_id "
+                "WHERE r.token_hash = ?", old_hash,
+            )
             if row is None:
                 return None
             user_id, device_id = row[0], row[1]
+            if row[2]:
+                raise MatrixError("M_USER_LOCKED", "This account has been locked", soft_logout=True)
             old_access = await txn.fetchval("SELECT token_hash FROM access_tokens WHERE refresh_token_hash = ?", old_hash)
             await txn.execute("DELETE FROM access_tokens WHERE refresh_token_hash = ?", old_hash)
             await txn.execute("DELETE FROM refresh_tokens WHERE token_hash = ?", old_hash)
@@ -282,21 +362,42 @@ class UserStore:
 
     # -- user-interactive auth sessions -------------------------------------------------
 
-    async def create_uia_session(self, session_id: str, user_id: str | None, operation: str, now: int) -> None:
-        await self.db.execute(
-            "INSERT INTO uia_sessions (session_id, user_id, operation, completed, created_ts) VALUES (?, ?, ?, '{}', ?)",
-            session_id, user_id, operation, now,
-        )
+    async def create_uia_session(self, session_id: str, user_id: str | None, operation: str, request_key: str,
+                                 now: int, *, expired_before: int) -> None:
+        """A new session; sessions created before `expired_before` are dropped on the way."""
+        async with self.db.transaction() as txn:
+            await txn.execute("DELETE FROM uia_sessions WHERE created_ts < ?", expired_before)
+            await txn.execute(
+                "INSERT INTO uia_sessions (session_id, user_id, operation, request_key, completed, created_ts) "
+                "VALUES (?, ?, ?, ?, '{}', ?)",
+                session_id, user_id, operation, request_key, now,
+            )
 
     async def get_uia_session(self, session_id: str) -> tuple[Any, ...] | None:
+        """(user_id, operation, request_key, completed, created_ts, registered_user_id)."""
         return await self.db.fetchone(
-            "SELECT user_id, operation, completed, created_ts FROM uia_sessions WHERE session_id = ?", session_id
+            "SELECT user_id, operation, request_key, completed, created_ts, registered_user_id FROM uia_sessions "
+            "WHERE session_id = ?", session_id,
         )
 
     async def set_uia_completed(self, session_id: str, completed_json: str) -> None:
         await self.db.execute("UPDATE uia_sessions SET completed = ? WHERE session_id = ?", completed_json, session_id)
 
-    async def delete_uia_session(self, session_id: str, *, older_than: int) -> None:
-        await self.db.execute(
-            "DELETE FROM uia_sessions WHERE session_id = ? OR created_ts < ?", session_id, older_than
+
+    # -- OpenID tokens ---------------------------------------------------------------------
+
+    async def add_openid_token(self, token_hash: str, user_id: str, expires_ts: int, now: int) -> None:
+        """Store a token; expired ones are dropped on the way."""
+        async with self.db.transaction() as txn:
+            await txn.execute("DELETE FROM openid_tokens WHERE expires_ts <= ?", now)
+            await txn.execute(
+                "INSERT INTO openid_tokens (token_hash, user_id, expires_ts) VALUES (?, ?, ?)", token_hash, user_id, expires_ts
+            )
+
+    async def openid_token_owner(self, token_hash: str, now: int) -> str | None:
+        """The user of an unexpired OpenID token whose account is active and not locked."""
+        return await self.db.fetchval(
+            "SELECT o.user_id FROM openid_tokens o JOIN users u ON u.user_id = o.user_id "
+            "WHERE o.token_hash = ? AND o.expires_ts > ? AND u.deactivated = 0 AND u.locked = 0",
+            token_hash, now,
         )

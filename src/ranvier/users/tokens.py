@@ -69,7 +69,7 @@ class Tokens:
             if info is None or info.deactivated:
                 self._cache.pop(token_hash, None)
                 raise MatrixError("M_UNKNOWN_TOKEN", "Unknown access token", soft_logout=False)
-            requester = Requester(info.user_id, info.device_id, info.is_guest, token_hash)
+            requester = Requester(info.user_id, info.device_id, info.is_guest, token_hash, info.locked, info.suspended)
             expires_ts = info.expires_ts
             self._cache[token_hash] = (requester, expires_ts, time.monotonic())
             if len(self._cache) > _CACHE_SIZE:
@@ -121,3 +121,13 @@ class Tokens:
 
     async def consume_login_token(self, token: str) -> str | None:
         return await self.store.consume_login_token(hash_token(token), now_ms())
+
+    async def create_openid_token(self, user_id: str, lifetime_ms: int) -> str:
+        """A token that only proves who `user_id` is, to the federation userinfo endpoint."""
+        token = new_secret("rvo_")
+        now = now_ms()
+        await self.store.add_openid_token(hash_token(token), user_id, now + lifetime_ms, now)
+        return token
+
+    async def openid_token_owner(self, token: str) -> str | None:
+        return await self.store.openid_token_owner(hash_token(token), now_ms())

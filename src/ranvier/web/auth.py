@@ -1,6 +1,9 @@
-"""Who is calling: the access token from `Authorization: Bearer` or `?access_token=`."""
+"""Who is calling: the access token from `Authorization: Bearer` or `?access_token=`, and
+the account rules every endpoint shares (guests, locked and suspended accounts, UIA)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -8,6 +11,9 @@ from ranvier.errors import MatrixError
 from ranvier.requester import Requester
 from ranvier.web.app import HOMESERVER
 from ranvier.web.http import client_ip
+
+if TYPE_CHECKING:
+    from ranvier.users.uia import AuthSession
 
 
 def access_token(request: web.Request) -> str | None:
@@ -20,14 +26,42 @@ def access_token(request: web.Request) -> str | None:
     return request.query.get("access_token")
 
 
-async def requester(request: web.Request, *, allow_guest: bool = False) -> Requester:
-    """Authenticate the request or raise M_MISSING_TOKEN / M_UNKNOWN_TOKEN."""
+async def requester(request: web.Request, *, allow_guest: bool = False, allow_locked: bool = False) -> Requester:
+    """Authenticate the request or raise M_MISSING_TOKEN / M_UNKNOWN_TOKEN.
+
+    Guests reach only the endpoints the guest access module lists (`allow_guest`); a
+    locked account only the ones the spec leaves open to it (`allow_locked`: logging out),
+    every other answer is 401 M_USER_LOCKED with `soft_logout`, tokens kept.
+    """
     token = access_token(request)
     if not token:
         raise MatrixError("M_MISSING_TOKEN", "Missing access token")
     who = await request.app[HOMESERVER].users.tokens.authenticate(
         token, client_ip(request), request.headers.get("User-Agent")
     )
+    if who.locked and not allow_locked:
+        raise MatrixError("M_USER_LOCKED", "This account has been locked", soft_logout=True)
     if who.is_guest and not allow_guest:
         raise MatrixError("M_GUEST_ACCESS_FORBIDDEN", "Guest accounts cannot use this endpoint")
     return who
+
+
+def refuse_if_suspended(who: Requester, action: str) -> None:
+    """403 M_USER_SUSPENDED for an action the account suspension rules forbid."""
+    if who.suspended:
+        raise MatrixError("M_USER_SUSPENDED", f"You cannot {action} while your account is suspended")
+
+
+def uia_request(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+    """What a user-interactive auth session is bound to: the request's path parameters and
+    its body without `auth`."""
+    path = {name: value for name, value in request.match_info.items() if name != "api_version"}
+    return {"path": path, "body": {name: value for name, value in body.items() if name != "auth"}}
+
+
+async def user_interactive_auth(request: web.Request, body: dict[str, Any], who: Requester, *,
+                                flows: list[list[str]], operation: str) -> AuthSession:
+    """Re-authenticate `who` for this very request (see `uia_request`)."""
+    return await request.app[HOMESERVER].users.uia.authenticate(
+        body.get("auth"), flows=flows, operation=operation, user_id=who.user_id, request=uia_request(request, body)
+    )
