@@ -31,12 +31,17 @@ def _room_id(request: web.Request) -> str:
 
 @routes.get("/user/{user_id}/account_data/{type}")
 async def get_account_data(request: web.Request) -> web.Response:
+    """GET /user/{userId}/account_data/{type}: the caller's own global account data of that type
+    (403 for another user, 404 if never set)."""
     user_id = await _owner(request)
     return json_response(await request.app[HOMESERVER].account_data.get(user_id, request.match_info["type"]))
 
 
 @routes.put("/user/{user_id}/account_data/{type}")
 async def put_account_data(request: web.Request) -> web.Response:
+    """PUT /user/{userId}/account_data/{type}: a JSON object; the caller's own only; `m.fully_read`
+    and `m.push_rules` are refused (405 M_BAD_JSON: they have their own APIs);
+    `m.ignored_user_list` must hold user IDs."""
     user_id = await _owner(request)
     content = await read_json(request)
     await request.app[HOMESERVER].account_data.put_by_client(user_id, request.match_info["type"], content)
@@ -45,6 +50,8 @@ async def put_account_data(request: web.Request) -> web.Response:
 
 @routes.get("/user/{user_id}/rooms/{room_id}/account_data/{type}")
 async def get_room_account_data(request: web.Request) -> web.Response:
+    """GET /user/{userId}/rooms/{roomId}/account_data/{type}: the caller's own account data for one
+    room (403 for another user, 404 if never set)."""
     user_id = await _owner(request)
     room_id = _room_id(request)
     return json_response(await request.app[HOMESERVER].account_data.get(user_id, request.match_info["type"], room_id))
@@ -52,6 +59,7 @@ async def get_room_account_data(request: web.Request) -> web.Response:
 
 @routes.put("/user/{user_id}/rooms/{room_id}/account_data/{type}")
 async def put_room_account_data(request: web.Request) -> web.Response:
+    """PUT /user/{userId}/rooms/{roomId}/account_data/{type}: as the global PUT, for one room."""
     user_id = await _owner(request)
     room_id = _room_id(request)
     content = await read_json(request)
@@ -61,6 +69,8 @@ async def put_room_account_data(request: web.Request) -> web.Response:
 
 @routes.get("/user/{user_id}/rooms/{room_id}/tags")
 async def get_tags(request: web.Request) -> web.Response:
+    """GET /user/{userId}/rooms/{roomId}/tags: the caller's tags on a room (the `m.tag` room
+    account data)."""
     user_id = await _owner(request)
     return json_response({"tags": await request.app[HOMESERVER].account_data.tags(user_id, _room_id(request))})
 
@@ -78,6 +88,8 @@ async def put_tag(request: web.Request) -> web.Response:
 
 @routes.delete("/user/{user_id}/rooms/{room_id}/tags/{tag}")
 async def delete_tag(request: web.Request) -> web.Response:
+    """DELETE /user/{userId}/rooms/{roomId}/tags/{tag}: remove one of the caller's tags; removing
+    an absent tag succeeds."""
     user_id = await _owner(request)
     await request.app[HOMESERVER].account_data.delete_tag(user_id, _room_id(request), request.match_info["tag"])
     return json_response({})

@@ -19,11 +19,15 @@ routes = Routes()
 
 @routes.get("/directory/room/{room_alias}")
 async def resolve_alias(request: web.Request) -> web.Response:
+    """GET /directory/room/{roomAlias}: the room ID and servers of a local alias (404 M_NOT_FOUND
+    if unknown; remote aliases need federation, 404). No token needed."""
     return json_response(await request.app[HOMESERVER].directory.resolve(request.match_info["room_alias"]))
 
 
 @routes.put("/directory/room/{room_alias}")
 async def create_alias(request: web.Request) -> web.Response:
+    """PUT /directory/room/{roomAlias}: a new local alias for a room the caller is in; 409
+    M_UNKNOWN when taken, 400 M_INVALID_PARAM for a remote or malformed alias."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     body = await read_json(request)
@@ -34,6 +38,9 @@ async def create_alias(request: web.Request) -> web.Response:
 
 @routes.delete("/directory/room/{room_alias}")
 async def delete_alias(request: web.Request) -> web.Response:
+    """DELETE /directory/room/{roomAlias}: by the alias's creator, a member with the power to send
+    `m.room.canonical_alias`, or a server admin (else 403); the room's canonical alias event is
+    updated when the caller may."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     await hs.directory.delete_alias(who.user_id, request.match_info["room_alias"])
@@ -42,6 +49,8 @@ async def delete_alias(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/aliases")
 async def local_aliases(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/aliases: the local aliases of a room, to its members, to anyone for a
+    world-readable room, and to server admins; else 403."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     aliases = await hs.directory.local_aliases(who.user_id, request.match_info["room_id"])
@@ -50,12 +59,16 @@ async def local_aliases(request: web.Request) -> web.Response:
 
 @routes.get("/directory/list/room/{room_id}")
 async def get_visibility(request: web.Request) -> web.Response:
+    """GET /directory/list/room/{roomId}: `public` or `private` in the published room directory
+    (404 for an unknown room). No token needed."""
     visibility = await request.app[HOMESERVER].directory.visibility(request.match_info["room_id"])
     return json_response({"visibility": visibility})
 
 
 @routes.put("/directory/list/room/{room_id}")
 async def set_visibility(request: web.Request) -> web.Response:
+    """PUT /directory/list/room/{roomId}: publish or unpublish a room; members who may set the
+    canonical alias, or server admins (else 403)."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     body = await read_json(request, allow_empty=True)
@@ -71,6 +84,9 @@ def _check_server(request: web.Request, server: str | None) -> None:
 
 @routes.get("/publicRooms")
 async def public_rooms(request: web.Request) -> web.Response:
+    """GET /publicRooms: the published rooms, most joined members first, then room ID; `limit`,
+    `since` (keyset tokens, stable while rooms are published); `server` must be this server. No
+    token needed."""
     hs = request.app[HOMESERVER]
     _check_server(request, query_str(request, "server"))
     page = await hs.directory.public_rooms(limit=query_int(request, "limit", 0, minimum=0),
@@ -80,6 +96,8 @@ async def public_rooms(request: web.Request) -> web.Response:
 
 @routes.post("/publicRooms")
 async def search_public_rooms(request: web.Request) -> web.Response:
+    """POST /publicRooms: as GET, with `filter.generic_search_term` over name, topic and canonical
+    alias and `filter.room_types` (`null` for untyped rooms)."""
     hs = request.app[HOMESERVER]
     await requester(request)
     _check_server(request, query_str(request, "server"))

@@ -22,11 +22,16 @@ SPEC_VERSIONS = ["r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7
 
 @routes.get("/_matrix/client/versions", versions=None)
 async def versions(request: web.Request) -> web.Response:
+    """GET /_matrix/client/versions: the spec versions this server serves every endpoint of (the
+    rule is in docs/api-coverage.md, tested against the spec's endpoint list) and the unstable
+    features really served. No token needed."""
     return json_response({"versions": SPEC_VERSIONS, "unstable_features": {SLIDING_SYNC: True}})
 
 
 @routes.get("/.well-known/matrix/client", versions=None)
 async def well_known(request: web.Request) -> web.Response:
+    """GET /.well-known/matrix/client: the base URL clients should use (`public_baseurl`). No token
+    needed."""
     return json_response({"m.homeserver": {"base_url": request.app[HOMESERVER].config.base_url}})
 
 
@@ -47,6 +52,7 @@ async def auth_metadata(request: web.Request) -> web.Response:
 
 @routes.get("/health", versions=None)
 async def health(request: web.Request) -> web.Response:
+    """GET /health: `OK` while the server answers; for load balancers and monitoring."""
     return web.Response(text="OK")
 
 

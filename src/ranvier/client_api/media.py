@@ -88,6 +88,9 @@ def _file_response(servable: Servable, disposition: str) -> web.FileResponse:
 @media_route("POST", "/upload")
 @large_body
 async def upload(request: web.Request) -> web.Response:
+    """POST /_matrix/media/v3/upload: store the body (streamed to disk; over
+    `media.max_upload_bytes` 413 M_TOO_LARGE, before reading when Content-Length says so) and
+    answer its `mxc://` URI; `filename` and Content-Type kept; per-user quota."""
     who = await requester(request)
     content_uri = await request.app[HOMESERVER].media.upload(
         who.user_id, request.content.iter_any(), content_length=request.content_length,
@@ -98,6 +101,9 @@ async def upload(request: web.Request) -> web.Response:
 
 @media_route("POST", "/create", versions=("v1",))
 async def create(request: web.Request) -> web.Response:
+    """POST /_matrix/media/v1/create: reserve an `mxc://` URI to upload to later
+    (`unused_expires_at`); at most `media.max_pending_uploads` pending per user (429
+    M_LIMIT_EXCEEDED)."""
     who = await requester(request)
     return json_response(await request.app[HOMESERVER].media.create(who.user_id))
 
@@ -105,6 +111,8 @@ async def create(request: web.Request) -> web.Response:
 @media_route("PUT", "/upload/{server_name}/{media_id}", versions=("v3",))
 @large_body
 async def upload_to(request: web.Request) -> web.Response:
+    """PUT /_matrix/media/v3/upload/{serverName}/{mediaId}: upload the content of a reserved URI;
+    its creator only (403), once (409 M_CANNOT_OVERWRITE_MEDIA), before it expires (404)."""
     who = await requester(request)
     await request.app[HOMESERVER].media.upload_to(
         who.user_id, request.match_info["server_name"], request.match_info["media_id"], request.content.iter_any(),
@@ -148,12 +156,19 @@ async def _thumbnail(request: web.Request, *, legacy: bool) -> web.FileResponse:
 @routes.get("/media/download/{server_name}/{media_id}", versions=AUTHENTICATED)
 @routes.get("/media/download/{server_name}/{media_id}/{file_name}", versions=AUTHENTICATED)
 async def download(request: web.Request) -> web.FileResponse:
+    """GET /v1/media/download/{serverName}/{mediaId}[/{fileName}]: the content, with a safe
+    Content-Disposition (inline only for the spec's safe types) and a sandboxing Content-
+    Security-Policy; waits up to `timeout_ms` (at most 60 s) for a pending upload, then 504
+    M_NOT_YET_UPLOADED; local media only. Guests too."""
     await requester(request, allow_guest=True)
     return await _download(request, legacy=False)
 
 
 @routes.get("/media/thumbnail/{server_name}/{media_id}", versions=AUTHENTICATED)
 async def thumbnail(request: web.Request) -> web.FileResponse:
+    """GET /v1/media/thumbnail/{serverName}/{mediaId}: a thumbnail of at least `width` x `height`
+    (`method` crop or scale, `animated`), made on demand from the spec's sizes and cached;
+    images over `media.max_image_pixels` 413 M_TOO_LARGE. Guests too."""
     await requester(request, allow_guest=True)
     return await _thumbnail(request, legacy=False)
 
@@ -161,13 +176,17 @@ async def thumbnail(request: web.Request) -> web.FileResponse:
 @media_route("GET", "/download/{server_name}/{media_id}")
 @media_route("GET", "/download/{server_name}/{media_id}/{file_name}")
 async def legacy_download(request: web.Request) -> web.FileResponse:
-    """Deprecated and unauthenticated: only media uploaded before the freeze date."""
+    """GET /_matrix/media/v3/download/{serverName}/{mediaId}[/{fileName}] (deprecated, no
+    token): only media uploaded before `media.unauthenticated_freeze_date` (else 404);
+    otherwise as the authenticated download."""
     return await _download(request, legacy=True)
 
 
 @media_route("GET", "/thumbnail/{server_name}/{media_id}")
 async def legacy_thumbnail(request: web.Request) -> web.FileResponse:
-    """Deprecated and unauthenticated: only media uploaded before the freeze date."""
+    """GET /_matrix/media/v3/thumbnail/{serverName}/{mediaId} (deprecated, no token): only
+    media uploaded before `media.unauthenticated_freeze_date` (else 404); otherwise as the
+    authenticated thumbnail."""
     return await _thumbnail(request, legacy=True)
 
 
@@ -177,6 +196,7 @@ async def legacy_thumbnail(request: web.Request) -> web.FileResponse:
 @routes.get("/media/config", versions=AUTHENTICATED)
 @media_route("GET", "/config")
 async def media_config(request: web.Request) -> web.Response:
+    """GET /v1/media/config (and the deprecated /_matrix/media/v3/config): `m.upload.size`."""
     await requester(request)
     return json_response(request.app[HOMESERVER].media.public_config())
 
@@ -184,6 +204,9 @@ async def media_config(request: web.Request) -> web.Response:
 @routes.get("/media/preview_url", versions=AUTHENTICATED)
 @media_route("GET", "/preview_url")
 async def preview_url(request: web.Request) -> web.Response:
+    """GET /v1/media/preview_url (and the deprecated /_matrix/media/v3/preview_url): OpenGraph data
+    of a page when `media.url_preview.enabled` (else 404 M_UNRECOGNIZED); private and loopback
+    addresses are never fetched (403)."""
     who = await requester(request)
     url = query_str(request, "url", required=True)
     return json_response(await request.app[HOMESERVER].media.preview_url(who.user_id, url))

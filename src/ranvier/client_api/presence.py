@@ -16,12 +16,16 @@ routes = Routes()
 
 @routes.get("/presence/{user_id}/status")
 async def get_presence(request: web.Request) -> web.Response:
+    """GET /presence/{userId}/status: one's own presence, or that of a user sharing a joined room
+    with the caller (else 403)."""
     who = await requester(request)
     return json_response(await request.app[HOMESERVER].presence.get(who.user_id, request.match_info["user_id"]))
 
 
 @routes.put("/presence/{user_id}/status")
 async def set_presence(request: web.Request) -> web.Response:
+    """PUT /presence/{userId}/status: one's own `presence` (`online`, `unavailable`, `offline`) and
+    `status_msg`; others sharing a room see it in /sync."""
     who = await requester(request)
     if who.user_id != request.match_info["user_id"]:
         raise MatrixError("M_FORBIDDEN", "You may only set your own presence")

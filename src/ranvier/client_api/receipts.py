@@ -18,6 +18,10 @@ MARKERS = ("m.fully_read", "m.read", "m.read.private")
 
 @routes.post("/rooms/{room_id}/receipt/{receipt_type}/{event_id}")
 async def send_receipt(request: web.Request) -> web.Response:
+    """POST /rooms/{roomId}/receipt/{receiptType}/{eventId}: `m.read`, `m.read.private` or
+    `m.fully_read` on an event of a room the caller is joined to; `thread_id` `main` or a thread
+    root; a receipt never moves back; unread counts are updated before /sync is woken. Guests
+    too."""
     who = await requester(request, allow_guest=True)
     body = await read_json(request, allow_empty=True)
     thread_id = body.get("thread_id")
@@ -32,6 +36,8 @@ async def send_receipt(request: web.Request) -> web.Response:
 
 @routes.post("/rooms/{room_id}/read_markers")
 async def set_read_markers(request: web.Request) -> web.Response:
+    """POST /rooms/{roomId}/read_markers: the fully-read marker and/or read receipts at once; at
+    least one of `m.fully_read`, `m.read`, `m.read.private`. Guests too."""
     who = await requester(request, allow_guest=True)
     body = await read_json(request)
     markers = {name: event_id for name in MARKERS if (event_id := field(body, name, str)) is not None}

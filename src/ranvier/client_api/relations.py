@@ -22,6 +22,10 @@ V1 = ("v1",)
 @routes.get("/rooms/{room_id}/relations/{event_id}/{rel_type}", versions=V1)
 @routes.get("/rooms/{room_id}/relations/{event_id}/{rel_type}/{event_type}", versions=V1)
 async def relations(request: web.Request) -> web.Response:
+    """GET /v1/rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]]: the events relating to
+    one the caller may see (else 404), newest first (`dir=b`) or oldest first;
+    `from`/`to`/`limit` page, `recurse` follows relations of relations up to 3 levels
+    (`recursion_depth` says how deep it went); history visibility and ignored users apply."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     room_id = request.match_info["room_id"]
@@ -54,6 +58,9 @@ async def relations(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/threads", versions=V1)
 async def threads(request: web.Request) -> web.Response:
+    """GET /v1/rooms/{roomId}/threads: the room's thread roots the caller may see, the thread with
+    the latest reply first; `include=participated` keeps the threads the caller started or
+    replied to; `from`/`limit` page."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     room_id = request.match_info["room_id"]

@@ -15,6 +15,8 @@ routes = Routes()
 
 @routes.post("/rooms/{room_id}/report/{event_id}")
 async def report_event(request: web.Request) -> web.Response:
+    """POST /rooms/{roomId}/report/{eventId}: report an event the caller is joined and able to see
+    (else 404); optional `reason` and legacy `score`; kept for the server admins."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     body = await read_json(request, allow_empty=True)
@@ -27,6 +29,7 @@ async def report_event(request: web.Request) -> web.Response:
 
 @routes.post("/rooms/{room_id}/report")
 async def report_room(request: web.Request) -> web.Response:
+    """POST /rooms/{roomId}/report: report a room; `reason` required; 404 for an unknown room."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     body = await read_json(request)
@@ -38,6 +41,8 @@ async def report_room(request: web.Request) -> web.Response:
 
 @routes.post("/users/{user_id}/report")
 async def report_user(request: web.Request) -> web.Response:
+    """POST /users/{userId}/report: report a user; `reason` required; 404 for an unknown local
+    user."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     body = await read_json(request)

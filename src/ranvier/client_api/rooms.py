@@ -194,6 +194,8 @@ async def get_event(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/state")
 async def get_state(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/state: the current state to members, the state at the leave to former
+    members, the current state of a world-readable room to anyone; else 403."""
     who = await requester(request, allow_guest=True)
     return json_response(await request.app[HOMESERVER].timeline.state(who, request.match_info["room_id"]))
 
@@ -201,6 +203,9 @@ async def get_state(request: web.Request) -> web.Response:
 @routes.get("/rooms/{room_id}/state/{event_type}/{state_key:.*}")
 @routes.get("/rooms/{room_id}/state/{event_type}")
 async def get_state_event(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/state/{eventType}/{stateKey}: one state event's content (the whole event
+    with `format=event`), visible as for GET .../state; 404 M_NOT_FOUND when the room has no
+    such state."""
     who = await requester(request, allow_guest=True)
     event = await request.app[HOMESERVER].timeline.state_event(
         who, request.match_info["room_id"], request.match_info["event_type"], request.match_info.get("state_key", "")
@@ -262,12 +267,15 @@ async def members(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/joined_members")
 async def joined_members(request: web.Request) -> web.Response:
+    """GET /rooms/{roomId}/joined_members: the joined members with display name and avatar; for
+    members of the room only (403)."""
     who = await requester(request)
     return json_response(await request.app[HOMESERVER].timeline.joined_members(who, request.match_info["room_id"]))
 
 
 @routes.get("/joined_rooms")
 async def joined_rooms(request: web.Request) -> web.Response:
+    """GET /joined_rooms: the rooms the caller is joined to."""
     who = await requester(request)
     rooms = await request.app[HOMESERVER].rooms.store.rooms_of_user(who.user_id, ("join",))
     return json_response({"joined_rooms": [room_id for room_id, _ in rooms]})
@@ -275,6 +283,9 @@ async def joined_rooms(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/timestamp_to_event", versions=("v1",))
 async def timestamp_to_event(request: web.Request) -> web.Response:
+    """GET /v1/rooms/{roomId}/timestamp_to_event: the event closest to `ts` (required) in direction
+    `dir` (`f` or `b`, required) in a room whose history the caller may read; 404 M_NOT_FOUND
+    when there is none."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     room_id = request.match_info["room_id"]

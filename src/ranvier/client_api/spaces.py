@@ -38,6 +38,9 @@ def _optional_int(request: web.Request, name: str) -> int | None:
 
 @routes.get("/rooms/{room_id}/hierarchy", versions=("v1",))
 async def hierarchy(request: web.Request) -> web.Response:
+    """GET /v1/rooms/{roomId}/hierarchy: the space's rooms depth-first in the spec's child order
+    (`suggested_only`, `max_depth` up to 32, `limit` up to 100, `from`); rooms the caller may
+    neither see nor join are left out; local rooms only."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     result = await hs.hierarchy.hierarchy(

@@ -57,6 +57,8 @@ async def create_filter(request: web.Request) -> web.Response:
 
 @routes.get("/user/{user_id}/filter/{filter_id}")
 async def get_filter(request: web.Request) -> web.Response:
+    """GET /user/{userId}/filter/{filterId}: a filter the caller uploaded (403 for another user's
+    path, 404 for an unknown ID). Guests too."""
     who = await requester(request, allow_guest=True)
     _own_user(request, who.user_id)
     return json_response(await request.app[HOMESERVER].sync.filters.get(who.user_id, request.match_info["filter_id"]))

@@ -16,6 +16,8 @@ routes = Routes()
 
 @routes.put("/rooms/{room_id}/typing/{user_id}")
 async def set_typing(request: web.Request) -> web.Response:
+    """PUT /rooms/{roomId}/typing/{userId}: one's own typing state in a room one is joined to (403
+    otherwise); `timeout` in ms, at most 120 s. Guests too."""
     who = await requester(request, allow_guest=True)
     if who.user_id != request.match_info["user_id"]:
         raise MatrixError("M_FORBIDDEN", "You may only set your own typing state")

@@ -15,6 +15,9 @@ routes = Routes()
 
 @routes.post("/user_directory/search")
 async def search(request: web.Request) -> web.Response:
+    """POST /user_directory/search: users sharing a joined room with the caller, members of rooms
+    with a public join rule, and the caller; never deactivated users; `search_term` required,
+    `limit` (10) with `limited`."""
     who = await requester(request)
     body = await read_json(request)
     term = field(body, "search_term", str, required=True)
