@@ -44,6 +44,12 @@ METRICS = [
     ("push_rules", "room_p50_ms", "send to {push_members:,} members with 3 push rules each, p50", "ms", "↓"),
     ("push_rules", "added_ms", "push rules of {push_members:,} members, added latency per event", "ms", "↓"),
     ("push_rules", "added_cpu_ms", "push rules of {push_members:,} members, added server CPU per event", "ms", "↓"),
+    ("keys_query", "p50_ms", "keys/query, {key_users:,} users × 2 devices, p50", "ms", "↓"),
+    ("keys_query", "p99_ms", "keys/query, p99", "ms", "↓"),
+    ("keys_claim", "p50_ms", "keys/claim, {claim_devices} devices, p50", "ms", "↓"),
+    ("keys_claim", "p99_ms", "keys/claim, p99", "ms", "↓"),
+    ("to_device", "p50_ms", "to-device fan-out to {fanout_devices:,} devices, p50", "ms", "↓"),
+    ("to_device", "p99_ms", "to-device fan-out, p99", "ms", "↓"),
     ("media", "upload_mib_s", "media upload, {media_files} × {media_kib} KiB", "MiB/s", "↑"),
     ("media", "download_mib_s", "media download", "MiB/s", "↑"),
 ]

@@ -14,6 +14,9 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
+from signedjson.key import generate_signing_key, get_verify_key
+from signedjson.sign import sign_json
+from unpaddedbase64 import encode_base64
 
 from measure import cpu_seconds, median, percentile, reset_peak_rss, status_bytes
 
@@ -47,6 +50,10 @@ class Counts:
     big_upload_mib: int = 50
     push_members: int = 1000
     push_messages: int = 200
+    key_users: int = 1000
+    claim_devices: int = 100
+    fanout_devices: int = 1000
+    key_requests: int = 20
     scenario_seconds: float = 300
 
     @property
@@ -77,6 +84,10 @@ QUICK = Counts(
     big_upload_mib=10,
     push_members=100,
     push_messages=50,
+    key_users=100,
+    claim_devices=20,
+    fanout_devices=100,
+    key_requests=5,
     scenario_seconds=120,
 )
 
@@ -183,6 +194,7 @@ class Bench:
         self.pool = []
         self.names = itertools.count()
         self.history = None
+        self.key_devices = None
 
     async def users(self, n):
         """The first n users of a pool shared by the scenarios: registration is not measured."""
@@ -645,6 +657,125 @@ async def media(bench):
     return {"upload_mib_s": mib / up.wall, "download_mib_s": mib / down.wall}
 
 
+@dataclass
+class Device:
+    user_id: str
+    device_id: str
+    token: str
+
+
+def device_keys(device):
+    """Identity keys signed by the device's own ed25519 key, as a client makes them."""
+    signing_key = generate_signing_key(device.device_id)
+    public = encode_base64(get_verify_key(signing_key).encode())
+    keys = {"user_id": device.user_id, "device_id": device.device_id,
+            "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+            "keys": {f"ed25519:{device.device_id}": public, f"curve25519:{device.device_id}": encode_base64(os.urandom(32))}}
+    return sign_json(keys, device.user_id, signing_key), signing_key
+
+
+async def upload_keys(bench, device, one_time_keys=0):
+    keys, signing_key = device_keys(device)
+    body = {"device_keys": keys}
+    if one_time_keys:
+        body["one_time_keys"] = {f"signed_curve25519:k{i}": sign_json({"key": encode_base64(os.urandom(32))},
+                                                                       device.user_id, signing_key)
+                                 for i in range(one_time_keys)}
+    await bench.api.call("POST /keys/upload", "POST", "/_matrix/client/v3/keys/upload", device.token, body=body)
+
+
+async def key_devices(bench):
+    """key_users users with two devices each, all with uploaded identity keys; the first
+    claim_devices devices also hold one-time keys for every claim. Built once, not measured."""
+    if bench.key_devices is None:
+        c = bench.counts
+        users = await bench.users(c.key_users)
+
+        async def second_device(user):
+            doc = await bench.api.call("POST /login", "POST", "/_matrix/client/v3/login", body={
+                "type": "m.login.password", "password": PASSWORD,
+                "identifier": {"type": "m.id.user", "user": user.user_id}})
+            return Device(user.user_id, doc["device_id"], doc["access_token"])
+
+        async def first_device(user):
+            doc = await bench.api.call("GET /account/whoami", "GET", "/_matrix/client/v3/account/whoami", user.token)
+            return Device(user.user_id, doc["device_id"], user.token)
+
+        firsts = await bounded(8, (first_device(u) for u in users))
+        seconds = await bounded(8, (second_device(u) for u in users))
+        devices = [d for pair in zip(firsts, seconds) for d in pair]
+        await bounded(8, (upload_keys(bench, d, c.key_requests if i < c.claim_devices else 0)
+                          for i, d in enumerate(devices)))
+        bench.key_devices = devices
+    return bench.key_devices
+
+
+def latencies_ms(times):
+    return {"p50_ms": percentile(times, 50) * 1000, "p99_ms": percentile(times, 99) * 1000}
+
+
+async def keys_query(bench):
+    """The identity keys of key_users users of two devices each, in one request."""
+    devices = await key_devices(bench)
+    users = sorted({d.user_id for d in devices})
+    body = {"device_keys": {u: [] for u in users}}
+    times = []
+    for _ in range(bench.counts.key_requests):
+        start = time.perf_counter()
+        doc = await bench.api.call("POST /keys/query", "POST", "/_matrix/client/v3/keys/query", devices[0].token,
+                                   body=body)
+        times.append(time.perf_counter() - start)
+        found = sum(len(d) for d in doc.get("device_keys", {}).values())
+        if found != len(devices):
+            raise Failed(f"keys/query returned {found} of {len(devices)} devices")
+    return latencies_ms(times)
+
+
+async def keys_claim(bench):
+    """One one-time key from each of claim_devices devices, in one request; every claim
+    empties one key per device (each holds key_requests of them)."""
+    c = bench.counts
+    devices = (await key_devices(bench))[:c.claim_devices]
+    wanted = {}
+    for d in devices:
+        wanted.setdefault(d.user_id, {})[d.device_id] = "signed_curve25519"
+    claimer = (await key_devices(bench))[-1]
+    times, seen = [], set()
+    for _ in range(c.key_requests):
+        start = time.perf_counter()
+        doc = await bench.api.call("POST /keys/claim", "POST", "/_matrix/client/v3/keys/claim", claimer.token,
+                                   body={"one_time_keys": wanted})
+        times.append(time.perf_counter() - start)
+        keys = [(u, dev, key_id) for u, by_device in doc.get("one_time_keys", {}).items()
+                for dev, key in by_device.items() for key_id in key]
+        if len(keys) != len(devices) or seen.intersection(keys):
+            raise Failed(f"keys/claim returned {len(keys)} keys for {len(devices)} devices, or a key twice")
+        seen.update(keys)
+    return latencies_ms(times)
+
+
+async def to_device(bench):
+    """One to-device message to fanout_devices devices (every device of fanout_devices / 2
+    users) per request; then the last recipient syncs and must have every one."""
+    c = bench.counts
+    devices = await key_devices(bench)
+    recipients = sorted({d.user_id for d in devices[:c.fanout_devices]})
+    sender, receiver = devices[-1], devices[c.fanout_devices - 1]
+    since = (await bench.sync(User(receiver.user_id, receiver.token)))["next_batch"]
+    times = []
+    for i in range(c.key_requests):
+        body = {"messages": {u: {"*": {"bench": i}} for u in recipients}}
+        path = f"/_matrix/client/v3/sendToDevice/m.bench/t{next(TXN)}"
+        start = time.perf_counter()
+        await bench.api.call("PUT /sendToDevice/{eventType}/{txnId}", "PUT", path, sender.token, body=body)
+        times.append(time.perf_counter() - start)
+    doc = await bench.sync(User(receiver.user_id, receiver.token), since)
+    got = [e.get("content", {}).get("bench") for e in doc.get("to_device", {}).get("events", [])]
+    if got != list(range(c.key_requests)):
+        raise Failed(f"a recipient got to-device messages {got}")
+    return latencies_ms(times)
+
+
 SCENARIOS = {
     "upload_peak": upload_peak,  # first, while the server is still idle
     "send": send_own,
@@ -653,6 +784,9 @@ SCENARIOS = {
     "initial_sync": initial_sync,
     "incremental_sync": incremental_sync,
     "media": media,
+    "keys_query": keys_query,
+    "keys_claim": keys_claim,
+    "to_device": to_device,
     "deep_history": deep_history,
     "sliding_sync": sliding_sync,
     "push_rules": push_rules,

@@ -28,6 +28,13 @@ def _route_cell(route: Route) -> str:
     return f"`{route.method} {CLIENT_PREFIX}/{route.versions[0]}{route.path}`"
 
 
+def _rules_cell(route: Route) -> str:
+    """The handler's docstring without the route it starts by naming (the row names it)."""
+    doc = _one_line(inspect.getdoc(route.handler) or "")
+    named, colon, rules = doc.partition(": ")
+    return rules if colon and named.startswith(route.method) else doc
+
+
 def _also_cell(route: Route) -> str:
     return ", ".join(route.versions[1:]) if route.versions and len(route.versions) > 1 else ""
 
@@ -46,7 +53,7 @@ def generated_listing(tables: list[Routes]) -> str:
         lines += ["", f"### `{module_name.removeprefix('ranvier.').replace('.', '/')}.py`", "", summary, "",
                   "| route | also under | rules |", "|---|---|---|"]
         for route in routes:
-            lines.append(f"| {_route_cell(route)} | {_also_cell(route)} | {_one_line(inspect.getdoc(route.handler) or '')} |")
+            lines.append(f"| {_route_cell(route)} | {_also_cell(route)} | {_rules_cell(route)} |")
     return "\n".join(lines) + "\n"
 
 

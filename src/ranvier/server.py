@@ -15,6 +15,13 @@ from aiohttp import web
 
 from ranvier import background
 from ranvier.config import Config
+from ranvier.e2ee.backup import KeyBackup
+from ranvier.e2ee.backup_store import BackupStore
+from ranvier.e2ee.cross_signing import CrossSigning
+from ranvier.e2ee.keys import KeyService
+from ranvier.e2ee.keys_store import KeyStore
+from ranvier.e2ee.schema import BACKUP_SCHEMA, KEYS_SCHEMA, TO_DEVICE_SCHEMA
+from ranvier.e2ee.to_device import ToDevice, ToDeviceStore
 from ranvier.events.signing import SigningKey
 from ranvier.media.schema import SCHEMA as MEDIA_SCHEMA
 from ranvier.media.service import MediaService
@@ -36,6 +43,7 @@ from ranvier.rooms.store import RoomStore
 from ranvier.storage.engine import Database, open_database
 from ranvier.storage.migrations import Schema, apply_migrations
 from ranvier.sync.legacy import LegacySync
+from ranvier.sync.device_lists import DeviceLists
 from ranvier.sync.notifier import Notifier
 from ranvier.sync.receipts import Receipts
 from ranvier.sync.receipts_schema import SCHEMA as RECEIPTS_SCHEMA
@@ -72,7 +80,7 @@ DEACTIVATION_SWEEP_S = 60.0
 #: Every service's tables, in the order their migrations run.
 SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, PUSH_SCHEMA, RELATIONS_SCHEMA,
                          REPORTS_SCHEMA, PROFILE_FIELDS_SCHEMA, ACCOUNT_DATA_SCHEMA, PRESENCE_SCHEMA, DIRECTORY_SCHEMA,
-                         RECEIPTS_SCHEMA, OUTBOUND_SCHEMA, ERASURE_SCHEMA]
+                         RECEIPTS_SCHEMA, OUTBOUND_SCHEMA, ERASURE_SCHEMA, KEYS_SCHEMA, TO_DEVICE_SCHEMA, BACKUP_SCHEMA]
 
 
 def route_tables():
@@ -83,7 +91,7 @@ def route_tables():
     from ranvier.client_api import directory, reporting, spaces, upgrade
     from ranvier.client_api import account_data, presence, profile, push, receipts, typing, user_directory
     from ranvier.client_api import admin, appservice, openid, threepid, thirdparty, voip
-    from ranvier.client_api import mutual_rooms, room_summary
+    from ranvier.client_api import keys, mutual_rooms, room_keys, room_summary, to_device
     from ranvier.federation_api import openid as federation_openid
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
@@ -91,7 +99,8 @@ def route_tables():
             directory.routes, upgrade.routes, spaces.routes, reporting.routes, profile.routes, account_data.routes,
             typing.routes, receipts.routes, presence.routes, user_directory.routes, push.routes,
             thirdparty.routes, appservice.routes, threepid.routes, admin.routes, openid.routes, voip.routes,
-            room_summary.routes, mutual_rooms.routes, federation_openid.routes]
+            room_summary.routes, mutual_rooms.routes, keys.routes, to_device.routes, room_keys.routes,
+            federation_openid.routes]
 
 
 @dataclass
@@ -165,6 +174,11 @@ class Homeserver:
         self.presence: Presence | None = None
         self.user_directory: UserDirectory | None = None
         self.erasure: Erasure | None = None
+        self.keys: KeyService | None = None
+        self.cross_signing: CrossSigning | None = None
+        self.device_lists: DeviceLists | None = None
+        self.to_device: ToDevice | None = None
+        self.key_backup: KeyBackup | None = None
         self.app: web.Application | None = None
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
@@ -187,6 +201,7 @@ class Homeserver:
         self.rooms.persist_hooks.insert(0, self.push)
         self.pushers = Pushers(push_store, self.push, self.rooms, self.db, self.config)
         await self.pushers.start()
+        await self._start_encryption()
         self.directory = RoomDirectory(self.rooms)
         self.rooms.send_checks.append(self.directory.check_canonical_alias)
         self.hierarchy = SpaceHierarchy(self.rooms)
@@ -240,6 +255,19 @@ class Homeserver:
         self.erasure = Erasure(self.db, self.profiles.store, self.account_data.store)
         await self.erasure.start()
         self.timeline.erased = self.erasure.erased
+
+    async def _start_encryption(self) -> None:
+        """Device and cross-signing keys, the device-list stream, to-device messages and
+        key backups; the users service tells them when devices come and go."""
+        self.keys = KeyService(KeyStore(self.db), self.notifier, self.config.server_name)
+        await self.keys.start()
+        self.cross_signing = CrossSigning(self.keys)
+        self.device_lists = DeviceLists(self.keys, self.rooms)
+        self.rooms.persist_hooks.append(self.device_lists)
+        self.to_device = ToDevice(ToDeviceStore(self.db), self.notifier, self.config.server_name)
+        await self.to_device.start()
+        self.key_backup = KeyBackup(BackupStore(self.db))
+        self.users.device_listeners += [self.to_device.devices_changed, self.keys.devices_changed]
 
     async def _start_metrics(self) -> None:
         from ranvier.metrics import metrics_app

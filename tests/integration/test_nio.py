@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import nio
+import pytest
 
 
-async def test_nio_register_login_whoami_devices_logout(homeserver, tmp_path):
-    client = nio.AsyncClient(homeserver.base_url, "@nio:localhost", store_path=str(tmp_path))
+@pytest.mark.parametrize("encryption", [False, pytest.param(True, marks=pytest.mark.interop)],
+                         ids=["plain", "encrypted"])
+async def test_nio_register_login_whoami_devices_logout(homeserver, tmp_path, encryption):
+    config = nio.AsyncClientConfig(encryption_enabled=encryption, store_sync_tokens=False)
+    client = nio.AsyncClient(homeserver.base_url, "@nio:localhost", store_path=str(tmp_path), config=config)
     try:
         registered = await client.register("nio", "correct horse", device_name="nio device")
         assert isinstance(registered, nio.RegisterResponse), registered
         assert registered.user_id == "@nio:localhost"
+        if encryption:
+            uploaded = await client.keys_upload()
+            assert isinstance(uploaded, nio.KeysUploadResponse) and uploaded.signed_curve25519_count > 0, uploaded
+            encryption_state = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+            assert isinstance(await client.room_create(initial_state=[encryption_state]), nio.RoomCreateResponse)
+            assert isinstance(await client.sync(timeout=0), nio.SyncResponse)
+            if client.should_query_keys:
+                await client.keys_query()
 
-        second = nio.AsyncClient(homeserver.base_url, "@nio:localhost", store_path=str(tmp_path))
+        second = nio.AsyncClient(homeserver.base_url, "@nio:localhost", store_path=str(tmp_path), config=config)
         try:
             login = await second.login("correct horse", device_name="second device")
             assert isinstance(login, nio.LoginResponse), login
+            if encryption:  # the first device learns of the second through the device list of its room
+                assert isinstance(await second.keys_upload(), nio.KeysUploadResponse)
+                synced = await client.sync(timeout=0)
+                assert "@nio:localhost" in synced.device_list.changed
+                assert isinstance(await client.keys_query(), nio.KeysQueryResponse)
+                assert client.device_store["@nio:localhost"][second.device_id].display_name == "second device"
             who = await second.whoami()
             assert isinstance(who, nio.WhoamiResponse) and who.user_id == "@nio:localhost"
             assert who.device_id == login.device_id

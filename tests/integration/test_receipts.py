@@ -112,7 +112,8 @@ async def test_receipt_errors(api):
 
 
 async def test_nio_read_markers_set_fully_read_and_receipts(homeserver, tmp_path, api):
-    client = nio.AsyncClient(homeserver.base_url, "@reader:localhost", store_path=str(tmp_path))
+    client = nio.AsyncClient(homeserver.base_url, "@reader:localhost", store_path=str(tmp_path),
+                             config=nio.AsyncClientConfig(encryption_enabled=False))
     try:
         await client.register("reader", "correct horse")
         room = await client.room_create()

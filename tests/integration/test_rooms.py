@@ -195,7 +195,8 @@ async def test_membership_lifecycle_with_nio(homeserver, tmp_path):
     clients = {}
     try:
         for name in ("alice", "bob"):
-            client = nio.AsyncClient(homeserver.base_url, f"@{name}:localhost", store_path=str(tmp_path))
+            client = nio.AsyncClient(homeserver.base_url, f"@{name}:localhost", store_path=str(tmp_path),
+                                     config=nio.AsyncClientConfig(encryption_enabled=False))
             assert isinstance(await client.register(name, "correct horse"), nio.RegisterResponse)
             clients[name] = client
         alice, bob = clients["alice"], clients["bob"]

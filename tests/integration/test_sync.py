@@ -235,8 +235,10 @@ async def test_bad_since_token_is_refused(api):
 
 
 async def test_nio_syncs_and_sees_messages(homeserver, tmp_path):
-    client = nio.AsyncClient(homeserver.base_url, "@nio:localhost", store_path=str(tmp_path))
-    other = nio.AsyncClient(homeserver.base_url, "@other:localhost", store_path=str(tmp_path))
+    client = nio.AsyncClient(homeserver.base_url, "@nio:localhost", store_path=str(tmp_path),
+                             config=nio.AsyncClientConfig(encryption_enabled=False))
+    other = nio.AsyncClient(homeserver.base_url, "@other:localhost", store_path=str(tmp_path),
+                            config=nio.AsyncClientConfig(encryption_enabled=False))
     try:
         await client.register("nio", "correct horse")
         await other.register("other", "correct horse")

@@ -58,17 +58,19 @@ async def login(request: web.Request) -> web.Response:
 
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.Response:
-    """POST /logout: revoke the token used and delete its device; open to locked accounts."""
+    """POST /logout: revoke the token used and delete its device (its keys, pending to-device
+    messages and pushers go with it); open to locked accounts."""
     who = await requester(request, allow_locked=True)
-    await request.app[HOMESERVER].users.tokens.logout(who)
+    await request.app[HOMESERVER].users.logout(who)
     return json_response({})
 
 
 @routes.post("/logout/all")
 async def logout_all(request: web.Request) -> web.Response:
-    """POST /logout/all: revoke every token and device of the caller; open to locked accounts."""
+    """POST /logout/all: revoke every token and device of the caller (their keys, pending
+    to-device messages and pushers go with them); open to locked accounts."""
     who = await requester(request, allow_locked=True)
-    await request.app[HOMESERVER].users.tokens.logout_all(who.user_id)
+    await request.app[HOMESERVER].users.logout_all(who.user_id)
     return json_response({})
 
 

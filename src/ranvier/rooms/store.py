@@ -667,6 +667,21 @@ class SyncQueries:
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
+    async def room_membership_changes(self, room_ids: list[str], *, since: int, upto: int) -> list[tuple[str, str, str]]:
+        """(room_id, user_id, membership) of the rooms' membership events in (since, upto], in order."""
+        changes: list[tuple[str, str, str]] = []
+        for start in range(0, len(room_ids), 500):
+            chunk = room_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                "SELECT e.room_id, h.user_id, h.membership FROM events e JOIN membership_history h "
+                "ON h.room_id = e.room_id AND h.user_id = e.state_key AND h.stream_ordering = e.stream_ordering "
+                f"WHERE e.room_id IN ({', '.join('?' * len(chunk))}) AND e.stream_ordering > ? "
+                "AND e.stream_ordering <= ? AND e.type = 'm.room.member' ORDER BY e.stream_ordering",
+                *chunk, since, upto,
+            )
+            changes += [(r[0], r[1], r[2]) for r in rows]
+        return changes
+
     async def membership_histories(self, user_id: str, room_ids: list[str]) -> dict[str, list[tuple[int, str]]]:
         histories: dict[str, list[tuple[int, str]]] = {room_id: [] for room_id in room_ids}
         for start in range(0, len(room_ids), 500):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -94,6 +94,8 @@ class SyncService:
             receipts=position("receipts"),
             typing=position("typing"),
             presence=position("presence"),
+            to_device=position("to_device"),
+            device_lists=position("device_lists"),
         )
 
     async def resolve_filter(self, user_id: str, raw: str | None) -> SyncFilter:
@@ -113,6 +115,9 @@ class SyncService:
     async def sync(self, requester: Requester, *, since: str | None, timeout_ms: int, full_state: bool,
                    sync_filter: SyncFilter, set_presence: str | None = None) -> dict[str, Any]:
         since_token = SyncToken.parse(since) if since else None
+        to_device = self._stream("to_device")
+        if to_device is not None and since_token is not None:
+            await to_device.confirm(requester.user_id, requester.device_id, since_token.to_device)
         presence = self._stream("presence")
         if presence is not None and set_presence is not None:
             await presence.set_from_sync(requester.user_id, set_presence)
@@ -131,7 +136,9 @@ class SyncService:
                         return response
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not await subscription.wait(remaining) or self.notifier.closed:
-                    return response if response is not None else _response(now)
+                    if response is None:
+                        response = _response(now, encryption=await self._key_counts(requester))
+                    return response
 
     # -- computing a response ----------------------------------------------------------------
 
@@ -180,9 +187,11 @@ class SyncService:
                     or (full_state and sync_filter.room.include_leave)):
                 rooms["leave"][room_id] = await self._left_room(window, room_id, stream)
         await self._add_counts(window, rooms["join"])
+        all_joined = [room for room, (m, _) in memberships_now.items() if m == "join"]
+        encryption, next_token = await self._encryption(window, all_joined, changed_membership)
 
-        return _response(now, rooms, await self._presence(window),
-                         [e for e in global_data if sync_filter.account_data.allows_type(e["type"])])
+        return _response(next_token, rooms, await self._presence(window),
+                         [e for e in global_data if sync_filter.account_data.allows_type(e["type"])], encryption)
 
     async def _memberships_at(self, user_id: str, memberships: dict[str, tuple[str, int]],
                               upto: int) -> dict[str, tuple[str, int]]:
@@ -255,6 +264,33 @@ class SyncService:
             }
             if threaded:
                 section["unread_thread_notifications"] = room_counts.get("threads", {})
+
+    async def _encryption(self, window: _Window, joined: list[str],
+                          changed_membership: dict[str, str]) -> tuple[dict[str, Any], SyncToken]:
+        """The device's to-device messages, device-list changes (incremental syncs only) and
+        key counts; and the token to answer with, whose to-device position stops at the
+        last message sent when more are waiting."""
+        fields = await self._key_counts(window.requester)
+        next_token = window.now
+        to_device = self._stream("to_device")
+        if to_device is not None:
+            events, upto = await to_device.messages_for(window.user_id, window.requester.device_id,
+                                                        window.since.to_device if window.since else None,
+                                                        window.now.to_device)
+            fields["to_device"] = {"events": events}
+            next_token = replace(next_token, to_device=upto)
+        device_lists = self._stream("device_lists")
+        if device_lists is not None and window.since is not None:
+            fields["device_lists"] = await device_lists.changes(window.user_id, window.since, window.now, joined,
+                                                                changed_membership)
+        return fields, next_token
+
+    async def _key_counts(self, requester: Requester) -> dict[str, Any]:
+        keys = self._stream("keys")
+        if keys is None:
+            return {}
+        counts, fallback = await keys.key_counts(requester.user_id, requester.device_id)
+        return {"device_one_time_keys_count": counts, "device_unused_fallback_key_types": fallback}
 
     # -- one room ----------------------------------------------------------------------------
 
@@ -469,13 +505,14 @@ class SyncService:
 
 def _has_news(response: dict[str, Any]) -> bool:
     return (any(response["rooms"][kind] for kind in response["rooms"]) or bool(response["presence"]["events"])
-            or bool(response["account_data"]["events"]))
+            or bool(response["account_data"]["events"]) or bool(response["to_device"]["events"])
+            or bool(response["device_lists"]["changed"]) or bool(response["device_lists"]["left"]))
 
 
 def _response(now: SyncToken, rooms: dict[str, dict[str, Any]] | None = None, presence: list | None = None,
-              account_data: list | None = None) -> dict[str, Any]:
-    """The /sync body. The to-device and device-list streams stay empty until end-to-end
-    encryption fills them."""
+              account_data: list | None = None, encryption: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The /sync body; `encryption` holds the device's to-device messages, device-list
+    changes and key counts."""
     return {
         "next_batch": now.encode(),
         "rooms": rooms or {"join": {}, "invite": {}, "leave": {}, "knock": {}},
@@ -485,5 +522,6 @@ def _response(now: SyncToken, rooms: dict[str, dict[str, Any]] | None = None, pr
         "device_lists": {"changed": [], "left": []},
         "device_one_time_keys_count": {},
         "device_unused_fallback_key_types": [],
+        **(encryption or {}),
     }
 

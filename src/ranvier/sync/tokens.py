@@ -22,7 +22,7 @@ def room_token(position: RoomPosition) -> str:
 def parse_room_token(token: str) -> RoomPosition:
     if token.startswith("t"):
         depth, sep, stream = token[1:].partition("_")
-        if sep and depth.lstrip("-").isdigit() and stream.lstrip("-").isdigit():
+        if sep and token.isascii() and depth.lstrip("-").isdigit() and stream.lstrip("-").isdigit():
             return int(depth), int(stream)
     raise MatrixError("M_INVALID_PARAM", "Invalid pagination token")
 
@@ -53,7 +53,7 @@ class SyncToken:
     @classmethod
     def parse(cls, token: str) -> "SyncToken":
         parts = token[1:].split("_") if token.startswith("s") else []
-        if not parts or len(parts) > len(STREAMS) or not all(p.isdigit() for p in parts):
+        if not parts or len(parts) > len(STREAMS) or not token.isascii() or not all(p.isdigit() for p in parts):
             raise MatrixError("M_INVALID_PARAM", "Invalid sync token")
         return cls(**{name: int(value) for name, value in zip(STREAMS, parts)})
 

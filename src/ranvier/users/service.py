@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from ranvier.config import Config
 from ranvier.errors import MatrixError
@@ -23,6 +23,11 @@ from ranvier.users.uia import AuthenticationRefused, InteractiveAuth
 
 _DEVICE_ID_ALPHABET = string.ascii_uppercase
 MAX_DEVICE_NAME = 1000
+
+
+#: Told after a user's devices changed: (user_id, removed) where `removed` says that some
+#: devices may be gone (their keys and pending messages go with them).
+DeviceListener = Callable[[str, bool], Awaitable[None]]
 
 
 def new_device_id() -> str:
@@ -51,6 +56,13 @@ class UserService:
         self.uia.register_stage("m.login.registration_token", self._stage_registration_token)
         limits = config.rate_limits
         self.failed_logins = RateLimiter(limits.failed_login.per_second, limits.failed_login.burst)
+        #: Services that react to added, renamed and removed devices (end-to-end encryption),
+        #: handed in by the composition root.
+        self.device_listeners: list[DeviceListener] = []
+
+    async def _devices_changed(self, user_id: str, *, removed: bool) -> None:
+        for listener in self.device_listeners:
+            await listener(user_id, removed)
 
     # -- identifiers ---------------------------------------------------------------------
 
@@ -134,6 +146,8 @@ class UserService:
                                                       device_name=device_name, refreshable=refreshable, ip=ip,
                                                       user_agent=user_agent)
             if created:
+                if session is not None:
+                    await self._devices_changed(user_id, removed=False)
                 return {"user_id": user_id, **(response or {})}
             if localpart is not None:
                 break
@@ -222,6 +236,7 @@ class UserService:
             raise MatrixError("M_USER_LOCKED", "This account has been locked", soft_logout=True)
         session, response = self._login_session(device_id, device_name, refreshable, ip, user_agent)
         self.tokens.forget(await self.store.add_session(user_id, session, now_ms()))
+        await self._devices_changed(user_id, removed=False)
         return {"user_id": user_id, **response}
 
     def _login_session(self, device_id, device_name, refreshable, ip, user_agent):
@@ -242,11 +257,14 @@ class UserService:
         )
         if logout_devices:
             self.tokens.forget_user(requester.user_id)
+            await self._devices_changed(requester.user_id, removed=True)
 
     async def deactivate(self, user_id: str) -> bool:
         """Deactivate for good: tokens revoked, no login, the user ID never reused."""
         done = await self.store.deactivate(user_id)
         self.tokens.forget_user(user_id)
+        if done:
+            await self._devices_changed(user_id, removed=True)
         return done
 
     # -- account moderation (locks and suspensions) ---------------------------------------
@@ -290,9 +308,20 @@ class UserService:
             raise MatrixError("M_INVALID_PARAM", "Device name is too long")
         if not await self.store.set_device_name(user_id, device_id, name):
             raise MatrixError("M_NOT_FOUND", "Unknown device")
+        await self._devices_changed(user_id, removed=False)
 
     async def delete_devices(self, user_id: str, device_ids: list[str]) -> None:
         self.tokens.forget(await self.store.delete_devices(user_id, device_ids))
+        await self._devices_changed(user_id, removed=True)
+
+    async def logout(self, requester: Requester) -> None:
+        """Every token belongs to a device: logging out deletes the device."""
+        await self.tokens.logout(requester)
+        await self._devices_changed(requester.user_id, removed=True)
+
+    async def logout_all(self, user_id: str) -> None:
+        await self.tokens.logout_all(user_id)
+        await self._devices_changed(user_id, removed=True)
 
     # -- user-interactive auth stages ------------------------------------------------------
 

@@ -1,0 +1,214 @@
+"""Device keys, one-time and fallback keys, and the device-list stream.
+
+A device uploads its identity keys (signed by its own ed25519 key), one-time keys and
+fallback keys; others query the identity keys and claim one key per device to start an
+Olm session. Each change to a user's devices or keys takes the next position of the
+device-list stream and wakes the syncs of everyone sharing a room with them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+from unpaddedbase64 import decode_base64
+
+from ranvier.e2ee.keys_store import KeyStore, OneTimeKey
+from ranvier.errors import MatrixError
+from ranvier.events.identifiers import domain_of
+from ranvier.events.signing import SignatureError, verify_signed_json
+from ranvier.sync.notifier import Notifier
+from ranvier.sync.streams import StreamPositions
+
+#: The one-time key algorithm clients count on seeing, even at zero (as Synapse does):
+#: some clients upload one-time keys only once they have read a count for it.
+SIGNED_CURVE25519 = "signed_curve25519"
+_COUNTS_CACHED = 10_000
+#: What `failures` says for a user of another server: there is no federation yet.
+UNREACHABLE = {"status": 503, "message": "This server does not talk to other servers yet"}
+
+
+def has_nul(*values: str) -> bool:
+    return any("\x00" in value for value in values)
+
+
+def split_key_id(key_id: Any, what: str) -> tuple[str, str]:
+    """`<algorithm>:<id>` into its two non-empty parts, or M_INVALID_PARAM."""
+    if isinstance(key_id, str):
+        algorithm, sep, identifier = key_id.partition(":")
+        if sep and algorithm and identifier and not has_nul(key_id):
+            return algorithm, identifier
+    raise MatrixError("M_INVALID_PARAM", f"{what} key IDs must look like <algorithm>:<key ID>, got {key_id!r}")
+
+
+def parse_one_time_keys(keys: dict[str, Any], what: str) -> list[OneTimeKey]:
+    """The keys of an upload: each a string, or a signed object with a `key` string."""
+    parsed = []
+    for key_id, key in keys.items():
+        algorithm, identifier = split_key_id(key_id, what)
+        if not (isinstance(key, str) or (isinstance(key, dict) and isinstance(key.get("key"), str))):
+            raise MatrixError("M_BAD_JSON", f"{what} key {key_id} must be a string or an object with a key")
+        parsed.append((algorithm, identifier, orjson.dumps(key).decode()))
+    return parsed
+
+
+def check_device_keys(device_keys: dict[str, Any], user_id: str, device_id: str) -> str:
+    """The device keys as JSON text, once they are shown to be this device's, signed by
+    its own ed25519 key."""
+    if device_keys.get("user_id") != user_id or device_keys.get("device_id") != device_id:
+        raise MatrixError("M_INVALID_PARAM", "device_keys must be for the user and device of the access token")
+    algorithms, keys = device_keys.get("algorithms"), device_keys.get("keys")
+    if not isinstance(algorithms, list) or not all(isinstance(a, str) for a in algorithms):
+        raise MatrixError("M_BAD_JSON", "device_keys.algorithms must be a list of strings")
+    if not isinstance(keys, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items()):
+        raise MatrixError("M_BAD_JSON", "device_keys.keys must map key IDs to strings")
+    if not isinstance(device_keys.get("signatures"), dict):
+        raise MatrixError("M_BAD_JSON", "device_keys.signatures must be an object")
+    key_id = f"ed25519:{device_id}"
+    try:
+        verify_signed_json(device_keys, user_id, key_id, decode_base64(keys.get(key_id, "")))
+    except (SignatureError, ValueError):
+        raise MatrixError("M_INVALID_SIGNATURE", f"device_keys must be signed by the device's own {key_id} key") from None
+    return orjson.dumps(device_keys).decode()
+
+
+class KeyService:
+    def __init__(self, store: KeyStore, notifier: Notifier, server_name: str) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.server_name = server_name
+        self.positions = StreamPositions(0)
+        self._upload_ids = itertools.count(time.time_ns())
+        #: user -> {device: (one-time key counts, unused fallback algorithms)}, what every
+        #: /sync reports, so a sync reads no key counts from the database.
+        self._counts: OrderedDict[str, dict[str, tuple[dict[str, int], list[str]]]] = OrderedDict()
+
+    async def start(self) -> None:
+        self.positions = StreamPositions(await self.store.max_device_list_position())
+
+    @property
+    def position(self) -> int:
+        """The device-list stream's position."""
+        return self.positions.current
+
+    # -- uploads and counts ------------------------------------------------------------------
+
+    async def upload(self, user_id: str, device_id: str, device_keys: dict[str, Any] | None,
+                     one_time_keys: dict[str, Any] | None, fallback_keys: dict[str, Any] | None) -> dict[str, int]:
+        """POST /keys/upload; returns the device's one-time key counts."""
+        device_json = check_device_keys(device_keys, user_id, device_id) if device_keys is not None else None
+        one_time = parse_one_time_keys(one_time_keys or {}, "one_time_keys")
+        fallback = parse_one_time_keys(fallback_keys or {}, "fallback_keys")
+        if len({algorithm for algorithm, _, _ in fallback}) != len(fallback):
+            raise MatrixError("M_INVALID_PARAM", "fallback_keys may hold one key per algorithm")
+        try:
+            changed = await self.store.upload(user_id, device_id, device_json, one_time, fallback, next(self._upload_ids))
+        finally:
+            self._forget_counts(user_id)
+        if changed:
+            await self.device_list_changed(user_id)
+        counts, _ = await self.key_counts(user_id, device_id)
+        return counts
+
+    async def key_counts(self, user_id: str, device_id: str) -> tuple[dict[str, int], list[str]]:
+        """(one-time key counts with signed_curve25519 always present, unused fallback key algorithms)."""
+        devices = self._counts.get(user_id)
+        cached = devices.get(device_id) if devices is not None else None
+        if cached is None:
+            counts, fallback = await self.store.key_counts(user_id, device_id)
+            cached = ({SIGNED_CURVE25519: 0, **counts}, fallback)
+            self._counts.setdefault(user_id, {})[device_id] = cached
+            if len(self._counts) > _COUNTS_CACHED:
+                self._counts.popitem(last=False)
+        self._counts.move_to_end(user_id)
+        return cached
+
+    def _forget_counts(self, user_id: str) -> None:
+        self._counts.pop(user_id, None)
+
+    # -- queries and claims ------------------------------------------------------------------
+
+    async def query(self, requester_id: str, wanted: dict[str, list[str]]) -> dict[str, Any]:
+        """POST /keys/query: the identity keys of the listed devices (all of a user's when
+        the list is empty) with their display names, and the users' cross-signing keys
+        with every signature the requester may see."""
+        local = [user_id for user_id in wanted if domain_of(user_id) == self.server_name]
+        failures = {domain_of(user_id): UNREACHABLE for user_id in wanted if user_id not in local}
+        signatures = self._signatures_by_target(await self.store.signatures(local))
+        device_keys: dict[str, dict[str, Any]] = {user_id: {} for user_id in local}
+        for user_id, device_id, key_json, display_name in await self.store.device_keys(local):
+            if wanted[user_id] and device_id not in wanted[user_id]:
+                continue
+            keys = orjson.loads(key_json)
+            _merge_signatures(keys, signatures.get((user_id, device_id), ()))
+            if display_name is not None:
+                keys["unsigned"] = {"device_display_name": display_name}
+            device_keys[user_id][device_id] = keys
+        response: dict[str, Any] = {"device_keys": device_keys, "failures": failures, "master_keys": {},
+                                    "self_signing_keys": {}, "user_signing_keys": {}}
+        for user_id, usage, public_key, key_json in await self.store.cross_signing_keys(local):
+            if usage == "user_signing" and user_id != requester_id:
+                continue  # only its owner sees a user-signing key
+            key = orjson.loads(key_json)
+            if usage == "master":
+                _merge_signatures(key, [s for s in signatures.get((user_id, public_key), ())
+                                        if s[0] in (user_id, requester_id)])
+            response[f"{usage}_keys"][user_id] = key
+        return response
+
+    @staticmethod
+    def _signatures_by_target(rows) -> dict[tuple[str, str], list[tuple[str, str, str]]]:
+        by_target: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+        for target_user, target_key, signer, signer_key, signature in rows:
+            by_target.setdefault((target_user, target_key), []).append((signer, signer_key, signature))
+        return by_target
+
+    async def claim(self, wanted: dict[str, dict[str, str]]) -> dict[str, Any]:
+        """POST /keys/claim: one key per listed device and algorithm, each one-time key
+        handed out once, the device's fallback key when it has none left."""
+        local = [(user_id, device_id, algorithm) for user_id, devices in wanted.items()
+                 if domain_of(user_id) == self.server_name for device_id, algorithm in devices.items()]
+        failures = {domain_of(user_id): UNREACHABLE for user_id in wanted if domain_of(user_id) != self.server_name}
+        claimed = await self.store.claim(local)
+        one_time_keys: dict[str, dict[str, Any]] = {}
+        for (user_id, device_id), (algorithm, key_id, key_json) in claimed.items():
+            one_time_keys.setdefault(user_id, {})[device_id] = {f"{algorithm}:{key_id}": orjson.loads(key_json)}
+        for user_id, _, _ in local:
+            self._forget_counts(user_id)
+        return {"one_time_keys": one_time_keys, "failures": failures}
+
+    # -- the device-list stream ----------------------------------------------------------------
+
+    async def devices_changed(self, user_id: str, removed: bool) -> None:
+        """The users service's hook: a device was added, renamed or removed. A removed
+        device's keys go with it."""
+        if removed:
+            await self.store.prune_deleted_devices(user_id)
+            self._forget_counts(user_id)
+        await self.device_list_changed(user_id)
+
+    async def device_list_changed(self, user_id: str) -> None:
+        """Move the user to the head of the device-list stream and wake the syncs of the
+        user and of everyone in the user's rooms."""
+        position = self.positions.allocate()
+        try:
+            await self.store.mark_device_list_changed(user_id, position)
+        finally:
+            self.positions.finish(position)
+        rooms = await self.store.joined_rooms(user_id)
+        self.notifier.notify([f"user:{user_id}", *(f"room:{room_id}" for room_id in rooms)])
+
+
+def _merge_signatures(key: dict[str, Any], signatures) -> None:
+    """Add stored (signer, signer's key ID, signature) to the key's own `signatures`."""
+    if not signatures:
+        return
+    merged = key.get("signatures")
+    merged = ({user: dict(keys) for user, keys in merged.items() if isinstance(keys, dict)}
+              if isinstance(merged, dict) else {})
+    for signer, signer_key, signature in signatures:
+        merged.setdefault(signer, {})[signer_key] = signature
+    key["signatures"] = merged
