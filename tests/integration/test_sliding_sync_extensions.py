@@ -1,10 +1,13 @@
 """Sliding sync extensions: account data (global and per room), receipts and typing, each
-limited to the lists and rooms the request names, over HTTP on both engines."""
+limited to the lists and rooms the request names; to-device messages and the device's
+encryption state (key counts, device-list changes), over HTTP on both engines."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+
+from e2ee_support import Device
 
 from tests.integration.sliding_support import Connection, a_list
 
@@ -101,8 +104,84 @@ async def test_typing_follows_rooms_named_and_wakes_the_long_poll(api):
     assert stopped["extensions"]["typing"]["rooms"][watched]["content"]["user_ids"] == []
 
 
-async def test_extensions_not_asked_for_or_not_served_are_absent(api):
+async def test_extensions_not_asked_for_or_unknown_are_absent(api):
     alice, _, _ = await two_rooms(api)
     response = await Connection(api, alice["access_token"]).sync({
-        "extensions": {"typing": {"enabled": False}, "receipts": {}, "org.example.unknown": {"enabled": True}}})
+        "extensions": {"typing": {"enabled": False}, "receipts": {}, "to_device": {"enabled": False},
+                       "org.example.unknown": {"enabled": True}}})
     assert response["extensions"] == {}
+
+
+async def send_to_device(api, sender: Device, target: Device, number: int) -> None:
+    status, body = await api.put(f"/sendToDevice/m.test/t{number}",
+                                 {"messages": {target.user_id: {target.device_id: {"n": number}}}}, token=sender.token)
+    assert status == 200, body
+
+
+async def test_to_device_messages_until_the_client_passes_their_next_batch_back(api):
+    alice, bob = [Device.of(r) for r in await api.register_all("alice", "bob")]
+    connection = Connection(api, alice.token, conn_id="encryption")
+
+    async def to_device(**config):
+        response = await connection.sync({"extensions": {"to_device": {"enabled": True, **config}}})
+        extension = response["extensions"]["to_device"]
+        return [e["content"]["n"] for e in extension["events"]], extension["next_batch"]
+
+    await send_to_device(api, bob, alice, 1)
+    numbers, first = await to_device()
+    assert numbers == [1]
+    assert all(e["sender"] == bob.user_id and e["type"] == "m.test"
+               for e in (await connection.sync({"extensions": {"to_device": {"enabled": True}}}))
+               ["extensions"]["to_device"]["events"]), "without since: everything still stored"
+    for number in (2, 3, 4):
+        await send_to_device(api, bob, alice, number)
+    numbers, second = await to_device(since=first, limit=2)
+    assert numbers == [2, 3]
+    assert await to_device(since=first, limit=2) == ([2, 3], second), "a lost answer comes again: only a later since deletes"
+    numbers, third = await to_device(since=second)
+    assert numbers == [4]
+    assert await to_device(since=third) == ([], third)
+    assert (await to_device())[0] == [], "what a since confirmed is gone"
+    status, error = await connection.request({"extensions": {"to_device": {"enabled": True, "since": "s12"}}})
+    assert (status, error["errcode"]) == (400, "M_INVALID_PARAM")
+
+    async def send_later():
+        await asyncio.sleep(0.3)
+        await send_to_device(api, bob, alice, 5)
+
+    sender = asyncio.create_task(send_later())
+    began = time.monotonic()
+    woke = await connection.sync({"extensions": {"to_device": {"enabled": True, "since": third}}}, timeout=10000)
+    await sender
+    assert time.monotonic() - began < 3
+    assert [e["content"]["n"] for e in woke["extensions"]["to_device"]["events"]] == [5]
+
+
+async def test_e2ee_extension_key_counts_and_device_list_changes(api):
+    alice, bob = [Device.of(r) for r in await api.register_all("alice", "bob")]
+    room_id = await api.create_room(alice.token, preset="public_chat")
+    await api.post(f"/join/{room_id}", {}, token=bob.token)
+    await api.post("/keys/upload", {"device_keys": alice.device_keys(), "one_time_keys": alice.one_time_keys(3),
+                                    "fallback_keys": alice.fallback_key()}, token=alice.token)
+    connection = Connection(api, alice.token, conn_id="encryption")
+    config = {"extensions": {"e2ee": {"enabled": True}}}
+    first = (await connection.sync(config))["extensions"]["e2ee"]
+    assert first == {"device_lists": {"changed": [], "left": []},
+                     "device_one_time_keys_count": {"signed_curve25519": 3},
+                     "device_unused_fallback_key_types": ["signed_curve25519"]}
+
+    async def upload_later():
+        await asyncio.sleep(0.3)
+        await api.post("/keys/upload", {"device_keys": bob.device_keys()}, token=bob.token)
+
+    uploader = asyncio.create_task(upload_later())
+    woke = (await connection.sync(config, timeout=10000))["extensions"]["e2ee"]
+    await uploader
+    assert woke["device_lists"] == {"changed": [bob.user_id], "left": []}
+    status, _ = await api.post("/keys/claim", {"one_time_keys": {alice.user_id: {alice.device_id: "signed_curve25519"}}},
+                               token=bob.token)
+    assert status == 200
+    await api.post(f"/rooms/{room_id}/leave", {}, token=bob.token)
+    gone = (await connection.sync(config))["extensions"]["e2ee"]
+    assert gone["device_lists"] == {"changed": [], "left": [bob.user_id]}
+    assert gone["device_one_time_keys_count"] == {"signed_curve25519": 2}

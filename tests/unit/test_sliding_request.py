@@ -85,10 +85,10 @@ def test_ranges():
 def test_extensions_keep_only_enabled_ones():
     request = parse_request({"extensions": {"typing": {"enabled": True, "lists": ["a"], "rooms": ["*"]},
                                             "receipts": {"enabled": False}, "account_data": {},
-                                            "to_device": {"enabled": True, "since": "s1", "limit": 5}}}, {})
+                                            "to_device": {"enabled": True, "since": "17", "limit": 5}}}, {})
     assert set(request.extensions) == {"typing", "to_device"}
     assert request.extensions["typing"].lists == ("a",) and request.extensions["typing"].rooms == ("*",)
-    assert request.extensions["to_device"].since == "s1" and request.extensions["to_device"].limit == 5
+    assert request.extensions["to_device"].since == "17" and request.extensions["to_device"].limit == 5
 
 
 @pytest.mark.parametrize("body, errcode", [
@@ -104,6 +104,7 @@ def test_extensions_keep_only_enabled_ones():
     ({"room_subscriptions": {"!a:b": []}}, "M_BAD_JSON"),
     ({"extensions": []}, "M_BAD_JSON"),
     ({"extensions": {"to_device": {"enabled": True, "limit": -1}}}, "M_INVALID_PARAM"),
+    ({"extensions": {"to_device": {"enabled": True, "since": "\u00b2"}}}, "M_INVALID_PARAM"),
     ({"timeout": -1}, "M_INVALID_PARAM"),
     ({"lists": {"all": {"timeline_limit": 1, "ranges": [[i, i] for i in range(101)]}}}, "M_INVALID_PARAM"),
 ])

@@ -91,7 +91,7 @@ class SlidingSync:
         rooms, updated = await self.results.compute(requester, requests, base, now, marks, ignored)
 
         in_windows = {name: room_ids for name, (_, room_ids) in windows.items()}
-        extensions = await self.extensions.compute(user_id, request.extensions, in_windows, subscribed, memberships,
+        extensions = await self.extensions.compute(requester, request.extensions, in_windows, subscribed, memberships,
                                                    base, now)
         counts = {name: count for name, (count, _) in windows.items()}
         state = ConnectionState(now, {**base.rooms, **updated} if updated else base.rooms, counts,

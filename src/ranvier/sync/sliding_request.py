@@ -35,8 +35,6 @@ _OPAQUE_ID = re.compile(r"[0-9A-Za-z._~-]{1,255}")
 ME = "$ME"
 LAZY = "$LAZY"
 WILDCARD = "*"
-#: Extensions served; any other name in `extensions` is ignored.
-ROOM_EXTENSIONS = ("account_data", "receipts", "typing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,10 +317,13 @@ def _extensions(data: Any) -> dict[str, ExtensionConfig]:
         if not _typed(config, "enabled", bool, where):
             continue
         limit = config.get("limit")
+        since = _typed(config, "since", str, where)
+        if name == "to_device" and since is not None and not (since.isascii() and since.isdigit()):
+            raise MatrixError("M_INVALID_PARAM", "extensions.to_device.since is not a next_batch of this server")
         enabled[name] = ExtensionConfig(
             lists=_strings(config, "lists", where),
             rooms=_strings(config, "rooms", where),
-            since=_typed(config, "since", str, where),
+            since=since,
             limit=None if limit is None else _non_negative(limit, where + "limit"),
         )
     return enabled
