@@ -1,31 +1,36 @@
 """A scripted client that uses simplified sliding sync (MSC4186) the way Element X does,
 against any homeserver, and writes down what it sees in the order it sees it.
 
-Its requests are those of Element X's room list (the matrix-rust-sdk; `room_list_request` in
-scenarios.py): one connection
-`room-list`, a list `all_rooms` ordered by activity with a timeline of one event and the
-SDK's default required state (with `$LAZY` and `$ME` members), `pos` and `timeout` as
-query parameters, the account_data, receipts and typing extensions; an opened room is a
-room subscription with a timeline of 20 events. The client keeps a model of each room
-(name, state, timeline, typing, receipts), sorts rooms by `bump_stamp` as the SDK does,
-and turns every change it notices into an observation, named by room and user names so
-that two servers' transcripts can be compared.
+Its requests are those of Element X (the matrix-rust-sdk; `room_list_request` in
+scenarios.py). The room list is one connection, `room-list`: a list `all_rooms` ordered by
+activity with a timeline of one event and the SDK's default required state (with `$LAZY`
+and `$ME` members), `pos` and `timeout` as query parameters, the account_data, receipts
+and typing extensions; an opened room is a room subscription with a timeline of 20
+events. A second connection, `encryption`, has no rooms, only the to_device and e2ee
+extensions. The client keeps a model of each room (name, state, timeline, typing,
+receipts), sorts rooms by `bump_stamp` as the SDK does, and turns every change it notices
+into an observation, named by room and user names so that two servers' transcripts can
+be compared.
 
 `run_script` is the scenario: a user in 45 rooms opens the app (range 0–19), scrolls
-(20–39), opens the busiest room, then sees someone join and write, an invitation, a
-renamed room, typing, a read receipt and an old room coming back to the top. Used by
+(20–39), opens the busiest room, uploads its keys, then sees someone join (and their
+devices to track), write, upload device keys, send it a to-device message and claim one
+of its one-time keys; then an invitation, a renamed room, typing, a read receipt and an
+old room coming back to the top. Used by
 tests/integration/test_sliding_sync_client.py (ranvier) and sliding_sync_compare.py
 (ranvier and Synapse).
 """
 
 from __future__ import annotations
 
+import json
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from scenarios import QUICK, Bench, Failed, User, room_list_request, sliding
+from scenarios import QUICK, Bench, Device, Failed, User, room_list_request, sliding, upload_keys
 
 ROOMS = 45
 POLL_SECONDS = 10
@@ -44,44 +49,98 @@ class RoomModel:
     receipts: set[tuple[str, str]] = field(default_factory=set)
 
 
-class ElementXLike:
-    """The room list side of Element X: one connection, one list, room subscriptions."""
+class ScriptedConnection(ABC):
+    """One sliding sync connection of the scripted client, writing to a shared transcript."""
 
     def __init__(self, bench: Bench, user: User, people: dict[str, str], transcript: list[tuple]) -> None:
         self.bench = bench
         self.user = user
         #: user ID -> the name observations use for them.
         self.people = people
-        self.pos: str | None = None
-        self.ranges = [(0, 19)]
-        self.subscriptions: list[str] = []
-        self.rooms: dict[str, RoomModel] = {}
-        self.count: int | None = None
         self.transcript = transcript
-        #: event ID -> (room ID, body) of the messages seen, to name what receipts point at.
-        self.messages: dict[str, str] = {}
+        self.pos: str | None = None
+
+    @abstractmethod
+    def request(self) -> dict[str, Any]:
+        """The body of the connection's next request."""
+
+    @abstractmethod
+    def apply(self, response: dict[str, Any]) -> None:
+        """Take in a response, observing what changed."""
 
     async def sync(self, timeout: int = 0) -> dict[str, Any]:
-        body = room_list_request("room-list", self.ranges, self.subscriptions)
-        response = await sliding(self.bench, self.user, body, self.pos, timeout)
+        response = await sliding(self.bench, self.user, self.request(), self.pos, timeout)
         self.pos = response["pos"]
         self.apply(response)
         return response
 
     async def poll_until(self, wanted: tuple) -> None:
-        """Long-poll until `wanted` has been observed."""
+        """Long-poll until `wanted` is observed once more than it had been."""
+        seen = self.transcript.count(wanted)
         deadline = time.monotonic() + POLL_SECONDS
-        while wanted not in self.transcript:
+        while self.transcript.count(wanted) == seen:
             if time.monotonic() > deadline:
                 raise Failed(f"never observed {wanted}; saw {self.transcript[-5:]}")
             await self.sync(timeout=2000)
 
+    def who(self, user_id: str) -> str:
+        return self.people.get(user_id, user_id)
+
+
+class EncryptionSync(ScriptedConnection):
+    """Element X's second connection, `encryption`: to-device messages and the device's
+    key counts and device-list changes, no rooms."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.since: str | None = None
+        self.keys: tuple | None = None
+
+    def request(self) -> dict[str, Any]:
+        to_device: dict[str, Any] = {"enabled": True}
+        if self.since is not None:
+            to_device["since"] = self.since
+        return {"conn_id": "encryption", "extensions": {"to_device": to_device, "e2ee": {"enabled": True}}}
+
+    def apply(self, response: dict[str, Any]) -> None:
+        extensions = response.get("extensions", {})
+        to_device = extensions.get("to_device")
+        if to_device is not None:
+            self.since = to_device["next_batch"]
+            for event in to_device.get("events", []):
+                self.transcript.append(("to-device", self.who(event["sender"]), event["type"],
+                                        json.dumps(event["content"], sort_keys=True)))
+        e2ee = extensions.get("e2ee", {})
+        keys = (tuple(sorted(e2ee.get("device_one_time_keys_count", {}).items())),
+                tuple(e2ee.get("device_unused_fallback_key_types") or ()))
+        if keys != self.keys:
+            self.keys = keys
+            self.transcript.append(("keys", *keys))
+        lists = e2ee.get("device_lists", {})
+        for user_id in sorted(lists.get("changed", [])):
+            self.transcript.append(("devices changed", self.who(user_id)))
+        for user_id in sorted(lists.get("left", [])):
+            self.transcript.append(("devices left", self.who(user_id)))
+
+
+class ElementXLike(ScriptedConnection):
+    """The room list side of Element X: one connection, one list, room subscriptions."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.ranges = [(0, 19)]
+        self.subscriptions: list[str] = []
+        self.rooms: dict[str, RoomModel] = {}
+        self.count: int | None = None
+        #: event ID -> body of the messages seen, to name what receipts point at.
+        self.messages: dict[str, str] = {}
+
+    def request(self) -> dict[str, Any]:
+        return room_list_request("room-list", self.ranges, self.subscriptions)
+
     def label(self, room_id: str) -> str:
         room = self.rooms.get(room_id)
         return room.name if room is not None and room.name else room_id
-
-    def who(self, user_id: str) -> str:
-        return self.people.get(user_id, user_id)
 
     # -- applying a response -------------------------------------------------------------
 
@@ -183,13 +242,28 @@ async def run_script(bench: Bench, transcript: list[tuple], rooms: int = ROOMS) 
     client.subscriptions = [newest]  # opening the busiest room
     await client.sync()
 
+    encryption = EncryptionSync(bench, alice, people, transcript)  # Element X's second connection
+    alice_device = await device_of(bench, alice)
+    await upload_keys(bench, alice_device, one_time_keys=5)
+    await encryption.sync()
+
     await bench.join(bob, newest)
+    await encryption.poll_until(("devices changed", "bob"))  # bob now shares a room
     await bench.send(bob, newest, {"msgtype": "m.text", "body": "hello from bob"})
     await client.poll_until(("message", f"room {rooms - 1:02}", "bob", "hello from bob"))
     client.note_order()
+    await upload_keys(bench, await device_of(bench, bob))
+    await encryption.poll_until(("devices changed", "bob"))  # and has new device keys
+    await bench.api.call("PUT /sendToDevice/{eventType}/{txnId}", "PUT",
+                         "/_matrix/client/v3/sendToDevice/org.example.ping/ping1", bob.token,
+                         body={"messages": {alice.user_id: {"*": {"n": 1}}}})
+    await encryption.poll_until(("to-device", "bob", "org.example.ping", '{"n": 1}'))
+    await bench.api.call("POST /keys/claim", "POST", "/_matrix/client/v3/keys/claim", bob.token,
+                         body={"one_time_keys": {alice.user_id: {alice_device.device_id: "signed_curve25519"}}})
+    await encryption.poll_until(("keys", (("signed_curve25519", 4),), ()))
 
-    doc = await bench.api.call("POST /createRoom", "POST", "/_matrix/client/v3/createRoom", bob.token,
-                               body={"preset": "private_chat", "name": "bob's room", "invite": [alice.user_id]})
+    await bench.api.call("POST /createRoom", "POST", "/_matrix/client/v3/createRoom", bob.token,
+                         body={"preset": "private_chat", "name": "bob's room", "invite": [alice.user_id]})
     await client.poll_until(("invite", "bob's room", "bob"))
 
     renamed = room_ids[30]
@@ -211,6 +285,11 @@ async def run_script(bench: Bench, transcript: list[tuple], rooms: int = ROOMS) 
     await bench.send(alice, room_ids[0], {"msgtype": "m.text", "body": "back on top"})
     await client.poll_until(("message", "room 00", "alice", "back on top"))
     client.note_order()
+
+
+async def device_of(bench: Bench, user: User) -> Device:
+    doc = await bench.api.call("GET /account/whoami", "GET", "/_matrix/client/v3/account/whoami", user.token)
+    return Device(user.user_id, doc["device_id"], user.token)
 
 
 def new_bench(api) -> Bench:

@@ -1,6 +1,7 @@
 """A scripted client that behaves like Element X (bench/sliding_client.py) against ranvier over
-HTTP on both engines: it must see the rooms, new messages, members, an invitation, a name
-change, typing and a read receipt, in the order they happened. The same script runs against
+HTTP on both engines: it must see the rooms, new messages, members, device-list changes, a
+to-device message, its key counts, an invitation, a name change, typing and a read receipt,
+in the order they happened. The same script runs against
 Synapse from bench/sliding_sync_compare.py."""
 
 from __future__ import annotations
@@ -34,9 +35,14 @@ async def test_an_element_x_like_client_sees_everything_in_order(homeserver):
         ("top", (newest, f"room {ROOMS - 2:02}", f"room {ROOMS - 3:02}")),
         ("rooms", 20),
         ("rooms", 40),
+        ("keys", (("signed_curve25519", 5),), ()),
+        ("devices changed", "bob"),
         ("member", newest, "bob", "join"),
         ("message", newest, "bob", "hello from bob"),
         ("top", (newest, f"room {ROOMS - 2:02}", f"room {ROOMS - 3:02}")),
+        ("devices changed", "bob"),
+        ("to-device", "bob", "org.example.ping", '{"n": 1}'),
+        ("keys", (("signed_curve25519", 4),), ()),
         ("count", ROOMS + 1),
         ("invite", "bob's room", "bob"),
         ("name", "room 30", "renamed room"),
