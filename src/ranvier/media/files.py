@@ -82,6 +82,10 @@ class FileStore:
         finally:
             os.close(dir_fd)
 
+    def remove(self, content_hash: str) -> None:
+        """Delete the file with this hash (gone already is fine)."""
+        _remove_quietly(self.path(content_hash))
+
     def _remove_stale_temp_files(self) -> None:
         cutoff = time.time() - STALE_TEMP_SECONDS
         for entry in os.scandir(self.temp_dir):

@@ -16,10 +16,12 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, AsyncIterator, Sequence
 
+from ranvier.metrics import DB_READ, DB_TRANSACTION
 from ranvier.storage.engine import Database, Row, Statement, Transaction, UniqueViolation
 
 _SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -118,6 +120,7 @@ class SqliteDatabase(Database):
         self._commit_scheduled = False
         self._commit_task: asyncio.Future | None = None
         self._savepoints = 0
+        self._reads_running = 0
 
     @classmethod
     async def open(cls, path: str, *, readers: int = 4, synchronous: str = "FULL") -> "SqliteDatabase":
@@ -145,13 +148,23 @@ class SqliteDatabase(Database):
         def run() -> list[Row]:
             return self._reader().execute(sql, args).fetchall()
 
-        return await asyncio.get_running_loop().run_in_executor(self._reader_pool, run)
+        started = time.perf_counter()
+        self._reads_running += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._reader_pool, run)
+        finally:
+            self._reads_running -= 1
+            DB_READ.observe(time.perf_counter() - started)
+
+    def connections_in_use(self) -> int:
+        return min(self._reads_running, self._reader_pool._max_workers) + int(self._write_lock.locked())
 
     @asynccontextmanager
     async def transaction(self, *, wait_durable: bool = True) -> AsyncIterator[Transaction]:
         """A savepoint in the current group. It is never released: the group's COMMIT
         releases them all, and since transactions run one at a time, rolling back to a
         failed transaction's savepoint undoes nothing of the transactions before it."""
+        started = time.perf_counter()
         async with self._write_lock:
             opening = [] if self._in_group else ["BEGIN IMMEDIATE"]
             self._in_group = True
@@ -169,6 +182,7 @@ class SqliteDatabase(Database):
             txn.durable = asyncio.get_running_loop().create_future()
             self._group.append(txn.durable)
             self._schedule_commit()
+        DB_TRANSACTION.observe(time.perf_counter() - started)
         if wait_durable:
             await txn.durable
 

@@ -1,0 +1,109 @@
+"""`ranvier migrate-database`: copy a SQLite database into an empty PostgreSQL database.
+
+The target gets the same schema first (the same migrations, so the same tables and
+versions), then every table's rows are copied in batches with PostgreSQL's COPY, and at
+the end the row count of every table is compared on both sides. The server must be
+stopped (the caller holds the data directory's lock): nothing may change underneath.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Callable
+
+import asyncpg
+
+from ranvier.storage.engine import open_database
+from ranvier.storage.migrations import Schema, apply_migrations
+
+BATCH_ROWS = 5_000
+#: Rows of these tables are written by the migrations themselves.
+_SCHEMA_TABLES = {"schema_versions"}
+
+
+class TransferError(RuntimeError):
+    """The copy cannot be done or did not match; the message says why."""
+
+
+@dataclass
+class TableCount:
+    table: str
+    source: int
+    target: int
+
+
+def _sqlite_tables(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """Every ordinary table with its columns (virtual tables and their shadows excluded)."""
+    tables = {}
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                                "AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name"):
+        tables[name] = [row[1] for row in conn.execute(f'PRAGMA table_info("{name}")')]
+    return tables
+
+
+async def _postgres_tables(conn: asyncpg.Connection) -> dict[str, list[str]]:
+    rows = await conn.fetch("SELECT table_name, column_name FROM information_schema.columns "
+                            "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position")
+    tables: dict[str, list[str]] = {}
+    for row in rows:
+        tables.setdefault(row["table_name"], []).append(row["column_name"])
+    return tables
+
+
+async def migrate(sqlite_path: str, postgres_url: str, schemas: list[Schema],
+                  progress: Callable[[int, int], None] | None = None) -> list[TableCount]:
+    """Copy every row; `progress(rows_done_now, rows_total)` is called per batch. Returns
+    the per-table counts, after checking that they match (TransferError otherwise)."""
+    source = sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True)
+    try:
+        versions = dict(source.execute("SELECT component, version FROM schema_versions").fetchall())
+        if versions != {schema.component: schema.latest for schema in schemas}:
+            raise TransferError("the SQLite database's schema is not this ranvier's: start this version of "
+                                "ranvier on it once (it migrates at start), stop it, then migrate")
+        target_db = await open_database(postgres_url, pool_size=1)
+        try:
+            await apply_migrations(target_db, schemas)
+        finally:
+            await target_db.close()
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            return await _copy(source, conn, progress)
+        finally:
+            await conn.close()
+    finally:
+        source.close()
+
+
+async def _copy(source: sqlite3.Connection, conn: asyncpg.Connection,
+                progress: Callable[[int, int], None] | None) -> list[TableCount]:
+    source_tables = _sqlite_tables(source)
+    target_tables = await _postgres_tables(conn)
+    missing = sorted(set(source_tables) - set(target_tables) - _SCHEMA_TABLES)
+    if missing:
+        raise TransferError(f"tables missing in PostgreSQL: {', '.join(missing)}")
+    tables = [name for name in source_tables if name not in _SCHEMA_TABLES]
+    for table in tables:
+        if await conn.fetchval(f'SELECT EXISTS (SELECT 1 FROM "{table}")'):
+            raise TransferError(f"the PostgreSQL database is not empty (table {table} has rows); "
+                                "migrate into a new database")
+    totals = {table: source.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0] for table in tables}
+    grand_total = sum(totals.values())
+    async with conn.transaction():
+        for table in tables:
+            columns = [column for column in source_tables[table] if column in target_tables[table]]
+            quoted = ", ".join(f'"{column}"' for column in columns)
+            cursor = source.execute(f'SELECT {quoted} FROM "{table}"')
+            while batch := cursor.fetchmany(BATCH_ROWS):
+                try:
+                    await conn.copy_records_to_table(table, records=batch, columns=columns)
+                except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    raise TransferError(f"table {table}: PostgreSQL refused a row ({exc}); nothing was kept") from None
+                if progress is not None:
+                    progress(len(batch), grand_total)
+    counts = [TableCount(table, totals[table], await conn.fetchval(f'SELECT COUNT(*) FROM "{table}"'))
+              for table in tables]
+    wrong = [count for count in counts if count.source != count.target]
+    if wrong:
+        raise TransferError("row counts differ: " + ", ".join(f"{c.table} {c.source} -> {c.target}" for c in wrong))
+    return counts
