@@ -26,7 +26,8 @@ async def sliding_sync(request: web.Request) -> web.Response:
     unknown, expired (connections live in memory: a restart forgets them) or issued to
     another device is 400 M_UNKNOWN_POS; over 100 lists, subscriptions or ranges in a list, a list name that
     is not an opaque identifier, a bad range, set_presence or to_device `since` is 400 M_INVALID_PARAM;
-    subscriptions to rooms the user may not see are ignored."""
-    who = await requester(request, allow_guest=True)
+    subscriptions to rooms the user may not see are ignored. Guests are refused (403
+    M_GUEST_ACCESS_FORBIDDEN): the guest access module lists /sync, not this."""
+    who = await requester(request)
     body = await read_json(request)
     return json_response(await request.app[HOMESERVER].sliding_sync.sync_connection(who, parse_request(body, request.query)))
