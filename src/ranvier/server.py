@@ -48,6 +48,9 @@ from ranvier.rooms.schema import SCHEMA as ROOMS_SCHEMA
 from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import RoomStore
 from ranvier.storage.datadir import DataDirLock
+from ranvier.search.index import open_index
+from ranvier.search.schema import SCHEMA as SEARCH_SCHEMA
+from ranvier.search.service import SearchService
 from ranvier.storage.engine import Database, open_database
 from ranvier.storage.migrations import Schema, apply_migrations
 from ranvier.sync.legacy import LegacySync
@@ -92,14 +95,15 @@ DEACTIVATION_SWEEP_S = 60.0
 SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, PUSH_SCHEMA, RELATIONS_SCHEMA,
                          REPORTS_SCHEMA, PROFILE_FIELDS_SCHEMA, ACCOUNT_DATA_SCHEMA, PRESENCE_SCHEMA, DIRECTORY_SCHEMA,
                          RECEIPTS_SCHEMA, OUTBOUND_SCHEMA, ERASURE_SCHEMA, KEYS_SCHEMA, TO_DEVICE_SCHEMA, BACKUP_SCHEMA,
-                         LEGACY_SCHEMA, MODERATION_SCHEMA, ROOM_ADMIN_SCHEMA]
+                         LEGACY_SCHEMA, MODERATION_SCHEMA, ROOM_ADMIN_SCHEMA,
+                         SEARCH_SCHEMA]
 
 
 def route_tables():
     """The route tables of every API module: today's client API, federation, and the 2014
     draft's (imported here, mounted once, listed in docs/api-coverage.md in this order)."""
     from ranvier.client_api import (account, devices, discovery, legacy_sync, login, media, membership, register,
-                                    relations, rooms, sliding_sync, sync)
+                                    relations, rooms, search, sliding_sync, sync)
     from ranvier.client_api import directory, reporting, spaces, upgrade
     from ranvier.client_api import account_data, presence, profile, push, receipts, typing, user_directory
     from ranvier.client_api import admin, appservice, openid, threepid, thirdparty, voip
@@ -113,7 +117,7 @@ def route_tables():
             typing.routes, receipts.routes, presence.routes, user_directory.routes, push.routes,
             thirdparty.routes, appservice.routes, threepid.routes, admin.routes, openid.routes, voip.routes,
             room_summary.routes, mutual_rooms.routes, keys.routes, to_device.routes, room_keys.routes,
-            federation_openid.routes, *admin_api.route_tables()] + legacy_routes()
+            federation_openid.routes, search.routes, *admin_api.route_tables()] + legacy_routes()
 
 
 @dataclass
@@ -183,6 +187,7 @@ class Homeserver:
         self.hierarchy: SpaceHierarchy | None = None
         self.reports: ReportService | None = None
         self.relations: RelationsService | None = None
+        self.search: SearchService | None = None
         self.sync: SyncService | None = None
         self.sliding_sync: SlidingSync | None = None
         self.legacy_sync: LegacySync | None = None
@@ -239,6 +244,9 @@ class Homeserver:
         self.rooms.persist_hooks.append(self.relations)
         self.rooms.send_checks.append(self.relations.check_new_event)
         self.timeline.relations = self.relations
+        self.search = SearchService(open_index(self.db), self.rooms, self.timeline,
+                                    ignored_users=self.account_data.ignored_users)
+        self.rooms.persist_hooks.append(self.search)
         self.sync = SyncService(self.rooms, self.timeline, self.notifier, FilterStore(self.db), streams=self)
         room_facts = RoomFacts(self.sync.queries)
         self.rooms.persist_hooks.append(room_facts)

@@ -8,9 +8,9 @@ from tests.admin.conftest import SYNAPSE, login
 
 V1, V2 = f"{SYNAPSE}/v1", f"{SYNAPSE}/v2"
 
-#: The keys of a user in Synapse's documented list example, less `locked` (not served).
+#: The keys of a user in Synapse's documented list example.
 LIST_KEYS = {"name", "is_guest", "admin", "user_type", "deactivated", "shadow_banned", "displayname", "avatar_url",
-             "creation_ts", "last_seen_ts"}
+             "creation_ts", "last_seen_ts", "locked", "suspended"}
 
 
 async def make_users(api, admin, *names: str) -> None:
@@ -88,7 +88,7 @@ async def test_put_user_checks_everything_before_changing_anything(api, admin):
     for body, errcode in [({"admin": "yes"}, "M_BAD_JSON"), ({"threepids": [{"medium": "email", "address": "a@b"}]},
                           "M_INVALID_PARAM"), ({"user_type": "bot"}, "M_INVALID_PARAM"),
                           ({"avatar_url": "https://x/y"}, "M_INVALID_PARAM"), ({"password": "short"}, "M_WEAK_PASSWORD"),
-                          ({"locked": True}, "M_INVALID_PARAM")]:
+                          ({"locked": "yes"}, "M_BAD_JSON")]:
         status, answer = await api.put(f"{V2}/users/@alice:localhost", {"displayname": "changed", **body}, token=admin)
         assert (status, answer["errcode"]) == (400, errcode), body
     assert (await api.get(f"{V2}/users/@alice:localhost", token=admin))[1]["displayname"] == "alice"
@@ -115,8 +115,7 @@ async def test_deactivate_then_reactivate(api, admin):
     status, body = await api.post("/login", {"type": "m.login.password", "user": "alice", "password": "correct horse"})
     assert status == 403
     assert (await api.post(f"{V1}/deactivate/@alice:localhost", {}, token=admin))[0] == 200  # idempotent
-    status, body = await api.post(f"{V1}/deactivate/@alice:localhost", {"erase": True}, token=admin)
-    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    assert (await api.get(f"{V2}/users/@alice:localhost", token=admin))[1]["erased"] is False
     status, body = await api.put(f"{V2}/users/@alice:localhost", {"deactivated": False}, token=admin)
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")  # reactivation needs a password
     status, body = await api.put(f"{V2}/users/@alice:localhost", {"deactivated": False, "password": "new horse!"},
@@ -223,3 +222,26 @@ async def test_account_data_login_as_and_username_available(api, admin):
         200, {"available": True})
     status, body = await api.get(f"{V1}/username_available", token=admin, params={"username": "alice"})
     assert (status, body["errcode"]) == (400, "M_USER_IN_USE")
+
+
+async def test_lock_suspend_and_erase_are_the_client_api_flags(api, admin):
+    alice = await api.register("alice", "correct horse")
+    room = await api.create_room(alice["access_token"], preset="public_chat")
+    await api.send_text(alice["access_token"], room, "soon erased")
+    status, body = await api.put(f"{V2}/users/@alice:localhost", {"locked": True}, token=admin)
+    assert status == 200 and body["locked"] is True
+    status, body = await api.get("/account/whoami", token=alice["access_token"])
+    assert (status, body["errcode"], body["soft_logout"]) == (401, "M_USER_LOCKED", True)
+    assert (await api.get("/_matrix/client/v1/admin/lock/@alice:localhost", token=admin))[1] == {"locked": True}
+    assert (await api.put(f"{V2}/users/@alice:localhost", {"locked": False}, token=admin))[1]["locked"] is False
+    assert (await api.get("/account/whoami", token=alice["access_token"]))[0] == 200
+    status, _ = await api.put("/_matrix/client/v1/admin/suspend/@alice:localhost", {"suspended": True}, token=admin)
+    assert status == 200
+    listed = (await api.get(f"{V2}/users", token=admin, params={"user_id": "alice"}))[1]["users"]
+    assert [(user["locked"], user["suspended"]) for user in listed] == [(False, True)]
+    assert (await api.post(f"{V1}/deactivate/@alice:localhost", {"erase": True}, token=admin))[0] == 200
+    assert (await api.get(f"{V2}/users/@alice:localhost", token=admin))[1]["erased"] is True
+    carol = await api.register("carol")
+    assert (await api.post(f"/rooms/{room}/join", {}, token=carol["access_token"]))[0] == 200
+    status, page = await api.get(f"/rooms/{room}/messages", params={"limit": "50"}, token=carol["access_token"])
+    assert [e["content"] for e in page["chunk"] if e["type"] == "m.room.message"] == [{}]

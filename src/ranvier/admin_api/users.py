@@ -1,8 +1,9 @@
 """Admin API: user accounts, as Synapse's user admin API shapes them. Local users only.
 
 Not served: third-party IDs and external (SSO) IDs (a non-empty list is refused, an empty
-one accepted), user types (only null), `erase` on deactivation (refused until erasure
-exists), and the `locked`/`suspended`/`erased` fields.
+one accepted) and user types (only null). `locked` and `suspended` are the flags of the
+client API's account moderation (`/_matrix/client/v1/admin/lock|suspend`), `erased` that
+of deactivation with erasure.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def _user_json(account: AccountSummary) -> dict[str, Any]:
         "user_type": None,
         "deactivated": account.deactivated,
         "shadow_banned": account.shadow_banned,
+        "locked": account.locked,
+        "suspended": account.suspended,
         "displayname": account.displayname,
         "avatar_url": account.avatar_url,
         "creation_ts": account.created_ts,
@@ -48,7 +51,8 @@ async def _details(request: web.Request, user_id: str) -> dict[str, Any]:
     account = await request.app[HOMESERVER].user_admin.account(user_id)
     if account is None:
         raise MatrixError("M_NOT_FOUND", "User not found")
-    return {**_user_json(account), "threepids": [], "external_ids": [], "appservice_id": None,
+    return {**_user_json(account), "erased": user_id in request.app[HOMESERVER].erasure.erased,
+            "threepids": [], "external_ids": [], "appservice_id": None,
             "consent_server_notice_sent": None, "consent_version": None, "consent_ts": None}
 
 
@@ -92,8 +96,6 @@ def _check_unsupported(body: dict[str, Any]) -> None:
             raise MatrixError("M_INVALID_PARAM", f"{name} are not supported by this server")
     if "user_type" in body and body["user_type"] is not None:
         raise MatrixError("M_INVALID_PARAM", "user types are not supported by this server")
-    if field(body, "locked", bool):
-        raise MatrixError("M_INVALID_PARAM", "locking accounts is not supported by this server")
 
 
 @routes.put(f"{V2}/users/{{user_id}}")
@@ -102,7 +104,8 @@ async def put_user(request: web.Request, admin: Requester) -> web.Response:
     `password` (devices logged out unless `logout_devices` is false), `displayname` and
     `avatar_url` ("" removes, an mxc:// URI otherwise; announced in the user's rooms),
     `admin`, `deactivated` (true deactivates and leaves every room; false reactivates and
-    then needs `password`). Every field is checked before anything changes."""
+    then needs `password`), `locked` (refused with 401 M_USER_LOCKED everywhere but logout).
+    Every field is checked before anything changes."""
     hs = request.app[HOMESERVER]
     user_id = local_user_id(request, request.match_info["user_id"])
     body = await read_json(request)
@@ -113,6 +116,7 @@ async def put_user(request: web.Request, admin: Requester) -> web.Response:
     avatar_url = no_nul(field(body, "avatar_url", str, default=""), "avatar_url") if "avatar_url" in body else None
     make_admin = field(body, "admin", bool)
     deactivated = field(body, "deactivated", bool)
+    locked = field(body, "locked", bool)
     if avatar_url and not avatar_url.startswith("mxc://"):
         raise MatrixError("M_INVALID_PARAM", "avatar_url must be an mxc:// URI")
     if password is not None:
@@ -140,6 +144,8 @@ async def put_user(request: web.Request, admin: Requester) -> web.Response:
         await hs.profiles.set_field(user_id, "displayname", displayname or None)
     if avatar_url is not None:
         await hs.profiles.set_field(user_id, "avatar_url", avatar_url or None)
+    if locked is not None:
+        await hs.users.set_locked(user_id, locked)
     if deactivated and not account.deactivated:
         await _deactivate(hs, user_id)
     return json_response(await _details(request, user_id), 201 if created else 200)
@@ -154,14 +160,16 @@ async def _deactivate(hs, user_id: str) -> None:
 async def deactivate(request: web.Request, admin: Requester) -> web.Response:
     """POST /_synapse/admin/v1/deactivate/{userId}: deactivate for good: devices and tokens
     revoked, password removed, every room left, invites and knocks withdrawn, display
-    name and avatar cleared. Repeating it is harmless. `erase: true` is refused: erasure
-    is not available on this server yet."""
+    name and avatar cleared. With `erase: true` the profile and account data are deleted
+    and the user's events are served redacted to users who were not joined when they were
+    sent. Repeating it is harmless."""
     hs = request.app[HOMESERVER]
     account = await existing_user(request, request.match_info["user_id"])
     body = await read_json(request, allow_empty=True)
-    if field(body, "erase", bool, default=False):
-        raise MatrixError("M_INVALID_PARAM", "Erasing accounts is not available on this server yet")
+    erase = field(body, "erase", bool, default=False)
     await _deactivate(hs, account.user_id)
+    if erase:
+        await hs.erasure.erase(account.user_id)
     return json_response({"id_server_unbind_result": "success"})
 
 

@@ -61,6 +61,13 @@ async def migrate(sqlite_path: str, postgres_url: str, schemas: list[Schema],
         if versions != {schema.component: schema.latest for schema in schemas}:
             raise TransferError("the SQLite database's schema is not this ranvier's: start this version of "
                                 "ranvier on it once (it migrates at start), stop it, then migrate")
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM information_schema.tables "
+                                   "WHERE table_schema = current_schema())"):
+                raise TransferError("the PostgreSQL database is not empty (it has tables); migrate into a new database")
+        finally:
+            await conn.close()
         target_db = await open_database(postgres_url, pool_size=1)
         try:
             await apply_migrations(target_db, schemas)
@@ -83,14 +90,13 @@ async def _copy(source: sqlite3.Connection, conn: asyncpg.Connection,
     if missing:
         raise TransferError(f"tables missing in PostgreSQL: {', '.join(missing)}")
     tables = [name for name in source_tables if name not in _SCHEMA_TABLES]
-    for table in tables:
-        if await conn.fetchval(f'SELECT EXISTS (SELECT 1 FROM "{table}")'):
-            raise TransferError(f"the PostgreSQL database is not empty (table {table} has rows); "
-                                "migrate into a new database")
     totals = {table: source.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0] for table in tables}
     grand_total = sum(totals.values())
     async with conn.transaction():
         for table in tables:
+            # The target was empty before its migrations: rows there now were seeded by them
+            # (stream positions and the like), and the source's own rows replace them.
+            await conn.execute(f'DELETE FROM "{table}"')
             columns = [column for column in source_tables[table] if column in target_tables[table]]
             quoted = ", ".join(f'"{column}"' for column in columns)
             cursor = source.execute(f'SELECT {quoted} FROM "{table}"')

@@ -23,12 +23,15 @@ USER_ORDER = {
     "avatar_url": "COALESCE(p.avatar_url, '')",
     "creation_ts": "u.created_ts",
     "last_seen_ts": "last_seen_ts",
+    "locked": "u.locked",
+    "suspended": "u.suspended",
 }
 
 _USER_COLUMNS = (
     "u.user_id, u.is_guest, u.is_admin, u.deactivated, u.created_ts, p.displayname, p.avatar_url, "
     "CASE WHEN s.user_id IS NULL THEN 0 ELSE 1 END AS shadow_banned, "
-    "COALESCE((SELECT MAX(d.last_seen_ts) FROM devices d WHERE d.user_id = u.user_id), 0) AS last_seen_ts"
+    "COALESCE((SELECT MAX(d.last_seen_ts) FROM devices d WHERE d.user_id = u.user_id), 0) AS last_seen_ts, "
+    "u.locked, u.suspended"
 )
 _USER_TABLES = (
     "users u LEFT JOIN profiles p ON p.user_id = u.user_id "
@@ -47,6 +50,8 @@ class AccountSummary:
     avatar_url: str | None
     shadow_banned: bool
     last_seen_ts: int | None
+    locked: bool
+    suspended: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +72,7 @@ def like_pattern(text: str) -> str:
 
 def _summary(row) -> AccountSummary:
     return AccountSummary(row[0], bool(row[1]), bool(row[2]), bool(row[3]), row[4], row[5], row[6], bool(row[7]),
-                          row[8] or None)
+                          row[8] or None, bool(row[9]), bool(row[10]))
 
 
 class UserAdminStore:
