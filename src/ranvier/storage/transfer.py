@@ -2,24 +2,50 @@
 
 The target gets the same schema first (the same migrations, so the same tables and
 versions), then every table's rows are copied in batches with PostgreSQL's COPY, and at
-the end the row count of every table is compared on both sides. The server must be
-stopped (the caller holds the data directory's lock): nothing may change underneath.
+the end the row count of every table is compared on both sides. Tables that a migration
+makes with each engine's own features (the full-text index) hold what the engine derives
+from other tables: they are not copied but rebuilt on the target by that migration's
+fill step, once the rest is in. The server must be stopped (the caller holds the data
+directory's lock): nothing may change underneath.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+import re
 from typing import Callable
 
 import asyncpg
 
 from ranvier.storage.engine import open_database
-from ranvier.storage.migrations import Schema, apply_migrations
+from ranvier.storage.migrations import Migration, Schema, apply_migrations
 
 BATCH_ROWS = 5_000
 #: Rows of these tables are written by the migrations themselves.
 _SCHEMA_TABLES = {"schema_versions"}
+
+
+_CREATED_TABLE = re.compile(r"CREATE\s+(?:VIRTUAL\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
+
+
+def _engine_specific(schemas: list[Schema]) -> tuple[set[str], list[Migration]]:
+    """The tables made by migrations with a script per engine (with SQLite's shadow tables
+    of virtual ones, `name_*`), and those migrations, whose fill steps rebuild them."""
+    tables: set[str] = set()
+    migrations = []
+    for schema in schemas:
+        for migration in schema.migrations:
+            if isinstance(migration.sql, str):
+                continue
+            migrations.append(migration)
+            for script in migration.sql.values():
+                tables.update(_CREATED_TABLE.findall(script))
+    return tables, migrations
+
+
+def _is_rebuilt(table: str, rebuilt: set[str]) -> bool:
+    return table in rebuilt or any(table.startswith(f"{name}_") for name in rebuilt)
 
 
 class TransferError(RuntimeError):
@@ -73,18 +99,29 @@ async def migrate(sqlite_path: str, postgres_url: str, schemas: list[Schema],
             await apply_migrations(target_db, schemas)
         finally:
             await target_db.close()
+        rebuilt, rebuilders = _engine_specific(schemas)
         conn = await asyncpg.connect(postgres_url)
         try:
-            return await _copy(source, conn, progress)
+            counts = await _copy(source, conn, progress, rebuilt)
         finally:
             await conn.close()
+        target_db = await open_database(postgres_url, pool_size=1)
+        try:
+            async with target_db.transaction() as txn:
+                for migration in rebuilders:
+                    if migration.fill is not None:
+                        await migration.fill(txn, target_db.dialect)
+        finally:
+            await target_db.close()
+        return counts
     finally:
         source.close()
 
 
 async def _copy(source: sqlite3.Connection, conn: asyncpg.Connection,
-                progress: Callable[[int, int], None] | None) -> list[TableCount]:
-    source_tables = _sqlite_tables(source)
+                progress: Callable[[int, int], None] | None, rebuilt: set[str]) -> list[TableCount]:
+    source_tables = {name: columns for name, columns in _sqlite_tables(source).items()
+                     if not _is_rebuilt(name, rebuilt)}
     target_tables = await _postgres_tables(conn)
     missing = sorted(set(source_tables) - set(target_tables) - _SCHEMA_TABLES)
     if missing:
