@@ -42,6 +42,10 @@ class Counts:
     deep_history_small: int = 1_000
     deep_history_large: int = 100_000
     deep_history_fill_seconds: float = 140
+    sliding_rooms: int = 1_000
+    sliding_history: int = 5_000
+    #: Making a thousand rooms takes Synapse minutes on a busy machine.
+    sliding_seconds: float = 900
     index_cost_pairs: int = 3
     index_cost_messages: int = 2000
     index_cost_seconds: float = 4
@@ -83,6 +87,9 @@ QUICK = Counts(
     deep_history_small=200,
     deep_history_large=5_000,
     deep_history_fill_seconds=60,
+    sliding_rooms=200,
+    sliding_history=1_000,
+    sliding_seconds=300,
     index_cost_pairs=2,
     index_cost_messages=300,
     index_cost_seconds=2,
@@ -493,6 +500,96 @@ async def deep_history(bench):
             "large_p50_ms": large[0], "large_p99_ms": large[1]}
 
 
+SLIDING_SYNC = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+#: The required state Element X (the matrix-rust-sdk) asks for in its room list and subscriptions.
+DEFAULT_REQUIRED_STATE = [
+    ["m.room.name", ""], ["m.room.encryption", ""], ["m.room.member", "$LAZY"], ["m.room.member", "$ME"],
+    ["m.room.topic", ""], ["m.room.avatar", ""], ["m.room.canonical_alias", ""], ["m.room.power_levels", ""],
+    ["org.matrix.msc3401.call.member", "*"], ["m.room.join_rules", ""], ["m.room.tombstone", ""],
+    ["m.room.create", ""], ["m.room.history_visibility", ""], ["io.element.functional_members", ""],
+    ["m.space.parent", "*"], ["m.space.child", "*"], ["m.beacon_info", "*"],
+]
+SUBSCRIPTION_REQUIRED_STATE = DEFAULT_REQUIRED_STATE + [["m.room.pinned_events", ""]]
+
+
+def room_list_request(conn_id, ranges=((0, 19),), subscriptions=()):
+    """Element X's room list request: one list ordered by activity with each room's last
+    event, opened rooms as subscriptions of 20 events, three extensions."""
+    return {
+        "conn_id": conn_id,
+        "lists": {"all_rooms": {"ranges": [list(r) for r in ranges], "timeline_limit": 1,
+                                "required_state": DEFAULT_REQUIRED_STATE, "filters": {}}},
+        "room_subscriptions": {room_id: {"timeline_limit": 20, "required_state": SUBSCRIPTION_REQUIRED_STATE}
+                               for room_id in subscriptions},
+        "extensions": {"account_data": {"enabled": True}, "receipts": {"enabled": True, "rooms": ["*"]},
+                       "typing": {"enabled": True}},
+    }
+
+
+async def sliding(bench, user, body, pos=None, timeout=0):
+    """One simplified sliding sync request, `pos` and `timeout` in the query as Element X sends them."""
+    params = {"timeout": str(timeout)}
+    if pos:
+        params["pos"] = pos
+    return await bench.api.call("POST " + SLIDING_SYNC, "POST", SLIDING_SYNC, user.token, body=body, params=params)
+
+
+async def sliding_incremental(bench, user):
+    """Send one message into one of the 20 rooms on screen (sent on this connection already),
+    then time the request that returns it."""
+    body = room_list_request("incremental")
+    first = await sliding(bench, user, body)
+    on_screen, pos = list(first["rooms"]), first["pos"]
+    times = []
+    for i in range(bench.counts.incremental_syncs):
+        room = on_screen[i % len(on_screen)]
+        event_id = await bench.send(user, room, message(f"sliding {i}"))
+        start = time.perf_counter()
+        doc = await sliding(bench, user, body, pos)
+        times.append(time.perf_counter() - start)
+        if not any(e.get("event_id") == event_id for e in doc.get("rooms", {}).get(room, {}).get("timeline", [])):
+            raise Failed("the incremental sliding sync did not return the message sent just before")
+        pos = doc["pos"]
+    return percentile(times, 50) * 1000, percentile(times, 99) * 1000
+
+
+async def sliding_sync(bench):
+    """Simplified sliding sync for a user in sliding_rooms rooms: the first response of a
+    list of range 0–19 (a new connection each time), then an incremental response after one
+    new message, again once sliding_history more messages are stored. Building the rooms
+    and the history is not measured; filling must finish within deep_history_fill_seconds."""
+    c = bench.counts
+    user = await bench.register()
+    rooms = await bounded(4, (bench.create_room(user, "private_chat") for _ in range(c.sliding_rooms)))
+    await bounded(8, (bench.send(user, room, message("hello")) for room in rooms))
+    times = []
+    for i in range(c.initial_syncs):
+        start = time.perf_counter()
+        doc = await sliding(bench, user, room_list_request(f"first-{i}"))
+        times.append(time.perf_counter() - start)
+        count = doc.get("lists", {}).get("all_rooms", {}).get("count")
+        if count != len(rooms) or len(doc.get("rooms", {})) != 20:
+            raise Failed(f"the first response listed {count} rooms and returned {len(doc.get('rooms', {}))}, "
+                         f"not {len(rooms)} and 20")
+    shallow = await sliding_incremental(bench, user)
+    deadline = time.monotonic() + c.deep_history_fill_seconds
+    sent = 0
+
+    async def filler(offset):
+        nonlocal sent
+        while sent < c.sliding_history:
+            if time.monotonic() > deadline:
+                raise Failed(f"stored {sent} of {c.sliding_history} more messages in {c.deep_history_fill_seconds:.0f} s")
+            sent += 1
+            await bench.send(user, rooms[(offset + sent * 7) % len(rooms)], message(f"history {sent}"))
+
+    await together(*(filler(i) for i in range(8)))
+    deep = await sliding_incremental(bench, user)
+    return {"first_ms": times[0] * 1000, "warm_ms": median(times[1:] or times) * 1000,
+            "incremental_p50_ms": shallow[0], "incremental_p99_ms": shallow[1],
+            "deep_p50_ms": deep[0], "deep_p99_ms": deep[1]}
+
+
 async def push_rules(bench):
     """The push rules of a big room: push_members members, each with three rules of their own
     (a keyword to highlight, a muted sender, a muted other room), and one of them sending one
@@ -810,13 +907,15 @@ SCENARIOS = {
     "keys_claim": keys_claim,
     "to_device": to_device,
     "deep_history": deep_history,
+    "sliding_sync": sliding_sync,
     "push_rules": push_rules,
     "index_cost": index_cost,
     "search": search,
 }
 #: Run only when named: filling 100,000 events takes minutes (half an hour on Synapse), and
-#: 1,000 members joining one room and setting their rules take minutes on Synapse.
-OPT_IN_SCENARIOS = ("deep_history", "push_rules", "search")
+#: so do making a thousand rooms, or 1,000 members joining one room and setting their
+#: rules, on Synapse.
+OPT_IN_SCENARIOS = ("deep_history", "sliding_sync", "push_rules", "search")
 
 
 async def run_scenarios(base_url, names, counts, server, report):
@@ -827,12 +926,13 @@ async def run_scenarios(base_url, names, counts, server, report):
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         bench = Bench(Api(session, base_url), counts, server)
         for name in names:
+            limit = counts.sliding_seconds if name == "sliding_sync" else counts.scenario_seconds
             try:
-                metrics = await asyncio.wait_for(SCENARIOS[name](bench), counts.scenario_seconds)
+                metrics = await asyncio.wait_for(SCENARIOS[name](bench), limit)
             except NotServed as e:
                 report(name, "not served", str(e), {})
             except asyncio.TimeoutError:
-                report(name, "failed", f"failed: timed out after {counts.scenario_seconds:.0f} s", {})
+                report(name, "failed", f"failed: timed out after {limit:.0f} s", {})
             except Exception as e:  # any failure is a finding to report, never a crash of the run
                 kind = "" if isinstance(e, Failed) else f"{type(e).__name__}: "
                 report(name, "failed", f"failed: {kind}{e}", {})

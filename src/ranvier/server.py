@@ -61,6 +61,8 @@ from ranvier.sync.receipts_schema import SCHEMA as RECEIPTS_SCHEMA
 from ranvier.sync.receipts_store import ReceiptStore
 from ranvier.sync.schema import SCHEMA as SYNC_SCHEMA
 from ranvier.sync.service import SyncService
+from ranvier.sync.sliding import SlidingSync
+from ranvier.sync.sliding_lists import RoomFacts
 from ranvier.sync.store import FilterStore
 from ranvier.sync.timeline import Timeline
 from ranvier.sync.typing import Typing
@@ -101,7 +103,7 @@ def route_tables():
     """The route tables of every API module: today's client API, federation, and the 2014
     draft's (imported here, mounted once, listed in docs/api-coverage.md in this order)."""
     from ranvier.client_api import (account, devices, discovery, legacy_sync, login, media, membership, register,
-                                    relations, rooms, search, sync)
+                                    relations, rooms, search, sliding_sync, sync)
     from ranvier.client_api import directory, reporting, spaces, upgrade
     from ranvier.client_api import account_data, presence, profile, push, receipts, typing, user_directory
     from ranvier.client_api import admin, appservice, openid, threepid, thirdparty, voip
@@ -110,7 +112,7 @@ def route_tables():
     from ranvier import admin_api
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
-            membership.routes, media.routes, sync.routes, legacy_sync.routes, relations.routes,
+            membership.routes, media.routes, sync.routes, sliding_sync.routes, legacy_sync.routes, relations.routes,
             directory.routes, upgrade.routes, spaces.routes, reporting.routes, profile.routes, account_data.routes,
             typing.routes, receipts.routes, presence.routes, user_directory.routes, push.routes,
             thirdparty.routes, appservice.routes, threepid.routes, admin.routes, openid.routes, voip.routes,
@@ -187,6 +189,7 @@ class Homeserver:
         self.relations: RelationsService | None = None
         self.search: SearchService | None = None
         self.sync: SyncService | None = None
+        self.sliding_sync: SlidingSync | None = None
         self.legacy_sync: LegacySync | None = None
         self.media: MediaService | None = None
         self.profiles: Profiles | None = None
@@ -245,6 +248,9 @@ class Homeserver:
                                     ignored_users=self.account_data.ignored_users)
         self.rooms.persist_hooks.append(self.search)
         self.sync = SyncService(self.rooms, self.timeline, self.notifier, FilterStore(self.db), streams=self)
+        room_facts = RoomFacts(self.sync.queries)
+        self.rooms.persist_hooks.append(room_facts)
+        self.sliding_sync = SlidingSync(self.sync, room_facts)
         self.legacy_sync = LegacySync(self.sync, self.timeline)
         self.media = MediaService(self.db, self.config)
         self.legacy = DraftRecords(LegacyStore(self.db), self.notifier)

@@ -193,6 +193,32 @@ class RoomServer:
                 self._heads.popitem(last=False)
         return self._heads[room_id]
 
+    async def heads(self, room_ids: list[str]) -> dict[str, RoomHead]:
+        """The heads of many rooms: the cached ones, and the others loaded together (a few
+        queries in all, not three per room). Unknown rooms are left out."""
+        found = {}
+        missing = []
+        for room_id in room_ids:
+            head = self._heads.get(room_id)
+            if head is None:
+                missing.append(room_id)
+            else:
+                self._heads.move_to_end(room_id)
+                found[room_id] = head
+        if not missing:
+            return found
+        rows = await self.store.heads_of_rooms(missing)
+        events = await self.store.get_events(eid for row in rows.values() for eid in row[5].values())
+        for room_id, (version_id, state_group, last_event_id, last_depth, chain_length, state_ids) in rows.items():
+            if room_id not in self._heads:  # else written or loaded meanwhile: that one is current
+                self._heads[room_id] = RoomHead(room_id, ROOM_VERSIONS[version_id],
+                                                {key: events[eid] for key, eid in state_ids.items()},
+                                                state_group, chain_length, last_event_id, last_depth)
+            found[room_id] = self._heads[room_id]
+        while len(self._heads) > _HEADS_CACHED:
+            self._heads.popitem(last=False)
+        return found
+
     async def state_group_ids(self, state_group: int) -> dict[StateKey, str]:
         """The state of a group (the state before some event), with the hot ones cached."""
         state = self._state_groups.get(state_group)

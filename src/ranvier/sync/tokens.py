@@ -8,6 +8,7 @@ from the same token therefore neither repeats nor skips an event.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Awaitable, Callable
 
 from ranvier.errors import MatrixError
 
@@ -55,3 +56,39 @@ class SyncToken:
         if not parts or len(parts) > len(STREAMS) or not token.isascii() or not all(p.isdigit() for p in parts):
             raise MatrixError("M_INVALID_PARAM", "Invalid sync token")
         return cls(**{name: int(value) for name, value in zip(STREAMS, parts)})
+
+
+def encode_pos(events: int, seq: int, nonce: str) -> str:
+    """A sliding sync `pos`: `<events position>_<sequence>_<connection nonce>`. The events
+    position lets /messages and /relations take a `pos` as they take a /sync `next_batch`."""
+    return f"{events}_{seq}_{nonce}"
+
+
+def parse_pos(pos: str) -> tuple[int, int, str] | None:
+    """(events position, sequence, nonce) of a sliding sync `pos`, or None."""
+    parts = pos.split("_")
+    if len(parts) != 3 or not pos.isascii() or not parts[0].isdigit() or not parts[1].isdigit() \
+            or not parts[2].isalnum():
+        return None
+    return int(parts[0]), int(parts[1]), parts[2]
+
+
+async def room_position(token: str,
+                        last_event_position: Callable[[int], Awaitable[RoomPosition | None]]) -> RoomPosition:
+    """Where a `from`/`to` of /messages or /relations stands in a room's (depth, stream)
+    order: a room token (`t...`) is that position; a stream token (`s...`: /sync,
+    /initialSync, /events) or a sliding sync `pos` stands just after the room's last event
+    at or before its events position (`last_event_position` finds that event), so "before
+    the token" means the same in both orders."""
+    pos = parse_pos(token)
+    if token.startswith("s"):
+        try:
+            stream = SyncToken.parse(token).events
+        except MatrixError:
+            raise MatrixError("M_INVALID_PARAM", "Invalid pagination token") from None
+    elif pos is not None:
+        stream = pos[0]
+    else:
+        return parse_room_token(token)
+    last = await last_event_position(stream)
+    return position_after(last) if last is not None else (0, 0)
