@@ -10,7 +10,7 @@ from ranvier.errors import MatrixError, no_identity_server
 from ranvier.events.identifiers import InvalidIdentifier, is_valid_room_alias, parse_user_id
 from ranvier.events.room_versions import DEFAULT_ROOM_VERSION
 from ranvier.requester import Requester
-from ranvier.sync.filters import EventFilter
+from ranvier.sync.filters import EventFilter, filter_json
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import refuse_if_suspended, requester
 from ranvier.web.http import json_response, read_json
@@ -25,15 +25,7 @@ PRESETS = ("private_chat", "public_chat", "trusted_private_chat")
 def parse_filter_param(request: web.Request) -> EventFilter:
     """The `filter` query parameter: a RoomEventFilter as JSON."""
     raw = request.query.get("filter")
-    if raw is None:
-        return EventFilter()
-    import orjson
-
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise MatrixError("M_INVALID_PARAM", "filter must be a JSON object") from None
-    return EventFilter.parse(data)
+    return EventFilter() if raw is None else EventFilter.parse(filter_json(raw))
 
 
 def _user_ids(values: list[Any], name: str) -> list[str]:

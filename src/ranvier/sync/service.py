@@ -12,15 +12,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
-import orjson
-
 from ranvier.errors import MatrixError
 from ranvier.events.model import MEMBER
 from ranvier.requester import Requester
 from ranvier.rooms.service import RoomHead, RoomServer
 from ranvier.rooms.store import EventRow, StateKey, SyncQueries
 from ranvier.rooms.visibility import is_visible
-from ranvier.sync.filters import SyncFilter
+from ranvier.sync.filters import SyncFilter, filter_json
 from ranvier.sync.store import FilterStore
 from ranvier.sync.notifier import Notifier
 from ranvier.sync.timeline import Timeline
@@ -103,11 +101,7 @@ class SyncService:
         if raw is None:
             return SyncFilter()
         if raw.startswith("{"):
-            try:
-                data = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise MatrixError("M_INVALID_PARAM", "filter is not valid JSON") from None
-            return SyncFilter.parse(data)
+            return SyncFilter.parse(filter_json(raw))
         return SyncFilter.parse(await self.filters.get(user_id, raw))
 
     # -- the long poll -----------------------------------------------------------------------

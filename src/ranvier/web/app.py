@@ -56,6 +56,7 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
     try:
         if (request.content_length or 0) > limit and not getattr(route_handler, "large_body", False):
             return _error(413, "M_TOO_LARGE", f"Request body is larger than {limit} bytes")
+        refuse_nul_in_url(request)
         return await handler(request)
     except MatrixError as exc:
         return json_response(exc.to_json(), exc.status)
@@ -76,6 +77,14 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
     except Exception:
         log.exception("request %s %s failed", request.method, _redact(request.path_qs))
         return _error(500, "M_UNKNOWN", "Internal server error")
+
+
+def refuse_nul_in_url(request: web.Request) -> None:
+    """A NUL (U+0000, `%00`) in a path parameter or query value is 400 M_INVALID_PARAM:
+    no Matrix identifier holds one, PostgreSQL text cannot store one, and refusing it
+    here keeps both engines alike (JSON bodies: `read_json`)."""
+    if "%00" in request.raw_path:
+        raise MatrixError("M_INVALID_PARAM", "The request's path or query holds a NUL character (U+0000)")
 
 
 def _redact(text: str) -> str:

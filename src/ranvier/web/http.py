@@ -8,6 +8,7 @@ import orjson
 from aiohttp import web
 
 from ranvier.errors import MatrixError
+from ranvier.events.canonical_json import contains_nul
 
 JSON_TYPE = "application/json"
 
@@ -19,7 +20,9 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 async def read_json(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
     """The request body as a JSON object; M_NOT_JSON or M_BAD_JSON otherwise.
 
-    aiohttp enforces the body size limit while reading (413 M_TOO_LARGE).
+    aiohttp enforces the body size limit while reading (413 M_TOO_LARGE). A U+0000 in any
+    string or key is M_BAD_JSON (see `contains_nul`): it is only looked for when the
+    bytes hold its escape, so ordinary bodies pay one byte search.
     """
     raw = await request.read()
     if not raw.strip():
@@ -32,6 +35,8 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> dict[
         raise MatrixError("M_NOT_JSON", "Request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise MatrixError("M_BAD_JSON", "Request body must be a JSON object")
+    if b"\\u0000" in raw and contains_nul(body):
+        raise MatrixError("M_BAD_JSON", "Request body holds a NUL character (U+0000), which this server refuses")
     return body
 
 
