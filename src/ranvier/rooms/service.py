@@ -619,7 +619,14 @@ class RoomServer:
         new_room = NewRoom(head.room_id, room_version, creator, now, is_public,
                            room_type if isinstance(room_type, str) else None, [alias] if alias else [])
         async with self._lock(head.room_id):
-            pending = await self._write(draft, new_room=new_room)
+            try:
+                pending = await self._write(draft, new_room=new_room)
+            except UniqueViolation:
+                if alias is None:
+                    raise
+                # Only the alias can clash (room and event IDs are random or hashes): a
+                # concurrent createRoom took it after the check above.
+                raise MatrixError("M_ROOM_IN_USE", "That room alias is already taken") from None
         await self._announce(pending, tuple(invite))
         return head.room_id
 
