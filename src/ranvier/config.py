@@ -61,7 +61,7 @@ def _limit(per_second: float, burst: int):
 @dataclass
 class RateLimitsConfig:
     login: RateLimit = _limit(0.5, 10)
-    #: Failed password attempts, counted per account and per address.
+    #: Failed password attempts, counted per (account, address) and per address.
     failed_login: RateLimit = _limit(0.1, 5)
     registration: RateLimit = _limit(0.2, 5)
     message: RateLimit = _limit(5.0, 50)

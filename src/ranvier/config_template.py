@@ -45,7 +45,7 @@ registration:
 # Requests allowed per second and in a burst, per client address or account.
 rate_limits:
   login: {{per_second: 0.5, burst: 10}}
-  # Failed password attempts, per account and per address.
+  # Failed password attempts, per (account, address) and per address.
   failed_login: {{per_second: 0.1, burst: 5}}
   registration: {{per_second: 0.2, burst: 5}}
   message: {{per_second: 5.0, burst: 50}}
