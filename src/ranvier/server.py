@@ -26,6 +26,7 @@ from ranvier.events.signing import SigningKey
 from ranvier.media.schema import SCHEMA as MEDIA_SCHEMA
 from ranvier.media.service import MediaService
 from ranvier.outbound.schema import SCHEMA as OUTBOUND_SCHEMA
+from ranvier.private_files import make_private_dir, prepare_data_dir
 from ranvier.push.pushers import Pushers
 from ranvier.push.schema import SCHEMA as PUSH_SCHEMA
 from ranvier.push.service import PushService
@@ -41,6 +42,7 @@ from ranvier.rooms.schema import SCHEMA as ROOMS_SCHEMA
 from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import RoomStore
 from ranvier.storage.engine import Database, open_database
+from ranvier.storage.lock import DatabaseLock, acquire_database_lock
 from ranvier.storage.migrations import Schema, apply_migrations
 from ranvier.sync.legacy import LegacySync
 from ranvier.sync.device_lists import DeviceLists
@@ -138,7 +140,7 @@ def load_or_create_signing_key(path: str) -> tuple[SigningKey, bool]:
     """The server's signing key, generated on first start; returns (key, created)."""
     if os.path.exists(path):
         return SigningKey.load(path), False
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    make_private_dir(os.path.dirname(os.path.abspath(path)))
     key = SigningKey.generate()
     key.save(path)
     return key, True
@@ -180,9 +182,19 @@ class Homeserver:
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
         self._deactivation_sweeper: asyncio.Task | None = None
+        self._database_lock: DatabaseLock | None = None
 
     async def start(self) -> None:
-        os.makedirs(self.config.data_dir, exist_ok=True)
+        """Start everything; a failure stops what had started (the database lock included)."""
+        prepare_data_dir(self.config)
+        self._database_lock = await acquire_database_lock(self.config.database_url)
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         self.signing_key, self.signing_key_created = load_or_create_signing_key(self.config.signing_key_path)
         self.db = await open_storage(self.config)
         self.users = UserService(self.db, self.config, uia_secret=self.signing_key.sign(b"ranvier uia request key"))
@@ -296,3 +308,6 @@ class Homeserver:
         if self.db is not None:
             await self.db.close()
             self.db = None
+        if self._database_lock is not None:
+            await self._database_lock.release()
+            self._database_lock = None

@@ -1,8 +1,8 @@
 """NUL and other control characters in every part of a request.
 
 PostgreSQL text cannot hold U+0000, so a NUL anywhere in a request (a path parameter, a
-query value, a JSON body, event content included) is refused with 400 before it reaches a
-service, on both engines alike; other control characters are stored as they are. Nothing
+query value, a JSON body, event content included) is refused with 400 M_INVALID_PARAM
+before it reaches a service, on both engines alike; other control characters are stored as they are. Nothing
 may answer 5xx.
 """
 
@@ -35,16 +35,16 @@ def _requests(room_id: str, event_id: str) -> list[tuple[str, str, dict | None, 
         ("PUT", f"/rooms/{room}/state/m.room.topic/a%00b", {"topic": "t"}, None, "M_INVALID_PARAM"),
         ("PUT", f"/rooms/{room}/send/m.room.message/t%00x", {"body": "b", "msgtype": "m.text"}, None, "M_INVALID_PARAM"),
         ("PUT", f"/rooms/{room}/send/m.ro%00om/t1", {"body": "b"}, None, "M_INVALID_PARAM"),
-        ("PUT", f"/rooms/{room}/send/m.room.message/t2", {"body": "a\x00b", "msgtype": "m.text"}, None, "M_BAD_JSON"),
-        ("PUT", "/profile/@alice:localhost/displayname", {"displayname": "a\x00b"}, None, "M_BAD_JSON"),
-        ("PUT", "/presence/@alice:localhost/status", {"presence": "online", "status_msg": "a\x00"}, None, "M_BAD_JSON"),
-        ("POST", f"/rooms/{room}/report/{quote(event_id)}", {"reason": "x\x00"}, None, "M_BAD_JSON"),
-        ("POST", "/user/@alice:localhost/filter", {"room": {"timeline": {"types": ["a\x00"]}}}, None, "M_BAD_JSON"),
+        ("PUT", f"/rooms/{room}/send/m.room.message/t2", {"body": "a\x00b", "msgtype": "m.text"}, None, "M_INVALID_PARAM"),
+        ("PUT", "/profile/@alice:localhost/displayname", {"displayname": "a\x00b"}, None, "M_INVALID_PARAM"),
+        ("PUT", "/presence/@alice:localhost/status", {"presence": "online", "status_msg": "a\x00"}, None, "M_INVALID_PARAM"),
+        ("POST", f"/rooms/{room}/report/{quote(event_id)}", {"reason": "x\x00"}, None, "M_INVALID_PARAM"),
+        ("POST", "/user/@alice:localhost/filter", {"room": {"timeline": {"types": ["a\x00"]}}}, None, "M_INVALID_PARAM"),
         ("GET", "/sync", None, {"filter": '{"room": {"timeline": {"types": ["a\\u0000"]}}}', "timeout": "0"},
          "M_INVALID_PARAM"),
         ("GET", f"/rooms/{room}%00/state", None, None, "M_INVALID_PARAM"),
         ("GET", f"/rooms/{room}/event/{quote(event_id)}%00", None, None, "M_INVALID_PARAM"),
-        ("POST", "/user_directory/search", {"search_term": "a\x00"}, None, "M_BAD_JSON"),
+        ("POST", "/user_directory/search", {"search_term": "a\x00"}, None, "M_INVALID_PARAM"),
         ("POST", "/join/%23a%00b:localhost", {}, None, "M_INVALID_PARAM"),
         ("POST", "/_matrix/media/v3/upload", None, {"filename": "a\x00.txt"}, "M_INVALID_PARAM"),
         ("GET", "/_matrix/client/v3/rooms/" + room + "/messages", None, {"from": "a\x00", "dir": "b"},
@@ -54,9 +54,9 @@ def _requests(room_id: str, event_id: str) -> list[tuple[str, str, dict | None, 
 
 UNAUTHENTICATED = [
     ("POST", "/login", {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "a\x00"},
-                        "password": "p"}, None, "M_BAD_JSON"),
+                        "password": "p"}, None, "M_INVALID_PARAM"),
     ("POST", "/register", {"username": "bob", "password": "correct horse", "device_id": "D\x00",
-                           "initial_device_display_name": "n\x00"}, None, "M_BAD_JSON"),
+                           "initial_device_display_name": "n\x00"}, None, "M_INVALID_PARAM"),
     ("GET", "/profile/@a%00b:localhost", None, None, "M_INVALID_PARAM"),
     ("GET", "/_matrix/client/v1/register/m.login.registration_token/validity", None, {"token": "a\x00"},
      "M_INVALID_PARAM"),

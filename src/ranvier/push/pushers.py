@@ -77,8 +77,6 @@ def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str):
         raise MatrixError("M_BAD_JSON", f"Field {name} must be a string")
-    if "\x00" in value:
-        raise MatrixError("M_INVALID_PARAM", f"Field {name} must not contain NUL characters")
     return value
 
 

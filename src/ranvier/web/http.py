@@ -21,8 +21,8 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> dict[
     """The request body as a JSON object; M_NOT_JSON or M_BAD_JSON otherwise.
 
     aiohttp enforces the body size limit while reading (413 M_TOO_LARGE). A U+0000 in any
-    string or key is M_BAD_JSON (see `contains_nul`): it is only looked for when the
-    bytes hold its escape, so ordinary bodies pay one byte search.
+    string or key is M_INVALID_PARAM, as in a path or query (see `contains_nul`): it is
+    only looked for when the bytes hold its escape, so ordinary bodies pay one byte search.
     """
     raw = await request.read()
     if not raw.strip():
@@ -36,7 +36,7 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> dict[
     if not isinstance(body, dict):
         raise MatrixError("M_BAD_JSON", "Request body must be a JSON object")
     if b"\\u0000" in raw and contains_nul(body):
-        raise MatrixError("M_BAD_JSON", "Request body holds a NUL character (U+0000), which this server refuses")
+        raise MatrixError("M_INVALID_PARAM", "Request body holds a NUL character (U+0000), which this server refuses")
     return body
 
 
