@@ -68,11 +68,10 @@ from ranvier.users.schema import SCHEMA as USERS_SCHEMA
 from ranvier.users.service import UserService
 from ranvier.web.app import RedactingAccessLogger, make_app
 from ranvier.web.routing import add_routes
+from ranvier.web.serving import HttpServer, raise_open_files_limit
 
 log = logging.getLogger("ranvier")
 
-#: How long stopping waits for requests in flight (long polls are woken at once).
-SHUTDOWN_SECONDS = 10.0
 #: How often the server looks for accounts deactivated from the command line that are
 #: still in rooms (one query; the first look is at start).
 DEACTIVATION_SWEEP_S = 60.0
@@ -179,6 +178,7 @@ class Homeserver:
         self.to_device: ToDevice | None = None
         self.key_backup: KeyBackup | None = None
         self.app: web.Application | None = None
+        self.http: HttpServer | None = None
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
         self._deactivation_sweeper: asyncio.Task | None = None
@@ -226,17 +226,7 @@ class Homeserver:
         self.app = make_app(self, max_body=self.config.limits.max_request_body_bytes)
         for routes in route_tables():
             add_routes(self.app.router, routes)
-        access_log = logging.getLogger("ranvier.access") if self.config.logging.access_log else None
-        runner = web.AppRunner(
-            self.app, access_log=access_log, access_log_class=RedactingAccessLogger, handle_signals=False,
-            shutdown_timeout=SHUTDOWN_SECONDS,
-        )
-        await runner.setup()
-        self._runners.append(runner)
-        for listener in self.config.listeners:
-            site = web.TCPSite(runner, listener.bind, listener.port, reuse_address=True)
-            await site.start()
-            self.ports.append(site._server.sockets[0].getsockname()[1])
+        await self._listen()
         if not self.config.public_baseurl:
             self.config.public_baseurl = self.base_url
         if self.config.metrics.enabled:
@@ -244,6 +234,21 @@ class Homeserver:
         self._deactivation_sweeper = background.every(
             DEACTIVATION_SWEEP_S, self.rooms.remove_deactivated_members,
             "removing deactivated accounts from their rooms", first_now=True)
+
+    async def _listen(self) -> None:
+        """Serve the app on every listener, guarded against slow and greedy clients."""
+        raise_open_files_limit()
+        limits = self.config.limits
+        access_log = logging.getLogger("ranvier.access") if self.config.logging.access_log else None
+        self.http = HttpServer(self.app, header_timeout_s=limits.request_header_timeout_ms / 1000,
+                               per_address=limits.max_connections_per_address, access_log=access_log,
+                               access_log_class=RedactingAccessLogger)
+        for listener in self.config.listeners:
+            self.ports.append(await self.http.listen(listener.bind, listener.port))
+
+    def _answer_long_polls(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()
 
     async def _start_personal_streams(self) -> None:
         """Profiles, account data, typing, receipts, presence and the user directory."""
@@ -292,8 +297,12 @@ class Homeserver:
         return f"http://{host}:{self.ports[0]}"
 
     async def stop(self) -> None:
-        if self.notifier is not None:
-            self.notifier.close()
+        """Stop accepting, answer long polls, let the requests in flight finish (at most
+        `limits.shutdown_grace_ms`), then stop the services and release the database."""
+        if self.http is not None:
+            http, self.http = self.http, None
+            await http.stop(self.config.limits.shutdown_grace_ms / 1000, self._answer_long_polls)
+        self._answer_long_polls()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

@@ -12,12 +12,10 @@ from aiohttp.abc import AbstractAccessLogger
 
 from ranvier.errors import InteractiveAuthRequired, MatrixError
 from ranvier.web.http import json_response
+from ranvier.web.keys import HOMESERVER, MAX_BODY
 
 log = logging.getLogger("ranvier.web")
 
-#: Handlers reach the services through `request.app[HOMESERVER]`.
-HOMESERVER: web.AppKey[Any] = web.AppKey("homeserver", object)
-MAX_BODY: web.AppKey[int] = web.AppKey("max_body", int)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -72,11 +70,21 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return _error(exc.status, "M_UNKNOWN", exc.reason)
-    except (asyncio.CancelledError, ConnectionResetError):
+    except ConnectionResetError:
+        return client_went_away(request)
+    except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("request %s %s failed", request.method, _redact(request.path_qs))
         return _error(500, "M_UNKNOWN", "Internal server error")
+
+
+def client_went_away(request: web.Request) -> web.Response:
+    """The client closed the connection before its request was answered (while it was
+    being read, or written): not the server's error, so no traceback and no 500. The
+    access log shows 499, the status other servers use for it; nothing reaches the client."""
+    log.info("client %s went away during %s %s", request.remote, request.method, _redact(request.path))
+    return web.Response(status=499, reason="Client Closed Request")
 
 
 def refuse_nul_in_url(request: web.Request) -> None:
