@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ranvier.errors import MatrixError
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import requester
 from ranvier.web.http import json_response
@@ -34,10 +35,11 @@ def turn_credentials(shared_secret: str, user_id: str, uris: list[str], lifetime
 @routes.get("/voip/turnServer")
 async def turn_server(request: web.Request) -> web.Response:
     """GET /voip/turnServer: time-limited TURN credentials from `turn.shared_secret` for
-    `turn.uris`; `{}` when no TURN server is configured (clients then call without one)."""
+    `turn.uris`; 404 M_NOT_FOUND when no TURN server is configured (the spec's answer has
+    credentials or nothing; clients then call without one)."""
     who = await requester(request, allow_guest=True)
     turn = request.app[HOMESERVER].config.turn
     if not turn.uris or not turn.shared_secret:
-        return json_response({})
+        raise MatrixError("M_NOT_FOUND", "No TURN server is configured on this server")
     return json_response(turn_credentials(turn.shared_secret, who.user_id, turn.uris,
                                           turn.credential_lifetime_ms // 1000, int(time.time())))
