@@ -8,6 +8,7 @@ NotServed; any other error raises, and the scenario is reported with the reason.
 import asyncio
 import itertools
 import os
+import random
 import time
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -44,6 +45,15 @@ class Counts:
     deep_history_small: int = 1_000
     deep_history_large: int = 100_000
     deep_history_fill_seconds: float = 140
+    index_cost_pairs: int = 3
+    index_cost_messages: int = 2000
+    index_cost_seconds: float = 4
+    search_rooms: int = 100
+    search_step1: int = 1_000
+    search_step2: int = 10_000
+    search_step3: int = 100_000
+    search_fill_seconds: float = 200
+    search_repeats: int = 10
     media_files: int = 16
     media_kib: int = 1024
     big_upload_mib: int = 50
@@ -82,6 +92,15 @@ QUICK = Counts(
     deep_history_small=200,
     deep_history_large=5_000,
     deep_history_fill_seconds=60,
+    index_cost_pairs=2,
+    index_cost_messages=300,
+    index_cost_seconds=2,
+    search_rooms=20,
+    search_step1=200,
+    search_step2=1_000,
+    search_step3=5_000,
+    search_fill_seconds=60,
+    search_repeats=5,
     media_files=4,
     big_upload_mib=10,
     push_members=100,
@@ -236,8 +255,8 @@ class Bench:
         await self.api.call("POST /join/{roomId}", "POST", f"/_matrix/client/v3/join/{quote(room)}",
                             user.token, body={})
 
-    async def send(self, user, room, content):
-        path = f"/_matrix/client/v3/rooms/{quote(room)}/send/m.room.message/t{next(TXN)}"
+    async def send(self, user, room, content, event_type="m.room.message"):
+        path = f"/_matrix/client/v3/rooms/{quote(room)}/send/{event_type}/t{next(TXN)}"
         doc = await self.api.call("PUT /rooms/{roomId}/send/{eventType}/{txnId}", "PUT", path,
                                   user.token, body=content)
         return doc["event_id"]
@@ -558,6 +577,106 @@ async def push_rules(bench):
             "added_cpu_ms": room_cpu - alone_cpu}
 
 
+async def index_cost(bench):
+    """What the search index adds to a send: the senders of the send scenario, in their own
+    rooms, alternately send messages (m.room.message, indexed) and the same content under a
+    type no server indexes; the difference of server CPU per event is the index's share."""
+    c = bench.counts
+    users = await bench.users(c.senders)
+    rooms = await bounded(4, (bench.create_room(u) for u in users))
+
+    async def phase(event_type):
+        sent = 0
+        deadline = time.monotonic() + c.index_cost_seconds
+
+        async def sender(user, room):
+            nonlocal sent
+            while sent < c.index_cost_messages and time.monotonic() < deadline:
+                sent += 1
+                await bench.send(user, room, message(f"the index cost {sent} of a message"), event_type)
+
+        with Meter(bench) as m:
+            await together(*(sender(u, r) for u, r in zip(users, rooms)))
+        return m.server / sent * 1000
+
+    await phase("m.room.message")  # warm-up
+    plain, indexed = [], []
+    for _ in range(c.index_cost_pairs):
+        plain.append(await phase("bench.unindexed"))
+        indexed.append(await phase("m.room.message"))
+    return {"plain_ms": median(plain), "indexed_ms": median(indexed),
+            "added_ms": median([i - p for i, p in zip(indexed, plain)])}
+
+
+#: Words of the search scenario's messages: a vocabulary drawn with Zipf's law, and two
+#: probe words in a known share of messages, searched for.
+VOCABULARY = [a + b for a in ("ka", "lo", "mi", "nu", "pe", "ra", "si", "to", "va", "ze", "bo", "di", "fu", "ge",
+                              "hy", "ja") for b in ("rin", "mak", "tel", "sun", "dor", "vel", "pix", "qua", "wen", "yot",
+                                                    "zam", "cur", "fen", "gol", "hap", "lim")]
+ZIPF = [1 / rank for rank in range(1, len(VOCABULARY) + 1)]
+RARE, COMMON = "nebula", "comet"  # in 1 message in 100, and in 1 in 10
+
+
+def search_text(number):
+    chosen = random.Random(number).choices(VOCABULARY, ZIPF, k=4 + number % 13)
+    if number % 100 == 0:
+        chosen.insert(len(chosen) // 2, RARE)
+    if number % 10 == 5:
+        chosen.append(COMMON)
+    return " ".join(chosen)
+
+
+async def search(bench):
+    """A user's search over search_rooms rooms of their own, once they hold search_step1
+    messages, then search_step2, then search_step3: the first page (default limit, count
+    included) by rank and by recency for a word in 1 message of 100, and at the last step
+    also by rank for a word in 1 of 10. Filling is not measured; a step not filled within
+    search_fill_seconds (from the start of filling) is not searched, and the messages
+    reached are reported."""
+    c = bench.counts
+    user = await bench.register()
+    rooms = await bounded(4, (bench.create_room(user, "private_chat") for _ in range(c.search_rooms)))
+    deadline = time.monotonic() + c.search_fill_seconds
+    sent = 0
+
+    async def fill_to(total):
+        nonlocal sent
+
+        async def sender(lane):
+            nonlocal sent
+            while sent < total and time.monotonic() < deadline:
+                sent += 1
+                await bench.send(user, rooms[(sent + lane) % len(rooms)], message(search_text(sent)))
+
+        await together(*(sender(lane) for lane in range(c.senders)))
+        return sent >= total
+
+    async def first_page_ms(term, order):
+        body = {"search_categories": {"room_events": {"search_term": term, "order_by": order}}}
+        times = []
+        for _ in range(c.search_repeats):
+            start = time.perf_counter()
+            doc = await bench.api.call("POST /search", "POST", "/_matrix/client/v3/search", user.token, body=body)
+            times.append(time.perf_counter() - start)
+            found = doc.get("search_categories", {}).get("room_events", {}).get("results", [])
+            if not found or not all(term in r["result"]["content"]["body"].split() for r in found):
+                raise Failed(f"the search for {term!r} ({order}) did not return what it should: {len(found)} results")
+        return percentile(times, 50) * 1000
+
+    metrics = {}
+    for step, total in enumerate((c.search_step1, c.search_step2, c.search_step3), 1):
+        if not await fill_to(total):
+            if step == 1:
+                raise Failed(f"filled {sent} of {total} messages in {c.search_fill_seconds:.0f} s")
+            break
+        metrics[f"step{step}_rank_ms"] = await first_page_ms(RARE, "rank")
+        metrics[f"step{step}_recent_ms"] = await first_page_ms(RARE, "recent")
+    if "step3_rank_ms" in metrics:
+        metrics["step3_common_ms"] = await first_page_ms(COMMON, "rank")
+    metrics["filled"] = sent
+    return metrics
+
+
 MEDIA_PREFIXES = ("/_matrix/client/v1/media/download/", "/_matrix/media/v3/download/")
 
 
@@ -778,12 +897,14 @@ SCENARIOS = {
     "to_device": to_device,
     "deep_history": deep_history,
     "push_rules": push_rules,
+    "index_cost": index_cost,
+    "search": search,
     "initial_sync": initial_sync,  # these two restart the server: last, once memory is measured
     "initial_sync_many": initial_sync_many,
 }
 #: Run only when named: filling 100,000 events takes minutes (half an hour on Synapse), and
 #: 1,000 members joining one room and setting their rules take minutes on Synapse.
-OPT_IN_SCENARIOS = ("deep_history", "push_rules")
+OPT_IN_SCENARIOS = ("deep_history", "push_rules", "search")
 #: Scenarios that restart the server: they run after every other one, and after the
 #: "memory after the load" reading, which a restart would empty.
 RESTARTING_SCENARIOS = ("initial_sync", "initial_sync_many")

@@ -176,7 +176,7 @@ class Api:
 
     async def request(self, method: str, path: str, body=None, *, token: str | None = None, data: bytes | None = None,
                       headers: dict | None = None, params: dict | None = None) -> tuple[int, dict]:
-        if not path.startswith(("/_matrix", "/.well-known", "/health")):
+        if not path.startswith(("/_matrix", "/.well-known", "/health", "/matrix/", "/_synapse", "/_ranvier")):
             path = "/_matrix/client/v3" + path
         url = self.base_url + path
         headers = dict(headers or {})

@@ -1,7 +1,8 @@
-"""`ranvier serve | generate-config | user ... | registration-token ...`.
+"""`ranvier serve | generate-config | user ... | registration-token ... | backup | restore |
+migrate-database`.
 
 The admin commands open the database directly, so they work whether the server is
-running or not.
+running or not; `backup` too; `restore` and `migrate-database` need it stopped.
 """
 
 from __future__ import annotations
@@ -303,3 +304,77 @@ def parse_expiry(text: str, now: datetime.datetime | None = None) -> int:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=datetime.timezone.utc)
     return int(moment.timestamp() * 1000)
+
+
+@main.command("backup")
+@click.argument("directory", type=click.Path(file_okay=False))
+@_database_options
+def backup_command(directory, config_path, data_dir, database) -> None:
+    """Back up the database, media and signing key into DIRECTORY (new or empty), while the
+    server runs or not: SQLite's online backup API, or pg_dump for PostgreSQL."""
+    from ranvier.storage.backup import BackupError, backup
+
+    config = _load(config_path, data_dir=data_dir, database=database)
+    try:
+        report = backup(config, directory, click.echo)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backup complete in {directory} (database by {report.database_method})")
+
+
+@main.command("restore")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@_database_options
+def restore_command(directory, config_path, data_dir, database) -> None:
+    """Put a backup made by `ranvier backup` back in place. The server must be stopped:
+    the database is replaced by the backup's."""
+    from ranvier.storage.backup import BackupError, read_manifest, restore
+    from ranvier.storage.datadir import DataDirInUse, DataDirLock
+
+    config = _load(config_path, data_dir=data_dir, database=database)
+    lock = DataDirLock(config.data_dir)
+    try:
+        read_manifest(directory)
+        lock.acquire("restoring")
+        manifest = restore(config, directory, click.echo)
+    except (BackupError, DataDirInUse) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        lock.release()
+    click.echo(f"restored the backup of {manifest['created']}; start the server")
+
+
+@main.command("migrate-database")
+@click.option("--to", "target", required=True, help="The new, empty PostgreSQL database: postgresql://USER@HOST:PORT/DB")
+@_database_options
+def migrate_database(target, config_path, data_dir, database) -> None:
+    """Copy the server's SQLite database into an empty PostgreSQL database and check that
+    every table has the same number of rows. Stop the server first; afterwards set
+    database.url to the new database."""
+    from ranvier.server import SCHEMAS
+    from ranvier.storage.datadir import DataDirInUse, DataDirLock
+    from ranvier.storage.transfer import TransferError, migrate
+
+    config = _load(config_path, data_dir=data_dir, database=database)
+    if not config.database_url.startswith("sqlite:"):
+        raise click.ClickException("the configured database is not SQLite: there is nothing to migrate")
+    if not target.startswith(("postgresql://", "postgres://")):
+        raise click.ClickException("--to must be a postgresql:// URL")
+    lock = DataDirLock(config.data_dir)
+    try:
+        lock.acquire("migrating its database")
+        with click.progressbar(length=1, label="copying rows", show_pos=True, file=sys.stderr) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.length = max(total, 1)
+                bar.update(done)
+
+            counts = asyncio.run(migrate(config.database_url[len("sqlite:"):], target, SCHEMAS, progress))
+    except (TransferError, DataDirInUse, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        lock.release()
+    for count in counts:
+        click.echo(f"{count.table:32} {count.source:>10} rows, {count.target:>10} in PostgreSQL")
+    click.echo(f"every table has the same number of rows ({sum(c.source for c in counts)} in all); "
+               f"now set database.url to {_redact_url(target)} and start the server")

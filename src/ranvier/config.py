@@ -90,9 +90,12 @@ class LoggingConfig:
 
 @dataclass
 class MetricsConfig:
+    #: Serve /metrics on a listener of its own (bind, port).
     enabled: bool = False
     bind: str = "127.0.0.1"
     port: int = 9008
+    #: Also serve them at /_synapse/metrics on the main listener (unauthenticated).
+    main_listener: bool = False
 
 
 @dataclass

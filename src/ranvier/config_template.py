@@ -76,6 +76,9 @@ metrics:
   enabled: false
   bind: 127.0.0.1
   port: 9008
+  # Also at /_synapse/metrics on the main listener (no authentication: keep it behind
+  # your reverse proxy).
+  main_listener: false
 
 # argon2id cost of password hashes.
 password_hashing:

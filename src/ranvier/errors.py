@@ -53,6 +53,8 @@ ERROR_STATUS: dict[str, int] = {
     "M_BAD_ALIAS": 400,
     "M_INVALID_SIGNATURE": 400,
     "M_WRONG_ROOM_KEYS_VERSION": 403,
+    #: The 2014 draft's code for bad pagination values (legacy_api only).
+    "M_BAD_PAGINATION": 400,
 }
 
 

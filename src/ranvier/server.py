@@ -23,6 +23,11 @@ from ranvier.e2ee.keys_store import KeyStore
 from ranvier.e2ee.schema import BACKUP_SCHEMA, KEYS_SCHEMA, TO_DEVICE_SCHEMA
 from ranvier.e2ee.to_device import ToDevice, ToDeviceStore
 from ranvier.events.signing import SigningKey
+from ranvier.legacy_api.records import DraftRecords
+from ranvier.legacy_api.routing import legacy_routes
+from ranvier.legacy_api.schema import SCHEMA as LEGACY_SCHEMA
+from ranvier.legacy_api.store import LegacyStore
+from ranvier.metrics import DB_CONNECTIONS_IN_USE, metrics_app, serve_metrics
 from ranvier.media.schema import SCHEMA as MEDIA_SCHEMA
 from ranvier.media.service import MediaService
 from ranvier.outbound.schema import SCHEMA as OUTBOUND_SCHEMA
@@ -32,6 +37,8 @@ from ranvier.push.schema import SCHEMA as PUSH_SCHEMA
 from ranvier.push.service import PushService
 from ranvier.push.store import PushStore
 from ranvier.ratelimit import RateLimiter
+from ranvier.rooms.admin import RoomAdmin
+from ranvier.rooms.admin_schema import SCHEMA as ROOM_ADMIN_SCHEMA
 from ranvier.rooms.directory import RoomDirectory
 from ranvier.rooms.hierarchy import SpaceHierarchy
 from ranvier.rooms.relations import RelationsService
@@ -41,6 +48,10 @@ from ranvier.rooms.reports_schema import SCHEMA as REPORTS_SCHEMA
 from ranvier.rooms.schema import SCHEMA as ROOMS_SCHEMA
 from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import RoomStore
+from ranvier.storage.datadir import DataDirLock
+from ranvier.search.index import open_index
+from ranvier.search.schema import SCHEMA as SEARCH_SCHEMA
+from ranvier.search.service import SearchService
 from ranvier.storage.engine import Database, open_database
 from ranvier.storage.lock import DatabaseLock, acquire_database_lock
 from ranvier.storage.migrations import Schema, apply_migrations
@@ -56,9 +67,12 @@ from ranvier.sync.store import FilterStore
 from ranvier.sync.timeline import Timeline
 from ranvier.sync.typing import Typing
 from ranvier.users.account_data import AccountData
+from ranvier.users.admin_store import UserAdminStore
 from ranvier.users.directory import UserDirectory
 from ranvier.users.erasure import Erasure
 from ranvier.users.erasure_schema import SCHEMA as ERASURE_SCHEMA
+from ranvier.users.moderation import Moderation
+from ranvier.users.moderation_schema import SCHEMA as MODERATION_SCHEMA
 from ranvier.users.personal_schema import (ACCOUNT_DATA_SCHEMA, DIRECTORY_SCHEMA, PRESENCE_SCHEMA,
                                           PROFILE_FIELDS_SCHEMA)
 from ranvier.users.personal_store import AccountDataStore, DirectoryStore, PresenceStore, ProfileStore
@@ -79,19 +93,22 @@ DEACTIVATION_SWEEP_S = 60.0
 #: Every service's tables, in the order their migrations run.
 SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, PUSH_SCHEMA, RELATIONS_SCHEMA,
                          REPORTS_SCHEMA, PROFILE_FIELDS_SCHEMA, ACCOUNT_DATA_SCHEMA, PRESENCE_SCHEMA, DIRECTORY_SCHEMA,
-                         RECEIPTS_SCHEMA, OUTBOUND_SCHEMA, ERASURE_SCHEMA, KEYS_SCHEMA, TO_DEVICE_SCHEMA, BACKUP_SCHEMA]
+                         RECEIPTS_SCHEMA, OUTBOUND_SCHEMA, ERASURE_SCHEMA, KEYS_SCHEMA, TO_DEVICE_SCHEMA, BACKUP_SCHEMA,
+                         LEGACY_SCHEMA, MODERATION_SCHEMA, ROOM_ADMIN_SCHEMA,
+                         SEARCH_SCHEMA]
 
 
 def route_tables():
-    """The route tables of every API module, client and federation (imported here, mounted
-    once, listed in docs/api-coverage.md in this order)."""
+    """The route tables of every API module: today's client API, federation, and the 2014
+    draft's (imported here, mounted once, listed in docs/api-coverage.md in this order)."""
     from ranvier.client_api import (account, devices, discovery, legacy_sync, login, media, membership, register,
-                                    relations, rooms, sync)
+                                    relations, rooms, search, sync)
     from ranvier.client_api import directory, reporting, spaces, upgrade
     from ranvier.client_api import account_data, presence, profile, push, receipts, typing, user_directory
     from ranvier.client_api import admin, appservice, openid, threepid, thirdparty, voip
     from ranvier.client_api import keys, mutual_rooms, room_keys, room_summary, to_device
     from ranvier.federation_api import openid as federation_openid
+    from ranvier import admin_api
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
             membership.routes, media.routes, sync.routes, legacy_sync.routes, relations.routes,
@@ -99,7 +116,7 @@ def route_tables():
             typing.routes, receipts.routes, presence.routes, user_directory.routes, push.routes,
             thirdparty.routes, appservice.routes, threepid.routes, admin.routes, openid.routes, voip.routes,
             room_summary.routes, mutual_rooms.routes, keys.routes, to_device.routes, room_keys.routes,
-            federation_openid.routes]
+            federation_openid.routes, search.routes, *admin_api.route_tables()] + legacy_routes()
 
 
 @dataclass
@@ -112,11 +129,14 @@ class RateLimits:
     join: RateLimiter
 
     @classmethod
-    def from_config(cls, config: Config) -> "RateLimits":
+    def from_config(cls, config: Config, user_overrides: dict[str, tuple[float, int]]) -> "RateLimits":
+        """The limiters; `user_overrides` (an admin's per-user limits) apply to the
+        limiters keyed by user, message and join."""
         limits = config.rate_limits
         return cls(
             **{
-                name: RateLimiter(getattr(limits, name).per_second, getattr(limits, name).burst)
+                name: RateLimiter(getattr(limits, name).per_second, getattr(limits, name).burst, name=name,
+                                  overrides=user_overrides if name in ("message", "join") else None)
                 for name in ("login", "registration", "message", "join")
             }
         )
@@ -151,7 +171,11 @@ class Homeserver:
         self.db: Database | None = None
         self.signing_key: SigningKey | None = None
         self.signing_key_created = False
-        self.limits = RateLimits.from_config(config)
+        self.moderation: Moderation | None = None
+        self.limits = RateLimits.from_config(config, {})
+        self.tasks = background.Tasks()
+        self.user_admin: UserAdminStore | None = None
+        self.room_admin: RoomAdmin | None = None
         self.users: UserService | None = None
         self.notifier: Notifier | None = None
         self.rooms: RoomServer | None = None
@@ -162,6 +186,7 @@ class Homeserver:
         self.hierarchy: SpaceHierarchy | None = None
         self.reports: ReportService | None = None
         self.relations: RelationsService | None = None
+        self.search: SearchService | None = None
         self.sync: SyncService | None = None
         self.legacy_sync: LegacySync | None = None
         self.media: MediaService | None = None
@@ -177,18 +202,21 @@ class Homeserver:
         self.device_lists: DeviceLists | None = None
         self.to_device: ToDevice | None = None
         self.key_backup: KeyBackup | None = None
+        self.legacy: DraftRecords | None = None
         self.app: web.Application | None = None
         self.http: HttpServer | None = None
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
         self._deactivation_sweeper: asyncio.Task | None = None
         self._database_lock: DatabaseLock | None = None
+        self._data_dir_lock = DataDirLock(config.data_dir)
 
     async def start(self) -> None:
-        """Start everything; a failure stops what had started (the database lock included)."""
+        """Start everything; a failure stops what had started (the locks included)."""
         prepare_data_dir(self.config)
-        self._database_lock = await acquire_database_lock(self.config.database_url)
+        self._data_dir_lock.acquire("starting another")
         try:
+            self._database_lock = await acquire_database_lock(self.config.database_url)
             await self._start()
         except BaseException:
             await self.stop()
@@ -202,6 +230,7 @@ class Homeserver:
         self.rooms = RoomServer(RoomStore(self.db), self.users.store, server_name=self.config.server_name,
                                 signing_key=self.signing_key, notifier=self.notifier)
         await self.rooms.start()
+        await self._start_moderation()
         self.timeline = Timeline(self.rooms)
         await self._start_personal_streams()
         push_store = PushStore(self.db)
@@ -220,12 +249,21 @@ class Homeserver:
         self.rooms.persist_hooks.append(self.relations)
         self.rooms.send_checks.append(self.relations.check_new_event)
         self.timeline.relations = self.relations
+        self.search = SearchService(open_index(self.db), self.rooms, self.timeline,
+                                    ignored_users=self.account_data.ignored_users)
+        self.rooms.persist_hooks.append(self.search)
         self.sync = SyncService(self.rooms, self.timeline, self.notifier, FilterStore(self.db), streams=self)
         self.legacy_sync = LegacySync(self.sync, self.timeline)
         self.media = MediaService(self.db, self.config)
+        self.legacy = DraftRecords(LegacyStore(self.db), self.notifier)
+        await self.legacy.start()
+        self.rooms.persist_hooks.append(self.legacy)
+        await self._start_room_admin(push_store)
         self.app = make_app(self, max_body=self.config.limits.max_request_body_bytes)
         for routes in route_tables():
             add_routes(self.app.router, routes)
+        if self.config.metrics.main_listener:
+            self.app.router.add_get("/_synapse/metrics", serve_metrics)
         await self._listen()
         if not self.config.public_baseurl:
             self.config.public_baseurl = self.base_url
@@ -280,9 +318,24 @@ class Homeserver:
         self.key_backup = KeyBackup(BackupStore(self.db))
         self.users.device_listeners += [self.to_device.devices_changed, self.keys.devices_changed]
 
-    async def _start_metrics(self) -> None:
-        from ranvier.metrics import metrics_app
+    async def _start_moderation(self) -> None:
+        """Shadow bans and rate limit overrides, in memory where the hot paths read them."""
+        self.moderation = Moderation(self.db)
+        await self.moderation.start()
+        self.rooms.shadow_banned = self.moderation.shadow_banned
+        self.limits = RateLimits.from_config(self.config, self.moderation.ratelimit_overrides)
+        self.user_admin = UserAdminStore(self.db)
+        DB_CONNECTIONS_IN_USE.set_function(self.db.connections_in_use)
 
+    async def _start_room_admin(self, push_store: PushStore) -> None:
+        """Blocked rooms, and the services whose rows a room purge deletes with the room's."""
+        self.room_admin = RoomAdmin(self.rooms)
+        await self.room_admin.start()
+        self.room_admin.purge_hooks += [push_store, self.relations, self.receipts.store, self.account_data.store,
+                                        self.user_directory.store]
+        self.room_admin.event_purge_hooks += [push_store, self.relations]
+
+    async def _start_metrics(self) -> None:
         runner = web.AppRunner(metrics_app(), handle_signals=False)
         await runner.setup()
         self._runners.append(runner)
@@ -312,6 +365,7 @@ class Homeserver:
             await self.presence.stop()
         if self.pushers is not None:
             await self.pushers.stop()
+        await self.tasks.stop()
         await background.cancel(self._deactivation_sweeper)
         self._deactivation_sweeper = None
         if self.db is not None:
@@ -320,3 +374,4 @@ class Homeserver:
         if self._database_lock is not None:
             await self._database_lock.release()
             self._database_lock = None
+        self._data_dir_lock.release()

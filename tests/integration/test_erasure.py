@@ -7,11 +7,10 @@ import json
 
 
 async def deactivate(api, user, erase):
-    _, challenge = await api.post("/account/deactivate", {}, token=user["access_token"])
-    body = {"auth": {"type": "m.login.password", "session": challenge["session"], "user": user["user_id"],
-                     "password": "correct horse"}}
-    if erase is not None:
-        body["erase"] = erase
+    body = {} if erase is None else {"erase": erase}
+    _, challenge = await api.post("/account/deactivate", body, token=user["access_token"])
+    body["auth"] = {"type": "m.login.password", "session": challenge["session"], "user": user["user_id"],
+                    "password": "correct horse"}
     status, result = await api.post("/account/deactivate", body, token=user["access_token"])
     assert status == 200, result
 

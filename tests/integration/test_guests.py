@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import Api, route_url
 
 #: The endpoints the guest access module lists (and the other join endpoint), and those a
-#: client needs to start, as the route tables spell them; every other authenticated
+#: client needs to start and to track devices, as the route tables spell them; every other authenticated
 #: endpoint refuses guests.
 GUEST_ENDPOINTS = {
     ("GET", "/rooms/{room_id}/state"), ("GET", "/rooms/{room_id}/context/{event_id}"),
@@ -30,7 +30,7 @@ GUEST_ENDPOINTS = {
     ("POST", "/user/{user_id}/filter"), ("GET", "/user/{user_id}/filter/{filter_id}"), ("GET", "/capabilities"),
     ("GET", "/pushrules/"), ("GET", "/pushrules/global/"), ("GET", "/voip/turnServer"),
     ("PUT", "/rooms/{room_id}/typing/{user_id}"), ("POST", "/rooms/{room_id}/receipt/{receipt_type}/{event_id}"),
-    ("POST", "/rooms/{room_id}/read_markers"),
+    ("POST", "/rooms/{room_id}/read_markers"), ("GET", "/keys/changes"),
 }
 
 

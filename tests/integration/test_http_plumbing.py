@@ -161,7 +161,8 @@ def route_urls(room_id: str, event_id: str, user_id: str) -> list[tuple[str, str
             if "logout" in route.path or "deactivate" in route.path:
                 continue  # would end the session the rest of the sweep uses
             for values in (real, {**real, **bad}):
-                urls.append((route.method, route_url(route, values)))
+                method = "GET" if route.method == "*" else route.method  # a catch-all: any method
+                urls.append((method, route_url(route, values)))
     return sorted(set(urls))
 
 

@@ -190,6 +190,30 @@ async def test_a_failing_transaction_among_concurrent_ones_loses_only_itself(db)
     assert [row[0] for row in rows] == [f"k{i}" for i in range(10) if i != 5]
 
 
+async def test_a_transaction_cancelled_after_its_writes_ran_leaves_nothing_of_them(db):
+    """Its savepoint is still there to roll back to: a transaction's savepoint is released
+    only when the next one begins."""
+    async with db.transaction() as txn:
+        await txn.execute("INSERT INTO kv (k, v) VALUES (?, ?)", "before", 1)
+    written = asyncio.Event()
+
+    async def cancelled():
+        async with db.transaction() as txn:
+            await txn.execute("INSERT INTO kv (k, v) VALUES (?, ?)", "gone", 2)
+            written.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(cancelled())
+    await written.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with db.transaction() as txn:
+        await txn.execute("INSERT INTO kv (k, v) VALUES (?, ?)", "after", 3)
+    rows = await db.fetchall("SELECT k FROM kv ORDER BY v")
+    assert [row[0] for row in rows] == ["before", "after"]
+
+
 async def test_a_failed_transaction_alone_leaves_the_database_writable_by_others(db, database_url):
     with pytest.raises(ValueError):
         async with db.transaction() as txn:

@@ -88,6 +88,10 @@ class FileStore:
         finally:
             os.close(dir_fd)
 
+    def remove(self, content_hash: str) -> None:
+        """Delete the file with this hash (gone already is fine)."""
+        _remove_quietly(self.path(content_hash))
+
     def _remove_partial_uploads(self) -> int:
         """Remove the temporary files a crash left behind (at start, before any upload can
         begin); returns how many there were."""

@@ -35,5 +35,14 @@ CREATE TABLE media_thumbnails (
 );
 """,
         ),
+        Migration(
+            2,
+            "quarantine by a server admin, and media protected from it",
+            """
+ALTER TABLE media ADD COLUMN quarantined_by TEXT;
+ALTER TABLE media ADD COLUMN safe_from_quarantine INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX media_by_created ON media (created_ts);
+""",
+        ),
     ),
 )

@@ -195,6 +195,8 @@ class MediaService:
         The deprecated unauthenticated endpoints only see media uploaded before the freeze.
         """
         media = await self._reserved(server_name, media_id)
+        if media.quarantined_by is not None:
+            raise not_found("This media has been quarantined by a server admin")
         deadline = time.monotonic() + min(timeout_ms, MAX_WAIT_MS) / 1000
         while media.uploaded_ts is None:
             remaining = deadline - time.monotonic()
@@ -218,6 +220,13 @@ class MediaService:
         if media is None:
             raise not_found("Unknown media ID")
         return media
+
+    # -- removal (server admins) -----------------------------------------------------------
+
+    async def delete(self, media_ids: list[str]) -> None:
+        """Delete media: their rows, and the files (and thumbnails) no other media shares."""
+        for content_hash in await self.store.delete_media(media_ids):
+            await asyncio.to_thread(self.files.remove, content_hash)
 
     # -- URL previews ------------------------------------------------------------------------
 

@@ -20,6 +20,9 @@ class Media:
     content_type: str | None
     upload_name: str | None
     size: int | None
+    #: The admin who quarantined it (never served while set), or None.
+    quarantined_by: str | None = None
+    safe_from_quarantine: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,18 @@ class Content:
 
 
 _MEDIA_COLUMNS = "media_id, user_id, created_ts, expires_ts, uploaded_ts, content_hash, content_type, upload_name, size"
+_ALL_COLUMNS = _MEDIA_COLUMNS + ", quarantined_by, safe_from_quarantine"
+#: Sort keys of an admin's media list (Synapse's `order_by`).
+MEDIA_ORDER = {
+    "media_id": "media_id", "upload_name": "COALESCE(upload_name, '')", "created_ts": "created_ts",
+    "last_access_ts": "created_ts", "media_length": "COALESCE(size, 0)",
+    "media_type": "COALESCE(content_type, '')", "quarantined_by": "COALESCE(quarantined_by, '')",
+    "safe_from_quarantine": "safe_from_quarantine",
+}
+
+
+def _media(row) -> Media:
+    return Media(*row[:9], row[9], bool(row[10]))
 
 
 class MediaStore:
@@ -49,8 +64,8 @@ class MediaStore:
         self.db = db
 
     async def get_media(self, media_id: str) -> Media | None:
-        row = await self.db.fetchone(f"SELECT {_MEDIA_COLUMNS} FROM media WHERE media_id = ?", media_id)
-        return Media(*row) if row is not None else None
+        row = await self.db.fetchone(f"SELECT {_ALL_COLUMNS} FROM media WHERE media_id = ?", media_id)
+        return _media(row) if row is not None else None
 
     async def add_uploaded(self, media_id: str, user_id: str, content: Content, now: int) -> None:
         await self.db.execute(
@@ -111,3 +126,81 @@ class MediaStore:
             content_hash, width, height, method, int(animated),
             thumbnail.thumbnail_hash, thumbnail.content_type, thumbnail.size,
         )
+
+    # -- for server admins -------------------------------------------------------------
+
+    async def media_of_user(self, user_id: str, *, order_by: str, backwards: bool, start: int,
+                            limit: int) -> tuple[list[Media], int]:
+        """A page of a user's uploaded media and how many they have."""
+        order = "DESC" if backwards else "ASC"
+        rows = await self.db.fetchall(
+            f"SELECT {_ALL_COLUMNS} FROM media WHERE user_id = ? AND uploaded_ts IS NOT NULL "
+            f"ORDER BY {MEDIA_ORDER[order_by]} {order}, media_id ASC LIMIT ? OFFSET ?",
+            user_id, limit, start,
+        )
+        total = await self.db.fetchval(
+            "SELECT COUNT(*) FROM media WHERE user_id = ? AND uploaded_ts IS NOT NULL", user_id
+        )
+        return [_media(row) for row in rows], int(total)
+
+    async def media_older_than(self, before_ts: int, size_gt: int) -> list[Media]:
+        """Uploaded media created before `before_ts` and larger than `size_gt` bytes, not
+        protected from quarantine (Synapse spares protected media from deletion too)."""
+        rows = await self.db.fetchall(
+            f"SELECT {_ALL_COLUMNS} FROM media WHERE uploaded_ts IS NOT NULL AND created_ts < ? "
+            "AND COALESCE(size, 0) > ? AND safe_from_quarantine = 0",
+            before_ts, size_gt,
+        )
+        return [_media(row) for row in rows]
+
+    async def delete_media(self, media_ids: list[str]) -> list[str]:
+        """Delete media rows; returns the content hashes no remaining media uses (their
+        files and thumbnails can go)."""
+        if not media_ids:
+            return []
+        async with self.db.transaction() as txn:
+            hashes: set[str] = set()
+            for start in range(0, len(media_ids), 500):
+                chunk = media_ids[start:start + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows = await txn.fetchall(
+                    f"SELECT DISTINCT content_hash FROM media WHERE media_id IN ({marks}) AND content_hash IS NOT NULL",
+                    *chunk,
+                )
+                hashes.update(row[0] for row in rows)
+                await txn.execute(f"DELETE FROM media WHERE media_id IN ({marks})", *chunk)
+            unused = []
+            for content_hash in sorted(hashes):
+                if await txn.fetchval("SELECT COUNT(*) FROM media WHERE content_hash = ?", content_hash) == 0:
+                    unused.append(content_hash)
+            thumbnails = []
+            for content_hash in unused:
+                rows = await txn.fetchall("SELECT thumbnail_hash FROM media_thumbnails WHERE content_hash = ?",
+                                          content_hash)
+                thumbnails += [row[0] for row in rows if row[0] != content_hash]
+                await txn.execute("DELETE FROM media_thumbnails WHERE content_hash = ?", content_hash)
+        return unused + thumbnails
+
+    async def set_quarantined(self, media_ids: list[str], by: str | None) -> int:
+        """Quarantine (by an admin) or release media; protected media are never quarantined."""
+        changed = 0
+        for start in range(0, len(media_ids), 500):
+            chunk = media_ids[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            protected = "AND safe_from_quarantine = 0" if by is not None else ""
+            changed += await self.db.execute(
+                f"UPDATE media SET quarantined_by = ? WHERE media_id IN ({marks}) {protected}", by, *chunk
+            )
+        return changed
+
+    async def media_ids_of_user(self, user_id: str) -> list[str]:
+        rows = await self.db.fetchall("SELECT media_id FROM media WHERE user_id = ?", user_id)
+        return [row[0] for row in rows]
+
+    async def set_protected(self, media_id: str, protected: bool) -> bool:
+        return bool(await self.db.execute(
+            "UPDATE media SET safe_from_quarantine = ? WHERE media_id = ?", int(protected), media_id
+        ))
+
+    async def total_bytes(self) -> int:
+        return int(await self.db.fetchval("SELECT COALESCE(SUM(size), 0) FROM media WHERE uploaded_ts IS NOT NULL"))

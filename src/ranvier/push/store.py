@@ -77,6 +77,21 @@ class PushStore:
     async def advance(self, row: ReadRow) -> None:
         await self.db.execute(_ADVANCE, *row)
 
+    # -- purging (a rooms.admin.PurgeHook) --------------------------------------------------
+
+    @staticmethod
+    async def purge_room(txn: Transaction, room_id: str) -> None:
+        for table in ("push_notifications", "event_push_actions", "push_read_positions"):
+            await txn.execute(f"DELETE FROM {table} WHERE room_id = ?", room_id)
+
+    @staticmethod
+    async def purge_events(txn: Transaction, room_id: str, event_ids: Sequence[str]) -> None:
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start:start + 500]
+            for table in ("push_notifications", "event_push_actions"):
+                await txn.execute(f"DELETE FROM {table} WHERE room_id = ? AND event_id IN ({', '.join('?' * len(chunk))})",
+                                  room_id, *chunk)
+
     # -- reading ---------------------------------------------------------------------------
 
     async def unread(self, user_id: str, room_ids: Sequence[str]) -> list[tuple[str, str, int, int]]:

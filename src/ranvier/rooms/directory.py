@@ -237,6 +237,11 @@ class RoomDirectory:
             raise MatrixError("M_FORBIDDEN", "You may not change this room's visibility in the directory")
         await self.store.set_public(room_id, visibility == "public")
 
+    async def published_oldest_first(self) -> list[tuple[str, int]]:
+        """(room_id, joined member count) of the published rooms someone is joined to,
+        oldest first: an order that only grows at its end, for index-paged lists."""
+        return [(room_id, count) for room_id, _, count in await self.store.public_rooms() if count > 0]
+
     async def public_rooms(
         self,
         *,

@@ -149,6 +149,25 @@ class RelationsService:
                 latest[0], latest[1], root_id,
             )
 
+    # -- purging (a rooms.admin.PurgeHook) --------------------------------------------------
+
+    async def purge_room(self, txn: Transaction, room_id: str) -> None:
+        await txn.execute("DELETE FROM thread_participants WHERE root_event_id IN "
+                          "(SELECT root_event_id FROM threads WHERE room_id = ?)", room_id)
+        await txn.execute("DELETE FROM threads WHERE room_id = ?", room_id)
+
+    async def purge_events(self, txn: Transaction, room_id: str, event_ids: list[str]) -> None:
+        """A thread whose root or latest reply is purged leaves the thread list (a reply is
+        newer than its root, so a purged latest reply means a purged thread)."""
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            doomed = f"SELECT root_event_id FROM threads WHERE room_id = ? AND (root_event_id IN ({marks}) " \
+                     f"OR latest_event_id IN ({marks}))"
+            await txn.execute(f"DELETE FROM thread_participants WHERE root_event_id IN ({doomed})",
+                              room_id, *chunk, *chunk)
+            await txn.execute(f"DELETE FROM threads WHERE root_event_id IN ({doomed})", room_id, *chunk, *chunk)
+
     # -- sending ---------------------------------------------------------------------------
 
     async def check_new_event(self, head: RoomHead, sender: str, event_type: str, content: dict[str, Any],

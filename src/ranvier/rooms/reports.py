@@ -2,7 +2,8 @@
 
 Users report an event, a room or a user; each report is stored for the server's admins
 (`reports` table, see reports_schema.py). Reading them back is `list_reports` and
-`get_report`, for an admin API; the spec has no endpoint for it.
+`get_report`, served by the admin API (admin_api/reports.py); the spec has no endpoint
+for it.
 
 Who may report: an event only by a user joined to its room who can see the event (404
 M_NOT_FOUND otherwise, so reports reveal nothing); a room or a user by anyone, as the
@@ -124,6 +125,24 @@ class ReportService:
 
     async def delete_report(self, report_id: str) -> bool:
         return bool(await self.db.execute("DELETE FROM reports WHERE report_id = ?", report_id))
+
+    async def page(self, kind: str, *, start: int, limit: int, backwards: bool, room_id: str | None = None,
+                   reporter: str | None = None, user_id: str | None = None) -> tuple[list[Report], int]:
+        """Offset paging for the admin API: a page of the reports of one kind (newest first
+        when `backwards`, Synapse's default) and how many match."""
+        conditions, params = ["kind = ?"], [kind]
+        for column, value in (("room_id", room_id), ("reporter", reporter), ("user_id", user_id)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        where = " AND ".join(conditions)
+        order = "DESC" if backwards else "ASC"
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM reports WHERE {where} ORDER BY received_ts {order}, report_id {order} "
+            "LIMIT ? OFFSET ?", *params, limit, start,
+        )
+        total = await self.db.fetchval(f"SELECT COUNT(*) FROM reports WHERE {where}", *params)
+        return [Report(*row) for row in rows], int(total)
 
     async def list_reports(self, *, limit: int = 100, from_token: str | None = None, kind: str | None = None,
                            room_id: str | None = None, user_id: str | None = None,

@@ -27,6 +27,7 @@ from ranvier.events.identifiers import InvalidIdentifier, domain_of, parse_user_
 from ranvier.events.model import CREATE, MEMBER, POWER_LEVELS, REDACTION, Event, build_event
 from ranvier.events.room_versions import ROOM_VERSIONS, RoomVersion
 from ranvier.events.signing import SigningKey
+from ranvier.metrics import EVENTS_PERSISTED
 from ranvier.rooms.store import NewRoom, NewStateGroup, PersistedEvent, PersistHook, RoomStore, StateKey, SyncQueries
 from ranvier.storage.engine import UniqueViolation
 from ranvier.sync.notifier import Notifier
@@ -147,6 +148,12 @@ class RoomServer:
         #: Checks of a client's new event against stored events (relations), under the room's lock:
         #: check(head, sender, event_type, content, state_key) raises MatrixError to refuse it.
         self.send_checks: list[Callable[[RoomHead, str, str, dict[str, Any], str | None], Awaitable[None]]] = []
+        #: Shadow-banned senders (users.moderation, set by the server): their messages,
+        #: state events and invites are built and answered but never stored.
+        self.shadow_banned: set[str] = set()
+        #: Rooms a server admin blocked (room_id -> admin; rooms.admin keeps it): nobody
+        #: joins, is invited or knocks any more.
+        self.blocked_rooms: dict[str, str] = {}
 
     async def start(self) -> None:
         """Continue numbering after what the database holds."""
@@ -258,6 +265,29 @@ class RoomServer:
 
     async def room_exists(self, room_id: str) -> bool:
         return room_id in self._heads or await self.store.get_room(room_id) is not None
+
+    # -- removing (server admins: rooms.admin) ------------------------------------------
+
+    async def remove_room(self, room_id: str, delete_rows: Callable[[], Awaitable[None]]) -> None:
+        """Run `delete_rows` (which deletes the room's rows) with the room locked, then
+        forget everything this process keeps of the room."""
+        async with self._lock(room_id):
+            await delete_rows()
+            self._heads.pop(room_id, None)
+            self.room_streams.pop(room_id, None)
+            self.store.forget_room(room_id)
+            for entry in self._user_rooms.values():
+                if isinstance(entry, dict):
+                    entry.pop(room_id, None)
+        self._locks.pop(room_id, None)
+
+    async def remove_events(self, room_id: str, event_ids: list[str],
+                            delete_rows: Callable[[], Awaitable[None]]) -> None:
+        """Run `delete_rows` (which deletes these events' rows) with the room locked, then
+        drop the events from the caches."""
+        async with self._lock(room_id):
+            await delete_rows()
+            self.store.forget_room(room_id, only=set(event_ids))
 
     # -- building events -------------------------------------------------------------------
 
@@ -379,6 +409,7 @@ class RoomServer:
             for position in pending.positions:
                 self.positions.finish(position)
         self.store.after_commit(pending.draft.items)
+        EVENTS_PERSISTED.inc(len(pending.draft.items))
         for item in pending.draft.items:
             if item.event.membership is not None:
                 self._note_membership(item.event.state_key, room_id, item.event.membership, item.stream_ordering)
@@ -407,6 +438,8 @@ class RoomServer:
                     return earlier
             head = await self.head(room_id)
             if event_type == MEMBER and state_key is not None:
+                if room_id in self.blocked_rooms and content.get("membership") in (JOIN, INVITE, KNOCK):
+                    raise MatrixError("M_FORBIDDEN", "This room has been blocked on this server")
                 await self._check_membership_target(head, state_key, content)
             if event_type == REDACTION:
                 await self._check_redaction(head, sender, content)
@@ -415,6 +448,12 @@ class RoomServer:
             draft = Draft(head)
             event = self._add_event(draft, sender, event_type, content, state_key=state_key,
                                     txn=(device_id, txn_id) if txn_id is not None and device_id else None, now=now_ms())
+            if sender in self.shadow_banned and (event_type != MEMBER or (
+                    state_key != sender and content.get("membership") == INVITE)):
+                # The sender hears success (the same ID for a repeated txnId); nobody sees it.
+                if txn_id is not None and device_id is not None:
+                    self._txns[(room_id, sender, device_id, txn_id)] = event.event_id
+                return event.event_id
             try:
                 pending = await self._write(draft)
             except UniqueViolation:

@@ -16,6 +16,7 @@ import orjson
 
 from ranvier.events.model import Event
 from ranvier.events.room_versions import ROOM_VERSIONS
+from ranvier.metrics import EVENT_CACHE_HITS, EVENT_CACHE_MISSES
 from ranvier.storage.engine import Database, Queries, Statement, Transaction
 
 StateKey = tuple[str, str]
@@ -210,6 +211,15 @@ class RoomStore:
             return selected[-limit:] if limit else []
         return None
 
+    def forget_room(self, room_id: str, *, only: set[str] | None = None) -> None:
+        """Drop a purged room's events (or only the given ones) from the caches."""
+        buffer = self._recent.pop(room_id, None)
+        if buffer is not None and only is not None:
+            self._recent[room_id] = [row for row in buffer if row.event.event_id not in only]
+        for event_id in [event_id for event_id, row in self._events.items() if row.event.room_id == room_id
+                         and (only is None or event_id in only)]:
+            del self._events[event_id]
+
     def forget_events(self, event_ids: Iterable[str]) -> None:
         """Drop events whose transaction failed to commit."""
         for event_id in event_ids:
@@ -268,6 +278,9 @@ class RoomStore:
                 missing.append(event_id)
             else:
                 found[event_id] = row
+        EVENT_CACHE_HITS.inc(len(found))
+        if missing:
+            EVENT_CACHE_MISSES.inc(len(missing))
         for start in range(0, len(missing), 500):
             chunk = missing[start:start + 500]
             rows = await self.db.fetchall(
@@ -325,6 +338,30 @@ class RoomStore:
             room_id, stream,
         )
         return (row[0], row[1]) if row else None
+
+    async def pages_per_room(
+        self, room_ids: list[str], *, event_type: str, lower: tuple[int, int] | None, upper: tuple[int, int] | None,
+        backwards: bool, limit: int,
+    ) -> dict[str, list[EventRow]]:
+        """A page of each room's unredacted events of one type with lower <= key < upper, in
+        (depth, stream) order, nearest `upper` when backwards and nearest `lower` otherwise:
+        one statement for many rooms (each room's page is its own index range scan)."""
+        bounds, bound_params = position_bounds(lower, upper)
+        order = "DESC" if backwards else "ASC"
+        conditions = " AND ".join(["e.room_id = ?", "e.type = ?", "e.redacted_by IS NULL", *bounds])
+        pages: dict[str, list[EventRow]] = {room_id: [] for room_id in room_ids}
+        for start in range(0, len(room_ids), 100):
+            chunk = room_ids[start:start + 100]
+            selects, params = [], []
+            for index, room_id in enumerate(chunk):
+                selects.append(
+                    f"SELECT * FROM (SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+                    f"WHERE {conditions} ORDER BY e.depth {order}, e.stream_ordering {order} LIMIT ?) AS page{index}"
+                )
+                params += [room_id, event_type, *bound_params, limit]
+            for row in self._cached_rows(await self.db.fetchall(" UNION ALL ".join(selects), *params)):
+                pages[row.event.room_id].append(row)
+        return pages
 
     async def event_closest_to_ts(self, room_id: str, ts: int, forwards: bool) -> tuple[str, int] | None:
         if forwards:
@@ -466,11 +503,12 @@ class RoomStore:
         return [row[0] for row in rows]
 
     async def public_rooms(self) -> list[tuple[str, str | None, int]]:
-        """(room_id, room_type, joined member count) of every room published in the directory."""
+        """(room_id, room_type, joined member count) of every room published in the
+        directory, oldest first (the order the draft API's public room list pages by)."""
         rows = await self.db.fetchall(
             "SELECT r.room_id, r.room_type, COUNT(m.user_id) FROM rooms r "
             "LEFT JOIN memberships m ON m.room_id = r.room_id AND m.membership = 'join' "
-            "WHERE r.is_public = 1 GROUP BY r.room_id, r.room_type"
+            "WHERE r.is_public = 1 GROUP BY r.room_id, r.room_type, r.created_ts ORDER BY r.created_ts, r.room_id"
         )
         return [(row[0], row[1], int(row[2])) for row in rows]
 
@@ -686,6 +724,36 @@ class SyncQueries:
             found += self.store._cached_rows(rows)
         found.sort(key=lambda row: row.stream_ordering)
         return found[:limit]
+
+    async def stream_page(self, room_bounds: dict[str, int], *, after: int, backwards: bool,
+                          limit: int) -> list[EventRow]:
+        """Up to `limit` events with stream > after, of each room up to its own bound
+        (inclusive), in stream order (newest first when backwards): the draft API's event
+        stream across a user's rooms, where a room they left counts up to their leave."""
+        by_bound: dict[int, list[str]] = {}
+        for room_id, bound in room_bounds.items():
+            if bound > after:
+                by_bound.setdefault(bound, []).append(room_id)
+        statements: list[tuple[list[str], list[Any]]] = [([], [])]
+        for bound, room_ids in by_bound.items():
+            for start in range(0, len(room_ids), 500):
+                chunk = room_ids[start:start + 500]
+                if len(statements[-1][1]) + len(chunk) > 1000:
+                    statements.append(([], []))
+                statements[-1][0].append(f"(e.room_id IN ({', '.join('?' * len(chunk))}) AND e.stream_ordering <= ?)")
+                statements[-1][1].extend([*chunk, bound])
+        order = "DESC" if backwards else "ASC"
+        rows: list[EventRow] = []
+        for conditions, params in statements:
+            if conditions:
+                rows += self.store._cached_rows(await self.db.fetchall(
+                    f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+                    f"WHERE e.stream_ordering > ? AND ({' OR '.join(conditions)}) "
+                    f"ORDER BY e.stream_ordering {order} LIMIT ?",
+                    after, *params, limit,
+                ))
+        rows.sort(key=lambda row: row.stream_ordering, reverse=backwards)
+        return rows[:limit]
 
     async def state_changes(self, room_id: str, *, since: int, before: int) -> dict[StateKey, str]:
         """The last state event per key with since < stream < before: the state delta."""

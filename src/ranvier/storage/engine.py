@@ -81,6 +81,10 @@ class Database(Queries):
             return await txn.execute(sql, *args)
 
     @abc.abstractmethod
+    def connections_in_use(self) -> int:
+        """Connections busy now (a metric: pool use)."""
+
+    @abc.abstractmethod
     async def close(self) -> None: ...
 
 

@@ -3,20 +3,31 @@
 Each service owns its tables, so each keeps its own list of migrations (`SCHEMA` in its
 `schema.py`) and its own version row in `schema_versions`. A migration and the bump of
 its version commit together, which makes applying them twice harmless.
+
+Most migrations are one SQL script for both engines. One that needs an engine's own
+features (a full-text index) gives a script per dialect, and one that fills a new table
+from existing rows gives a `fill` step: Python run after its SQL, in the same transaction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Awaitable, Callable, Mapping
 
-from ranvier.storage.engine import Database, Statement, split_statements
+from ranvier.storage.engine import Database, Statement, Transaction, split_statements
 
 
 @dataclass(frozen=True)
 class Migration:
     version: int
     description: str
-    sql: str
+    #: One script, or one per dialect (`{"sqlite": ..., "postgresql": ...}`).
+    sql: str | Mapping[str, str]
+    #: fill(txn, dialect): work after the script, in the migration's transaction.
+    fill: Callable[[Transaction, str], Awaitable[None]] | None = None
+
+    def script(self, dialect: str) -> str:
+        return self.sql if isinstance(self.sql, str) else self.sql[dialect]
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,12 @@ async def apply_migrations(db: Database, schemas: list[Schema]) -> dict[str, int
         for schema in schemas:
             have = current.get(schema.component, 0)
             pending = schema.migrations[have:]
-            writes += [Statement(sql) for migration in pending for sql in split_statements(migration.sql)]
+            for migration in pending:
+                writes += [Statement(sql) for sql in split_statements(migration.script(db.dialect))]
+                if migration.fill is not None:
+                    await txn.execute_batch(writes)
+                    writes = []
+                    await migration.fill(txn, db.dialect)
             applied[schema.component] = len(pending)
             if pending and have:
                 writes.append(Statement("UPDATE schema_versions SET version = ? WHERE component = ?",

@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import time
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any, AsyncIterator, Awaitable, Sequence
 
 import asyncpg
 
+from ranvier.metrics import DB_READ, DB_TRANSACTION
 from ranvier.storage.engine import Database, Row, Statement, Transaction, UniqueViolation
 
 _PLACEHOLDER = re.compile(r"\?")
@@ -129,11 +131,19 @@ class PostgresDatabase(Database):
         return cls(pool)
 
     async def fetchall(self, sql: str, *args: Any) -> list[Row]:
-        return await self._pool.fetch(to_postgres(sql), *args)
+        started = time.perf_counter()
+        try:
+            return await self._pool.fetch(to_postgres(sql), *args)
+        finally:
+            DB_READ.observe(time.perf_counter() - started)
+
+    def connections_in_use(self) -> int:
+        return self._pool.get_size() - self._pool.get_idle_size()
 
     @asynccontextmanager
     async def transaction(self, *, wait_durable: bool = True) -> AsyncIterator[Transaction]:
         """PostgreSQL groups commits itself: the block's commit is durable when it returns."""
+        started = time.perf_counter()
         async with self._pool.acquire() as conn:
             txn = _PostgresTransaction(conn)
             try:
@@ -142,6 +152,7 @@ class PostgresDatabase(Database):
             except BaseException:
                 await txn.abandon()
                 raise
+        DB_TRANSACTION.observe(time.perf_counter() - started)
         txn.durable = asyncio.get_running_loop().create_future()
         txn.durable.set_result(None)
 

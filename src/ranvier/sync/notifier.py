@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Iterable
 
+from ranvier.metrics import NOTIFIER_WAKEUPS, SYNC_WAITERS
+
 
 class Subscription:
     def __init__(self, notifier: "Notifier", keys: list[str]) -> None:
@@ -19,11 +21,14 @@ class Subscription:
 
     async def wait(self, timeout: float) -> bool:
         """True if notified within `timeout` seconds (or already before waiting)."""
+        SYNC_WAITERS.inc()
         try:
             await asyncio.wait_for(asyncio.shield(self.future), timeout)
             return True
         except asyncio.TimeoutError:
             return False
+        finally:
+            SYNC_WAITERS.dec()
 
     def close(self) -> None:
         for key in self._keys:
@@ -46,10 +51,14 @@ class Notifier:
         self.closed = False
 
     def notify(self, keys: Iterable[str]) -> None:
+        woken = 0
         for key in keys:
             for future in self._waiters.pop(key, ()):
                 if not future.done():
                     future.set_result(key)
+                    woken += 1
+        if woken:
+            NOTIFIER_WAKEUPS.inc(woken)
 
     def close(self) -> None:
         """At shutdown: every long poll answers now instead of at its timeout."""

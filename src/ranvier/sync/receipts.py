@@ -118,11 +118,20 @@ class Receipts:
 
     # -- reading -------------------------------------------------------------------------
 
+    async def changed(self, reader: str, room_ids: Iterable[str], since: int, upto: int) -> list[Receipt]:
+        """The receipts of these rooms written in (since, upto], each with its stream position;
+        private ones only the reader's own."""
+        return await self.store.changed(reader, room_ids, since, upto)
+
+    async def read_receipts_at(self, room_ids: Iterable[str], event_ids: Iterable[str]) -> list[Receipt]:
+        """The public read receipts that currently point at one of these events."""
+        return await self.store.public_receipts_at(room_ids, event_ids)
+
     async def events(self, user_id: str, room_ids: Iterable[str], since: int, upto: int) -> dict[str, dict]:
         """One m.receipt event per room with the receipts written in (since, upto] (all of the
         room's current receipts when since is 0); private receipts only the reader's own."""
         events: dict[str, dict] = {}
-        for receipt in await self.store.changed(user_id, room_ids, since, upto):
+        for receipt in await self.changed(user_id, room_ids, since, upto):
             content = events.setdefault(receipt.room_id, {"type": "m.receipt", "content": {}})["content"]
             info: dict[str, Any] = {"ts": receipt.ts}
             if receipt.thread_id:

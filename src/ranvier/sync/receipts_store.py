@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from ranvier.storage.engine import Database
+from ranvier.storage.engine import Database, Transaction
 
 
 @dataclass
@@ -31,6 +31,12 @@ class ReceiptStore:
     async def max_stream_id(self) -> int:
         return await self.db.fetchval("SELECT COALESCE(MAX(stream_id), 0) FROM receipts")
 
+    @staticmethod
+    async def purge_room(txn: Transaction, room_id: str) -> None:
+        """Purging a room (rooms.admin) takes its receipts; receipts at purged events of a
+        room that stays are kept (they only mark a position)."""
+        await txn.execute("DELETE FROM receipts WHERE room_id = ?", room_id)
+
     async def advance(self, receipt: Receipt) -> bool:
         """Store the receipt unless the stored one is at the same or a later event; True if stored."""
         changed = await self.db.execute(
@@ -55,4 +61,21 @@ class ReceiptStore:
                 *chunk, since, upto, reader,
             )
             found.extend(Receipt(*row) for row in rows)
+        return found
+
+    async def public_receipts_at(self, room_ids: Iterable[str], event_ids: Iterable[str]) -> list[Receipt]:
+        """The m.read receipts of these rooms that point at one of these events (the key's
+        room and type prefix keeps it to the rooms' receipts)."""
+        rooms, events = list(dict.fromkeys(room_ids)), list(dict.fromkeys(event_ids))
+        found: list[Receipt] = []
+        for start in range(0, len(events), 500):
+            chunk = events[start:start + 500]
+            for room_start in range(0, len(rooms), 500):
+                room_chunk = rooms[room_start:room_start + 500]
+                rows = await self.db.fetchall(
+                    f"SELECT {_COLUMNS} FROM receipts WHERE room_id IN ({', '.join('?' * len(room_chunk))}) "
+                    f"AND receipt_type = 'm.read' AND event_id IN ({', '.join('?' * len(chunk))})",
+                    *room_chunk, *chunk,
+                )
+                found.extend(Receipt(*row) for row in rows)
         return found

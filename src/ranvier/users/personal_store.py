@@ -39,6 +39,19 @@ class ProfileStore:
         profile.update({key: orjson.loads(value) for key, value in rows})
         return profile
 
+    async def member_fields(self, user_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """user_id -> (displayname, avatar_url) of those of `user_ids` that are local users."""
+        found: dict[str, tuple[str | None, str | None]] = {}
+        for start in range(0, len(user_ids), 500):
+            chunk = user_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT user_id, displayname, avatar_url FROM profiles "
+                f"WHERE user_id IN ({', '.join('?' * len(chunk))})",
+                *chunk,
+            )
+            found.update((row[0], (row[1], row[2])) for row in rows)
+        return found
+
     async def set_displayname(self, user_id: str, value: str | None) -> None:
         await self.db.execute("UPDATE profiles SET displayname = ? WHERE user_id = ?", value, user_id)
 
@@ -84,6 +97,11 @@ class AccountDataStore:
             "stream_id = excluded.stream_id",
             user_id, room_id, data_type, orjson.dumps(content).decode(), stream_id,
         )
+
+    @staticmethod
+    async def purge_room(txn: Transaction, room_id: str) -> None:
+        """Purging a room (rooms.admin) takes every user's account data of it."""
+        await txn.execute("DELETE FROM account_data WHERE room_id = ?", room_id)
 
     async def global_entries_of_type(self, data_type: str) -> list[tuple[str, dict[str, Any]]]:
         """(user_id, content) of every user's global entry of one type."""
@@ -160,6 +178,33 @@ class PresenceStore:
         )
         return [PresenceRow(*row) for row in rows]
 
+    async def visible_rows(self, viewer: str, user_ids: list[str]) -> dict[str, PresenceRow]:
+        """The presence rows of those of `user_ids` who are the viewer or share a joined room with them."""
+        found: dict[str, PresenceRow] = {}
+        for start in range(0, len(user_ids), 500):
+            chunk = user_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT {_PRESENCE_COLUMNS} FROM presence WHERE user_id IN ({', '.join('?' * len(chunk))}) "
+                f"AND (user_id = ? OR user_id IN ({_SHARING_A_ROOM}))",
+                *chunk, viewer, viewer,
+            )
+            found.update((row[0], PresenceRow(*row)) for row in rows)
+        return found
+
+    async def sharing_a_room_with(self, viewer: str, user_ids: list[str]) -> set[str]:
+        """Those of `user_ids` who share a joined room with the viewer (the viewer included)."""
+        shared: set[str] = set()
+        for start in range(0, len(user_ids), 500):
+            chunk = user_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT DISTINCT theirs.user_id FROM memberships mine JOIN memberships theirs "
+                f"ON theirs.room_id = mine.room_id WHERE mine.user_id = ? AND mine.membership = 'join' "
+                f"AND theirs.membership = 'join' AND theirs.user_id IN ({', '.join('?' * len(chunk))})",
+                viewer, *chunk,
+            )
+            shared.update(row[0] for row in rows)
+        return shared
+
     async def shares_a_room(self, user_id: str, other: str) -> bool:
         found = await self.db.fetchval(
             "SELECT 1 FROM memberships mine JOIN memberships theirs ON theirs.room_id = mine.room_id "
@@ -190,6 +235,11 @@ def _like_escape(text: str) -> str:
 class DirectoryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    @staticmethod
+    async def purge_room(txn: Transaction, room_id: str) -> None:
+        """Purging a room (rooms.admin) takes it out of the user directory's public rooms."""
+        await txn.execute("DELETE FROM directory_public_rooms WHERE room_id = ?", room_id)
 
     @staticmethod
     async def set_public_rooms(txn: Transaction, changes: list[tuple[str, bool]]) -> None:

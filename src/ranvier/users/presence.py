@@ -88,23 +88,38 @@ class Presence:
             self._rows[user_id] = await self.store.get(user_id)
         return self._rows[user_id]
 
+    async def changed_rows(self, user_id: str, since: int, upto: int) -> list[PresenceRow]:
+        """The rows of the user and of users sharing a room with them, changed in (since, upto]."""
+        return await self.store.changed_for(user_id, since, upto)
+
     async def events(self, user_id: str, since: int, upto: int) -> list[dict]:
         """m.presence events of the user and of users sharing a room with them, changed in (since, upto]."""
         now = now_ms()
         return [{"type": "m.presence", "sender": row.user_id, "content": self.content(row, now)}
-                for row in await self.store.changed_for(user_id, since, upto)]
+                for row in await self.changed_rows(user_id, since, upto)]
+
+    async def visible_rows(self, viewer: str, user_ids: list[str]) -> dict[str, PresenceRow]:
+        """The stored presence of those of `user_ids` the viewer may see (themself and users
+        sharing a joined room); one query. A user missing from the result reads offline."""
+        return await self.store.visible_rows(viewer, user_ids)
+
+    async def sharing_a_room_with(self, viewer: str, user_ids: list[str]) -> set[str]:
+        """Those of `user_ids` whose presence the viewer may see."""
+        return await self.store.sharing_a_room_with(viewer, user_ids) | ({viewer} & set(user_ids))
 
     # -- writing -------------------------------------------------------------------------
 
-    async def set_status(self, user_id: str, state: str, status_msg: str | None) -> None:
-        """PUT /presence: the user's own state and status message; online counts as activity."""
+    async def set_status(self, user_id: str, state: str, status_msg: str | None) -> int:
+        """PUT /presence: the user's own state and status message; online counts as activity.
+        Returns the stream position of the change."""
         if state not in STATES:
             raise MatrixError("M_INVALID_PARAM", f"presence must be one of {', '.join(STATES)}")
         async with self._lock:
             now = now_ms()
             row = await self._row(user_id)
             last_active = now if state == ONLINE or row is None else row.last_active_ts
-            await self._write([PresenceRow(user_id, state, status_msg, last_active, now, 0)])
+            written = await self._write([PresenceRow(user_id, state, status_msg, last_active, now, 0)])
+        return written[0].stream_id
 
     async def set_from_sync(self, user_id: str, state: str) -> None:
         """/sync's set_presence (online when absent): online marks the user active,
@@ -157,10 +172,11 @@ class Presence:
             await self._write(changed)
         return len(changed)
 
-    async def _write(self, rows: list[PresenceRow]) -> None:
-        """Store changed presence at new stream positions and wake whoever shares a room with them."""
+    async def _write(self, rows: list[PresenceRow]) -> list[PresenceRow]:
+        """Store changed presence at new stream positions and wake whoever shares a room with
+        them; returns the rows as written."""
         if not rows:
-            return
+            return rows
         positions = [self.positions.allocate() for _ in rows]
         rows = [replace(row, stream_id=position) for row, position in zip(rows, positions)]
         try:
@@ -172,3 +188,4 @@ class Presence:
         user_ids = [row.user_id for row in rows]
         rooms = await self.store.joined_rooms_of(user_ids)
         self.notifier.notify([*(f"user:{u}" for u in user_ids), *(f"room:{r}" for r in rooms)])
+        return rows

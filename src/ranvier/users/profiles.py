@@ -60,6 +60,10 @@ class Profiles:
             raise MatrixError("M_NOT_FOUND", "Profile not found")
         return profile
 
+    async def member_fields(self, user_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """(displayname, avatar_url) of many local users in one query; unknown users are left out."""
+        return await self.store.member_fields(list(dict.fromkeys(user_ids)))
+
     async def get_field(self, user_id: str, key: str) -> Any:
         check_key(key)
         profile = await self.get(user_id)

@@ -55,7 +55,8 @@ class UserService:
         self.uia.register_stage("m.login.password", self._stage_password)
         self.uia.register_stage("m.login.registration_token", self._stage_registration_token)
         limits = config.rate_limits
-        self.failed_logins = RateLimiter(limits.failed_login.per_second, limits.failed_login.burst)
+        self.failed_logins = RateLimiter(limits.failed_login.per_second, limits.failed_login.burst,
+                                         name="failed_login")
         #: Services that react to added, renamed and removed devices (end-to-end encryption),
         #: handed in by the composition root.
         self.device_listeners: list[DeviceListener] = []

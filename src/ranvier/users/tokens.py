@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 
 from ranvier.errors import MatrixError
+from ranvier.metrics import TOKEN_CACHE_HITS, TOKEN_CACHE_MISSES
 from ranvier.requester import Requester
 from ranvier.users.store import NewSession, UserStore
 
@@ -63,8 +64,10 @@ class Tokens:
         now = now_ms()
         cached = self._cache.get(token_hash)
         if cached is not None and time.monotonic() - cached[2] < CACHE_SECONDS:
+            TOKEN_CACHE_HITS.inc()
             requester, expires_ts, _ = cached
         else:
+            TOKEN_CACHE_MISSES.inc()
             info = await self.store.lookup_access_token(token_hash)
             if info is None or info.deactivated:
                 self._cache.pop(token_hash, None)

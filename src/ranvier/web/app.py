@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from ranvier.errors import InteractiveAuthRequired, MatrixError
+from ranvier.metrics import count_request
 from ranvier.web.http import json_response
 from ranvier.web.keys import HOMESERVER, MAX_BODY
 
@@ -39,12 +41,17 @@ def _error(status: int, errcode: str, message: str) -> web.Response:
 
 @web.middleware
 async def matrix_middleware(request: web.Request, handler) -> web.StreamResponse:
+    started = time.perf_counter()
     if request.method == "OPTIONS":
         response: web.StreamResponse = web.Response(status=204)
     else:
         response = await _answer(request, handler)
     if not response.prepared:
         response.headers.update(CORS_HEADERS)
+    resource = request.match_info.route.resource
+    # The route's pattern, never the raw path: one series per endpoint, not per room.
+    count_request(request.method, resource.canonical if resource is not None else "unmatched", response.status,
+                  time.perf_counter() - started)
     return response
 
 
