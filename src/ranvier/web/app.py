@@ -64,6 +64,8 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
         refuse_nul_in_url(request)
         return await handler(request)
     except MatrixError as exc:
+        # A route table answering in other terms (the 2014 draft's codes) says how.
+        exc = getattr(route_handler, "translate_error", lambda error: error)(exc)
         return json_response(exc.to_json(), exc.status)
     except InteractiveAuthRequired as exc:
         return json_response(exc.body, exc.status)
