@@ -81,15 +81,9 @@ def engine(request) -> str:
     return request.param
 
 
-@pytest.fixture
-async def database_url(engine, tmp_path, request) -> str:
-    """A fresh, empty database on the engine under test."""
-    return await new_database(engine, tmp_path / "test.db", request)
-
-
-async def new_database(engine: str, sqlite_path, request) -> str:
-    """The URL of a new, empty database: an SQLite file at `sqlite_path`, or a database in
-    the session's PostgreSQL cluster."""
+async def new_database_url(engine: str, sqlite_path, request) -> str:
+    """The URL of a new, empty database on `engine`: a file at `sqlite_path`, or a database
+    of its own in the session's PostgreSQL cluster."""
     if engine == "sqlite":
         return f"sqlite:{sqlite_path}"
     import asyncpg
@@ -102,6 +96,12 @@ async def new_database(engine: str, sqlite_path, request) -> str:
     finally:
         await conn.close()
     return f"{base}/{name}"
+
+
+@pytest.fixture
+async def database_url(engine, tmp_path, request) -> str:
+    """A fresh, empty database on the engine under test."""
+    return await new_database_url(engine, tmp_path / "test.db", request)
 
 
 @asynccontextmanager
@@ -262,7 +262,7 @@ async def make_server(tmp_path, engine, request):
 
     async def start(**sections) -> Api:
         data_dir = tmp_path / f"data{len(servers)}"
-        url = await new_database(engine, data_dir / "homeserver.db", request)
+        url = await new_database_url(engine, data_dir / "homeserver.db", request)
         hs = Homeserver(test_config(data_dir, url, **sections))
         await hs.start()
         servers.append(hs)
