@@ -24,7 +24,11 @@ async def test_a_second_server_on_the_same_database_refuses_to_start(data_flags,
     try:
         await first.wait_ready()
         second = RunningServer(["--data-dir", str(tmp_path / "other"), *data_flags[2:]], _free_port())
-        code = second.process.wait(timeout=30)
+        try:
+            code = second.process.wait(timeout=30)
+        finally:
+            if second.process.poll() is None:  # it did not refuse: stop it, the test has failed
+                second.stop()
         message = second.process.stderr.read()
         assert code != 0
         assert "another ranvier process" in message and "one process per database" in message, message
