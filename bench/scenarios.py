@@ -35,9 +35,12 @@ class Counts:
     receivers: int = 50
     delivery_messages: int = 250
     delivery_interval: float = 0.020
+    sustained_messages: int = 50
+    sustained_interval: float = 0.200
     history_rooms: int = 100
     history_messages: int = 20
     initial_syncs: int = 5
+    many_rooms: int = 1000
     incremental_syncs: int = 50
     deep_history_small: int = 1_000
     deep_history_large: int = 100_000
@@ -70,9 +73,13 @@ class Counts:
     def delivery_target(self):
         return 1 / self.delivery_interval
 
+    @property
+    def sustained_target(self):
+        return 1 / self.sustained_interval
+
     def labels(self):
         """The values the table's labels are formatted with."""
-        return {**self.__dict__, "delivery_target": self.delivery_target}
+        return {**self.__dict__, "delivery_target": self.delivery_target, "sustained_target": self.sustained_target}
 
 
 FULL = Counts()
@@ -81,7 +88,9 @@ QUICK = Counts(
     send_seconds=3,
     receivers=20,
     delivery_messages=50,
+    sustained_messages=15,
     history_rooms=20,
+    many_rooms=100,
     initial_syncs=3,
     incremental_syncs=20,
     deep_history_small=200,
@@ -214,6 +223,14 @@ class Bench:
         self.names = itertools.count()
         self.history = None
         self.key_devices = None
+
+    async def restart(self):
+        """Restarts the server process (see `Server.restart`); a fresh client session, since
+        the old one's pooled connections went with the process."""
+        await asyncio.to_thread(self.server.restart)
+        old = self.api.session
+        self.api.session = aiohttp.ClientSession(timeout=old.timeout, connector=aiohttp.TCPConnector(limit=256))
+        await old.close()
 
     async def users(self, n):
         """The first n users of a pool shared by the scenarios: registration is not measured."""
@@ -361,7 +378,19 @@ async def send_shared(bench):
 
 
 async def delivery(bench):
-    """Open loop: one message every delivery_interval whatever the answers, and the time from
+    """Delivery at the target rate of delivery_interval: more than some servers can take, so
+    its latency means something only next to the send rate the server reached."""
+    return await delivery_at(bench, bench.counts.delivery_interval, bench.counts.delivery_messages)
+
+
+async def delivery_sustained(bench):
+    """Delivery at a rate every server sustains (sustained_interval): the latency of a
+    server that keeps up, on its own."""
+    return await delivery_at(bench, bench.counts.sustained_interval, bench.counts.sustained_messages)
+
+
+async def delivery_at(bench, interval, messages):
+    """Open loop: one message every `interval` whatever the answers, and the time from
     issuing each send until each long-polling receiver has it."""
     c = bench.counts
     users, room = await bench.room_with_members(c.receivers + 1)
@@ -373,7 +402,7 @@ async def delivery(bench):
 
     async def receive(i, user, since):
         seen = set()
-        while len(seen) < c.delivery_messages:
+        while len(seen) < messages:
             doc = await bench.sync(user, since, quiet, timeout=30000)
             now = time.perf_counter()
             since = doc["next_batch"]
@@ -399,8 +428,8 @@ async def delivery(bench):
             begin = time.perf_counter()
             try:
                 async with asyncio.TaskGroup() as sends:
-                    for seq in range(c.delivery_messages):
-                        due = begin + seq * c.delivery_interval
+                    for seq in range(messages):
+                        due = begin + seq * interval
                         await asyncio.sleep(max(0.0, due - time.perf_counter()))
                         sends.create_task(send(seq))
             except BaseExceptionGroup as failure:
@@ -417,17 +446,19 @@ async def delivery(bench):
     return {
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
-        "lost": c.delivery_messages * len(receivers) - sum(received),
+        "lost": messages * len(receivers) - sum(received),
         # answered sends per second: a server that queues them falls below the target
         "rate_reached": (len(done_at) - 1) / (done_at[-1] - done_at[0]),
         "loadgen_cpu_pct": m.loadgen_cpu_pct,
     }
 
 
-async def initial_sync(bench):
-    """The first sync of a user with many rooms, then the same again (caches warm). Each
-    request's filter differs slightly so that no server can answer from a response cache."""
-    user, rooms = await bench.history_user()
+async def cold_and_warm_syncs(bench, user, rooms):
+    """Restart the server, then time its first initial sync of `user` (cold: nothing in the
+    process's memory, the database files in the OS cache) and the median of the next ones
+    (warm). Each request's filter differs slightly so that no server can answer from a
+    response cache."""
+    await bench.restart()
     times = []
     for i in range(bench.counts.initial_syncs):
         sync_filter = {**LAZY, "account_data": {"not_types": [f"bench.run.{i}"]}}
@@ -437,7 +468,22 @@ async def initial_sync(bench):
         joined = len(doc.get("rooms", {}).get("join", {}))
         if joined != len(rooms):
             raise Failed(f"initial sync returned {joined} of {len(rooms)} rooms")
-    return {"first_ms": times[0] * 1000, "warm_ms": median(times[1:] or times) * 1000}
+    return {"cold_ms": times[0] * 1000, "warm_ms": median(times[1:] or times) * 1000}
+
+
+async def initial_sync(bench):
+    """A user in history_rooms rooms of history_messages messages each, cold and warm."""
+    return await cold_and_warm_syncs(bench, *await bench.history_user())
+
+
+async def initial_sync_many(bench):
+    """A user in many_rooms rooms of one message each, cold and warm: a cold sync that reads
+    room by room costs many_rooms times its reads, one that batches them does not."""
+    c = bench.counts
+    user = await bench.register()
+    rooms = await bounded(8, (bench.create_room(user, "private_chat") for _ in range(c.many_rooms)))
+    await bounded(8, (bench.send(user, room, message("only message")) for room in rooms))
+    return await cold_and_warm_syncs(bench, user, rooms)
 
 
 async def incremental_latencies(bench, user, rooms):
@@ -751,6 +797,45 @@ async def upload_peak(bench):
     return {"peak_above_mib": (status_bytes(pids, "VmHWM") - before) / 2**20}
 
 
+def huge_png():
+    """A palette PNG of 5,700 x 5,700 pixels (just under 32 Mi pixels, the usual limit),
+    a few KiB on the wire."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("P", (5700, 5700), 0).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
+
+
+async def thumbnail_memory(bench):
+    """The upload of `huge_png` and one thumbnail of it (some servers render thumbnails at
+    upload, others when asked): how far they lift the server's peak resident set above
+    what it held before, and what it still holds a second after (summed over the server's
+    own processes)."""
+    user = (await bench.users(1))[0]
+    data = huge_png()
+    pids = bench.server.own_pids()
+    before = status_bytes(pids, "VmRSS")
+    reset_peak_rss(pids)
+    doc = await bench.api.call("POST /_matrix/media/v3/upload", "POST", "/_matrix/media/v3/upload", user.token,
+                               data=data, params={"filename": "huge.png"}, content_type="image/png")
+    media_id = doc["content_uri"].removeprefix("mxc://")
+    params = {"width": "320", "height": "240", "method": "scale"}
+    for prefix in ("/_matrix/client/v1/media/thumbnail/", "/_matrix/media/v3/thumbnail/"):
+        try:
+            await bench.api.call(f"GET {prefix}{{serverName}}/{{mediaId}}", "GET", prefix + media_id, user.token,
+                                 params=params, raw=True)
+            break
+        except NotServed:
+            if prefix.startswith("/_matrix/media"):
+                raise
+    peak = status_bytes(pids, "VmHWM")
+    await asyncio.sleep(1)
+    return {"peak_above_mib": (peak - before) / 2**20, "retained_mib": (status_bytes(pids, "VmRSS") - before) / 2**20}
+
+
 async def media(bench):
     """Upload then download media_files random (incompressible) files, four at a time."""
     c = bench.counts
@@ -900,9 +985,10 @@ SCENARIOS = {
     "send": send_own,
     "send_shared": send_shared,
     "delivery": delivery,
-    "initial_sync": initial_sync,
+    "delivery_sustained": delivery_sustained,
     "incremental_sync": incremental_sync,
     "media": media,
+    "thumbnail_memory": thumbnail_memory,
     "keys_query": keys_query,
     "keys_claim": keys_claim,
     "to_device": to_device,
@@ -911,21 +997,30 @@ SCENARIOS = {
     "push_rules": push_rules,
     "index_cost": index_cost,
     "search": search,
+    "initial_sync": initial_sync,  # these two restart the server: last, once memory is measured
+    "initial_sync_many": initial_sync_many,
 }
 #: Run only when named: filling 100,000 events takes minutes (half an hour on Synapse), and
 #: so do making a thousand rooms, or 1,000 members joining one room and setting their
 #: rules, on Synapse.
 OPT_IN_SCENARIOS = ("deep_history", "sliding_sync", "push_rules", "search")
+#: Scenarios that restart the server: they run after every other one, and after the
+#: "memory after the load" reading, which a restart would empty.
+RESTARTING_SCENARIOS = ("initial_sync", "initial_sync_many")
 
 
-async def run_scenarios(base_url, names, counts, server, report):
-    """Runs the named scenarios in order against one server; report(name, status, reason,
-    metrics) is called after each, whatever happened."""
+async def run_scenarios(base_url, names, counts, server, report, before_restarts=lambda: None):
+    """Runs the named scenarios in order against one server, those that restart it last
+    (`before_restarts()` is called just before the first of them); report(name, status,
+    reason, metrics) is called after each, whatever happened."""
     timeout = aiohttp.ClientTimeout(total=90)
     connector = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        bench = Bench(Api(session, base_url), counts, server)
-        for name in names:
+    bench = Bench(Api(aiohttp.ClientSession(timeout=timeout, connector=connector), base_url), counts, server)
+    ordered = [n for n in names if n not in RESTARTING_SCENARIOS] + [n for n in names if n in RESTARTING_SCENARIOS]
+    try:
+        for name in ordered:
+            if name == next((n for n in ordered if n in RESTARTING_SCENARIOS), None):
+                before_restarts()
             limit = counts.sliding_seconds if name == "sliding_sync" else counts.scenario_seconds
             try:
                 metrics = await asyncio.wait_for(SCENARIOS[name](bench), limit)
@@ -938,3 +1033,5 @@ async def run_scenarios(base_url, names, counts, server, report):
                 report(name, "failed", f"failed: {kind}{e}", {})
             else:
                 report(name, "ok", "", metrics)
+    finally:
+        await bench.api.session.close()

@@ -179,16 +179,35 @@ class RoomServer:
         row = await self.store.get_room(room_id)
         if row is None:
             raise MatrixError("M_NOT_FOUND", "Unknown room")
-        version_id, state_group, last_event_id, last_depth = row[0], row[1], row[2], row[3]
         state_ids = await self.store.current_state_ids(room_id)
         events = await self.store.get_events(state_ids.values())
         chain_length = await self.store.db.fetchval(
-            "SELECT chain_length FROM state_groups WHERE state_group = ?", state_group
+            "SELECT chain_length FROM state_groups WHERE state_group = ?", row[1]
         )
-        head = RoomHead(room_id, ROOM_VERSIONS[version_id], {k: events[v] for k, v in state_ids.items()},
-                        state_group, chain_length or 0, last_event_id, last_depth)
+        return self._keep_head(room_id, row, state_ids, events, chain_length)
+
+    async def load_heads(self, room_ids: list[str]) -> None:
+        """Bring the heads of these rooms into memory, four queries for all those missing
+        (a cold /sync of many rooms would otherwise cost four per room); unknown rooms are
+        left out."""
+        missing = [room_id for room_id in dict.fromkeys(room_ids) if room_id not in self._heads]
+        if not missing:
+            return
+        rooms = await self.store.get_rooms(missing)
+        states = await self.store.current_states(list(rooms))
+        events = await self.store.get_events(event_id for state in states.values() for event_id in state.values())
+        lengths = await self.store.chain_lengths(list({row[1] for row in rooms.values()}))
+        for room_id, row in rooms.items():
+            self._keep_head(room_id, row, states[room_id], events, lengths.get(row[1]))
+
+    def _keep_head(self, room_id: str, row: tuple[Any, ...], state_ids: dict[StateKey, str],
+                   events: dict[str, Event], chain_length: int | None) -> RoomHead:
+        """Cache a head loaded from the database, unless the writer made one meanwhile."""
         if room_id not in self._heads:
-            self._heads[room_id] = head
+            version_id, state_group, last_event_id, last_depth = row[0], row[1], row[2], row[3]
+            self._heads[room_id] = RoomHead(room_id, ROOM_VERSIONS[version_id],
+                                            {key: events[event_id] for key, event_id in state_ids.items()},
+                                            state_group, chain_length or 0, last_event_id, last_depth)
             if len(self._heads) > _HEADS_CACHED:
                 self._heads.popitem(last=False)
         return self._heads[room_id]
@@ -482,6 +501,17 @@ class RoomServer:
             await self._remove_guests(room_id)
         return event.event_id
 
+    async def sent_before(self, room_id: str, sender: str, device_id: str | None, txn_id: str, *,
+                          ask_database: bool) -> str | None:
+        """The event a (device, txn_id) already sent to the room: from memory, or from the
+        database (a send from before a restart) when `ask_database`."""
+        if device_id is None:
+            return None
+        earlier = self._txns.get((room_id, sender, device_id, txn_id))
+        if earlier is None and ask_database:
+            earlier = await self.store.event_by_txn(room_id, sender, device_id, txn_id)
+        return earlier
+
     async def _remove_guests(self, room_id: str) -> None:
         """The guest access module: a room that stops admitting guests makes its guests leave."""
         head = await self.head(room_id)
@@ -684,7 +714,14 @@ class RoomServer:
         new_room = NewRoom(head.room_id, room_version, creator, now, is_public,
                            room_type if isinstance(room_type, str) else None, [alias] if alias else [])
         async with self._lock(head.room_id):
-            pending = await self._write(draft, new_room=new_room)
+            try:
+                pending = await self._write(draft, new_room=new_room)
+            except UniqueViolation:
+                if alias is None:
+                    raise
+                # Only the alias can clash (room and event IDs are random or hashes): a
+                # concurrent createRoom took it after the check above.
+                raise MatrixError("M_ROOM_IN_USE", "That room alias is already taken") from None
         await self._announce(pending, tuple(invite))
         return head.room_id
 

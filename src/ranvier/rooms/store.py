@@ -238,6 +238,18 @@ class RoomStore:
             room_id,
         )
 
+    async def get_rooms(self, room_ids: list[str]) -> dict[str, tuple[Any, ...]]:
+        """`get_room` of many rooms, in one query per 500; unknown rooms are left out."""
+        found: dict[str, tuple[Any, ...]] = {}
+        for chunk in _chunks(room_ids, 500):
+            rows = await self.db.fetchall(
+                "SELECT room_id, room_version, current_state_group, last_event_id, last_depth, creator, is_public, "
+                f"room_type FROM rooms WHERE room_id IN ({', '.join('?' * len(chunk))})",
+                *chunk,
+            )
+            found.update((row[0], tuple(row[1:])) for row in rows)
+        return found
+
     async def max_positions(self) -> tuple[int, int]:
         """The last stream ordering and state group in use, to continue numbering after them."""
         row = await self.db.fetchone(
@@ -403,6 +415,30 @@ class RoomStore:
             for row in rooms:
                 found[row[0]] = (*row[1:], states[row[0]])
         return found
+
+    async def current_states(self, room_ids: list[str]) -> dict[str, StateMap]:
+        """`current_state_ids` of many rooms, in one query per 500."""
+        states: dict[str, StateMap] = {room_id: {} for room_id in room_ids}
+        for chunk in _chunks(room_ids, 500):
+            rows = await self.db.fetchall(
+                "SELECT room_id, type, state_key, event_id FROM current_state "
+                f"WHERE room_id IN ({', '.join('?' * len(chunk))})",
+                *chunk,
+            )
+            for room_id, event_type, state_key, event_id in rows:
+                states[room_id][(event_type, state_key)] = event_id
+        return states
+
+    async def chain_lengths(self, state_groups: list[int]) -> dict[int, int]:
+        """How many deltas each state group sits above its snapshot."""
+        lengths: dict[int, int] = {}
+        for chunk in _chunks(state_groups, 500):
+            rows = await self.db.fetchall(
+                f"SELECT state_group, chain_length FROM state_groups WHERE state_group IN ({', '.join('?' * len(chunk))})",
+                *chunk,
+            )
+            lengths.update((group, length) for group, length in rows)
+        return lengths
 
     # -- memberships ---------------------------------------------------------------------
 
@@ -672,6 +708,29 @@ class SyncQueries:
         )
         return self.store._cached_rows(reversed(rows))
 
+    async def recent_events_of(self, windows: list[tuple[str, int, int, int]]) -> dict[str, list[EventRow]]:
+        """`recent_events` of many rooms, each (room_id, since, upto, limit): from memory
+        where the recent buffer tells, else one query per 200 rooms (a UNION ALL of one
+        indexed, limited read per room: its cost follows the limits, not history)."""
+        found: dict[str, list[EventRow]] = {}
+        asked = []
+        for room_id, since, upto, limit in windows:
+            in_memory = self.store.recent_rows(room_id, since, upto, limit)
+            if in_memory is not None:
+                found[room_id] = in_memory
+            else:
+                found[room_id] = []
+                asked.append((room_id, since, upto, limit))
+        for chunk in _chunks(asked, 200):
+            branch = (f"SELECT {_EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+                      "WHERE e.room_id = ? AND e.stream_ordering > ? AND e.stream_ordering <= ? "
+                      "ORDER BY e.stream_ordering DESC LIMIT ?")
+            sql = " UNION ALL ".join(f"SELECT * FROM ({branch}) AS b{i}" for i in range(len(chunk)))
+            rows = await self.db.fetchall(sql, *(value for window in chunk for value in window))
+            for row in sorted(self.store._cached_rows(rows), key=lambda row: row.stream_ordering):
+                found[row.event.room_id].append(row)
+        return found
+
     async def stream_events(self, room_ids: list[str], *, since: int, upto: int, limit: int) -> list[EventRow]:
         """The first `limit` events of these rooms with since < stream <= upto, in stream order."""
         found: list[EventRow] = []
@@ -839,3 +898,8 @@ class SyncQueries:
             user_id,
         )
         return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -268,6 +268,8 @@ class Timeline:
         joined = {}
         for (event_type, state_key), event in head.state.items():
             if event_type == MEMBER and event.membership == "join":
-                joined[state_key] = {"display_name": event.content.get("displayname"),
-                                     "avatar_url": event.content.get("avatar_url")}
+                profile = {"display_name": event.content.get("displayname"), "avatar_url": event.content.get("avatar_url")}
+                # The spec's RoomMember has string fields: one the member event lacks (or
+                # holds as something else) is left out, not null.
+                joined[state_key] = {key: value for key, value in profile.items() if isinstance(value, str)}
         return {"joined": joined}
