@@ -112,11 +112,18 @@ def run_server(name, database, round_no, args, ctx):
         time.sleep(1)  # let start-up work finish before calling the server idle
         idle = pss_bytes(server.pids())
         load = [s for s in wanted if s in SCENARIOS]
-        uvloop.run(run_scenarios(server.url, load, counts, server, report))
+        loaded = []
+
+        def measure_loaded():
+            if load and server.alive() and not loaded:
+                loaded.append(pss_bytes(server.pids()))
+
+        uvloop.run(run_scenarios(server.url, load, counts, server, report, before_restarts=measure_loaded))
+        measure_loaded()  # when no scenario restarted the server
         if "memory" in wanted:
             memory = {"idle_mib": idle / 2**20}
-            if load and server.alive():
-                memory["loaded_mib"] = pss_bytes(server.pids()) / 2**20
+            if loaded:
+                memory["loaded_mib"] = loaded[0] / 2**20
             report("memory", "ok", "", memory)
     finally:
         if server:

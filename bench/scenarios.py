@@ -35,13 +35,20 @@ class Counts:
     receivers: int = 50
     delivery_messages: int = 250
     delivery_interval: float = 0.020
+    sustained_messages: int = 50
+    sustained_interval: float = 0.200
     history_rooms: int = 100
     history_messages: int = 20
     initial_syncs: int = 5
+    many_rooms: int = 1000
     incremental_syncs: int = 50
     deep_history_small: int = 1_000
     deep_history_large: int = 100_000
     deep_history_fill_seconds: float = 140
+    sliding_rooms: int = 1_000
+    sliding_history: int = 5_000
+    #: Making a thousand rooms takes Synapse minutes on a busy machine.
+    sliding_seconds: float = 900
     index_cost_pairs: int = 3
     index_cost_messages: int = 2000
     index_cost_seconds: float = 4
@@ -66,9 +73,13 @@ class Counts:
     def delivery_target(self):
         return 1 / self.delivery_interval
 
+    @property
+    def sustained_target(self):
+        return 1 / self.sustained_interval
+
     def labels(self):
         """The values the table's labels are formatted with."""
-        return {**self.__dict__, "delivery_target": self.delivery_target}
+        return {**self.__dict__, "delivery_target": self.delivery_target, "sustained_target": self.sustained_target}
 
 
 FULL = Counts()
@@ -77,12 +88,17 @@ QUICK = Counts(
     send_seconds=3,
     receivers=20,
     delivery_messages=50,
+    sustained_messages=15,
     history_rooms=20,
+    many_rooms=100,
     initial_syncs=3,
     incremental_syncs=20,
     deep_history_small=200,
     deep_history_large=5_000,
     deep_history_fill_seconds=60,
+    sliding_rooms=200,
+    sliding_history=1_000,
+    sliding_seconds=300,
     index_cost_pairs=2,
     index_cost_messages=300,
     index_cost_seconds=2,
@@ -207,6 +223,14 @@ class Bench:
         self.names = itertools.count()
         self.history = None
         self.key_devices = None
+
+    async def restart(self):
+        """Restarts the server process (see `Server.restart`); a fresh client session, since
+        the old one's pooled connections went with the process."""
+        await asyncio.to_thread(self.server.restart)
+        old = self.api.session
+        self.api.session = aiohttp.ClientSession(timeout=old.timeout, connector=aiohttp.TCPConnector(limit=256))
+        await old.close()
 
     async def users(self, n):
         """The first n users of a pool shared by the scenarios: registration is not measured."""
@@ -354,7 +378,19 @@ async def send_shared(bench):
 
 
 async def delivery(bench):
-    """Open loop: one message every delivery_interval whatever the answers, and the time from
+    """Delivery at the target rate of delivery_interval: more than some servers can take, so
+    its latency means something only next to the send rate the server reached."""
+    return await delivery_at(bench, bench.counts.delivery_interval, bench.counts.delivery_messages)
+
+
+async def delivery_sustained(bench):
+    """Delivery at a rate every server sustains (sustained_interval): the latency of a
+    server that keeps up, on its own."""
+    return await delivery_at(bench, bench.counts.sustained_interval, bench.counts.sustained_messages)
+
+
+async def delivery_at(bench, interval, messages):
+    """Open loop: one message every `interval` whatever the answers, and the time from
     issuing each send until each long-polling receiver has it."""
     c = bench.counts
     users, room = await bench.room_with_members(c.receivers + 1)
@@ -366,7 +402,7 @@ async def delivery(bench):
 
     async def receive(i, user, since):
         seen = set()
-        while len(seen) < c.delivery_messages:
+        while len(seen) < messages:
             doc = await bench.sync(user, since, quiet, timeout=30000)
             now = time.perf_counter()
             since = doc["next_batch"]
@@ -392,8 +428,8 @@ async def delivery(bench):
             begin = time.perf_counter()
             try:
                 async with asyncio.TaskGroup() as sends:
-                    for seq in range(c.delivery_messages):
-                        due = begin + seq * c.delivery_interval
+                    for seq in range(messages):
+                        due = begin + seq * interval
                         await asyncio.sleep(max(0.0, due - time.perf_counter()))
                         sends.create_task(send(seq))
             except BaseExceptionGroup as failure:
@@ -410,17 +446,19 @@ async def delivery(bench):
     return {
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
-        "lost": c.delivery_messages * len(receivers) - sum(received),
+        "lost": messages * len(receivers) - sum(received),
         # answered sends per second: a server that queues them falls below the target
         "rate_reached": (len(done_at) - 1) / (done_at[-1] - done_at[0]),
         "loadgen_cpu_pct": m.loadgen_cpu_pct,
     }
 
 
-async def initial_sync(bench):
-    """The first sync of a user with many rooms, then the same again (caches warm). Each
-    request's filter differs slightly so that no server can answer from a response cache."""
-    user, rooms = await bench.history_user()
+async def cold_and_warm_syncs(bench, user, rooms):
+    """Restart the server, then time its first initial sync of `user` (cold: nothing in the
+    process's memory, the database files in the OS cache) and the median of the next ones
+    (warm). Each request's filter differs slightly so that no server can answer from a
+    response cache."""
+    await bench.restart()
     times = []
     for i in range(bench.counts.initial_syncs):
         sync_filter = {**LAZY, "account_data": {"not_types": [f"bench.run.{i}"]}}
@@ -430,7 +468,22 @@ async def initial_sync(bench):
         joined = len(doc.get("rooms", {}).get("join", {}))
         if joined != len(rooms):
             raise Failed(f"initial sync returned {joined} of {len(rooms)} rooms")
-    return {"first_ms": times[0] * 1000, "warm_ms": median(times[1:] or times) * 1000}
+    return {"cold_ms": times[0] * 1000, "warm_ms": median(times[1:] or times) * 1000}
+
+
+async def initial_sync(bench):
+    """A user in history_rooms rooms of history_messages messages each, cold and warm."""
+    return await cold_and_warm_syncs(bench, *await bench.history_user())
+
+
+async def initial_sync_many(bench):
+    """A user in many_rooms rooms of one message each, cold and warm: a cold sync that reads
+    room by room costs many_rooms times its reads, one that batches them does not."""
+    c = bench.counts
+    user = await bench.register()
+    rooms = await bounded(8, (bench.create_room(user, "private_chat") for _ in range(c.many_rooms)))
+    await bounded(8, (bench.send(user, room, message("only message")) for room in rooms))
+    return await cold_and_warm_syncs(bench, user, rooms)
 
 
 async def incremental_latencies(bench, user, rooms):
@@ -491,6 +544,96 @@ async def deep_history(bench):
     large = await incremental_latencies(bench, reader, rooms)
     return {"small_p50_ms": small[0], "small_p99_ms": small[1],
             "large_p50_ms": large[0], "large_p99_ms": large[1]}
+
+
+SLIDING_SYNC = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+#: The required state Element X (the matrix-rust-sdk) asks for in its room list and subscriptions.
+DEFAULT_REQUIRED_STATE = [
+    ["m.room.name", ""], ["m.room.encryption", ""], ["m.room.member", "$LAZY"], ["m.room.member", "$ME"],
+    ["m.room.topic", ""], ["m.room.avatar", ""], ["m.room.canonical_alias", ""], ["m.room.power_levels", ""],
+    ["org.matrix.msc3401.call.member", "*"], ["m.room.join_rules", ""], ["m.room.tombstone", ""],
+    ["m.room.create", ""], ["m.room.history_visibility", ""], ["io.element.functional_members", ""],
+    ["m.space.parent", "*"], ["m.space.child", "*"], ["m.beacon_info", "*"],
+]
+SUBSCRIPTION_REQUIRED_STATE = DEFAULT_REQUIRED_STATE + [["m.room.pinned_events", ""]]
+
+
+def room_list_request(conn_id, ranges=((0, 19),), subscriptions=()):
+    """Element X's room list request: one list ordered by activity with each room's last
+    event, opened rooms as subscriptions of 20 events, three extensions."""
+    return {
+        "conn_id": conn_id,
+        "lists": {"all_rooms": {"ranges": [list(r) for r in ranges], "timeline_limit": 1,
+                                "required_state": DEFAULT_REQUIRED_STATE, "filters": {}}},
+        "room_subscriptions": {room_id: {"timeline_limit": 20, "required_state": SUBSCRIPTION_REQUIRED_STATE}
+                               for room_id in subscriptions},
+        "extensions": {"account_data": {"enabled": True}, "receipts": {"enabled": True, "rooms": ["*"]},
+                       "typing": {"enabled": True}},
+    }
+
+
+async def sliding(bench, user, body, pos=None, timeout=0):
+    """One simplified sliding sync request, `pos` and `timeout` in the query as Element X sends them."""
+    params = {"timeout": str(timeout)}
+    if pos:
+        params["pos"] = pos
+    return await bench.api.call("POST " + SLIDING_SYNC, "POST", SLIDING_SYNC, user.token, body=body, params=params)
+
+
+async def sliding_incremental(bench, user):
+    """Send one message into one of the 20 rooms on screen (sent on this connection already),
+    then time the request that returns it."""
+    body = room_list_request("incremental")
+    first = await sliding(bench, user, body)
+    on_screen, pos = list(first["rooms"]), first["pos"]
+    times = []
+    for i in range(bench.counts.incremental_syncs):
+        room = on_screen[i % len(on_screen)]
+        event_id = await bench.send(user, room, message(f"sliding {i}"))
+        start = time.perf_counter()
+        doc = await sliding(bench, user, body, pos)
+        times.append(time.perf_counter() - start)
+        if not any(e.get("event_id") == event_id for e in doc.get("rooms", {}).get(room, {}).get("timeline", [])):
+            raise Failed("the incremental sliding sync did not return the message sent just before")
+        pos = doc["pos"]
+    return percentile(times, 50) * 1000, percentile(times, 99) * 1000
+
+
+async def sliding_sync(bench):
+    """Simplified sliding sync for a user in sliding_rooms rooms: the first response of a
+    list of range 0–19 (a new connection each time), then an incremental response after one
+    new message, again once sliding_history more messages are stored. Building the rooms
+    and the history is not measured; filling must finish within deep_history_fill_seconds."""
+    c = bench.counts
+    user = await bench.register()
+    rooms = await bounded(4, (bench.create_room(user, "private_chat") for _ in range(c.sliding_rooms)))
+    await bounded(8, (bench.send(user, room, message("hello")) for room in rooms))
+    times = []
+    for i in range(c.initial_syncs):
+        start = time.perf_counter()
+        doc = await sliding(bench, user, room_list_request(f"first-{i}"))
+        times.append(time.perf_counter() - start)
+        count = doc.get("lists", {}).get("all_rooms", {}).get("count")
+        if count != len(rooms) or len(doc.get("rooms", {})) != 20:
+            raise Failed(f"the first response listed {count} rooms and returned {len(doc.get('rooms', {}))}, "
+                         f"not {len(rooms)} and 20")
+    shallow = await sliding_incremental(bench, user)
+    deadline = time.monotonic() + c.deep_history_fill_seconds
+    sent = 0
+
+    async def filler(offset):
+        nonlocal sent
+        while sent < c.sliding_history:
+            if time.monotonic() > deadline:
+                raise Failed(f"stored {sent} of {c.sliding_history} more messages in {c.deep_history_fill_seconds:.0f} s")
+            sent += 1
+            await bench.send(user, rooms[(offset + sent * 7) % len(rooms)], message(f"history {sent}"))
+
+    await together(*(filler(i) for i in range(8)))
+    deep = await sliding_incremental(bench, user)
+    return {"first_ms": times[0] * 1000, "warm_ms": median(times[1:] or times) * 1000,
+            "incremental_p50_ms": shallow[0], "incremental_p99_ms": shallow[1],
+            "deep_p50_ms": deep[0], "deep_p99_ms": deep[1]}
 
 
 async def push_rules(bench):
@@ -654,6 +797,45 @@ async def upload_peak(bench):
     return {"peak_above_mib": (status_bytes(pids, "VmHWM") - before) / 2**20}
 
 
+def huge_png():
+    """A palette PNG of 5,700 x 5,700 pixels (just under 32 Mi pixels, the usual limit),
+    a few KiB on the wire."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("P", (5700, 5700), 0).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
+
+
+async def thumbnail_memory(bench):
+    """The upload of `huge_png` and one thumbnail of it (some servers render thumbnails at
+    upload, others when asked): how far they lift the server's peak resident set above
+    what it held before, and what it still holds a second after (summed over the server's
+    own processes)."""
+    user = (await bench.users(1))[0]
+    data = huge_png()
+    pids = bench.server.own_pids()
+    before = status_bytes(pids, "VmRSS")
+    reset_peak_rss(pids)
+    doc = await bench.api.call("POST /_matrix/media/v3/upload", "POST", "/_matrix/media/v3/upload", user.token,
+                               data=data, params={"filename": "huge.png"}, content_type="image/png")
+    media_id = doc["content_uri"].removeprefix("mxc://")
+    params = {"width": "320", "height": "240", "method": "scale"}
+    for prefix in ("/_matrix/client/v1/media/thumbnail/", "/_matrix/media/v3/thumbnail/"):
+        try:
+            await bench.api.call(f"GET {prefix}{{serverName}}/{{mediaId}}", "GET", prefix + media_id, user.token,
+                                 params=params, raw=True)
+            break
+        except NotServed:
+            if prefix.startswith("/_matrix/media"):
+                raise
+    peak = status_bytes(pids, "VmHWM")
+    await asyncio.sleep(1)
+    return {"peak_above_mib": (peak - before) / 2**20, "retained_mib": (status_bytes(pids, "VmRSS") - before) / 2**20}
+
+
 async def media(bench):
     """Upload then download media_files random (incompressible) files, four at a time."""
     c = bench.counts
@@ -803,38 +985,53 @@ SCENARIOS = {
     "send": send_own,
     "send_shared": send_shared,
     "delivery": delivery,
-    "initial_sync": initial_sync,
+    "delivery_sustained": delivery_sustained,
     "incremental_sync": incremental_sync,
     "media": media,
+    "thumbnail_memory": thumbnail_memory,
     "keys_query": keys_query,
     "keys_claim": keys_claim,
     "to_device": to_device,
     "deep_history": deep_history,
+    "sliding_sync": sliding_sync,
     "push_rules": push_rules,
     "index_cost": index_cost,
     "search": search,
+    "initial_sync": initial_sync,  # these two restart the server: last, once memory is measured
+    "initial_sync_many": initial_sync_many,
 }
 #: Run only when named: filling 100,000 events takes minutes (half an hour on Synapse), and
-#: 1,000 members joining one room and setting their rules take minutes on Synapse.
-OPT_IN_SCENARIOS = ("deep_history", "push_rules", "search")
+#: so do making a thousand rooms, or 1,000 members joining one room and setting their
+#: rules, on Synapse.
+OPT_IN_SCENARIOS = ("deep_history", "sliding_sync", "push_rules", "search")
+#: Scenarios that restart the server: they run after every other one, and after the
+#: "memory after the load" reading, which a restart would empty.
+RESTARTING_SCENARIOS = ("initial_sync", "initial_sync_many")
 
 
-async def run_scenarios(base_url, names, counts, server, report):
-    """Runs the named scenarios in order against one server; report(name, status, reason,
-    metrics) is called after each, whatever happened."""
+async def run_scenarios(base_url, names, counts, server, report, before_restarts=lambda: None):
+    """Runs the named scenarios in order against one server, those that restart it last
+    (`before_restarts()` is called just before the first of them); report(name, status,
+    reason, metrics) is called after each, whatever happened."""
     timeout = aiohttp.ClientTimeout(total=90)
     connector = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        bench = Bench(Api(session, base_url), counts, server)
-        for name in names:
+    bench = Bench(Api(aiohttp.ClientSession(timeout=timeout, connector=connector), base_url), counts, server)
+    ordered = [n for n in names if n not in RESTARTING_SCENARIOS] + [n for n in names if n in RESTARTING_SCENARIOS]
+    try:
+        for name in ordered:
+            if name == next((n for n in ordered if n in RESTARTING_SCENARIOS), None):
+                before_restarts()
+            limit = counts.sliding_seconds if name == "sliding_sync" else counts.scenario_seconds
             try:
-                metrics = await asyncio.wait_for(SCENARIOS[name](bench), counts.scenario_seconds)
+                metrics = await asyncio.wait_for(SCENARIOS[name](bench), limit)
             except NotServed as e:
                 report(name, "not served", str(e), {})
             except asyncio.TimeoutError:
-                report(name, "failed", f"failed: timed out after {counts.scenario_seconds:.0f} s", {})
+                report(name, "failed", f"failed: timed out after {limit:.0f} s", {})
             except Exception as e:  # any failure is a finding to report, never a crash of the run
                 kind = "" if isinstance(e, Failed) else f"{type(e).__name__}: "
                 report(name, "failed", f"failed: {kind}{e}", {})
             else:
                 report(name, "ok", "", metrics)
+    finally:
+        await bench.api.session.close()

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
@@ -80,11 +81,11 @@ def engine(request) -> str:
     return request.param
 
 
-@pytest.fixture
-async def database_url(engine, tmp_path, request) -> str:
-    """A fresh, empty database on the engine under test."""
+async def new_database_url(engine: str, sqlite_path, request) -> str:
+    """The URL of a new, empty database on `engine`: a file at `sqlite_path`, or a database
+    of its own in the session's PostgreSQL cluster."""
     if engine == "sqlite":
-        return f"sqlite:{tmp_path / 'test.db'}"
+        return f"sqlite:{sqlite_path}"
     import asyncpg
 
     base = request.getfixturevalue("postgres_server")
@@ -95,6 +96,26 @@ async def database_url(engine, tmp_path, request) -> str:
     finally:
         await conn.close()
     return f"{base}/{name}"
+
+
+@pytest.fixture
+async def database_url(engine, tmp_path, request) -> str:
+    """A fresh, empty database on the engine under test."""
+    return await new_database_url(engine, tmp_path / "test.db", request)
+
+
+@asynccontextmanager
+async def command_line_users(config: Config):
+    """The users service on a server's database, opened beside the running server as the
+    command line (`ranvier user ...`, `ranvier registration-token ...`) opens it."""
+    from ranvier.server import open_storage
+    from ranvier.users.service import UserService
+
+    db = await open_storage(config)
+    try:
+        yield UserService(db, config)
+    finally:
+        await db.close()
 
 
 def test_config(data_dir, database_url: str, **sections) -> Config:
@@ -151,6 +172,7 @@ class Api:
     def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
         self.session = session
         self.base_url = base_url
+        self.homeserver: Homeserver | None = None  # set by `make_server`
 
     async def request(self, method: str, path: str, body=None, *, token: str | None = None, data: bytes | None = None,
                       headers: dict | None = None, params: dict | None = None) -> tuple[int, dict]:
@@ -232,18 +254,23 @@ async def api(homeserver):
 
 
 @pytest.fixture
-async def make_server(tmp_path, database_url):
-    """Start a server with config sections changed for one test."""
+async def make_server(tmp_path, engine, request):
+    """Start a server with config sections changed for one test, each on a database of its
+    own (one server process per database); `api.homeserver` is the server."""
     servers: list[Homeserver] = []
     sessions: list[aiohttp.ClientSession] = []
 
     async def start(**sections) -> Api:
-        hs = Homeserver(test_config(tmp_path / f"data{len(servers)}", database_url, **sections))
+        data_dir = tmp_path / f"data{len(servers)}"
+        url = await new_database_url(engine, data_dir / "homeserver.db", request)
+        hs = Homeserver(test_config(data_dir, url, **sections))
         await hs.start()
         servers.append(hs)
         session = aiohttp.ClientSession()
         sessions.append(session)
-        return Api(session, hs.base_url)
+        api = Api(session, hs.base_url)
+        api.homeserver = hs
+        return api
 
     yield start
     for session in sessions:

@@ -14,11 +14,13 @@
 from .backoff import Backoff
 from .client import Client
 from .commands import Command, CommandError, CommandRegistry
+from .e2ee import CryptoStoreError
 from .errors import GranolinError, HomeserverError, LoginError, MatrixError, RateLimitedError, UnknownTokenError
 from .events import (
     AccountDataEvent,
     AudioMessage,
     EmoteMessage,
+    EncryptionInfo,
     EphemeralEvent,
     Event,
     FileMessage,
@@ -54,7 +56,9 @@ __all__ = [
     "Command",
     "CommandError",
     "CommandRegistry",
+    "CryptoStoreError",
     "EmoteMessage",
+    "EncryptionInfo",
     "EphemeralEvent",
     "Event",
     "FileMessage",

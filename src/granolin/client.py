@@ -21,8 +21,8 @@ from .backoff import Backoff
 from .commands import Command, CommandRegistry
 from .dispatch import Handler, Job, Ordering, Registered, SendScope, WorkQueue, send_scope
 from .errors import GranolinError, HomeserverError, MatrixError, RateLimitedError, UnknownTokenError
-from .events import Event, TextMessage, current_room_id
-from .history import History
+from .events import Event, TextMessage, TimelineEvent, current_room_id
+from .encrypted_rooms import EncryptedRooms
 from .rooms import Room
 from .syncing import SyncFilter, events_of, joined_rooms, page_back, sync_events
 from .transport import CLIENT_V3, log, quote_segment
@@ -30,7 +30,7 @@ from .transport import CLIENT_V3, log, quote_segment
 H = TypeVar("H", bound=Handler)
 
 
-class Client(History):
+class Client(EncryptedRooms):
     """A Matrix client for bots.
 
     Subclass it and override :meth:`handle_event`, or register handlers with
@@ -38,6 +38,11 @@ class Client(History):
     ``await start()``. State that must survive a restart is kept in the
     hardcopy file (``None`` disables it); subclasses add theirs by extending
     :meth:`hardcopy_state` and :meth:`restore_hardcopy_state` with ``super()``.
+
+    With the ``e2e`` extra installed (and ``encryption=True``), the bot reads
+    and writes end-to-end encrypted rooms; its crypto state is kept in
+    ``crypto_store`` (by default beside the hardcopy), encrypted with
+    ``crypto_key`` (by default a key file beside it): see :mod:`granolin.e2ee`.
     """
 
     shutdown_grace = 10.0
@@ -59,6 +64,9 @@ class Client(History):
         backoff: Backoff = Backoff(),
         sync_filter: SyncFilter | None = SyncFilter(),
         refresh_tokens: bool = False,
+        encryption: bool = True,
+        crypto_store: str | os.PathLike[str] | None = None,
+        crypto_key: bytes | str | None = None,
     ) -> None:
         super().__init__(homeserver, ssl=ssl, backoff=backoff, refresh_tokens=refresh_tokens)
         if ordering not in ("room", "none"):
@@ -82,8 +90,8 @@ class Client(History):
         self._work = WorkQueue(self._execute, self._save_soon)
         self._collecting: list[Job] | None = None
         self._save_pending = False
-        self._warned_encrypted: set[str] = set()
         self._stopped: asyncio.Event | None = None
+        self.setup_encryption(encryption, crypto_store, crypto_key)
         if self.hardcopy is not None and self.hardcopy.exists():
             self.load_state()
 
@@ -233,24 +241,14 @@ class Client(History):
             for raw in events_of(section, "state") + events_of(section, "state_after") + events_of(section, "timeline"):
                 if isinstance(raw.get("state_key"), str) and isinstance(raw.get("content"), dict):
                     room.apply(str(raw.get("type")), raw["state_key"], raw["content"], raw.get("sender"))
-                if raw.get("type") == "m.room.encrypted":
+                if raw.get("type") == "m.room.encrypted" and self.encryption is None:
                     self.warn_encrypted(room_id)
-            if room.encrypted:
+            if room.encrypted and self.encryption is None:
                 self.warn_encrypted(room_id)
         for room_id, section in ((response.get("rooms") or {}).get("leave") or {}).items():
             if isinstance(section, dict):
                 self.rooms.pop(room_id, None)
                 self.last_event_ids.pop(room_id, None)
-
-    def warn_encrypted(self, room_id: str) -> None:
-        """Say once per room that its encrypted messages cannot be read by this bot."""
-        if room_id not in self._warned_encrypted:
-            self._warned_encrypted.add(room_id)
-            log.warning(
-                "room %s is end-to-end encrypted and granolin cannot decrypt (no encryption support is installed): "
-                "the bot does not see the messages sent there",
-                room_id,
-            )
 
     # --- dispatch ---------------------------------------------------------------
 
@@ -343,24 +341,34 @@ class Client(History):
         """
         await self._work.drain()
 
-    def sync_events(self, response: Mapping[str, Any], *, initial: bool = False) -> Iterator[Event]:
+    def sync_events(
+        self, response: Mapping[str, Any], *, initial: bool = False, decrypted: Mapping[str, TimelineEvent | None] | None = None,
+    ) -> Iterator[Event]:
         """The typed events of a /sync answer, in dispatch order (see :func:`granolin.syncing.sync_events`)."""
-        return sync_events(response, skip_messages=initial and self.skip_backlog)
+        return sync_events(response, skip_messages=initial and self.skip_backlog, decrypted=decrypted)
 
     async def dispatch(self, response: Mapping[str, Any], *, initial: bool = False) -> None:
         """Hand every event of a /sync answer to :meth:`handle_event`, then save and start the handlers.
 
-        The room store is updated with the whole answer first. The hardcopy
-        then records, in one write, the new token with the handlers it brought
-        (pending until they finish): a crash after it re-runs just those.
+        The room store is updated with the whole answer first. Encrypted
+        events are decrypted; those held earlier whose room key has now
+        arrived come first. The hardcopy then records, in one write, the new
+        token with the handlers it brought (pending until they finish): a
+        crash after it re-runs just those.
         """
         token = response.get("next_batch")
         if not isinstance(token, str):
             raise GranolinError("the /sync answer has no next_batch")
         self._update_rooms(response)
+        late: list[TimelineEvent] = []
+        decrypted: dict[str, TimelineEvent | None] = {}
+        if self.encryption is not None and self.encryption.store is not None:
+            late = self.encryption.take_decrypted()
+            if not (initial and self.skip_backlog):
+                decrypted = await self.encryption.decrypt_timelines(response)
         self._collecting = collected = []
         try:
-            for event in self.sync_events(response, initial=initial):
+            for event in [*late, *self.sync_events(response, initial=initial, decrypted=decrypted)]:
                 room_token = current_room_id.set(event.room_id)
                 try:
                     await self._invoke(self.handle_event, event)
@@ -376,6 +384,9 @@ class Client(History):
         for job in collected:
             self._work.add(job, self._concurrent_handlers(job))  # the handlers start at the next await
         self.save_state()
+        if self.encryption is not None and self.encryption.store is not None:
+            for event, reason in self.encryption.take_undecryptable(self.undecryptable_timeout):
+                await self._invoke(self.on_undecryptable, event, reason)
 
     # --- sync -------------------------------------------------------------------
 
@@ -425,9 +436,16 @@ class Client(History):
         log.warning("room %s: more than %d events were missed; the older ones are not handled", room_id, self.gap_fill_limit)
 
     async def sync(self, full_state: bool = False, extra_params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """Synchronise once: fetch what changed since ``next_batch``, fill gaps, dispatch."""
+        """Synchronise once: fetch what changed since ``next_batch``, fill gaps, dispatch.
+
+        With encryption on, the device's keys are published first (once), and
+        the sync's to-device events and key counts are taken before dispatch.
+        """
         initial = self.next_batch is None
+        await self.prepare_encryption()
         response = await self.fetch_sync(full_state, extra_params)
+        if self.encryption is not None:
+            await self.encryption.receive_sync(response)
         if not initial:
             await self.fill_gaps(response)
         await self.dispatch(response, initial=initial)
@@ -477,9 +495,10 @@ class Client(History):
                     loop.add_signal_handler(sig, self.stop)
                     installed.append(sig)
         for room_id, room in self.rooms.items():
-            if room.encrypted:
+            if room.encrypted and self.encryption is None:
                 self.warn_encrypted(room_id)
         if self._work.waiting:
+            self._decrypt_pending()
             log.info("re-running the unfinished handlers of %d events", self._work.waiting)
             self._work.resume(self._concurrent_handlers)
         failures = 0

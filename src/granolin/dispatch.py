@@ -97,7 +97,9 @@ class Job:
         return f"{self.event.room_id}|{event_id}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": event_kind(self.event), "room_id": self.event.room_id, "event": self.event.raw, "handlers": list(self.remaining)}
+        """The job for the hardcopy; an event that arrived encrypted is saved as it arrived, never in the clear."""
+        raw = self.event.encryption.original if self.event.encryption is not None else self.event.raw
+        return {"kind": event_kind(self.event), "room_id": self.event.room_id, "event": raw, "handlers": list(self.remaining)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Job:
@@ -145,6 +147,14 @@ class WorkQueue:
     def waiting(self) -> int:
         """How many jobs wait to be queued again (restored, or cancelled by a stop)."""
         return len(self._waiting)
+
+    def waiting_jobs(self) -> list[Job]:
+        return list(self._waiting)
+
+    def discard(self, job: Job) -> None:
+        """Forget a waiting job (its event can no longer be handled)."""
+        self._waiting.remove(job)
+        self.jobs.pop(job, None)
 
     def resume(self, concurrent_of: Callable[[Job], set[str]]) -> None:
         """Queue again the waiting jobs, in their order."""

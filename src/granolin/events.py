@@ -9,19 +9,51 @@ most specific class that still applies (``TimelineEvent``, ``MessageEvent``).
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 current_room_id: ContextVar[str | None] = ContextVar("current_room_id", default=None)
 """The room of the event being handled (the seed's ``*room-id*``)."""
 
 
+@dataclass(frozen=True, slots=True)
+class EncryptionInfo:
+    """How an event that arrived end-to-end encrypted was decrypted, and who sent it.
+
+    ``verified`` is true when the sending device is known (its keys, signed by
+    itself, match the keys the room key came with) and trusted: the bot's own
+    device, one of its user's devices cross-signed by the bot's self-signing
+    key, or a device the bot was told to trust (``encryption.trust_device``).
+    """
+
+    algorithm: str
+    session_id: str
+    sender_key: str
+    """The Curve25519 identity key of the device that created the Megolm session."""
+    device_id: str | None
+    """The sending device, when its published keys match the session's; None when unknown."""
+    verified: bool
+    original: dict[str, Any] = field(repr=False)
+    """The ``m.room.encrypted`` event as the server sent it."""
+
+
 @dataclass(frozen=True, eq=False)
 class Event:
-    """Any event: its JSON and, when it belongs to one, its room."""
+    """Any event: its JSON and, when it belongs to one, its room.
+
+    For an event that arrived encrypted, ``raw`` is the decrypted event (its
+    type and content are the plaintext's) and ``encryption`` says how it was
+    decrypted; ``encryption`` is None for an event that arrived in the clear.
+    """
 
     raw: dict[str, Any]
     room_id: str | None = None
+    encryption: EncryptionInfo | None = field(default=None, repr=False)
+
+    @property
+    def encrypted(self) -> bool:
+        """True when the event arrived end-to-end encrypted (and was decrypted)."""
+        return self.encryption is not None
 
     @property
     def type(self) -> str:
@@ -267,13 +299,16 @@ _TIMELINE_CLASSES: dict[str, type[TimelineEvent]] = {
 }
 
 
-def timeline_event(raw: dict[str, Any], room_id: str | None = None) -> TimelineEvent:
-    """Classify one event of a room's timeline or state into its typed class."""
+def timeline_event(raw: dict[str, Any], room_id: str | None = None, encryption: EncryptionInfo | None = None) -> TimelineEvent:
+    """Classify one event of a room's timeline or state into its typed class.
+
+    ``encryption`` is given for an event decrypted from ``m.room.encrypted``.
+    """
     event_type = raw.get("type")
     if "state_key" in raw:
         return (MemberEvent if event_type == "m.room.member" else RoomStateEvent)(raw, room_id)
     if event_type == "m.room.message":
         content = raw.get("content")
         msgtype = content.get("msgtype") if isinstance(content, dict) else None
-        return _MESSAGE_CLASSES.get(msgtype, MessageEvent)(raw, room_id)  # type: ignore[arg-type]
-    return _TIMELINE_CLASSES.get(event_type, TimelineEvent)(raw, room_id)  # type: ignore[arg-type]
+        return _MESSAGE_CLASSES.get(msgtype, MessageEvent)(raw, room_id, encryption)  # type: ignore[arg-type]
+    return _TIMELINE_CLASSES.get(event_type, TimelineEvent)(raw, room_id, encryption)  # type: ignore[arg-type]

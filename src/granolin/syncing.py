@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .events import AccountDataEvent, EphemeralEvent, Event, InvitationEvent, RoomStateEvent, timeline_event
+from .events import AccountDataEvent, EphemeralEvent, Event, InvitationEvent, RoomStateEvent, TimelineEvent, timeline_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,21 +47,27 @@ def joined_rooms(response: Mapping[str, Any]) -> dict[str, Any]:
     return rooms if isinstance(rooms, dict) else {}
 
 
-def sync_events(response: Mapping[str, Any], *, skip_messages: bool = False) -> Iterator[Event]:
+def sync_events(
+    response: Mapping[str, Any], *, skip_messages: bool = False, decrypted: Mapping[str, TimelineEvent | None] | None = None,
+) -> Iterator[Event]:
     """The typed events of a /sync answer, in the order they are dispatched.
 
     Per joined room: state (which precedes the timeline), timeline, ephemeral
     events, room account data. Then invites, the state changes of left rooms
     and global account data. With ``skip_messages``, the timeline's non-state
-    events (old messages) are left out.
+    events (old messages) are left out. A timeline event whose ID is in
+    ``decrypted`` is replaced by its decrypted event, or left out when that is
+    None (it waits for its room key).
     """
     rooms = response.get("rooms") or {}
+    decrypted = decrypted or {}
     for room_id, room in joined_rooms(response).items():
         for raw in events_of(room, "state") + events_of(room, "state_after"):
             yield timeline_event(raw, room_id)
         for raw in events_of(room, "timeline"):
-            event = timeline_event(raw, room_id)
-            if not skip_messages or isinstance(event, RoomStateEvent):
+            event_id = raw.get("event_id")
+            event = decrypted[event_id] if event_id in decrypted else timeline_event(raw, room_id)
+            if event is not None and (not skip_messages or isinstance(event, RoomStateEvent)):
                 yield event
         for raw in events_of(room, "ephemeral"):
             yield EphemeralEvent(raw, room_id)

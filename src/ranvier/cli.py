@@ -71,6 +71,7 @@ def serve(config_path, data_dir, database, server_name, bind, port, open_registr
     # Start-up builds objects that live as long as the process: collecting while the
     # modules load finds little to free. The collector resumes once they are frozen.
     gc.disable()
+    os.umask(0o077)  # what the server writes in its data directory is its owner's alone
     config = _load(config_path, data_dir=data_dir, database=database, server_name=server_name, bind=bind, port=port,
                    open_registration=open_registration)
     logging.basicConfig(level=config.logging.level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -129,9 +130,11 @@ def _run_with_users(config: Config, work) -> Any:
     """Open the database, run `work(users)` and close it again."""
 
     async def run():
+        from ranvier.private_files import prepare_data_dir
         from ranvier.server import open_storage
         from ranvier.users.service import UserService
 
+        prepare_data_dir(config)
         db = await open_storage(config)
         try:
             return await work(UserService(db, config))

@@ -87,7 +87,7 @@ def _limit(per_second: float, burst: int):
 @dataclass
 class RateLimitsConfig:
     login: RateLimit = _limit(0.5, 10)
-    #: Failed password attempts, counted per account and per address.
+    #: Failed password attempts, counted per (account, address) and per address.
     failed_login: RateLimit = _limit(0.1, 5)
     registration: RateLimit = _limit(0.2, 5)
     message: RateLimit = _limit(5.0, 50)
@@ -97,6 +97,15 @@ class RateLimitsConfig:
 @dataclass
 class LimitsConfig:
     max_request_body_bytes: int = 1024 * 1024
+    #: Longest wait for a request's headers, from the connection or the previous response
+    #: (so also how long an idle kept-alive connection stays open).
+    request_header_timeout_ms: int = 30_000
+    #: Longest wait for the next part of a request body (408 after it).
+    request_body_timeout_ms: int = 60_000
+    #: Connections one client address may hold open; 0: no cap.
+    max_connections_per_address: int = 1000
+    #: How long stopping waits for requests in flight (long polls are answered at once).
+    shutdown_grace_ms: int = 10_000
 
 
 @dataclass
@@ -250,6 +259,12 @@ class Config:
             raise ConfigError("database.pool_size: must be at least 1")
         if self.limits.max_request_body_bytes < 1024:
             raise ConfigError("limits.max_request_body_bytes: must be at least 1024")
+        for name in ("request_header_timeout_ms", "request_body_timeout_ms"):
+            if getattr(self.limits, name) < 100:
+                raise ConfigError(f"limits.{name}: must be at least 100")
+        for name in ("max_connections_per_address", "shutdown_grace_ms"):
+            if getattr(self.limits, name) < 0:
+                raise ConfigError(f"limits.{name}: must not be negative")
         for name in ("login", "failed_login", "registration", "message", "join"):
             limit: RateLimit = getattr(self.rate_limits, name)
             if limit.per_second <= 0 or limit.burst < 1:

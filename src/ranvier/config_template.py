@@ -66,7 +66,7 @@ registration:
 # Requests allowed per second and in a burst, per client address or account.
 rate_limits:
   login: {{per_second: 0.5, burst: 10}}
-  # Failed password attempts, per account and per address.
+  # Failed password attempts, per (account, address) and per address.
   failed_login: {{per_second: 0.1, burst: 5}}
   registration: {{per_second: 0.2, burst: 5}}
   message: {{per_second: 5.0, burst: 50}}
@@ -75,6 +75,16 @@ rate_limits:
 limits:
   # Largest JSON request body, in bytes (media uploads have their own limit).
   max_request_body_bytes: 1048576
+  # Longest wait for a request's headers, from the connection or the previous response:
+  # slow or idle connections are closed after it.
+  request_header_timeout_ms: 30000
+  # Longest wait for the next part of a request body (then 408).
+  request_body_timeout_ms: 60000
+  # Connections one client address may hold open (0: no cap). Behind a reverse proxy every
+  # connection comes from the proxy: raise it above the proxy's, or set 0.
+  max_connections_per_address: 1000
+  # How long stopping (SIGTERM) waits for requests in flight; long polls answer at once.
+  shutdown_grace_ms: 10000
 
 logging:
   # debug, info, warning or error.

@@ -34,6 +34,7 @@ from ranvier.metrics import DB_CONNECTIONS_IN_USE, metrics_app, serve_metrics
 from ranvier.media.schema import SCHEMA as MEDIA_SCHEMA
 from ranvier.media.service import MediaService
 from ranvier.outbound.schema import SCHEMA as OUTBOUND_SCHEMA
+from ranvier.private_files import make_private_dir, prepare_data_dir
 from ranvier.push.pushers import Pushers
 from ranvier.push.schema import SCHEMA as PUSH_SCHEMA
 from ranvier.push.service import PushService
@@ -55,6 +56,7 @@ from ranvier.search.index import open_index
 from ranvier.search.schema import SCHEMA as SEARCH_SCHEMA
 from ranvier.search.service import SearchService
 from ranvier.storage.engine import Database, open_database
+from ranvier.storage.lock import DatabaseLock, acquire_database_lock
 from ranvier.storage.migrations import Schema, apply_migrations
 from ranvier.sync.legacy import LegacySync
 from ranvier.sync.device_lists import DeviceLists
@@ -64,6 +66,8 @@ from ranvier.sync.receipts_schema import SCHEMA as RECEIPTS_SCHEMA
 from ranvier.sync.receipts_store import ReceiptStore
 from ranvier.sync.schema import SCHEMA as SYNC_SCHEMA
 from ranvier.sync.service import SyncService
+from ranvier.sync.sliding import SlidingSync
+from ranvier.sync.sliding_lists import RoomFacts
 from ranvier.sync.store import FilterStore
 from ranvier.sync.timeline import Timeline
 from ranvier.sync.typing import Typing
@@ -83,11 +87,10 @@ from ranvier.users.schema import SCHEMA as USERS_SCHEMA
 from ranvier.users.service import UserService
 from ranvier.web.app import RedactingAccessLogger, make_app
 from ranvier.web.routing import add_routes
+from ranvier.web.serving import HttpServer, raise_open_files_limit
 
 log = logging.getLogger("ranvier")
 
-#: How long stopping waits for requests in flight (long polls are woken at once).
-SHUTDOWN_SECONDS = 10.0
 #: How often the server looks for accounts deactivated from the command line that are
 #: still in rooms (one query; the first look is at start).
 DEACTIVATION_SWEEP_S = 60.0
@@ -104,7 +107,7 @@ def route_tables():
     """The route tables of every API module: today's client API, federation, and the 2014
     draft's (imported here, mounted once, listed in docs/api-coverage.md in this order)."""
     from ranvier.client_api import (account, devices, discovery, legacy_sync, login, media, membership, register,
-                                    relations, rooms, search, sync)
+                                    relations, rooms, search, sliding_sync, sync)
     from ranvier.client_api import directory, reporting, spaces, upgrade
     from ranvier.client_api import account_data, presence, profile, push, receipts, typing, user_directory
     from ranvier.client_api import admin, appservice, openid, threepid, thirdparty, voip
@@ -117,7 +120,7 @@ def route_tables():
     from ranvier import admin_api
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
-            membership.routes, media.routes, sync.routes, legacy_sync.routes, relations.routes,
+            membership.routes, media.routes, sync.routes, sliding_sync.routes, legacy_sync.routes, relations.routes,
             directory.routes, upgrade.routes, spaces.routes, reporting.routes, profile.routes, account_data.routes,
             typing.routes, receipts.routes, presence.routes, user_directory.routes, push.routes,
             thirdparty.routes, appservice.routes, threepid.routes, admin.routes, openid.routes, voip.routes,
@@ -175,7 +178,7 @@ def load_or_create_signing_key(path: str) -> tuple[SigningKey, bool]:
     """The server's signing key, generated on first start; returns (key, created)."""
     if os.path.exists(path):
         return SigningKey.load(path), False
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    make_private_dir(os.path.dirname(os.path.abspath(path)))
     key = SigningKey.generate()
     key.save(path)
     return key, True
@@ -204,6 +207,7 @@ class Homeserver:
         self.relations: RelationsService | None = None
         self.search: SearchService | None = None
         self.sync: SyncService | None = None
+        self.sliding_sync: SlidingSync | None = None
         self.legacy_sync: LegacySync | None = None
         self.media: MediaService | None = None
         self.profiles: Profiles | None = None
@@ -221,20 +225,27 @@ class Homeserver:
         self.legacy: DraftRecords | None = None
         self.federation: Federation | None = None
         self.app: web.Application | None = None
+        self.http: HttpServer | None = None
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
         self._deactivation_sweeper: asyncio.Task | None = None
+        self._database_lock: DatabaseLock | None = None
         self._data_dir_lock = DataDirLock(config.data_dir)
 
     async def start(self) -> None:
-        os.makedirs(self.config.data_dir, exist_ok=True)
+        """Start everything; a failure stops what had started (the locks included)."""
+        prepare_data_dir(self.config)
         self._data_dir_lock.acquire("starting another")
         try:
-            self.signing_key, self.signing_key_created = load_or_create_signing_key(self.config.signing_key_path)
-            self.db = await open_storage(self.config)
+            self._database_lock = await acquire_database_lock(self.config.database_url)
+            await self._start()
         except BaseException:
-            self._data_dir_lock.release()
+            await self.stop()
             raise
+
+    async def _start(self) -> None:
+        self.signing_key, self.signing_key_created = load_or_create_signing_key(self.config.signing_key_path)
+        self.db = await open_storage(self.config)
         self.users = UserService(self.db, self.config, uia_secret=self.signing_key.sign(b"ranvier uia request key"))
         self.notifier = Notifier()
         self.rooms = RoomServer(RoomStore(self.db), self.users.store, server_name=self.config.server_name,
@@ -263,6 +274,9 @@ class Homeserver:
                                     ignored_users=self.account_data.ignored_users)
         self.rooms.persist_hooks.append(self.search)
         self.sync = SyncService(self.rooms, self.timeline, self.notifier, FilterStore(self.db), streams=self)
+        room_facts = RoomFacts(self.sync.queries)
+        self.rooms.persist_hooks.append(room_facts)
+        self.sliding_sync = SlidingSync(self.sync, room_facts)
         self.legacy_sync = LegacySync(self.sync, self.timeline)
         self.media = MediaService(self.db, self.config)
         self.legacy = DraftRecords(LegacyStore(self.db), self.notifier)
@@ -276,19 +290,7 @@ class Homeserver:
             add_routes(self.app.router, routes)
         if self.config.metrics.main_listener:
             self.app.router.add_get("/_synapse/metrics", serve_metrics)
-        access_log = logging.getLogger("ranvier.access") if self.config.logging.access_log else None
-        runner = web.AppRunner(
-            self.app, access_log=access_log, access_log_class=RedactingAccessLogger, handle_signals=False,
-            shutdown_timeout=SHUTDOWN_SECONDS,
-        )
-        await runner.setup()
-        self._runners.append(runner)
-        tls = _tls_context(self.config) if any(listener.tls for listener in self.config.listeners) else None
-        for listener in self.config.listeners:
-            site = web.TCPSite(runner, listener.bind, listener.port, reuse_address=True,
-                               ssl_context=tls if listener.tls else None)
-            await site.start()
-            self.ports.append(site._server.sockets[0].getsockname()[1])
+        await self._listen()
         if not self.config.public_baseurl:
             self.config.public_baseurl = self.base_url
         if self.config.metrics.enabled:
@@ -296,6 +298,23 @@ class Homeserver:
         self._deactivation_sweeper = background.every(
             DEACTIVATION_SWEEP_S, self.rooms.remove_deactivated_members,
             "removing deactivated accounts from their rooms", first_now=True)
+
+    async def _listen(self) -> None:
+        """Serve the app on every listener, guarded against slow and greedy clients."""
+        raise_open_files_limit()
+        limits = self.config.limits
+        access_log = logging.getLogger("ranvier.access") if self.config.logging.access_log else None
+        self.http = HttpServer(self.app, header_timeout_s=limits.request_header_timeout_ms / 1000,
+                               per_address=limits.max_connections_per_address, access_log=access_log,
+                               access_log_class=RedactingAccessLogger)
+        tls = _tls_context(self.config) if any(listener.tls for listener in self.config.listeners) else None
+        for listener in self.config.listeners:
+            self.ports.append(await self.http.listen(listener.bind, listener.port,
+                                                     ssl_context=tls if listener.tls else None))
+
+    def _answer_long_polls(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()
 
     async def _start_personal_streams(self) -> None:
         """Profiles, account data, typing, receipts, presence and the user directory."""
@@ -384,8 +403,12 @@ class Homeserver:
         return f"http://{host}:{self.ports[0]}"
 
     async def stop(self) -> None:
-        if self.notifier is not None:
-            self.notifier.close()
+        """Stop accepting, answer long polls, let the requests in flight finish (at most
+        `limits.shutdown_grace_ms`), then stop the services and release the database."""
+        if self.http is not None:
+            http, self.http = self.http, None
+            await http.stop(self.config.limits.shutdown_grace_ms / 1000, self._answer_long_polls)
+        self._answer_long_polls()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
@@ -403,4 +426,7 @@ class Homeserver:
         if self.db is not None:
             await self.db.close()
             self.db = None
+        if self._database_lock is not None:
+            await self._database_lock.release()
+            self._database_lock = None
         self._data_dir_lock.release()

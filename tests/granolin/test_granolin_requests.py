@@ -22,7 +22,7 @@ ROOM = "!room:scripted"
 
 @pytest.fixture
 async def bot(scripted: ScriptedHomeserver, tmp_path: Path) -> Client:
-    client = Client(scripted.url, hardcopy=None)
+    client = Client(scripted.url, hardcopy=None, encryption=False)  # the requests of a bot in clear rooms
     client.user_id, client.access_token = "@bot:scripted", "secret-token"
     yield client
     await client.close()

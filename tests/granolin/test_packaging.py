@@ -1,4 +1,5 @@
-"""The granolin distribution: built from packaging/granolin, it holds granolin alone and needs only aiohttp."""
+"""The granolin distribution: built from packaging/granolin, it holds granolin alone and needs only aiohttp
+(vodozemac with its e2e extra)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ WITHOUT_RANVIER = textwrap.dedent(
     """
     import asyncio, sys
     sys.path.insert(0, sys.argv[1])
-    for name in ("ranvier", "orjson"):
+    for name in ("ranvier", "orjson", "vodozemac"):
         sys.modules[name] = None  # as in an environment where only the granolin distribution is installed
     import granolin, granolin.testing
     assert granolin.__file__.startswith(sys.argv[1]), granolin.__file__
+    assert granolin.Client("https://hs.example.org", hardcopy=None).encryption is None  # no e2e extra: no encryption
     try:
         asyncio.run(granolin.testing.TestHomeserver(use_environment=False).__aenter__())
     except granolin.testing.RanvierMissingError as error:
@@ -48,11 +50,12 @@ def test_the_wheel_holds_granolin_alone(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         metadata = Parser().parsestr(archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode())
-    modules = {path.relative_to(REPOSITORY / "src").as_posix() for path in (REPOSITORY / "src" / "granolin").glob("*.py")}
-    assert modules <= set(names) and "granolin/py.typed" in names
+    modules = {path.relative_to(REPOSITORY / "src").as_posix() for path in (REPOSITORY / "src" / "granolin").rglob("*.py")}
+    assert "granolin/e2ee/machine.py" in modules and modules <= set(names) and "granolin/py.typed" in names
     assert all(name.startswith(("granolin/", "granolin-")) for name in names), names
     assert metadata["Name"] == "granolin"
-    assert metadata.get_all("Requires-Dist") == ["aiohttp>=3.9"]
+    assert metadata.get_all("Requires-Dist") == ["aiohttp>=3.9", 'vodozemac>=0.10; extra == "e2e"']
+    assert metadata.get_all("Provides-Extra") == ["e2e"]
 
 
 def test_it_runs_without_ranvier_and_says_what_testing_needs(wheel: Path, tmp_path: Path) -> None:

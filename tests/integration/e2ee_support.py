@@ -79,3 +79,21 @@ class CrossSigningKeys:
     @property
     def master_public(self) -> str:
         return public_key(self.master)
+
+
+async def sync(api, token: str, since: str | None = None, timeout: int = 0) -> dict:
+    """GET /sync with `since` when given; asserts a 200."""
+    params = {"timeout": str(timeout)}
+    if since:
+        params["since"] = since
+    status, body = await api.get("/sync", token=token, params=params)
+    assert status == 200, body
+    return body
+
+
+async def login(api, localpart: str) -> dict:
+    """A new device of an existing user (password `correct horse`): the login answer."""
+    status, body = await api.post("/login", {"type": "m.login.password", "password": "correct horse",
+                                             "identifier": {"type": "m.id.user", "user": localpart}})
+    assert status == 200, body
+    return body

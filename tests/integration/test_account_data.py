@@ -112,6 +112,7 @@ async def test_positions_continue_after_a_restart(server_config, homeserver, api
     await api.put("/user/@alice:localhost/account_data/org.example.x", {"a": 1}, token=alice["access_token"])
     position = homeserver.account_data.position
     assert position > 0
+    await homeserver.stop()
     other = Homeserver(server_config)
     await other.start()
     try:

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from ranvier.server import Homeserver
-from tests.conftest import Api, test_config
+from tests.conftest import Api, command_line_users, test_config
 
 
 async def password_auth(api: Api, path: str, body: dict, user_id: str, password: str, token: str, method="POST"):
@@ -96,10 +96,10 @@ async def test_closed_registration_is_forbidden(make_server):
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
 
 
-async def test_registration_token_flow_and_validity(make_server, homeserver):
+async def test_registration_token_flow_and_validity(make_server):
     api = await make_server(registration={"mode": "token"})
-    hs = homeserver  # a second server on the same database creates the token, like the CLI does
-    token = await hs.users.create_registration_token("letmein", 1, None)
+    async with command_line_users(api.homeserver.config) as users:  # beside the server, like the CLI
+        token = await users.create_registration_token("letmein", 1, None)
     status, validity = await api.get("/_matrix/client/v1/register/m.login.registration_token/validity",
                                      params={"token": token})
     assert (status, validity) == (200, {"valid": True})

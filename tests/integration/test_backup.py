@@ -9,7 +9,6 @@ import os
 import sqlite3
 import sys
 import time
-import uuid
 
 import aiohttp
 import asyncpg
@@ -17,7 +16,7 @@ import pytest
 import yaml
 
 from ranvier.server import Homeserver
-from tests.conftest import Api, test_config
+from tests.conftest import Api, new_database_url, test_config
 
 RANVIER = [sys.executable, "-m", "ranvier"]
 SENDERS = 16
@@ -39,16 +38,7 @@ async def run(*args: str) -> tuple[int, str, str]:
 
 async def new_database(engine: str, tmp_path, request) -> str:
     """A second empty database on the engine under test (the restore's target)."""
-    if engine == "sqlite":
-        return f"sqlite:{tmp_path / 'restored' / 'homeserver.db'}"
-    base = request.getfixturevalue("postgres_server")
-    name = "r_" + uuid.uuid4().hex[:16]
-    conn = await asyncpg.connect(f"{base}/postgres")
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    return f"{base}/{name}"
+    return await new_database_url(engine, tmp_path / "restored" / "homeserver.db", request)
 
 
 async def test_a_backup_under_load_restores_every_acknowledged_event(homeserver, api, tmp_path, engine, request):

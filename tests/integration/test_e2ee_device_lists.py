@@ -6,23 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from e2ee_support import Device
+from e2ee_support import Device, login, sync
 
 
-async def sync(api, token: str, since: str | None = None, timeout: int = 0) -> dict:
-    params = {"timeout": str(timeout)}
-    if since:
-        params["since"] = since
-    status, body = await api.get("/sync", token=token, params=params)
-    assert status == 200, body
-    return body
-
-
-async def login(api, localpart: str) -> Device:
-    status, body = await api.post("/login", {"type": "m.login.password", "password": "correct horse",
-                                             "identifier": {"type": "m.id.user", "user": localpart}})
-    assert status == 200, body
-    return Device(body["user_id"], body["device_id"], body["access_token"])
+async def new_device(api, localpart: str) -> Device:
+    return Device.of(await login(api, localpart))
 
 
 async def changes(api, token: str, since: str, upto: str) -> dict:
@@ -55,7 +43,7 @@ async def test_new_and_deleted_devices_and_renames_are_changes(api):
     await api.post(f"/join/{room}", {}, token=bob.token)
     since = (await sync(api, alice.token))["next_batch"]
 
-    laptop = await login(api, "bob")
+    laptop = await new_device(api, "bob")
     body = await sync(api, alice.token, since)
     assert body["device_lists"]["changed"] == [bob.user_id]
     since = body["next_batch"]
@@ -74,7 +62,7 @@ async def test_new_and_deleted_devices_and_renames_are_changes(api):
 async def test_own_device_changes_are_reported_to_oneself(api):
     alice = Device.of(await api.register("alice"))
     since = (await sync(api, alice.token))["next_batch"]
-    second = await login(api, "alice")
+    second = await new_device(api, "alice")
     await api.post("/keys/upload", {"device_keys": second.device_keys()}, token=second.token)
     body = await sync(api, alice.token, since)
     assert body["device_lists"]["changed"] == [alice.user_id]

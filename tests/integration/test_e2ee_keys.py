@@ -5,20 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from e2ee_support import Device
+from e2ee_support import Device, sync
 
 
 async def upload(api, device: Device, **body) -> tuple[int, dict]:
     return await api.post("/keys/upload", body, token=device.token)
-
-
-async def sync(api, token: str, since: str | None = None, timeout: int = 0) -> dict:
-    params = {"timeout": str(timeout)}
-    if since:
-        params["since"] = since
-    status, body = await api.get("/sync", token=token, params=params)
-    assert status == 200, body
-    return body
 
 
 async def test_upload_answers_counts_and_sync_reports_them(api):

@@ -4,7 +4,6 @@ through vodozemac) talk to each other through ranvier, which never sees a plaint
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 import nio
 import orjson
@@ -14,53 +13,11 @@ from signedjson.sign import verify_signed_json
 from signedjson.key import decode_verify_key_bytes
 from unpaddedbase64 import decode_base64, encode_base64
 
+from nio_e2ee import ENCRYPTION, encrypting_client, receive, send, settle
+
 pytestmark = pytest.mark.interop
 
-ENCRYPTION = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
 BACKUP_ALGORITHM = "m.megolm_backup.v1.curve25519-aes-sha2"
-_stores = itertools.count()
-
-
-def encrypting_client(homeserver, tmp_path, localpart: str) -> nio.AsyncClient:
-    store = tmp_path / f"store{next(_stores)}"
-    store.mkdir()
-    config = nio.AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False)
-    return nio.AsyncClient(homeserver.base_url, f"@{localpart}:localhost", store_path=str(store), config=config)
-
-
-async def settle(client: nio.AsyncClient, timeout_ms: int = 0) -> nio.SyncResponse:
-    """One sync, then what nio's own sync loop does after each: send queued to-device
-    messages, upload keys, look up the keys of changed users, claim missing sessions."""
-    response = await client.sync(timeout=timeout_ms)
-    assert isinstance(response, nio.SyncResponse), response
-    await client.send_to_device_messages()
-    if client.should_upload_keys:
-        assert isinstance(await client.keys_upload(), nio.KeysUploadResponse)
-    if client.should_query_keys:
-        assert isinstance(await client.keys_query(), nio.KeysQueryResponse)
-    if client.should_claim_keys:
-        await client.keys_claim(client.get_users_for_key_claiming())
-    return response
-
-
-async def receive(client: nio.AsyncClient, room_id: str, body: str) -> nio.RoomMessageText:
-    """Sync until the message with `body` arrives decrypted."""
-    for _ in range(40):
-        response = await settle(client, timeout_ms=250)
-        room = response.rooms.join.get(room_id)
-        for event in room.timeline.events if room else []:
-            if isinstance(event, nio.RoomMessageText) and event.body == body:
-                return event
-    raise AssertionError(f"{client.user_id}/{client.device_id} never decrypted {body!r}")
-
-
-async def send(client: nio.AsyncClient, room_id: str, body: str) -> str:
-    response = await client.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": body},
-                                      ignore_unverified_devices=True)
-    assert isinstance(response, nio.RoomSendResponse), response
-    return response.event_id
-
-
 async def encrypted_room(homeserver, tmp_path) -> tuple[nio.AsyncClient, nio.AsyncClient, str]:
     alice = encrypting_client(homeserver, tmp_path, "alice")
     bob = encrypting_client(homeserver, tmp_path, "bob")

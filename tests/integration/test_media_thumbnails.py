@@ -197,3 +197,44 @@ async def test_legacy_thumbnail_before_the_freeze(api, token):
     status, _, body = await fetch(api, f"/_matrix/media/v3/thumbnail/localhost/{media_id}",
                                   params={"width": "32", "height": "32", "method": "crop"})
     assert status == 200 and Image.open(io.BytesIO(body)).size == (32, 32)
+
+
+_MEMORY_PROBE = """
+import asyncio, sys
+from PIL import Image
+from ranvier.media.sizes import choose_size
+from ranvier.media.thumbnails import render
+
+def status(name):
+    for line in open("/proc/self/status"):
+        if line.startswith(name + ":"):
+            return int(line.split()[1]) * 1024
+
+path = sys.argv[1]
+Image.new("P", (5700, 5700), 0).save(path, optimize=True)
+
+async def main():
+    before = status("VmRSS")
+    open("/proc/self/clear_refs", "w").write("5")  # restart the peak from here
+    rendered = await asyncio.to_thread(render, path, choose_size(320, 240, "scale"), False, 33_554_432)
+    assert rendered.content_type == "image/png" and rendered.data
+    print(status("VmHWM") - before, status("VmRSS") - before)
+
+asyncio.run(main())
+"""
+
+
+def test_a_tiny_png_of_huge_dimensions_costs_little_memory(tmp_path):
+    """A palette PNG of 5,700 x 5,700 pixels compresses to a few KiB; rendering its
+    thumbnail (in a worker thread, as the server does) must not cost hundreds of MiB, nor
+    keep them afterwards. Measured in a process of its own."""
+    import subprocess
+    import sys
+
+    probe = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(tmp_path / "huge.png")], capture_output=True,
+                           text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    assert (tmp_path / "huge.png").stat().st_size < 8192
+    peak, retained = (int(value) / 2**20 for value in probe.stdout.split())
+    assert peak < 80, f"peak {peak:.0f} MiB above the start"
+    assert retained < 16, f"{retained:.0f} MiB kept after the render"

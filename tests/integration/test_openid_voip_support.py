@@ -43,7 +43,7 @@ async def test_userinfo_refuses_anything_but_a_live_openid_token(api, homeserver
     assert (status, body["errcode"]) == (401, "M_UNKNOWN_TOKEN"), "a deactivated account proves nothing"
 
 
-async def test_turn_server_is_empty_without_configuration(api):
+async def test_turn_server_answers_nothing_without_configuration(api):
     (alice,) = await api.register_all("alice")
     assert await api.get("/voip/turnServer", token=alice["access_token"]) == (200, {})
     status, body = await api.get("/voip/turnServer")

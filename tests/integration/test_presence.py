@@ -101,6 +101,7 @@ async def test_presence_survives_a_restart(server_config, homeserver, api):
     await api.put("/presence/@alice:localhost/status", {"presence": "online", "status_msg": "here"},
                   token=alice["access_token"])
     position = homeserver.presence.position
+    await homeserver.stop()
     other = Homeserver(server_config)
     await other.start()
     try:

@@ -8,7 +8,7 @@ import hashlib
 
 import orjson
 
-from tests.conftest import Api
+from tests.conftest import Api, command_line_users
 
 
 def _password(session: str, user: str, password: str = "correct horse") -> dict:
@@ -81,9 +81,10 @@ async def test_concurrent_retries_of_a_registration_make_one_account(api):
     assert available.count(200) == 5
 
 
-async def test_a_registration_token_session_registers_one_account(make_server, homeserver):
+async def test_a_registration_token_session_registers_one_account(make_server):
     api = await make_server(registration={"mode": "token"})
-    token = await homeserver.users.create_registration_token("twice", 1, None)
+    async with command_line_users(api.homeserver.config) as users:  # beside the server, like the CLI
+        token = await users.create_registration_token("twice", 1, None)
     status, challenge = await api.post("/register", {"username": "first", "password": "correct horse"})
     auth = {"type": "m.login.registration_token", "token": token, "session": challenge["session"]}
     status, first = await api.post("/register", {"username": "first", "password": "correct horse", "auth": auth})

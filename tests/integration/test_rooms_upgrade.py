@@ -219,3 +219,16 @@ async def test_upgrading_a_space_keeps_its_children(api, version):
     assert link == {"via": ["localhost"], "suggested": True}
     status, _ = await _state(api, alice, new, "m.space.child", "!removed:localhost")
     assert status == 404
+
+
+async def test_a_refused_follow_up_of_an_upgrade_is_logged(api, caplog):
+    """Restricting the old room is best effort: when the auth rules refuse it (here the
+    power levels event needs more than the upgrader has), the upgrade goes on and says so."""
+    alice = await _user(api, "alice")
+    old = await api.create_room(alice, room_version="10",
+                                power_level_content_override={"events": {"m.room.power_levels": 150}})
+    with caplog.at_level("WARNING", logger="ranvier.rooms.upgrade"):
+        status, body = await _upgrade(api, alice, old, "11")
+    assert status == 200, body
+    warnings = [r.getMessage() for r in caplog.records if r.name == "ranvier.rooms.upgrade"]
+    assert any(old in message and "power levels" in message for message in warnings), warnings

@@ -4,23 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from e2ee_support import login, sync
+
 from ranvier.server import Homeserver
-
-
-async def sync(api, token: str, since: str | None = None, timeout: int = 0) -> dict:
-    params = {"timeout": str(timeout)}
-    if since:
-        params["since"] = since
-    status, body = await api.get("/sync", token=token, params=params)
-    assert status == 200, body
-    return body
-
-
-async def login(api, localpart: str) -> dict:
-    status, body = await api.post("/login", {"type": "m.login.password", "password": "correct horse",
-                                             "identifier": {"type": "m.id.user", "user": localpart}})
-    assert status == 200, body
-    return body
 
 
 async def send(api, token: str, messages: dict, txn: str, event_type: str = "m.test") -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from ranvier import background
-from ranvier.admin_api.common import SYNAPSE_ADMIN, AdminRoutes, no_nul
+from ranvier.admin_api.common import SYNAPSE_ADMIN, AdminRoutes
 from ranvier.errors import MatrixError
 from ranvier.requester import Requester
 from ranvier.web.app import HOMESERVER
@@ -30,7 +30,7 @@ async def _purge(request: web.Request, event_id: str | None) -> web.Response:
     event_id = event_id or field(body, "purge_up_to_event_id", str)
     up_to_ts = field(body, "purge_up_to_ts", int)
     if event_id is not None:
-        before_stream = await hs.room_admin.stream_of_event(room_id, no_nul(event_id, "event_id"))
+        before_stream = await hs.room_admin.stream_of_event(room_id, event_id)
     elif up_to_ts is not None:
         before_stream = await hs.room_admin.stream_before_ts(room_id, up_to_ts)
     else:

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from ranvier.admin_api.common import (SYNAPSE_ADMIN, AdminRoutes, direction, existing_user, local_user_id,
-                                      next_token, no_nul, paging)
+                                      next_token, paging)
 from ranvier.errors import MatrixError
 from ranvier.admin_api.media import media_json
 from ranvier.media.store import MEDIA_ORDER
@@ -112,8 +112,8 @@ async def put_user(request: web.Request, admin: Requester) -> web.Response:
     _check_unsupported(body)
     password = field(body, "password", str)
     logout_devices = field(body, "logout_devices", bool, default=True)
-    displayname = no_nul(field(body, "displayname", str, default=""), "displayname") if "displayname" in body else None
-    avatar_url = no_nul(field(body, "avatar_url", str, default=""), "avatar_url") if "avatar_url" in body else None
+    displayname = field(body, "displayname", str, default="") if "displayname" in body else None
+    avatar_url = field(body, "avatar_url", str, default="") if "avatar_url" in body else None
     make_admin = field(body, "admin", bool)
     deactivated = field(body, "deactivated", bool)
     locked = field(body, "locked", bool)

@@ -7,6 +7,7 @@ from aiohttp import web
 from ranvier.client_api.admin import is_server_admin
 from ranvier.errors import MatrixError
 from ranvier.events.room_versions import DEFAULT_ROOM_VERSION, ROOM_VERSIONS
+from ranvier.sync.sliding import FEATURE as SLIDING_SYNC
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import requester
 from ranvier.web.http import json_response
@@ -25,7 +26,7 @@ async def versions(request: web.Request) -> web.Response:
     """GET /_matrix/client/versions: the spec versions this server serves every endpoint of (the
     rule is in docs/api-coverage.md, tested against the spec's endpoint list) and the unstable
     features really served. No token needed."""
-    return json_response({"versions": SPEC_VERSIONS, "unstable_features": {}})
+    return json_response({"versions": SPEC_VERSIONS, "unstable_features": {SLIDING_SYNC: True}})
 
 
 @routes.get("/.well-known/matrix/client", versions=None)

@@ -8,10 +8,9 @@ from aiohttp import web
 
 from ranvier.client_api.login import PASSWORD_FLOWS
 from ranvier.e2ee.cross_signing import USAGES
-from ranvier.e2ee.keys import has_nul
 from ranvier.errors import MatrixError
 from ranvier.events.identifiers import is_valid_user_id
-from ranvier.sync.tokens import SyncToken
+from ranvier.notify.tokens import SyncToken
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import requester
 from ranvier.web.http import json_response, read_json
@@ -33,7 +32,7 @@ def user_map(body: dict[str, Any], name: str, value_type: type) -> dict[str, Any
 
 
 def device_ids(values: list[Any] | dict[str, Any], what: str) -> None:
-    if not all(isinstance(value, str) and not has_nul(value) for value in values):
+    if not all(isinstance(value, str) for value in values):
         raise MatrixError("M_BAD_JSON", f"{what} must hold device IDs")
 
 
@@ -86,7 +85,7 @@ async def claim_keys(request: web.Request) -> web.Response:
     wanted = user_map(body, "one_time_keys", dict)
     for devices in wanted.values():
         device_ids(list(devices), "one_time_keys")
-        if not all(isinstance(algorithm, str) and algorithm and not has_nul(algorithm) for algorithm in devices.values()):
+        if not all(isinstance(algorithm, str) and algorithm for algorithm in devices.values()):
             raise MatrixError("M_BAD_JSON", "one_time_keys must map device IDs to algorithm names")
     return json_response(await hs.keys.claim(wanted))
 

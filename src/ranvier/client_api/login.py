@@ -26,8 +26,9 @@ async def login_flows(request: web.Request) -> web.Response:
 @routes.post("/login")
 async def login(request: web.Request) -> web.Response:
     """POST /login: `m.login.password` (identifier `m.id.user` or legacy `user`) or
-    `m.login.token`; rate-limited per address and failed attempts per account; deactivated
-    accounts 403 M_USER_DEACTIVATED, locked ones 401 M_USER_LOCKED."""
+    `m.login.token`; rate-limited per address, failed attempts per (account, address) and
+    per address (a stranger cannot lock the owner out); deactivated accounts 403
+    M_USER_DEACTIVATED, locked ones 401 M_USER_LOCKED."""
     hs = request.app[HOMESERVER]
     body = await read_json(request)
     ip = client_ip(request)

@@ -16,7 +16,7 @@ from ranvier.media.service import Servable
 from ranvier.media.sizes import METHODS
 from ranvier.web.app import HOMESERVER, large_body
 from ranvier.web.auth import requester
-from ranvier.web.http import json_response
+from ranvier.web.http import body_chunks, json_response
 from ranvier.web.params import query_bool, query_int, query_str
 from ranvier.web.routing import Routes
 
@@ -93,7 +93,7 @@ async def upload(request: web.Request) -> web.Response:
     answer its `mxc://` URI; `filename` and Content-Type kept; per-user quota."""
     who = await requester(request)
     content_uri = await request.app[HOMESERVER].media.upload(
-        who.user_id, request.content.iter_any(), content_length=request.content_length,
+        who.user_id, body_chunks(request), content_length=request.content_length,
         content_type=request.headers.get("Content-Type"), upload_name=query_str(request, "filename"),
     )
     return json_response({"content_uri": content_uri})
@@ -115,7 +115,7 @@ async def upload_to(request: web.Request) -> web.Response:
     its creator only (403), once (409 M_CANNOT_OVERWRITE_MEDIA), before it expires (404)."""
     who = await requester(request)
     await request.app[HOMESERVER].media.upload_to(
-        who.user_id, request.match_info["server_name"], request.match_info["media_id"], request.content.iter_any(),
+        who.user_id, request.match_info["server_name"], request.match_info["media_id"], body_chunks(request),
         content_length=request.content_length, content_type=request.headers.get("Content-Type"),
         upload_name=query_str(request, "filename"),
     )

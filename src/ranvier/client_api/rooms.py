@@ -10,7 +10,7 @@ from ranvier.errors import MatrixError, no_identity_server
 from ranvier.events.identifiers import InvalidIdentifier, is_valid_room_alias, parse_user_id
 from ranvier.events.room_versions import DEFAULT_ROOM_VERSION
 from ranvier.requester import Requester
-from ranvier.sync.filters import EventFilter
+from ranvier.sync.filters import EventFilter, filter_json
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import refuse_if_suspended, requester
 from ranvier.web.http import json_response, read_json
@@ -25,15 +25,7 @@ PRESETS = ("private_chat", "public_chat", "trusted_private_chat")
 def parse_filter_param(request: web.Request) -> EventFilter:
     """The `filter` query parameter: a RoomEventFilter as JSON."""
     raw = request.query.get("filter")
-    if raw is None:
-        return EventFilter()
-    import orjson
-
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise MatrixError("M_INVALID_PARAM", "filter must be a JSON object") from None
-    return EventFilter.parse(data)
+    return EventFilter() if raw is None else EventFilter.parse(filter_json(raw))
 
 
 def _user_ids(values: list[Any], name: str) -> list[str]:
@@ -108,9 +100,9 @@ async def create_room(request: web.Request) -> web.Response:
 @routes.put("/rooms/{room_id}/send/{event_type}/{txn_id}")
 async def send_message(request: web.Request) -> web.Response:
     """PUT /rooms/{roomId}/send/{eventType}/{txnId}: the content must be a JSON object
-    (no body is 400 `M_NOT_JSON`); a repeated (device, txnId) answers the first event.
-    Guests too; suspended accounts only redactions of their own events (else 403
-    M_USER_SUSPENDED). Sending counts as activity for presence."""
+    (no body is 400 `M_NOT_JSON`); a repeated (device, txnId) answers the first event,
+    and is never rate-limited. Guests too; suspended accounts only redactions of their
+    own events (else 403 M_USER_SUSPENDED). Sending counts as activity for presence."""
     hs = request.app[HOMESERVER]
     who = await requester(request, allow_guest=True)
     content = await read_json(request)
@@ -118,11 +110,8 @@ async def send_message(request: web.Request) -> web.Response:
         await _refuse_suspended_redaction(request, who, content.get("redacts"))
     else:
         refuse_if_suspended(who, "send messages")
-    hs.limits.message.check(who.user_id)
-    event_id = await hs.rooms.send_event(
-        who.user_id, who.device_id, request.match_info["room_id"], request.match_info["event_type"], content,
-        txn_id=request.match_info["txn_id"],
-    )
+    event_id = await _send_once(hs, who, request.match_info["room_id"], request.match_info["event_type"], content,
+                                request.match_info["txn_id"])
     await hs.presence.active(who.user_id)
     return json_response({"event_id": event_id})
 
@@ -155,8 +144,8 @@ async def send_state(request: web.Request) -> web.Response:
 async def redact(request: web.Request) -> web.Response:
     """PUT /rooms/{roomId}/redact/{eventId}/{txnId}: a JSON object body (`reason`
     optional); an event of another room (or none) is 404 `M_NOT_FOUND`, another user's
-    needs the redact power level; idempotent per (device, txnId); suspended accounts only
-    their own events (403 M_USER_SUSPENDED)."""
+    needs the redact power level; idempotent per (device, txnId), and a repeat is never
+    rate-limited; suspended accounts only their own events (403 M_USER_SUSPENDED)."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     body = await read_json(request)
@@ -165,13 +154,22 @@ async def redact(request: web.Request) -> web.Response:
     reason = field(body, "reason", str)
     if reason is not None:
         content["reason"] = reason
-    hs.limits.message.check(who.user_id)
-    event_id = await hs.rooms.send_event(
-        who.user_id, who.device_id, request.match_info["room_id"], "m.room.redaction", content,
-        txn_id=request.match_info["txn_id"],
-    )
+    event_id = await _send_once(hs, who, request.match_info["room_id"], "m.room.redaction", content,
+                                request.match_info["txn_id"])
     await hs.presence.active(who.user_id)
     return json_response({"event_id": event_id})
+
+
+async def _send_once(hs, who: Requester, room_id: str, event_type: str, content: dict[str, Any], txn_id: str) -> str:
+    """Send with a transaction ID: a retry of a send that succeeded answers its event before
+    the rate limiter counts it (memory first; the database only when the limiter would
+    refuse, for a retry from before a restart), so a retry is never rate-limited."""
+    limited = not hs.limits.message.would_allow(who.user_id)
+    earlier = await hs.rooms.sent_before(room_id, who.user_id, who.device_id, txn_id, ask_database=limited)
+    if earlier is not None:
+        return earlier
+    hs.limits.message.check(who.user_id)
+    return await hs.rooms.send_event(who.user_id, who.device_id, room_id, event_type, content, txn_id=txn_id)
 
 
 async def _refuse_suspended_redaction(request: web.Request, who: Requester, event_id: Any) -> None:

@@ -26,17 +26,12 @@ async def protocols(request: web.Request) -> web.Response:
 
 
 @routes.get("/thirdparty/protocol/{protocol}")
-async def protocol(request: web.Request) -> web.Response:
-    """GET /thirdparty/protocol/{protocol}: 404 M_NOT_FOUND, no protocol is known."""
-    await requester(request)
-    raise MatrixError("M_NOT_FOUND", f"Unknown protocol {request.match_info['protocol']!r}: no bridge is registered")
-
-
 @routes.get("/thirdparty/location/{protocol}")
 @routes.get("/thirdparty/user/{protocol}")
-async def lookup_in_protocol(request: web.Request) -> web.Response:
-    """GET /thirdparty/location/{protocol}, GET /thirdparty/user/{protocol}: 404
-    M_NOT_FOUND, no protocol is known."""
+async def in_protocol(request: web.Request) -> web.Response:
+    """GET /thirdparty/protocol/{protocol}, GET /thirdparty/location/{protocol}, GET
+    /thirdparty/user/{protocol}: a protocol's metadata and lookups in it: 404 M_NOT_FOUND,
+    no protocol is known."""
     await requester(request)
     raise MatrixError("M_NOT_FOUND", f"Unknown protocol {request.match_info['protocol']!r}: no bridge is registered")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from ranvier.client_api.keys import device_ids, user_map
-from ranvier.e2ee.keys import has_nul
 from ranvier.errors import MatrixError
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import requester
@@ -28,7 +27,7 @@ async def send_to_device(request: web.Request) -> web.Response:
     hs = request.app[HOMESERVER]
     who = await requester(request, allow_guest=True)
     event_type, txn_id = request.match_info["event_type"], request.match_info["txn_id"]
-    if not event_type or has_nul(event_type, txn_id) or len(event_type) > MAX_ID_LENGTH or len(txn_id) > MAX_ID_LENGTH:
+    if not event_type or len(event_type) > MAX_ID_LENGTH or len(txn_id) > MAX_ID_LENGTH:
         raise MatrixError("M_INVALID_PARAM", "Invalid event type or transaction ID")
     body = await read_json(request)
     messages = user_map(body, "messages", dict)

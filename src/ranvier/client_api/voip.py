@@ -34,7 +34,9 @@ def turn_credentials(shared_secret: str, user_id: str, uris: list[str], lifetime
 @routes.get("/voip/turnServer")
 async def turn_server(request: web.Request) -> web.Response:
     """GET /voip/turnServer: time-limited TURN credentials from `turn.shared_secret` for
-    `turn.uris`; `{}` when no TURN server is configured (clients then call without one)."""
+    `turn.uris`; `{}` when no TURN server is configured, as Synapse answers: clients then
+    call without one and stop asking (an error would make matrix-js-sdk retry every
+    minute). The spec's schema has no answer for this case."""
     who = await requester(request, allow_guest=True)
     turn = request.app[HOMESERVER].config.turn
     if not turn.uris or not turn.shared_secret:

@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 
 from ranvier.e2ee.backup_store import BackupStore, BackupVersion, RoomKey
-from ranvier.e2ee.keys import has_nul
 from ranvier.e2ee.locks import KeyedLocks
 from ranvier.errors import MatrixError
 from ranvier.events.identifiers import is_valid_room_id
@@ -44,7 +43,7 @@ def check_room_id(room_id: str) -> str:
 
 
 def check_session_id(session_id: str) -> str:
-    if not session_id or has_nul(session_id) or len(session_id) > _MAX_SESSION_ID:
+    if not session_id or len(session_id) > _MAX_SESSION_ID:
         raise MatrixError("M_INVALID_PARAM", "Invalid session ID")
     return session_id
 

@@ -161,16 +161,17 @@ class ToDevice:
             del self._stored[(user_id, device_id)]
 
     async def messages_for(self, user_id: str, device_id: str, since: int | None,
-                           upto: int) -> tuple[list[dict[str, Any]], int]:
+                           upto: int, limit: int = MAX_PER_SYNC) -> tuple[list[dict[str, Any]], int]:
         """The device's messages after `since` (None: an initial sync, all stored), up to
-        MAX_PER_SYNC, and the position to put in the next token: `upto`, or the last
-        message's position when more are waiting."""
+        `limit` (at least 1, at most MAX_PER_SYNC), and the position to put in the next token: `upto`,
+        or the last message's position when more are waiting."""
         after = since or 0
         if self._stored.get((user_id, device_id), 0) <= after:
             return [], upto
-        rows = await self.store.pending(user_id, device_id, after, upto, MAX_PER_SYNC + 1)
-        if len(rows) > MAX_PER_SYNC:
-            rows = rows[:MAX_PER_SYNC]
+        limit = max(1, min(limit, MAX_PER_SYNC))
+        rows = await self.store.pending(user_id, device_id, after, upto, limit + 1)
+        if len(rows) > limit:
+            rows = rows[:limit]
             upto = rows[-1][0]
         return [orjson.loads(event) for _, event in rows], upto
 

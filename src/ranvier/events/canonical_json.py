@@ -79,3 +79,25 @@ def encode_canonical_json(obj: Any) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise CanonicalJSONError("string contains a lone surrogate") from exc
+
+
+def contains_nul(value: Any) -> bool:
+    """Whether a JSON value holds U+0000 in a string or an object key.
+
+    PostgreSQL text cannot store it, and an event that one engine stores and the other
+    refuses would make the two disagree, so the server refuses it in every request.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if "\x00" in key:
+                    return True
+                pending.append(inner)
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False

@@ -13,7 +13,7 @@ from ranvier.legacy_api.routing import PREFIX, DraftRoutes, done
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import requester
 from ranvier.web.http import client_ip, json_response, read_json
-from ranvier.web.params import field, text_field
+from ranvier.web.params import field
 
 routes = DraftRoutes()
 
@@ -81,13 +81,13 @@ async def login(request: web.Request) -> web.Response:
     body = await read_json(request)
     ip = client_ip(request)
     hs.limits.login.check(f"ip:{ip}")
-    login_type = text_field(body, "type", required=True)
+    login_type = field(body, "type", str, required=True)
     if login_type in UNCONFIGURED_LOGINS:
         raise MatrixError("M_BAD_JSON", f"{login_type} needs {UNCONFIGURED_LOGINS[login_type]}, and this server "
                                         f"has none configured; GET /login names the login it offers ({PASSWORD})")
     if login_type != PASSWORD:
         raise MatrixError("M_BAD_JSON", f"Unknown login type {login_type!r}; this server offers {PASSWORD}")
-    user_id = user_from_draft(text_field(body, "user", required=True), hs.config.server_name)
+    user_id = user_from_draft(field(body, "user", str, required=True), hs.config.server_name)
     password = field(body, "password", str, required=True)
     user_id = await hs.users.check_password_login(user_id, password, ip)
     result = await hs.users.login(user_id, device_id=None, device_name=None, refreshable=False, ip=ip,

@@ -15,7 +15,7 @@ from ranvier.users.presence import OFFLINE, ONLINE, UNAVAILABLE
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import requester
 from ranvier.web.http import json_response, read_json
-from ranvier.web.params import field, text_field
+from ranvier.web.params import field
 
 routes = DraftRoutes()
 
@@ -85,7 +85,7 @@ async def set_status(request: web.Request) -> web.Response:
     state = field(body, "state", int, required=True)
     if state not in TODAY_STATE:
         raise MatrixError("M_BAD_JSON", "state must be 0 (offline), 1 (busy), 2 (online) or 3 (free to chat)")
-    status_msg = text_field(body, "status_msg")
+    status_msg = field(body, "status_msg", str)
     position = await hs.presence.set_status(who.user_id, TODAY_STATE[state], status_msg)
     await hs.legacy.store.set_presence_state(who.user_id, state, position)
     return done()

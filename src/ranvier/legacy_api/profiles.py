@@ -11,7 +11,7 @@ from ranvier.legacy_api.routing import DraftRoutes, done
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import requester
 from ranvier.web.http import json_response, read_json
-from ranvier.web.params import text_field
+from ranvier.web.params import field
 
 routes = DraftRoutes()
 
@@ -29,7 +29,7 @@ async def _set(request: web.Request, key: str) -> web.Response:
     if user_from_draft(request.match_info["user_id"], hs.config.server_name) != who.user_id:
         raise MatrixError("M_FORBIDDEN", "You may only change your own profile")
     body = await read_json(request)
-    await hs.profiles.set_field(who.user_id, key, text_field(body, key, required=True))
+    await hs.profiles.set_field(who.user_id, key, field(body, key, str, required=True))
     return done()
 
 

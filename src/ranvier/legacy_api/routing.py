@@ -50,6 +50,7 @@ def in_draft_terms(handler: Handler) -> Handler:
         except MatrixError as error:
             raise draft_error(error) from None
 
+    answer.translate_error = draft_error  # for the errors the web layer raises before the handler
     return answer
 
 

@@ -2,20 +2,24 @@
 
 The same bytes are stored once however often they are uploaded. A file is written to a
 temporary name while it is hashed, made durable, then renamed into place, so a reader
-never sees half a file and a crash leaves at most a stray temporary file.
+never sees half a file and a crash leaves at most a stray temporary file, which the next
+start removes (the server owns its database alone, see `storage/lock.py`, so no upload
+is in progress then). Files are 0600 and directories 0700, like the rest of the data
+directory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import tempfile
-import time
 from typing import AsyncIterator
 
-#: Temporary files older than this are left over from a crash and removed at start.
-STALE_TEMP_SECONDS = 24 * 60 * 60
+from ranvier.private_files import make_private_dir
+
+log = logging.getLogger(__name__)
 
 
 class ContentTooLarge(Exception):
@@ -26,9 +30,11 @@ class FileStore:
     def __init__(self, root: str) -> None:
         self.content_dir = os.path.join(root, "content")
         self.temp_dir = os.path.join(root, "tmp")
-        os.makedirs(self.content_dir, exist_ok=True)
-        os.makedirs(self.temp_dir, exist_ok=True)
-        self._remove_stale_temp_files()
+        make_private_dir(self.content_dir)
+        make_private_dir(self.temp_dir)
+        removed = self._remove_partial_uploads()
+        if removed:
+            log.info("removed %d partial upload(s) left in %s by an earlier stop", removed, self.temp_dir)
 
     def path(self, content_hash: str) -> str:
         """Where the bytes with this hash live; two levels of fan-out keep directories small."""
@@ -39,7 +45,7 @@ class FileStore:
 
         Raises ContentTooLarge as soon as more than `limit` bytes arrive.
         """
-        fd, temp_path = tempfile.mkstemp(dir=self.temp_dir)
+        fd, temp_path = tempfile.mkstemp(dir=self.temp_dir)  # mode 0600
         try:
             hasher = hashlib.sha256()
             size = 0
@@ -74,7 +80,7 @@ class FileStore:
             os.remove(temp_path)
             return
         directory = os.path.dirname(final)
-        os.makedirs(directory, exist_ok=True)
+        make_private_dir(directory)
         os.replace(temp_path, final)
         dir_fd = os.open(directory, os.O_RDONLY)
         try:
@@ -86,11 +92,15 @@ class FileStore:
         """Delete the file with this hash (gone already is fine)."""
         _remove_quietly(self.path(content_hash))
 
-    def _remove_stale_temp_files(self) -> None:
-        cutoff = time.time() - STALE_TEMP_SECONDS
+    def _remove_partial_uploads(self) -> int:
+        """Remove the temporary files a crash left behind (at start, before any upload can
+        begin); returns how many there were."""
+        removed = 0
         for entry in os.scandir(self.temp_dir):
-            if entry.is_file() and entry.stat().st_mtime < cutoff:
+            if entry.is_file(follow_symlinks=False):
                 _remove_quietly(entry.path)
+                removed += 1
+        return removed
 
 
 def _remove_quietly(path: str) -> None:

@@ -4,16 +4,26 @@
 decoded: an image with more than `max_pixels` pixels is refused from its header alone
 (a decompression bomb costs nothing), and an animation is only kept when its frames
 together stay within the same budget.
+
+Memory: a JPEG is decoded at the smallest scale its decoder offers above what is needed
+(`draft`). Other formats decode in full, in their own mode (one byte a pixel for palette,
+grey and bilevel images), and are then shrunk by whole factors (`reduce`) a band of rows
+at a time, each band converted to the mode the thumbnail is made in on its own: a
+5,700 x 5,700 palette PNG costs its 31 MiB of indexes, not four bytes a pixel for every
+conversion and resize of the whole. Only the small result is turned by its EXIF
+orientation and resampled. Afterwards the C allocator is asked to hand freed memory back
+to the system (`malloc_trim`, glibc), since its per-thread arenas otherwise keep the peak.
 """
 
 from __future__ import annotations
 
+import ctypes
 import io
 import math
 import warnings
 from dataclasses import dataclass
 
-from PIL import ExifTags, Image, ImageOps, ImageSequence
+from PIL import ExifTags, Image, ImageSequence
 
 from ranvier.media.sizes import CannotThumbnail, ImageTooLarge, Size
 
@@ -40,19 +50,53 @@ class Rendered:
     content_type: str
 
 
+#: Rows of a band are at most about this many bytes once converted.
+_BAND_BYTES = 4 * 1024 * 1024
+#: Whole-factor shrinking stops at this multiple of the output size; resampling does the rest.
+_REDUCING_GAP = 3
+
+#: The transposition that undoes each EXIF orientation.
+_ORIENTATIONS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                 4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+                 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
 def render(path: str, size: Size | None, animated: bool, max_pixels: int) -> Rendered:
     """Make the thumbnail of the image at `path` for `size` (None: the original's size).
 
     Anything Pillow cannot decode, whatever exception its decoders raise, is CannotThumbnail.
     """
+    try:
+        return _render_file(path, size, animated, max_pixels)
+    finally:
+        return_memory()  # once the decoded image, a local of the call above, is gone
+
+
+def _render_file(path: str, size: Size | None, animated: bool, max_pixels: int) -> Rendered:
     Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own guard, behind the explicit check
     try:
         with Image.open(path) as image:
             return _render(image, size, animated, max_pixels)
-    except (ImageTooLarge, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge() from exc
+    except (ImageTooLarge, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLarge() from None
     except Exception as exc:
-        raise CannotThumbnail(str(exc)) from exc
+        raise CannotThumbnail(str(exc)) from None
+
+
+def _trim_function():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to ask
+        return None
+
+
+_MALLOC_TRIM = _trim_function()
+
+
+def return_memory() -> None:
+    """Ask glibc to give the memory freed after a render back to the system."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _render(image: Image.Image, size: Size | None, animated: bool, max_pixels: int) -> Rendered:
@@ -71,7 +115,7 @@ def _render(image: Image.Image, size: Size | None, animated: bool, max_pixels: i
         return Rendered(None, SERVABLE_FORMATS[image.format])
     if animate:
         return _animated(image, box, method)
-    return _still(image, box, method, shown)
+    return _still(image, box, method, shown, orientation)
 
 
 def geometry(width: int, height: int, box: tuple[int, int], method: str) -> tuple[tuple[float, ...], tuple[int, int]]:
@@ -97,16 +141,20 @@ def _scale_factor(width: int, height: int, box: tuple[int, int], method: str) ->
     return min(box[0] / width, box[1] / height, 1.0)
 
 
-def _still(image: Image.Image, box: tuple[int, int], method: str, shown: tuple[int, int]) -> Rendered:
+def _still(image: Image.Image, box: tuple[int, int], method: str, shown: tuple[int, int],
+           orientation: int) -> Rendered:
     source_format = image.format
+    scale = _scale_factor(shown[0], shown[1], box, method)
+    needed = (math.ceil(image.width * scale), math.ceil(image.height * scale))
     if source_format in ("JPEG", "MPO"):
-        # Let the JPEG decoder skip detail we would throw away (it never goes below `needed`).
-        factor = _scale_factor(shown[0], shown[1], box, method)
-        needed = (math.ceil(image.width * factor), math.ceil(image.height * factor))
-        image.draft(None, needed)
-    frame = _normalise_mode(ImageOps.exif_transpose(image))
+        image.draft(None, needed)  # the decoder skips detail we would throw away, never below `needed`
+    image.load()
+    factor = max(1, min(image.width // (_REDUCING_GAP * needed[0]), image.height // (_REDUCING_GAP * needed[1])))
+    frame = _reduce_in_bands(image, factor, _working_mode(image))
+    if orientation in _ORIENTATIONS:
+        frame = frame.transpose(_ORIENTATIONS[orientation])
     region, out = geometry(frame.width, frame.height, box, method)
-    result = frame.resize(out, Image.Resampling.LANCZOS, box=region, reducing_gap=3.0)
+    result = frame.resize(out, Image.Resampling.LANCZOS, box=region)
     buffer = io.BytesIO()
     if source_format in ("JPEG", "MPO") and result.mode in ("RGB", "L"):
         result.save(buffer, "JPEG", quality=85)
@@ -129,10 +177,28 @@ def _animated(image: Image.Image, box: tuple[int, int], method: str) -> Rendered
     return Rendered(buffer.getvalue(), "image/webp")
 
 
-def _normalise_mode(frame: Image.Image) -> Image.Image:
-    """Modes PNG and JPEG encoders take: palettes and transparency become RGBA."""
-    if frame.mode in ("RGB", "RGBA", "L", "LA"):
-        return frame
-    if frame.mode in ("P", "PA") or "transparency" in frame.info:
-        return frame.convert("RGBA")
-    return frame.convert("RGB")
+def _working_mode(image: Image.Image) -> str:
+    """The mode a thumbnail is made in (one PNG and JPEG encoders take, and `reduce` and
+    LANCZOS work in): palettes and transparency become RGBA."""
+    if image.mode in ("RGB", "RGBA", "L", "LA"):
+        return image.mode
+    if image.mode in ("P", "PA") or "transparency" in image.info:
+        return "RGBA"
+    return "L" if image.mode == "1" else "RGB"
+
+
+def _reduce_in_bands(image: Image.Image, factor: int, mode: str) -> Image.Image:
+    """`image` in `mode`, shrunk `factor` times (box average), a band of rows at a time so
+    that no converted copy of the whole image is ever made."""
+    if factor == 1:
+        return image if image.mode == mode else image.convert(mode)
+    width, height = image.size
+    bytes_per_row = width * Image.getmodebands(mode)
+    rows = max(factor, _BAND_BYTES // bytes_per_row // factor * factor)
+    reduced = Image.new(mode, (math.ceil(width / factor), math.ceil(height / factor)))
+    for top in range(0, height, rows):
+        band = image.crop((0, top, width, min(height, top + rows)))
+        if band.mode != mode:
+            band = band.convert(mode)
+        reduced.paste(band.reduce(factor), (0, top // factor))
+    return reduced

@@ -28,7 +28,7 @@ from ranvier.push.service import PreparedPush, PushService
 from ranvier.push.store import PushStore
 from ranvier.requester import Requester
 from ranvier.rooms.service import RoomServer
-from ranvier.storage.engine import Database
+from ranvier.storage.engine import Database, UniqueViolation
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,6 @@ def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str):
         raise MatrixError("M_BAD_JSON", f"Field {name} must be a string")
-    if "\x00" in value:
-        raise MatrixError("M_INVALID_PARAM", f"Field {name} must not contain NUL characters")
     return value
 
 
@@ -152,9 +150,11 @@ class Pushers:
             raise MatrixError("M_BAD_JSON", "append must be a boolean")
         row = (requester.user_id, requester.device_id, kind, app_id, pushkey, int(time.time()), app_name, device_name,
                profile_tag, lang, orjson.dumps(data).decode())
-        pusher_id, removed = await self.store.set_pusher(self._next_id, row, replace_others=not append)
-        if pusher_id == self._next_id:
-            self._next_id += 1
+        new_id, self._next_id = self._next_id, self._next_id + 1  # taken before any wait: IDs never clash
+        try:
+            pusher_id, removed = await self.store.set_pusher(new_id, row, replace_others=not append)
+        except UniqueViolation:  # a concurrent request made this pusher first: it is now an update
+            pusher_id, removed = await self.store.set_pusher(new_id, row, replace_others=not append)
         for other in removed:
             for user_id, ids in list(self._by_user.items()):
                 if other in ids:

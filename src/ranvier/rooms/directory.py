@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from bisect import bisect_left, bisect_right
 from typing import Any, Awaitable, Callable
 
@@ -21,6 +22,8 @@ from ranvier.events import auth as auth_rules
 from ranvier.events.identifiers import InvalidIdentifier, domain_of, is_valid_room_alias, split_id
 from ranvier.events.model import CREATE, MEMBER
 from ranvier.rooms.service import JOIN, RoomHead, RoomServer
+
+log = logging.getLogger(__name__)
 
 CANONICAL_ALIAS = "m.room.canonical_alias"
 DEFAULT_PAGE = 100
@@ -209,8 +212,9 @@ class RoomDirectory:
         if changed and self._may_send_state(head, user_id, CANONICAL_ALIAS):
             try:
                 await self.rooms.send_event(user_id, None, head.room_id, CANONICAL_ALIAS, content, state_key="")
-            except MatrixError:
-                pass  # the alias is gone; the event is only kept tidy when the auth rules allow
+            except MatrixError as exc:  # the alias is gone all the same
+                log.warning("alias %s deleted, but the canonical alias event of %s could not drop it: %s %s", alias,
+                            head.room_id, exc.errcode, exc.message)
 
     async def local_aliases(self, user_id: str, room_id: str) -> list[str]:
         """The room's local aliases, for its members, anyone if it is world-readable, and admins."""

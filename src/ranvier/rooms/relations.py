@@ -17,6 +17,7 @@ threading module asks (400 M_UNKNOWN).
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -28,7 +29,7 @@ from ranvier.rooms.relations_store import RelationQueries
 from ranvier.rooms.store import EventRow, PersistedEvent, RoomStore
 from ranvier.rooms.visibility import MembershipHistory, is_visible
 from ranvier.storage.engine import Transaction
-from ranvier.rooms.tokens import parse_room_token, position_after, room_token
+from ranvier.rooms.tokens import position_after, room_position, room_token
 
 REPLACE, THREAD, REFERENCE = "m.replace", "m.thread", "m.reference"
 #: The relation types the server aggregates into `unsigned.m.relations`.
@@ -197,8 +198,9 @@ class RelationsService:
         if parent is None or parent.event.room_id != room_id or not is_visible(parent, user_id, history):
             raise MatrixError("M_NOT_FOUND", "Event not found")
         backwards = direction == "b"
-        start = parse_room_token(from_token) if from_token else None
-        bound = parse_room_token(to_token) if to_token else None
+        at_stream = partial(self.store.last_event_position, room_id)
+        start = await room_position(from_token, at_stream) if from_token else None
+        bound = await room_position(to_token, at_stream) if to_token else None
         limit = min(limit, MAX_LIMIT)
         rows = await self.queries.relation_page(
             room_id, event_id, rel_type=rel_type, event_type=event_type, max_depth=MAX_RECURSION if recurse else 1,

@@ -110,6 +110,17 @@ class RoomServer(RoomWriter):
             await self._remove_guests(room_id)
         return event.event_id
 
+    async def sent_before(self, room_id: str, sender: str, device_id: str | None, txn_id: str, *,
+                          ask_database: bool) -> str | None:
+        """The event a (device, txn_id) already sent to the room: from memory, or from the
+        database (a send from before a restart) when `ask_database`."""
+        if device_id is None:
+            return None
+        earlier = self._txns.get((room_id, sender, device_id, txn_id))
+        if earlier is None and ask_database:
+            earlier = await self.store.event_by_txn(room_id, sender, device_id, txn_id)
+        return earlier
+
     async def _remove_guests(self, room_id: str) -> None:
         """The guest access module: a room that stops admitting guests makes its guests leave."""
         head = await self.head(room_id)
@@ -416,7 +427,14 @@ class RoomServer(RoomWriter):
         async with self._lock(head.room_id):
             batch = await self._input.batch_from_draft(draft)
             batch.new_room = new_room
-            pending = await self._write(batch)
+            try:
+                pending = await self._write(batch)
+            except UniqueViolation:
+                if alias is None:
+                    raise
+                # Only the alias can clash (room and event IDs are random or hashes): a
+                # concurrent createRoom took it after the check above.
+                raise MatrixError("M_ROOM_IN_USE", "That room alias is already taken") from None
         await self._announce(pending)
         return head.room_id
 

@@ -128,6 +128,14 @@ class NewRoom:
     aliases: list[str] = field(default_factory=list)
 
 
+class HeadRow(NamedTuple):
+    room_version: str
+    state_group: int
+    chain_length: int
+    extremities: list[str]
+    state: StateMap
+
+
 class RoomRow(NamedTuple):
     room_version: str
     current_state_group: int
@@ -439,23 +447,46 @@ class RoomStore:
     # -- state ---------------------------------------------------------------------------
 
     async def load_state_group(self, state_group: int) -> tuple[StateMap, int]:
-        """The full state of a group (its snapshot base and deltas, in one query) and the
-        length of its delta chain."""
+        """The full state of a group (its snapshot base and deltas) and the length of its
+        delta chain, in one query."""
         rows = await self.db.fetchall(
-            "WITH RECURSIVE chain(state_group, prev_group, n) AS ("
-            " SELECT state_group, prev_group, 0 FROM state_groups WHERE state_group = ?"
+            "WITH RECURSIVE chain(state_group, prev_group, n, chain_length) AS ("
+            " SELECT state_group, prev_group, 0, chain_length FROM state_groups WHERE state_group = ?"
             " UNION ALL"
-            " SELECT g.state_group, g.prev_group, chain.n + 1 FROM state_groups g JOIN chain ON g.state_group = chain.prev_group"
-            ") SELECT chain.n, s.type, s.state_key, s.event_id FROM chain "
+            " SELECT g.state_group, g.prev_group, chain.n + 1, chain.chain_length"
+            " FROM state_groups g JOIN chain ON g.state_group = chain.prev_group"
+            ") SELECT chain.n, s.type, s.state_key, s.event_id, chain.chain_length FROM chain "
             "JOIN state_group_entries s ON s.state_group = chain.state_group ORDER BY chain.n DESC",
             state_group,
         )
         state: StateMap = {}
-        for _, event_type, state_key, event_id in rows:
+        for _, event_type, state_key, event_id, _ in rows:
             state[(event_type, state_key)] = event_id
+        if rows:
+            return state, rows[0][4] or 0
         chain_length = await self.db.fetchval("SELECT chain_length FROM state_groups WHERE state_group = ?",
                                               state_group)
         return state, chain_length or 0
+
+    async def heads_of_rooms(self, room_ids: list[str]) -> dict[str, "HeadRow"]:
+        """What the heads of many rooms are made of, in two queries per 500 rooms."""
+        found: dict[str, HeadRow] = {}
+        for start in range(0, len(room_ids), 500):
+            chunk = room_ids[start:start + 500]
+            marks = in_clause(len(chunk))
+            rooms = await self.db.fetchall(
+                "SELECT r.room_id, r.room_version, r.current_state_group, COALESCE(g.chain_length, 0), "
+                "r.forward_extremities FROM rooms r LEFT JOIN state_groups g ON g.state_group = r.current_state_group "
+                f"WHERE r.room_id IN ({marks})",
+                *chunk,
+            )
+            states: dict[str, StateMap] = {row[0]: {} for row in rooms}
+            for room_id, event_type, state_key, event_id in await self.db.fetchall(
+                    f"SELECT room_id, type, state_key, event_id FROM current_state WHERE room_id IN ({marks})", *chunk):
+                states[room_id][(event_type, state_key)] = event_id
+            for room_id, version, group, chain_length, extremities in rooms:
+                found[room_id] = HeadRow(version, group, chain_length, orjson.loads(extremities), states[room_id])
+        return found
 
     async def current_state_ids(self, room_id: str) -> StateMap:
         rows = await self.db.fetchall("SELECT type, state_key, event_id FROM current_state WHERE room_id = ?", room_id)

@@ -128,6 +128,76 @@ class SyncQueries:
                 histories[room_id].append((stream, membership))
         return histories
 
+    async def recent_events_of_rooms(self, windows: list[tuple[str, int, int, int]]) -> dict[str, list[EventRow]]:
+        """For each (room_id, since, upto, limit): the newest `limit` events with since < stream
+        <= upto, oldest first. From memory where the recent buffer covers the window, the rest
+        in one statement per 50 rooms (each part an index range scan that stops at its limit)."""
+        result: dict[str, list[EventRow]] = {}
+        missing = []
+        for room_id, since, upto, limit in windows:
+            rows = self.store.recent_rows(room_id, since, upto, limit) if limit else []
+            if rows is None:
+                missing.append((room_id, max(since, 0), upto, limit))
+            else:
+                result[room_id] = rows
+        for start in range(0, len(missing), 50):
+            chunk = missing[start:start + 50]
+            parts = [f"SELECT * FROM (SELECT {EVENT_COLUMNS}, e.room_id AS in_room FROM events e "
+                     "JOIN rooms r ON r.room_id = e.room_id WHERE e.room_id = ? AND e.stream_ordering > ? "
+                     f"AND e.stream_ordering <= ? ORDER BY e.stream_ordering DESC LIMIT ?) AS w{i}"
+                     for i in range(len(chunk))]
+            rows = await self.db.fetchall(" UNION ALL ".join(parts), *(p for window in chunk for p in window))
+            by_room: dict[str, list] = {window[0]: [] for window in chunk}
+            for raw in rows:
+                by_room[raw[-1]].append(raw[:-1])
+            for room_id, raws in by_room.items():
+                raws.sort(key=lambda raw: raw[3])
+                result[room_id] = self.store.cached_rows(raws)
+        return result
+
+    async def latest_of_types(self, room_ids: list[str], types: tuple[str, ...]) -> dict[str, int]:
+        """room_id -> stream position of the room's newest event of one of `types` that /sync
+        reported, in one statement per 50 rooms (each part walks the room's index backwards
+        to its first match)."""
+        found: dict[str, int] = {}
+        type_marks = in_clause(len(types))
+        for start in range(0, len(room_ids), 50):
+            chunk = room_ids[start:start + 50]
+            parts = [f"SELECT * FROM (SELECT room_id, stream_ordering FROM events WHERE room_id = ? "
+                     f"AND type IN ({type_marks}) AND stream_ordering > 0 ORDER BY stream_ordering DESC LIMIT 1) AS b{i}"
+                     for i in range(len(chunk))]
+            rows = await self.db.fetchall(" UNION ALL ".join(parts), *(p for room_id in chunk for p in (room_id, *types)))
+            found.update({room_id: stream for room_id, stream in rows})
+        return found
+
+    async def room_kinds(self, room_ids: list[str]) -> dict[str, tuple[str | None, bool]]:
+        """room_id -> (room type from its create event, whether it has an m.room.encryption
+        state event), one query per 500 rooms."""
+        found: dict[str, tuple[str | None, bool]] = {}
+        for start in range(0, len(room_ids), 500):
+            chunk = room_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                "SELECT r.room_id, r.room_type, c.event_id FROM rooms r LEFT JOIN current_state c "
+                "ON c.room_id = r.room_id AND c.type = 'm.room.encryption' AND c.state_key = '' "
+                f"WHERE r.room_id IN ({in_clause(len(chunk))})",
+                *chunk,
+            )
+            found.update({room_id: (room_type, event_id is not None) for room_id, room_type, event_id in rows})
+        return found
+
+    async def departures(self, user_id: str) -> dict[str, tuple[int, str, str, bool]]:
+        """room_id -> (stream, event ID, sender, ever joined) of each of the user's leave and
+        ban memberships not forgotten: who made them leave, and whether they had been in the
+        room, in one query."""
+        rows = await self.db.fetchall(
+            "SELECT m.room_id, m.stream_ordering, m.event_id, e.sender, EXISTS (SELECT 1 FROM membership_history h "
+            "WHERE h.room_id = m.room_id AND h.user_id = m.user_id AND h.membership = 'join') "
+            "FROM memberships m JOIN events e ON e.event_id = m.event_id "
+            "WHERE m.user_id = ? AND m.forgotten = 0 AND m.membership IN ('leave', 'ban')",
+            user_id,
+        )
+        return {r[0]: (r[1], r[2], r[3], bool(r[4])) for r in rows}
+
     async def current_memberships(self, user_id: str) -> dict[str, tuple[str, int]]:
         """room_id -> (membership, stream) of the user's latest membership in every room not forgotten."""
         rows = await self.db.fetchall(

@@ -8,8 +8,10 @@ from the same token therefore neither repeats nor skips an event.
 from __future__ import annotations
 
 import re
+from typing import Awaitable, Callable
 
 from ranvier.errors import MatrixError
+from ranvier.notify.tokens import SyncToken, parse_pos
 
 RoomPosition = tuple[int, int]
 
@@ -31,3 +33,24 @@ def parse_room_token(token: str) -> RoomPosition:
 def position_after(position: RoomPosition) -> RoomPosition:
     """The boundary just after the event at `position`."""
     return position[0], position[1] + 1
+
+
+async def room_position(token: str,
+                        last_event_position: Callable[[int], Awaitable[RoomPosition | None]]) -> RoomPosition:
+    """Where a `from`/`to` of /messages or /relations stands in a room's (depth, stream)
+    order: a room token (`t...`) is that position; a stream token (`s...`: /sync,
+    /initialSync, /events) or a sliding sync `pos` stands just after the room's last event
+    at or before its events position (`last_event_position` finds that event), so "before
+    the token" means the same in both orders."""
+    pos = parse_pos(token)
+    if token.startswith("s"):
+        try:
+            stream = SyncToken.parse(token).events
+        except MatrixError:
+            raise MatrixError("M_INVALID_PARAM", "Invalid pagination token") from None
+    elif pos is not None:
+        stream = pos[0]
+    else:
+        return parse_room_token(token)
+    last = await last_event_position(stream)
+    return position_after(last) if last is not None else (0, 0)

@@ -10,6 +10,7 @@ and the old room's power levels are raised so ordinary users can no longer talk 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from typing import Any
 
@@ -19,6 +20,8 @@ from ranvier.events.identifiers import InvalidIdentifier, parse_user_id
 from ranvier.events.model import CREATE, MEMBER, POWER_LEVELS
 from ranvier.events.room_versions import ROOM_VERSIONS, RoomVersion
 from ranvier.rooms.service import BAN, JOIN, RoomHead, RoomServer, default_power_levels
+
+log = logging.getLogger(__name__)
 
 TOMBSTONE = "m.room.tombstone"
 CANONICAL_ALIAS = "m.room.canonical_alias"
@@ -204,8 +207,9 @@ async def _move_aliases(rooms: RoomServer, head: RoomHead, user_id: str, new_roo
     for room_id, content in ((head.room_id, {}), (new_room_id, dict(canonical.content))):
         try:
             await rooms.send_event(user_id, None, room_id, CANONICAL_ALIAS, content, state_key="")
-        except MatrixError:
-            pass  # without the power to, the alias mapping has moved all the same
+        except MatrixError as exc:  # the alias mapping has moved all the same
+            log.warning("upgrade of %s: could not update the canonical alias of %s: %s %s", head.room_id, room_id,
+                        exc.errcode, exc.message)
 
 
 async def _restrict_old_room(rooms: RoomServer, room_id: str, user_id: str) -> None:
@@ -224,5 +228,6 @@ async def _restrict_old_room(rooms: RoomServer, room_id: str, user_id: str) -> N
         return
     try:
         await rooms.send_event(user_id, None, room_id, POWER_LEVELS, changed, state_key="")
-    except MatrixError:
-        pass  # the tombstone is in place; restricting the room is a courtesy the auth rules may refuse
+    except MatrixError as exc:  # the tombstone is in place; restricting the room is a courtesy
+        log.warning("upgrade of %s: could not raise its power levels to restrict it: %s %s", room_id, exc.errcode,
+                    exc.message)

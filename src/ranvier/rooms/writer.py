@@ -132,6 +132,34 @@ class RoomWriter:
             self._remember_head(head)
         return self._heads[room_id]
 
+    async def heads(self, room_ids: list[str]) -> dict[str, RoomHead]:
+        """The heads of many rooms: the cached ones, and the others loaded together (a few
+        queries in all, not several per room: a cold /sync of many rooms). Unknown rooms are
+        left out."""
+        found: dict[str, RoomHead] = {}
+        missing = []
+        for room_id in dict.fromkeys(room_ids):
+            head = self._heads.get(room_id)
+            if head is None:
+                missing.append(room_id)
+            else:
+                self._heads.move_to_end(room_id)
+                found[room_id] = head
+        if not missing:
+            return found
+        rows = await self.store.heads_of_rooms(missing)
+        extremity_rows = await self.store.get_event_rows(
+            event_id for row in rows.values() for event_id in row.extremities)
+        events = await self.store.get_events(event_id for row in rows.values() for event_id in row.state.values())
+        for room_id, row in rows.items():
+            if room_id not in self._heads:  # else written or loaded meanwhile: that one is current
+                self._remember_head(RoomHead(
+                    room_id, ROOM_VERSIONS[row.room_version], {key: events[eid] for key, eid in row.state.items()},
+                    row.state_group, row.chain_length,
+                    {eid: extremity_rows[eid].event.depth for eid in row.extremities if eid in extremity_rows}))
+            found[room_id] = self._heads[room_id]
+        return found
+
     def _remember_head(self, head: RoomHead) -> None:
         self._heads[head.room_id] = head
         self._heads.move_to_end(head.room_id)

@@ -127,7 +127,7 @@ class SqliteDatabase(Database):
     @classmethod
     async def open(cls, path: str, *, readers: int = 4, synchronous: str = "FULL") -> "SqliteDatabase":
         if path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
         db = cls(path, readers, synchronous)
         db._writer_conn = await asyncio.get_running_loop().run_in_executor(
             db._writer_pool, lambda: _connect(path, db._synchronous, readonly=False)

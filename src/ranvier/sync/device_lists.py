@@ -24,7 +24,7 @@ from ranvier.rooms.service import BAN, JOIN, LEAVE, RoomServer
 from ranvier.rooms.store import PersistedEvent
 from ranvier.rooms.sync_queries import SyncQueries
 from ranvier.storage.engine import Transaction
-from ranvier.sync.tokens import SyncToken
+from ranvier.notify.tokens import SyncToken
 
 
 class DeviceLists:

@@ -14,11 +14,26 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from ranvier.errors import MatrixError
+from ranvier.events.canonical_json import contains_nul
 from ranvier.events.identifiers import is_valid_room_id, is_valid_user_id
 from ranvier.events.model import Event
 
 MAX_LIMIT = 1000
+
+
+def filter_json(raw: str) -> Any:
+    """An inline filter given as JSON in a query parameter; M_INVALID_PARAM when it is not
+    JSON or holds a NUL (U+0000, which no filter can match and PostgreSQL cannot hold)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise MatrixError("M_INVALID_PARAM", "filter is not valid JSON") from None
+    if contains_nul(data):
+        raise MatrixError("M_INVALID_PARAM", "filter holds a NUL character (U+0000)")
+    return data
 
 
 _ITEM_CHECKS = {"user IDs": is_valid_user_id, "room IDs": is_valid_room_id}

@@ -21,7 +21,7 @@ from ranvier.sync.filters import EventFilter
 from ranvier.sync.service import MAX_TIMEOUT_MS, SyncService
 from ranvier.sync.timeline import Timeline
 from ranvier.rooms.tokens import position_after, room_token
-from ranvier.sync.tokens import SyncToken
+from ranvier.notify.tokens import SyncToken
 
 #: The most room events one /events response carries.
 STREAM_PAGE = 100

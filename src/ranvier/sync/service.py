@@ -12,21 +12,18 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
-import orjson
-
-from ranvier.errors import MatrixError
 from ranvier.events.model import MEMBER
 from ranvier.requester import Requester
 from ranvier.rooms.service import STRIPPED_STATE_TYPES, RoomHead, RoomServer
 from ranvier.rooms.store import EventRow, StateKey
 from ranvier.rooms.sync_queries import SyncQueries
 from ranvier.rooms.visibility import is_visible
-from ranvier.sync.filters import SyncFilter
+from ranvier.sync.filters import SyncFilter, filter_json
 from ranvier.sync.store import FilterStore
 from ranvier.notify.notifier import Notifier
 from ranvier.sync.timeline import Timeline
 from ranvier.rooms.tokens import position_after, room_token
-from ranvier.sync.tokens import SyncToken
+from ranvier.notify.tokens import SyncToken
 
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMEOUT_MS = 5 * 60 * 1000
@@ -49,6 +46,26 @@ class _Window:
     @property
     def user_id(self) -> str:
         return self.requester.user_id
+
+
+@dataclass
+class _Prefetched:
+    """What the rooms of one sync need, read for all of them at once: the newest events of
+    each room's window (the first batch its timeline looks at) and the user's membership
+    history in each."""
+
+    recent: dict[str, list[EventRow]]
+    histories: dict[str, list[tuple[int, str]]]
+
+
+@dataclass
+class _PendingRoom:
+    """A joined room's section whose events are not serialised yet (every room's are
+    serialised together), with the IDs of its state events, looked up together too."""
+
+    section: dict[str, Any]
+    timeline_rows: list[EventRow]
+    state_ids: dict[StateKey, str]
 
 
 @dataclass
@@ -101,11 +118,7 @@ class SyncService:
         if raw is None:
             return SyncFilter()
         if raw.startswith("{"):
-            try:
-                data = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise MatrixError("M_INVALID_PARAM", "filter is not valid JSON") from None
-            return SyncFilter.parse(data)
+            return SyncFilter.parse(filter_json(raw))
         return SyncFilter.parse(await self.filters.get(user_id, raw))
 
     # -- the long poll -----------------------------------------------------------------------
@@ -164,6 +177,7 @@ class SyncService:
         ephemeral = await self._ephemeral(window, joined)
 
         rooms: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
+        shown_since: dict[str, int | None] = {}  # joined rooms shown, and where each one's window starts
         for room_id, (membership, stream) in memberships_now.items():
             if not sync_filter.room.allows_room(room_id):
                 continue
@@ -171,10 +185,9 @@ class SyncService:
             if membership == "join":
                 has_events = since is None or self.rooms.room_streams.get(room_id, 0) > since.events
                 if newly or has_events or full_state or room_id in ephemeral or room_id in room_data:
-                    joined_since = None if since is None or (newly and changed_membership.get(room_id) == "join"
-                                                             and not await self._was_joined(window, room_id)) else since.events
-                    rooms["join"][room_id] = await self._joined_room(window, room_id, joined_since,
-                                                                     ephemeral.get(room_id, []), room_data.get(room_id, []))
+                    shown_since[room_id] = None if since is None or (
+                        newly and changed_membership.get(room_id) == "join"
+                        and not await self._was_joined(window, room_id)) else since.events
             elif membership == "invite" and newly:
                 if await self._inviter(room_id, requester.user_id) not in ignored:  # the spec: never show those
                     rooms["invite"][room_id] = {"invite_state": {"events": await self._stripped_state(room_id, requester.user_id)}}
@@ -184,6 +197,11 @@ class SyncService:
                     (since is not None and room_id in changed_membership) or (since is None and sync_filter.room.include_leave)
                     or (full_state and sync_filter.room.include_leave)):
                 rooms["leave"][room_id] = await self._left_room(window, room_id, stream)
+        prefetched = await self._prefetch(window, shown_since)
+        pending = {room_id: await self._joined_room(window, room_id, joined_since, ephemeral.get(room_id, []),
+                                                    room_data.get(room_id, []), prefetched)
+                   for room_id, joined_since in shown_since.items()}
+        rooms["join"] = await self._finish_joined_rooms(window, pending)
         await self._add_counts(window, rooms["join"])
         all_joined = [room for room, (m, _) in memberships_now.items() if m == "join"]
         encryption, next_token = await self._encryption(window, all_joined, changed_membership)
@@ -293,13 +311,13 @@ class SyncService:
     # -- one room ----------------------------------------------------------------------------
 
     async def _timeline_rows(self, window: _Window, room_id: str, since_events: int | None, upto: int,
-                             limit: int) -> _Slice:
+                             limit: int, prefetched: _Prefetched | None = None) -> _Slice:
         """The newest `limit` events of (since, upto] that the timeline filter lets through
         and the user may see. When some are left out it scans further back, up to
-        `_SCAN_FACTOR` times the limit, so the limit counts the events returned."""
+        `_SCAN_FACTOR` times the limit, so the limit counts the events returned. The first
+        batch, and the user's membership history, may come `prefetched`."""
         timeline_filter = window.sync_filter.room.timeline
-        membership = (await self.rooms.user_memberships(window.user_id)).get(room_id)
-        joined_since = membership[1] if membership is not None and membership[0] == "join" else None
+        memberships = await self.rooms.user_memberships(window.user_id)
         history = None
         found: list[EventRow] = []
         hidden_state: list[EventRow] = []
@@ -307,9 +325,14 @@ class SyncService:
         batch = limit + 1
         cursor = upto
         while True:
-            rows = await self.queries.recent_events(room_id, since=since_events or 0, upto=cursor, limit=batch)
-            if rows and history is None and (joined_since is None or rows[0].stream_ordering < joined_since):
-                history = (await self.queries.membership_histories(window.user_id, [room_id]))[room_id]
+            if prefetched is not None and cursor == upto and room_id in prefetched.recent:
+                rows = prefetched.recent[room_id]
+            else:
+                rows = await self.queries.recent_events(room_id, since=since_events or 0, upto=cursor, limit=batch)
+            if rows and history is None and _joined_after(memberships, room_id, rows[0]):
+                history = prefetched.histories.get(room_id) if prefetched is not None else None
+                if history is None:
+                    history = (await self.queries.membership_histories(window.user_id, [room_id]))[room_id]
             for row in reversed(rows):
                 if history is not None and not is_visible(row, window.user_id, history):
                     continue
@@ -333,12 +356,17 @@ class SyncService:
             batch = min(max(limit + 1 - len(found), 20), budget)
 
     async def _state_for(self, room_id: str, since_events: int | None, upto: int, timeline: _Slice,
-                         full: bool) -> dict[StateKey, str]:
+                         full: bool, head: RoomHead | None = None) -> dict[StateKey, str]:
         """The state section: the whole state at the start of the timeline when `full`,
         else what changed in the gap before it; with, either way, the state events the
-        timeline filter left out of the timeline."""
+        timeline filter left out of the timeline. With the room's `head`, a timeline
+        that starts after the last state change takes the state from it, not from its
+        state group."""
         rows = timeline.rows
-        if full:
+        if full and head is not None and rows and rows[0].state_group_before == head.state_group:
+            state_ids = {key: event.event_id for key, event in head.state.items()}
+            later = rows[0].stream_ordering
+        elif full:
             state_ids = await self._state_before(room_id, rows, upto)
             later = rows[0].stream_ordering if rows else upto
         else:
@@ -352,11 +380,27 @@ class SyncService:
                 state_ids[(row.event.type, row.event.state_key)] = row.event.event_id
         return state_ids
 
+    async def _prefetch(self, window: _Window, shown_since: dict[str, int | None]) -> _Prefetched | None:
+        """For a sync that shows several rooms (an initial sync above all, just after a
+        restart): their heads, the first batch of each timeline and the user's membership
+        histories, in a few queries for all of them instead of several per room."""
+        if len(shown_since) < 2:
+            return None
+        room_ids = list(shown_since)
+        await self.rooms.heads(room_ids)
+        batch = _timeline_limit(window) + 1
+        recent = await self.queries.recent_events_of_rooms(
+            [(room_id, since or 0, window.now.events, batch) for room_id, since in shown_since.items()])
+        memberships = await self.rooms.user_memberships(window.user_id)
+        before_join = [room_id for room_id, rows in recent.items() if rows and _joined_after(memberships, room_id, rows[0])]
+        histories = await self.queries.membership_histories(window.user_id, before_join) if before_join else {}
+        return _Prefetched(recent, histories)
+
     async def _joined_room(self, window: _Window, room_id: str, since_events: int | None,
-                           ephemeral: list[dict[str, Any]], account_data: list[dict[str, Any]]) -> dict[str, Any]:
-        limit = window.sync_filter.room.timeline.limit
-        limit = DEFAULT_TIMELINE_LIMIT if limit is None else limit
-        timeline = await self._timeline_rows(window, room_id, since_events, window.now.events, limit)
+                           ephemeral: list[dict[str, Any]], account_data: list[dict[str, Any]],
+                           prefetched: _Prefetched | None) -> _PendingRoom:
+        timeline = await self._timeline_rows(window, room_id, since_events, window.now.events, _timeline_limit(window),
+                                             prefetched)
         rows = timeline.rows
         head = await self.rooms.head(room_id)
         if rows:
@@ -365,32 +409,46 @@ class SyncService:
             prev_batch = room_token(position_after((head.depth, window.now.events)))
 
         full = since_events is None or window.full_state
-        state_ids = await self._state_for(room_id, since_events, window.now.events, timeline, full)
+        state_ids = await self._state_for(room_id, since_events, window.now.events, timeline, full, head)
         members_changed = any(row.event.type == MEMBER for row in rows) or any(key[0] == MEMBER for key in state_ids)
         state_ids = await self._lazy_members(window, head, state_ids, rows, full)
-        state_rows = await self.rooms.store.get_event_rows(state_ids.values())
-        state_filter = window.sync_filter.room.state
-        state_rows_list = [row for row in state_rows.values() if state_filter.allows(row.event)]
-
         section: dict[str, Any] = {
-            "timeline": {"events": await self._serialize(window, rows), "limited": timeline.limited,
-                         "prev_batch": prev_batch},
-            "state": {"events": await self._serialize(window, state_rows_list)},
+            "timeline": {"limited": timeline.limited, "prev_batch": prev_batch},
+            "state": {},
             "ephemeral": {"events": ephemeral},
             "account_data": {"events": [e for e in account_data
                                         if window.sync_filter.room.account_data.allows_type(e["type"])]},
         }
         if full or members_changed:
             section["summary"] = self._summary(head, window.user_id)
-        return section
+        return _PendingRoom(section, rows, state_ids)
+
+    async def _finish_joined_rooms(self, window: _Window, pending: dict[str, _PendingRoom]) -> dict[str, dict[str, Any]]:
+        """Fill in the events of every joined room's section: the state events of all rooms
+        looked up together, and all timelines, then all states, serialised in one call
+        each (a call reads what it bundles, such as relations, with one query)."""
+        state_rows = await self.rooms.store.get_event_rows(
+            event_id for room in pending.values() for event_id in room.state_ids.values())
+        state_filter = window.sync_filter.room.state
+        states = {room_id: [state_rows[event_id] for event_id in room.state_ids.values()
+                            if event_id in state_rows and state_filter.allows(state_rows[event_id].event)]
+                  for room_id, room in pending.items()}
+        timelines = _split(await self._serialize(window, [row for room in pending.values() for row in room.timeline_rows]),
+                           [len(room.timeline_rows) for room in pending.values()])
+        state_events = _split(await self._serialize(window, [row for rows in states.values() for row in rows]),
+                              [len(rows) for rows in states.values()])
+        sections = {}
+        for (room_id, room), timeline, state in zip(pending.items(), timelines, state_events):
+            room.section["timeline"]["events"] = timeline
+            room.section["state"]["events"] = state
+            sections[room_id] = room.section
+        return sections
 
     async def _left_room(self, window: _Window, room_id: str, leave_stream: int) -> dict[str, Any]:
         """A room the user left (or was kicked or banned from): its events up to and with
         the leave, and its state then (all of it in a full sync)."""
-        limit = window.sync_filter.room.timeline.limit
-        limit = DEFAULT_TIMELINE_LIMIT if limit is None else limit
         since_events = window.since.events if window.since else None
-        timeline = await self._timeline_rows(window, room_id, since_events, leave_stream, limit)
+        timeline = await self._timeline_rows(window, room_id, since_events, leave_stream, _timeline_limit(window))
         rows = timeline.rows
         full = since_events is None or window.full_state
         state_ids = await self._state_for(room_id, since_events, leave_stream, timeline, full)
@@ -517,6 +575,26 @@ class SyncService:
         fields = list(window.sync_filter.event_fields) if window.sync_filter.event_fields is not None else None
         return await self.timeline.serialize(rows, window.requester, event_filter_fields=fields,
                                              as_client=window.sync_filter.event_format == "client")
+
+
+def _joined_after(memberships: dict[str, tuple[str, int]], room_id: str, row: EventRow) -> bool:
+    """Whether `row` may predate the user's current join (so history visibility decides)."""
+    membership = memberships.get(room_id)
+    return membership is None or membership[0] != "join" or row.stream_ordering < membership[1]
+
+
+def _timeline_limit(window: _Window) -> int:
+    limit = window.sync_filter.room.timeline.limit
+    return DEFAULT_TIMELINE_LIMIT if limit is None else limit
+
+
+def _split(items: list[Any], lengths: list[int]) -> list[list[Any]]:
+    """`items` cut into consecutive parts of these lengths."""
+    parts, start = [], 0
+    for length in lengths:
+        parts.append(items[start:start + length])
+        start += length
+    return parts
 
 
 def _has_news(response: dict[str, Any]) -> bool:

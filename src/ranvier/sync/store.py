@@ -27,11 +27,14 @@ class FilterStore:
             if existing is not None:
                 return existing
             count = await txn.fetchval("SELECT COUNT(*) FROM filters WHERE user_id = ?", user_id)
-            filter_id = str(count)
-            await txn.execute(
-                "INSERT INTO filters (user_id, filter_id, definition) VALUES (?, ?, ?)", user_id, filter_id, text
-            )
-        return filter_id
+            # A concurrent request of the same user may take the next number first (on
+            # PostgreSQL, whose transactions run side by side): then try the one after.
+            while not await txn.execute(
+                "INSERT INTO filters (user_id, filter_id, definition) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id, filter_id) DO NOTHING", user_id, str(count), text
+            ):
+                count += 1
+        return str(count)
 
     async def get(self, user_id: str, filter_id: str) -> dict[str, Any]:
         text = await self.db.fetchval(

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any, Awaitable, Callable
 
 from ranvier.errors import MatrixError
@@ -16,8 +17,7 @@ from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import EventRow, RoomStore, StateKey
 from ranvier.rooms.visibility import MembershipHistory, is_visible, joined_at
 from ranvier.sync.filters import EventFilter
-from ranvier.rooms.tokens import RoomPosition, parse_room_token, position_after, room_token
-from ranvier.sync.tokens import SyncToken
+from ranvier.rooms.tokens import RoomPosition, position_after, room_position, room_token
 
 #: How many extra rows a filtered page may scan before returning what it found.
 _SCAN_FACTOR = 10
@@ -108,21 +108,8 @@ class Timeline:
     # -- pages ---------------------------------------------------------------------------
 
     async def position_of(self, room_id: str, token: str) -> RoomPosition:
-        """Where a pagination token stands in the room's (depth, stream) order.
-
-        A room token (`t...`: /messages, prev_batch, /context) is that position; a stream
-        token (`s...`: /sync, /initialSync, /events) stands just after the room's last
-        event at or before its events position, so "before the token" means the same in
-        both orders.
-        """
-        if not token.startswith("s"):
-            return parse_room_token(token)
-        try:
-            stream = SyncToken.parse(token).events
-        except MatrixError:
-            raise MatrixError("M_INVALID_PARAM", "Invalid pagination token") from None
-        last = await self.store.last_event_position(room_id, stream)
-        return position_after(last) if last is not None else (0, 0)
+        """Where a pagination token stands in the room's (depth, stream) order (`room_position`)."""
+        return await room_position(token, partial(self.store.last_event_position, room_id))
 
     async def _ignored(self, user_id: str) -> set[str]:
         return await self.ignored_users(user_id) if self.ignored_users is not None else set()
@@ -289,6 +276,8 @@ class Timeline:
         joined = {}
         for (event_type, state_key), event in head.state.items():
             if event_type == MEMBER and event.membership == "join":
-                joined[state_key] = {"display_name": event.content.get("displayname"),
-                                     "avatar_url": event.content.get("avatar_url")}
+                profile = {"display_name": event.content.get("displayname"), "avatar_url": event.content.get("avatar_url")}
+                # The spec's RoomMember has string fields: one the member event lacks (or
+                # holds as something else) is left out, not null.
+                joined[state_key] = {key: value for key, value in profile.items() if isinstance(value, str)}
         return {"joined": joined}

@@ -204,16 +204,22 @@ class UserService:
     # -- login ---------------------------------------------------------------------------
 
     async def check_password_login(self, user: str, password: str, ip: str | None) -> str:
-        """Verify a password login, counting failures per account and per address."""
+        """Verify a password login, counting failures per (account, address) and per address.
+
+        Failures are never counted per account alone: a stranger guessing from one address
+        would lock the owner out everywhere. `ip` is None for the re-authentication of a
+        logged-in user (UIA), whose failures count for their account only.
+        """
         user_id = self.user_id_from_login(user)
-        for key in (f"user:{user_id}", f"ip:{ip}"):
+        keys = [f"user:{user_id} ip:{ip}"] + ([f"ip:{ip}"] if ip is not None else [])
+        for key in keys:
             if not self.failed_logins.would_allow(key):
                 self.failed_logins.check(key)
         account = await self.store.get_account(user_id)
         if account is not None and not account.deactivated and await self.passwords.verify(account.password_hash, password):
             return user_id
-        self.failed_logins.record(f"user:{user_id}")
-        self.failed_logins.record(f"ip:{ip}")
+        for key in keys:
+            self.failed_logins.record(key)
         if account is not None and account.deactivated:
             raise MatrixError("M_USER_DEACTIVATED", "This account has been deactivated")
         raise MatrixError("M_FORBIDDEN", "Invalid username or password")

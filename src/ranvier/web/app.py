@@ -14,12 +14,10 @@ from aiohttp.abc import AbstractAccessLogger
 from ranvier.errors import InteractiveAuthRequired, MatrixError
 from ranvier.metrics import count_request
 from ranvier.web.http import json_response
+from ranvier.web.keys import HOMESERVER, MAX_BODY
 
 log = logging.getLogger("ranvier.web")
 
-#: Handlers reach the services through `request.app[HOMESERVER]`.
-HOMESERVER: web.AppKey[Any] = web.AppKey("homeserver", object)
-MAX_BODY: web.AppKey[int] = web.AppKey("max_body", int)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -63,8 +61,11 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
     try:
         if (request.content_length or 0) > limit and not getattr(route_handler, "large_body", False):
             return _error(413, "M_TOO_LARGE", f"Request body is larger than {limit} bytes")
+        refuse_nul_in_url(request)
         return await handler(request)
     except MatrixError as exc:
+        # A route table answering in other terms (the 2014 draft's codes) says how.
+        exc = getattr(route_handler, "translate_error", lambda error: error)(exc)
         return json_response(exc.to_json(), exc.status)
     except InteractiveAuthRequired as exc:
         return json_response(exc.body, exc.status)
@@ -78,11 +79,29 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return _error(exc.status, "M_UNKNOWN", exc.reason)
-    except (asyncio.CancelledError, ConnectionResetError):
+    except ConnectionResetError:
+        return client_went_away(request)
+    except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("request %s %s failed", request.method, _redact(request.path_qs))
         return _error(500, "M_UNKNOWN", "Internal server error")
+
+
+def client_went_away(request: web.Request) -> web.Response:
+    """The client closed the connection before its request was answered (while it was
+    being read, or written): not the server's error, so no traceback and no 500. The
+    access log shows 499, the status other servers use for it; nothing reaches the client."""
+    log.info("client %s went away during %s %s", request.remote, request.method, _redact(request.path))
+    return web.Response(status=499, reason="Client Closed Request")
+
+
+def refuse_nul_in_url(request: web.Request) -> None:
+    """A NUL (U+0000, `%00`) in a path parameter or query value is 400 M_INVALID_PARAM:
+    no Matrix identifier holds one, PostgreSQL text cannot store one, and refusing it
+    here keeps both engines alike (JSON bodies: `read_json`)."""
+    if "%00" in request.raw_path:
+        raise MatrixError("M_INVALID_PARAM", "The request's path or query holds a NUL character (U+0000)")
 
 
 def _redact(text: str) -> str:

@@ -30,15 +30,6 @@ def field(body: dict[str, Any], name: str, kind: type[T], *, required: bool = Fa
     return value
 
 
-def text_field(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
-    """A string field that will be stored in a text column: NUL characters are refused with
-    M_BAD_JSON (PostgreSQL cannot store them, SQLite would)."""
-    value = field(body, name, str, required=required)
-    if value is not None and "\x00" in value:
-        raise MatrixError("M_BAD_JSON", f"Field {name} must not contain NUL characters")
-    return value
-
-
 def query_str(request: web.Request, name: str, *, required: bool = False, default: str | None = None) -> str | None:
     value = request.query.get(name)
     if value is None:

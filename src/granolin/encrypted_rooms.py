@@ -1,0 +1,124 @@
+"""The client's side of encrypted rooms: when to encrypt a send, when to publish keys, what to report.
+
+The cryptography itself is in :mod:`granolin.e2ee` (the ``e2e`` extra). This
+mixin of :class:`granolin.Client` decides: it encrypts a send when the room is
+encrypted (asking the server when the room was not synced yet, never sending
+in the clear into an encrypted room), decrypts the pending handlers' events
+saved encrypted in the hardcopy, and calls :meth:`on_undecryptable` for events
+that never decrypt. Without the extra (or with ``encryption=False``) it warns
+once per encrypted room instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .dispatch import WorkQueue
+from .e2ee import encryption_class, store_path_for
+from .errors import GranolinError, MatrixError
+from .events import TimelineEvent
+from .history import History
+from .rooms import Room
+from .transport import log
+
+if TYPE_CHECKING:
+    from .e2ee.machine import Encryption
+
+
+class EncryptedRooms(History):
+    """End-to-end encryption as the client uses it (see the module docstring)."""
+
+    undecryptable_timeout = 600.0
+    """Seconds an encrypted event waits for its room key before :meth:`on_undecryptable` is called."""
+
+    rooms: dict[str, Room]
+    hardcopy: Path | None
+    _work: WorkQueue
+
+    def setup_encryption(self, enabled: bool, crypto_store: str | os.PathLike[str] | None, crypto_key: bytes | str | None) -> None:
+        """Turn encryption on when the extra is installed: the crypto store beside the hardcopy, or
+        ``crypto_store``, or in memory for a client without a hardcopy."""
+        self._warned_encrypted: set[str] = set()
+        self.encryption: Encryption | None = None
+        """End-to-end encryption (see :mod:`granolin.e2ee`): None without the ``e2e`` extra or with ``encryption=False``."""
+        support = encryption_class() if enabled else None
+        if support is not None:
+            store = crypto_store if crypto_store is not None else store_path_for(self.hardcopy) if self.hardcopy is not None else None
+            self.encryption = support(self, Path(store) if store is not None else None, crypto_key)  # type: ignore[arg-type]
+
+    def warn_encrypted(self, room_id: str) -> None:
+        """Say once per room that its encrypted messages cannot be read by this bot (encryption is off)."""
+        if room_id not in self._warned_encrypted:
+            self._warned_encrypted.add(room_id)
+            log.warning(
+                "room %s is end-to-end encrypted and granolin cannot decrypt (no encryption support is installed: "
+                "install granolin[e2e], which brings vodozemac): the bot does not see the messages sent there",
+                room_id,
+            )
+
+    # --- encrypted rooms --------------------------------------------------------
+
+    async def prepare_encryption(self) -> None:
+        """Publish the device's keys (once) and cross-sign it; called before each sync.
+
+        A server without the encryption endpoints (404) or that refuses the
+        keys (another 4xx) turns encryption off, with a warning.
+        """
+        if self.encryption is None:
+            return
+        if self.user_id is None or self.device_id is None:
+            log.warning("end-to-end encryption is off: the session has no device ID")
+            self.encryption = None
+            return
+        try:
+            await self.encryption.prepare()
+        except MatrixError as exc:
+            if exc.status >= 500 or exc.status == 429:
+                raise
+            log.warning("end-to-end encryption is off for %s: %s", self.device_id, exc)
+            self.encryption = None
+
+    async def outgoing(self, room_id: str, event_type: str, content: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+        """Encrypt the event when the room is encrypted (and encryption is on)."""
+        if self.encryption is None or event_type == "m.room.encrypted":
+            return event_type, content
+        room = self.rooms.get(room_id)
+        if room is None or "m.room.create" not in room.state:  # not synced yet: ask the server whether it is encrypted
+            try:
+                settings = await self.get_state(room_id, "m.room.encryption")
+            except MatrixError as exc:
+                if exc.status != 404:
+                    raise
+            else:
+                room = self.rooms.setdefault(room_id, Room(room_id))
+                room.apply("m.room.encryption", "", settings)
+        if room is None or not room.encrypted:
+            return event_type, content
+        await self.prepare_encryption()
+        if self.encryption is None:
+            raise GranolinError(f"room {room_id} is encrypted and encryption is off: the event is not sent in the clear")
+        return "m.room.encrypted", await self.encryption.encrypt(room, event_type, content)
+
+    async def on_undecryptable(self, event: TimelineEvent, reason: str) -> None:
+        """Called for an encrypted event that cannot be decrypted: its room key did not arrive within
+        ``undecryptable_timeout`` seconds, or it is not a Megolm event granolin can read. The default logs a warning."""
+        log.warning("event %s of %s in %s cannot be decrypted: %s", event.event_id, event.sender, event.room_id, reason)
+
+    def _decrypt_pending(self) -> None:
+        """Decrypt the events of the pending jobs of the hardcopy (saved as they arrived, encrypted)."""
+        encrypted = [job for job in self._work.waiting_jobs() if job.event.type == "m.room.encrypted" and job.event.room_id]
+        if self.encryption is None or not encrypted or self.user_id is None or self.device_id is None:
+            return
+        self.encryption.open()
+        for job in encrypted:
+            outcome = self.encryption.decrypt(job.event.raw, str(job.event.room_id))
+            if isinstance(outcome, TimelineEvent):
+                job.event = outcome
+            else:
+                log.warning("pending event %s can no longer be decrypted (%s): its handlers do not run again",
+                            job.event.raw.get("event_id"), outcome or "no room key")
+                self._work.discard(job)
+
