@@ -251,6 +251,36 @@ class RoomServer(RoomWriter):
         keys = [(event_type, "") for event_type in STRIPPED_STATE_TYPES] + [(MEMBER, user_id)]
         return [head.state[key].pdu for key in keys if key in head.state]
 
+    async def membership_event(self, room_id: str, user_id: str) -> Event | None:
+        """The user's membership event: from the room's state, or, for a room this server
+        does not hold (an invite or knock through another server), as stored on its own."""
+        head = await self.head(room_id)
+        event = head.state.get((MEMBER, user_id))
+        if event is None and not head.resident:
+            event_id = await self.store.membership_event_id(room_id, user_id)
+            row = (await self.store.get_event_rows([event_id])).get(event_id) if event_id else None
+            event = row.event if row is not None else None
+        return event
+
+    async def stripped_state_of_membership(self, room_id: str, user_id: str) -> list[dict[str, Any]]:
+        """What an invitee or knocker sees of a room in /sync (type, state_key, content,
+        sender): `stripped_state`, or, for a room of another server, what that server sent
+        with the invite or knock; their own membership event last."""
+        head = await self.head(room_id)
+        own = await self.membership_event(room_id, user_id)
+        if head.resident:
+            events = [head.state[(t, "")].pdu for t in STRIPPED_STATE_TYPES if (t, "") in head.state]
+        else:
+            sent = (own.unsigned.get("invite_room_state") or own.unsigned.get("knock_room_state")) if own else None
+            events = [e for e in sent if isinstance(e, dict)
+                      and not (e.get("type") == MEMBER and e.get("state_key") == user_id)] if isinstance(sent, list) else []
+        if own is not None:
+            events.append(own.pdu)
+        return [{"type": e.get("type"), "state_key": e.get("state_key"), "content": e.get("content"),
+                 "sender": e.get("sender")} for e in events
+                if isinstance(e.get("type"), str) and isinstance(e.get("state_key"), str)
+                and isinstance(e.get("content"), dict)]
+
     async def event_template(self, room_id: str, sender: str, membership: str) -> tuple[dict[str, Any], RoomVersion]:
         """The membership event of another server's user as this server would build it now
         (make_join, make_leave, make_knock): prev and auth events, depth, without hashes or

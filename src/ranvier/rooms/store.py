@@ -21,6 +21,7 @@ from ranvier.events.model import Event
 from ranvier.events.room_versions import ROOM_VERSIONS
 from ranvier.metrics import EVENT_CACHE_HITS, EVENT_CACHE_MISSES
 from ranvier.rooms import statements
+from ranvier.rooms.alias_store import AliasQueries
 from ranvier.rooms.statements import in_clause
 from ranvier.storage.engine import Database, Statement, Transaction
 
@@ -179,7 +180,7 @@ EVENT_COLUMNS = (
 IN_TIMELINE = "e.outlier = 0 AND e.soft_failed = 0 AND e.rejected_reason IS NULL"
 
 
-class RoomStore:
+class RoomStore(AliasQueries):
     def __init__(self, db: Database) -> None:
         self.db = db
         self._events: OrderedDict[str, EventRow] = OrderedDict()
@@ -563,50 +564,6 @@ class RoomStore:
         async with self.db.transaction(wait_durable=False) as txn:
             await txn.execute_batch(writes)
         return txn.durable
-
-    # -- aliases -------------------------------------------------------------------------
-
-    async def room_of_alias(self, alias: str) -> str | None:
-        return await self.db.fetchval("SELECT room_id FROM room_aliases WHERE alias = ?", alias)
-
-    # -- directory (aliases, publication) --------------------------------------------------
-    # Used by rooms/directory.py and rooms/upgrade.py.
-
-    async def create_alias(self, alias: str, room_id: str, creator: str) -> bool:
-        """Map a local alias to a room; False if the alias is already taken."""
-        return bool(await self.db.execute(
-            "INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?) ON CONFLICT (alias) DO NOTHING",
-            alias, room_id, creator,
-        ))
-
-    async def alias_entry(self, alias: str) -> tuple[str, str] | None:
-        """(room_id, creator) of a local alias, or None."""
-        row = await self.db.fetchone("SELECT room_id, creator FROM room_aliases WHERE alias = ?", alias)
-        return (row[0], row[1]) if row else None
-
-    async def delete_alias(self, alias: str) -> bool:
-        return bool(await self.db.execute("DELETE FROM room_aliases WHERE alias = ?", alias))
-
-    async def aliases_of_room(self, room_id: str) -> list[str]:
-        rows = await self.db.fetchall("SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias", room_id)
-        return [row[0] for row in rows]
-
-    async def move_aliases(self, old_room_id: str, new_room_id: str) -> list[str]:
-        """Point every local alias of one room at another (room upgrades); returns them."""
-        async with self.db.transaction() as txn:
-            rows = await txn.fetchall("SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias", old_room_id)
-            await txn.execute("UPDATE room_aliases SET room_id = ? WHERE room_id = ?", new_room_id, old_room_id)
-        return [row[0] for row in rows]
-
-    async def public_rooms(self) -> list[tuple[str, str | None, int]]:
-        """(room_id, room_type, joined member count) of every room published in the
-        directory, oldest first (the order the draft API's public room list pages by)."""
-        rows = await self.db.fetchall(
-            "SELECT r.room_id, r.room_type, COUNT(m.user_id) FROM rooms r "
-            "LEFT JOIN memberships m ON m.room_id = r.room_id AND m.membership = 'join' "
-            "WHERE r.is_public = 1 GROUP BY r.room_id, r.room_type, r.created_ts ORDER BY r.created_ts, r.room_id"
-        )
-        return [(row[0], row[1], int(row[2])) for row in rows]
 
 
 def position_bounds(lower: tuple[int, int] | None, upper: tuple[int, int] | None) -> tuple[list[str], list[Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ranvier.events.model import MEMBER
 from ranvier.requester import Requester
-from ranvier.rooms.service import STRIPPED_STATE_TYPES, RoomHead, RoomServer
+from ranvier.rooms.service import RoomHead, RoomServer
 from ranvier.rooms.store import EventRow, StateKey
 from ranvier.rooms.sync_queries import SyncQueries
 from ranvier.rooms.visibility import is_visible
@@ -190,9 +190,9 @@ class SyncService:
                         and not await self._was_joined(window, room_id)) else since.events
             elif membership == "invite" and newly:
                 if await self._inviter(room_id, requester.user_id) not in ignored:  # the spec: never show those
-                    rooms["invite"][room_id] = {"invite_state": {"events": await self._stripped_state(room_id, requester.user_id)}}
+                    rooms["invite"][room_id] = {"invite_state": {"events": await self.rooms.stripped_state_of_membership(room_id, requester.user_id)}}
             elif membership == "knock" and newly:
-                rooms["knock"][room_id] = {"knock_state": {"events": await self._stripped_state(room_id, requester.user_id)}}
+                rooms["knock"][room_id] = {"knock_state": {"events": await self.rooms.stripped_state_of_membership(room_id, requester.user_id)}}
             elif membership in ("leave", "ban") and (
                     (since is not None and room_id in changed_membership) or (since is None and sync_filter.room.include_leave)
                     or (full_state and sync_filter.room.include_leave)):
@@ -539,37 +539,9 @@ class SyncService:
         return {"m.heroes": [hero for _, hero in heroes], "m.joined_member_count": joined,
                 "m.invited_member_count": invited}
 
-    async def _membership_event(self, room_id: str, user_id: str):
-        """The user's membership event, from the room's state, or for a room this server
-        does not hold (an invite from another server), as stored on its own."""
-        head = await self.rooms.head(room_id)
-        event = head.state.get((MEMBER, user_id))
-        if event is None and not head.resident:
-            event_id = await self.rooms.store.membership_event_id(room_id, user_id)
-            row = (await self.rooms.store.get_event_rows([event_id])).get(event_id) if event_id else None
-            event = row.event if row is not None else None
-        return head, event
-
     async def _inviter(self, room_id: str, user_id: str) -> str | None:
-        _, invite = await self._membership_event(room_id, user_id)
+        invite = await self.rooms.membership_event(room_id, user_id)
         return invite.sender if invite is not None else None
-
-    async def _stripped_state(self, room_id: str, user_id: str) -> list[dict[str, Any]]:
-        """What an invitee or knocker may see of a room: a few state events, content only;
-        for a room of another server, what that server sent with the invite or knock."""
-        head, own = await self._membership_event(room_id, user_id)
-        if head.resident:
-            events = [head.state[(t, "")].pdu for t in STRIPPED_STATE_TYPES if (t, "") in head.state]
-        else:
-            sent = (own.unsigned.get("invite_room_state") or own.unsigned.get("knock_room_state")) if own else None
-            events = [e for e in sent if isinstance(e, dict)
-                      and not (e.get("type") == MEMBER and e.get("state_key") == user_id)] if isinstance(sent, list) else []
-        if own is not None:
-            events.append(own.pdu)
-        return [{"type": e.get("type"), "state_key": e.get("state_key"), "content": e.get("content"),
-                 "sender": e.get("sender")} for e in events
-                if isinstance(e.get("type"), str) and isinstance(e.get("state_key"), str)
-                and isinstance(e.get("content"), dict)]
 
     async def _serialize(self, window: _Window, rows: list[EventRow]) -> list[dict[str, Any]]:
         fields = list(window.sync_filter.event_fields) if window.sync_filter.event_fields is not None else None

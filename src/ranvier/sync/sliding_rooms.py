@@ -135,7 +135,7 @@ class RoomResults:
     async def _stripped(self, request: RoomRequest, user_id: str) -> tuple[dict, RoomSent]:
         """An invite, a knock or a declined invite: the stripped state, the membership."""
         entry = request.entry
-        stripped_state = await self.sync._stripped_state(entry.room_id, user_id)
+        stripped_state = await self.rooms.stripped_state_of_membership(entry.room_id, user_id)
         # `invite_state` is the name deployed clients read (the proposal renamed it).
         result = {"initial": True, "membership": entry.membership, "bump_stamp": entry.membership_stream,
                   "stripped_state": stripped_state, "invite_state": stripped_state}
