@@ -162,6 +162,24 @@ def generate_config(output: str, server_name: str) -> None:
     click.echo(f"wrote {output}; start with: ranvier serve --config {output}")
 
 
+@main.command("generate-tls-cert")
+@click.option("--name", "names", multiple=True, required=True,
+              help="Host name or IP address the certificate is for (repeat for several)")
+@click.option("--cert", "cert_path", type=click.Path(dir_okay=False), default="tls.crt", show_default=True)
+@click.option("--key", "key_path", type=click.Path(dir_okay=False), default="tls.key", show_default=True)
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
+def generate_tls_cert(names, cert_path: str, key_path: str, days: int) -> None:
+    """Write a self-signed TLS certificate and key for a tls: true listener. Other servers
+    accept it only with certificate checks off: for tests and trials, not production."""
+    from ranvier.federation.certificates import write_self_signed_pair
+
+    for path in (cert_path, key_path):
+        if os.path.exists(path):
+            raise click.ClickException(f"{path} exists already; remove it or choose another path")
+    write_self_signed_pair(cert_path, key_path, list(names), days)
+    click.echo(f"wrote {cert_path} and {key_path}; set tls.certificate_path and tls.private_key_path to them")
+
+
 @main.group()
 def user() -> None:
     """Manage accounts."""

@@ -26,6 +26,32 @@ class ConfigError(ValueError):
 class Listener:
     bind: str = "127.0.0.1"
     port: int = 8008
+    #: Serve HTTPS with the certificate of the `tls` section (other servers only speak HTTPS).
+    tls: bool = False
+
+
+@dataclass
+class TlsConfig:
+    """The certificate of listeners with `tls: true` (PEM files; `ranvier generate-tls-cert`
+    makes a self-signed pair for tests)."""
+
+    certificate_path: str = ""
+    private_key_path: str = ""
+
+
+@dataclass
+class FederationConfig:
+    """Talking to other Matrix servers (the server-server API)."""
+
+    #: Off: this server neither answers nor calls other servers; only local users take part.
+    enabled: bool = False
+    #: `host[:port]` served as `m.server` at /.well-known/matrix/server, where other servers
+    #: should connect for this server name; empty: that document is not served (404).
+    well_known_server: str = ""
+    #: Check the TLS certificates of other servers; turn off only to test on loopback.
+    verify_certificates: bool = True
+    #: Notary servers asked for another server's keys when that server cannot be reached.
+    trusted_key_servers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -144,7 +170,7 @@ class MediaConfig:
 
 @dataclass
 class OutboundConfig:
-    """Requests this server makes to other servers (push gateways)."""
+    """Requests this server makes to other servers (push gateways, other Matrix servers)."""
 
     #: CIDR ranges that may be reached although they are not public (loopback, private, ...).
     allowed_networks: list[str] = field(default_factory=list)
@@ -209,6 +235,8 @@ class Config:
     push: PushConfig = field(default_factory=PushConfig)
     support: SupportConfig = field(default_factory=SupportConfig)
     turn: TurnConfig = field(default_factory=TurnConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    federation: FederationConfig = field(default_factory=FederationConfig)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "Config":
@@ -246,6 +274,18 @@ class Config:
         self._validate_media()
         self._validate_outbound()
         self._validate_support_and_turn()
+        self._validate_federation()
+
+    def _validate_federation(self) -> None:
+        if any(listener.tls for listener in self.listeners) and not (
+                self.tls.certificate_path and self.tls.private_key_path):
+            raise ConfigError("tls: a listener with tls: true needs tls.certificate_path and tls.private_key_path")
+        well_known = self.federation.well_known_server
+        if well_known and not is_valid_server_name(well_known):
+            raise ConfigError(f"federation.well_known_server: {well_known!r} is not host[:port]")
+        for index, notary in enumerate(self.federation.trusted_key_servers):
+            if not is_valid_server_name(notary):
+                raise ConfigError(f"federation.trusted_key_servers[{index}]: {notary!r} is not a server name")
 
     def _validate_outbound(self) -> None:
         outbound = self.outbound

@@ -17,10 +17,31 @@ public_baseurl: ""
 # Where the SQLite database, the signing key and media files live.
 data_dir: ./ranvier-data
 
-# Addresses to listen on for the client API.
+# Addresses to listen on; each serves the client API, and, with federation on, the
+# server-server API. Other servers speak only HTTPS: give them a listener with tls: true
+# (and the tls section below), e.g. {{bind: 0.0.0.0, port: 8448, tls: true}}.
 listeners:
   - bind: 127.0.0.1
     port: 8008
+    tls: false
+
+# The certificate and key (PEM) of listeners with tls: true; `ranvier generate-tls-cert`
+# makes a self-signed pair, for tests only: other servers check certificates.
+tls:
+  certificate_path: ""
+  private_key_path: ""
+
+# Talking to other Matrix servers. docs/federation.md tells how to run ranvier federated.
+federation:
+  # Off: this server neither answers nor calls other servers; only local users take part.
+  enabled: false
+  # host[:port] where other servers should connect for this server name, served as
+  # m.server at /.well-known/matrix/server (e.g. "matrix.example.org:443"). Empty: 404.
+  well_known_server: ""
+  # Check other servers' TLS certificates; turn off only to test on loopback.
+  verify_certificates: true
+  # Notary servers asked for another server's signing keys when it cannot be reached.
+  trusted_key_servers: []
 
 database:
   # sqlite:PATH or postgresql://USER:PASSWORD@HOST:PORT/DB. Empty: SQLite in data_dir.
@@ -111,7 +132,7 @@ media:
     # link-local addresses are refused unless listed here).
     allowed_networks: []
 
-# Requests this server makes to other servers (push gateways).
+# Requests this server makes to other servers (push gateways, other Matrix servers).
 outbound:
   # Non-public CIDR ranges that may still be reached (loopback, private and
   # link-local addresses are refused unless listed here).

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -23,6 +24,8 @@ from ranvier.e2ee.keys_store import KeyStore
 from ranvier.e2ee.schema import BACKUP_SCHEMA, KEYS_SCHEMA, TO_DEVICE_SCHEMA
 from ranvier.e2ee.to_device import ToDevice, ToDeviceStore
 from ranvier.events.signing import SigningKey
+from ranvier.federation.schema import SCHEMA as FEDERATION_SCHEMA
+from ranvier.federation.service import Federation
 from ranvier.legacy_api.records import DraftRecords
 from ranvier.legacy_api.routing import legacy_routes
 from ranvier.legacy_api.schema import SCHEMA as LEGACY_SCHEMA
@@ -57,7 +60,7 @@ from ranvier.storage.lock import DatabaseLock, acquire_database_lock
 from ranvier.storage.migrations import Schema, apply_migrations
 from ranvier.sync.legacy import LegacySync
 from ranvier.sync.device_lists import DeviceLists
-from ranvier.sync.notifier import Notifier
+from ranvier.notify.notifier import Notifier
 from ranvier.sync.receipts import Receipts
 from ranvier.sync.receipts_schema import SCHEMA as RECEIPTS_SCHEMA
 from ranvier.sync.receipts_store import ReceiptStore
@@ -97,7 +100,7 @@ SCHEMAS: list[Schema] = [USERS_SCHEMA, ROOMS_SCHEMA, SYNC_SCHEMA, MEDIA_SCHEMA, 
                          REPORTS_SCHEMA, PROFILE_FIELDS_SCHEMA, ACCOUNT_DATA_SCHEMA, PRESENCE_SCHEMA, DIRECTORY_SCHEMA,
                          RECEIPTS_SCHEMA, OUTBOUND_SCHEMA, ERASURE_SCHEMA, KEYS_SCHEMA, TO_DEVICE_SCHEMA, BACKUP_SCHEMA,
                          LEGACY_SCHEMA, MODERATION_SCHEMA, ROOM_ADMIN_SCHEMA,
-                         SEARCH_SCHEMA]
+                         SEARCH_SCHEMA, FEDERATION_SCHEMA]
 
 
 def route_tables():
@@ -110,6 +113,10 @@ def route_tables():
     from ranvier.client_api import admin, appservice, openid, threepid, thirdparty, voip
     from ranvier.client_api import keys, mutual_rooms, room_keys, room_summary, to_device
     from ranvier.federation_api import openid as federation_openid
+    from ranvier.federation_api import (backfill, events, invites, joins, knocks, leaving, public_rooms, query,
+                                        transactions, user_keys, version, wellknown)
+    from ranvier.federation_api import keys as server_keys
+    from ranvier.federation_api import media as federation_media
     from ranvier import admin_api
 
     return [discovery.routes, register.routes, login.routes, account.routes, devices.routes, rooms.routes,
@@ -118,7 +125,10 @@ def route_tables():
             typing.routes, receipts.routes, presence.routes, user_directory.routes, push.routes,
             thirdparty.routes, appservice.routes, threepid.routes, admin.routes, openid.routes, voip.routes,
             room_summary.routes, mutual_rooms.routes, keys.routes, to_device.routes, room_keys.routes,
-            federation_openid.routes, search.routes, *admin_api.route_tables()] + legacy_routes()
+            search.routes, federation_openid.routes, wellknown.routes, server_keys.routes, version.routes,
+            transactions.routes, joins.routes, leaving.routes, invites.routes, knocks.routes, events.routes,
+            backfill.routes, query.routes, public_rooms.routes, federation_media.routes, user_keys.routes,
+            *admin_api.route_tables()] + legacy_routes()
 
 
 @dataclass
@@ -155,6 +165,13 @@ async def open_storage(config: Config) -> Database:
         await db.close()
         raise
     return db
+
+
+def _tls_context(config: Config) -> ssl.SSLContext:
+    """The server side of listeners with tls: true."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls.certificate_path, config.tls.private_key_path)
+    return context
 
 
 def load_or_create_signing_key(path: str) -> tuple[SigningKey, bool]:
@@ -206,6 +223,7 @@ class Homeserver:
         self.to_device: ToDevice | None = None
         self.key_backup: KeyBackup | None = None
         self.legacy: DraftRecords | None = None
+        self.federation: Federation | None = None
         self.app: web.Application | None = None
         self.http: HttpServer | None = None
         self._runners: list[web.AppRunner] = []
@@ -265,6 +283,8 @@ class Homeserver:
         await self.legacy.start()
         self.rooms.persist_hooks.append(self.legacy)
         await self._start_room_admin(push_store)
+        if self.config.federation.enabled:
+            await self._start_federation()
         self.app = make_app(self, max_body=self.config.limits.max_request_body_bytes)
         for routes in route_tables():
             add_routes(self.app.router, routes)
@@ -287,8 +307,10 @@ class Homeserver:
         self.http = HttpServer(self.app, header_timeout_s=limits.request_header_timeout_ms / 1000,
                                per_address=limits.max_connections_per_address, access_log=access_log,
                                access_log_class=RedactingAccessLogger)
+        tls = _tls_context(self.config) if any(listener.tls for listener in self.config.listeners) else None
         for listener in self.config.listeners:
-            self.ports.append(await self.http.listen(listener.bind, listener.port))
+            self.ports.append(await self.http.listen(listener.bind, listener.port,
+                                                     ssl_context=tls if listener.tls else None))
 
     def _answer_long_polls(self) -> None:
         if self.notifier is not None:
@@ -341,6 +363,31 @@ class Homeserver:
                                         self.user_directory.store]
         self.room_admin.event_purge_hooks += [push_store, self.relations]
 
+    async def _start_federation(self) -> None:
+        """The server-server API, and the narrow callables through which the other services
+        reach other servers and tell them of their local users' changes."""
+        self.federation = federation = Federation(self.config, self.db, self.rooms, self.signing_key, self)
+        self.rooms.remote = federation.memberships
+        self.rooms.persist_hooks.append(federation.pdus)
+        edus, remote = federation.edus, federation.remote
+        self.typing.local_listeners.append(edus.typing_changed)
+        self.receipts.local_listeners.append(edus.receipt_sent)
+        self.presence.listeners.append(edus.presence_changed)
+        self.keys.device_list_listeners.append(edus.device_list_changed)
+        self.keys.remote = remote
+        self.to_device.remote = edus.to_device
+        self.profiles.remote = remote.profile
+        self.directory.remote_alias = remote.resolve_alias
+        self.directory.remote_public_rooms = remote.public_rooms
+        self.timeline.backfill = federation.receiver.backfill
+
+        async def remote_media(server_name: str, media_id: str) -> tuple[bytes, str | None, str | None]:
+            media = await remote.media(server_name, media_id)
+            return media.content, media.content_type, media.upload_name
+
+        self.media.remote = remote_media
+        await federation.start()
+
     async def _start_metrics(self) -> None:
         runner = web.AppRunner(metrics_app(), handle_signals=False)
         await runner.setup()
@@ -371,6 +418,8 @@ class Homeserver:
             await self.presence.stop()
         if self.pushers is not None:
             await self.pushers.stop()
+        if self.federation is not None:
+            await self.federation.stop()
         await self.tasks.stop()
         await background.cancel(self._deactivation_sweeper)
         self._deactivation_sweeper = None

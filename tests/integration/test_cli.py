@@ -254,3 +254,17 @@ async def test_a_database_from_a_newer_ranvier_is_refused(data_flags, database_u
     result = run_cli("serve", *data_flags, "--port", str(_free_port()))
     assert result.returncode != 0
     assert "version 999" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_generate_tls_cert_writes_a_pair_a_tls_listener_serves(tmp_path):
+    import ssl
+
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    done = run_cli("generate-tls-cert", "--name", "127.0.0.1", "--name", "example.test", "--cert", str(cert),
+                   "--key", str(key), "--days", "2")
+    assert done.returncode == 0, done.stderr
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))  # a matching pair
+    again = run_cli("generate-tls-cert", "--name", "x.test", "--cert", str(cert), "--key", str(key))
+    assert again.returncode != 0 and "exists already" in again.stderr

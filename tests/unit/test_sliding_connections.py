@@ -7,7 +7,7 @@ import pytest
 
 from ranvier.errors import MatrixError
 from ranvier.sync.sliding_connections import KEPT_STATES, Connections, ConnectionState
-from ranvier.sync.tokens import SyncToken, parse_pos
+from ranvier.notify.tokens import SyncToken, parse_pos
 
 
 def state(events: int) -> ConnectionState:

@@ -77,21 +77,28 @@ async def set_visibility(request: web.Request) -> web.Response:
     return json_response({})
 
 
-def _check_server(request: web.Request, server: str | None) -> None:
-    if server is not None and server != request.app[HOMESERVER].config.server_name:
-        raise MatrixError("M_INVALID_PARAM", "This server does not federate yet; it only lists its own rooms")
+def _other_server(request: web.Request, server: str | None) -> str | None:
+    """The server whose directory is asked for, when it is another one (which needs
+    federation on, else 400 M_INVALID_PARAM)."""
+    hs = request.app[HOMESERVER]
+    if server is None or server == hs.config.server_name:
+        return None
+    if hs.directory.remote_public_rooms is None:
+        raise MatrixError("M_INVALID_PARAM", "This server does not federate; it only lists its own rooms")
+    return server
 
 
 @routes.get("/publicRooms")
 async def public_rooms(request: web.Request) -> web.Response:
     """GET /publicRooms: the published rooms, most joined members first, then room ID; `limit`,
-    `since` (keyset tokens, stable while rooms are published); `server` must be this server. No
-    token needed."""
+    `since` (keyset tokens, stable while rooms are published); `server`, another server's list
+    (asked of it, with federation on; else 400). No token needed."""
     hs = request.app[HOMESERVER]
-    _check_server(request, query_str(request, "server"))
-    page = await hs.directory.public_rooms(limit=query_int(request, "limit", 0, minimum=0),
-                                           since=query_str(request, "since"))
-    return json_response(page)
+    server = _other_server(request, query_str(request, "server"))
+    limit, since = query_int(request, "limit", 0, minimum=0), query_str(request, "since")
+    if server is not None:
+        return json_response(await hs.directory.remote_public_rooms(server, {"limit": limit, "since": since}))
+    return json_response(await hs.directory.public_rooms(limit=limit, since=since))
 
 
 @routes.post("/publicRooms")
@@ -100,8 +107,10 @@ async def search_public_rooms(request: web.Request) -> web.Response:
     alias and `filter.room_types` (`null` for untyped rooms)."""
     hs = request.app[HOMESERVER]
     await requester(request)
-    _check_server(request, query_str(request, "server"))
+    server = _other_server(request, query_str(request, "server"))
     body = await read_json(request, allow_empty=True)
+    if server is not None:
+        return json_response(await hs.directory.remote_public_rooms(server, body))
     limit = field(body, "limit", int, default=0)
     if limit < 0:
         raise MatrixError("M_INVALID_PARAM", "limit must not be negative")

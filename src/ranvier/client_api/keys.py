@@ -10,7 +10,7 @@ from ranvier.client_api.login import PASSWORD_FLOWS
 from ranvier.e2ee.cross_signing import USAGES
 from ranvier.errors import MatrixError
 from ranvier.events.identifiers import is_valid_user_id
-from ranvier.sync.tokens import SyncToken
+from ranvier.notify.tokens import SyncToken
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import requester
 from ranvier.web.http import json_response, read_json

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ranvier.errors import MatrixError, no_identity_server
-from ranvier.events.identifiers import InvalidIdentifier, parse_user_id
+from ranvier.events.identifiers import InvalidIdentifier, is_valid_server_name, parse_user_id
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import refuse_if_suspended, requester
 from ranvier.web.http import json_response, read_json
@@ -15,15 +15,16 @@ from ranvier.web.routing import Routes
 routes = Routes()
 
 
-async def resolve_room(request: web.Request, room_id_or_alias: str) -> str:
+async def resolve_room(request: web.Request, room_id_or_alias: str) -> tuple[str, list[str]]:
+    """(room ID, servers to join it through): an alias is resolved (another server's
+    through it), a room ID comes with the `via` (or older `server_name`) servers given."""
     if room_id_or_alias.startswith("#"):
-        room_id = await request.app[HOMESERVER].rooms.store.room_of_alias(room_id_or_alias)
-        if room_id is None:
-            raise MatrixError("M_NOT_FOUND", "Unknown room alias")
-        return room_id
+        resolved = await request.app[HOMESERVER].directory.resolve(room_id_or_alias)
+        return resolved["room_id"], resolved["servers"]
     if not room_id_or_alias.startswith("!"):
         raise MatrixError("M_INVALID_PARAM", "Expected a room ID or a room alias")
-    return room_id_or_alias
+    servers = request.query.getall("via", []) or request.query.getall("server_name", [])
+    return room_id_or_alias, [server for server in servers if is_valid_server_name(server)]
 
 
 async def _target(body: dict) -> str:
@@ -38,31 +39,33 @@ async def _target(body: dict) -> str:
 @routes.post("/join/{room_id_or_alias}")
 @routes.post("/rooms/{room_id_or_alias}/join")
 async def join(request: web.Request) -> web.Response:
-    """POST /join/{roomIdOrAlias}, POST /rooms/{roomId}/join: join a local room as the join
-    rules allow (restricted rooms through a member of an allowed room). Guests only where
-    `m.room.guest_access` is `can_join` (else 403 M_GUEST_ACCESS_FORBIDDEN); suspended
-    accounts 403 M_USER_SUSPENDED. Joining a room one is in changes nothing."""
+    """POST /join/{roomIdOrAlias}, POST /rooms/{roomId}/join: join a room as the join rules
+    allow (restricted rooms through a member of an allowed room); a room this server does
+    not hold through the servers `via` names (or the alias's, the inviter's, the room ID's).
+    Guests only where `m.room.guest_access` is `can_join` (else 403 M_GUEST_ACCESS_FORBIDDEN),
+    and only here; suspended accounts 403 M_USER_SUSPENDED. Joining a room one is in changes
+    nothing."""
     hs = request.app[HOMESERVER]
     who = await requester(request, allow_guest=True)
     refuse_if_suspended(who, "join rooms")
     body = await read_json(request, allow_empty=True)
-    room_id = await resolve_room(request, request.match_info["room_id_or_alias"])
+    room_id, servers = await resolve_room(request, request.match_info["room_id_or_alias"])
     hs.limits.join.check(who.user_id)
-    await hs.rooms.join(who.user_id, room_id, reason=field(body, "reason", str), guest=who.is_guest)
+    await hs.rooms.join(who.user_id, room_id, reason=field(body, "reason", str), guest=who.is_guest, servers=servers)
     return json_response({"room_id": room_id})
 
 
 @routes.post("/knock/{room_id_or_alias}")
 async def knock(request: web.Request) -> web.Response:
-    """POST /knock/{roomIdOrAlias}: ask to join a room whose join rule allows knocking;
-    suspended accounts 403 M_USER_SUSPENDED."""
+    """POST /knock/{roomIdOrAlias}: ask to join a room whose join rule allows knocking (one of
+    another server through the servers `via` names); suspended accounts 403 M_USER_SUSPENDED."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     refuse_if_suspended(who, "knock on rooms")
     body = await read_json(request, allow_empty=True)
-    room_id = await resolve_room(request, request.match_info["room_id_or_alias"])
+    room_id, servers = await resolve_room(request, request.match_info["room_id_or_alias"])
     hs.limits.join.check(who.user_id)
-    await hs.rooms.update_membership(who.user_id, room_id, who.user_id, "knock", reason=field(body, "reason", str))
+    await hs.rooms.knock(who.user_id, room_id, reason=field(body, "reason", str), servers=servers)
     return json_response({"room_id": room_id})
 
 
@@ -123,7 +126,8 @@ def _membership_change(membership: str):
 
 
 _MEMBERSHIP_RULES = {
-    "invite": "POST /rooms/{roomId}/invite: invite a local user (`user_id`) as the auth rules allow; a "
+    "invite": "POST /rooms/{roomId}/invite: invite a user (`user_id`; another server's user with federation on, "
+              "their server countersigning) as the auth rules allow; a "
               "third-party invite (`id_server`, `medium`, `address`) 403 M_SERVER_NOT_TRUSTED, no identity "
               "server is configured; suspended accounts 403 M_USER_SUSPENDED.",
     "kick": "POST /rooms/{roomId}/kick: make a joined, invited or knocking user leave (403 otherwise).",

@@ -30,5 +30,5 @@ async def room_summary(request: web.Request) -> web.Response:
     for server in request.query.getall("via", []):
         if not is_valid_server_name(server):
             raise MatrixError("M_INVALID_PARAM", f"via must name servers, not {server!r}")
-    room_id = await resolve_room(request, request.match_info["room_id_or_alias"])
+    room_id, _ = await resolve_room(request, request.match_info["room_id_or_alias"])
     return json_response(await hs.hierarchy.summary(who.user_id if who else None, room_id))

@@ -20,8 +20,9 @@ async def send_to_device(request: web.Request) -> web.Response:
     """PUT /sendToDevice/{eventType}/{txnId}: `messages` is {user: {device ID or '*': content}}.
 
     '*' means every device of that user. One message per device, all of one type; each
-    content must be an object (M_BAD_JSON). Unknown devices are skipped, and so are users
-    of other servers (there is no federation yet). Idempotent per sending device and
+    content must be an object (M_BAD_JSON). Unknown local devices are skipped; messages
+    for users of other servers go to their server as one `m.direct_to_device` EDU per
+    server when federation is on (dropped when it is off). Idempotent per sending device and
     txnId: a repeat sends nothing again. Long-polling /sync of each recipient wakes.
     """
     hs = request.app[HOMESERVER]

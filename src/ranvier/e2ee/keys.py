@@ -8,10 +8,11 @@ device-list stream and wakes the syncs of everyone sharing a room with them.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Awaitable, Callable, Protocol
 
 import orjson
 from unpaddedbase64 import decode_base64
@@ -20,15 +21,23 @@ from ranvier.e2ee.keys_store import KeyStore, OneTimeKey
 from ranvier.errors import MatrixError
 from ranvier.events.identifiers import domain_of
 from ranvier.events.signing import SignatureError, verify_signed_json
-from ranvier.sync.notifier import Notifier
-from ranvier.sync.streams import StreamPositions
+from ranvier.notify.notifier import Notifier
+from ranvier.notify.streams import StreamPositions
 
 #: The one-time key algorithm clients count on seeing, even at zero (as Synapse does):
 #: some clients upload one-time keys only once they have read a count for it.
 SIGNED_CURVE25519 = "signed_curve25519"
 _COUNTS_CACHED = 10_000
-#: What `failures` says for a user of another server: there is no federation yet.
-UNREACHABLE = {"status": 503, "message": "This server does not talk to other servers yet"}
+#: What `failures` says for a server that could not be asked.
+UNREACHABLE = {"status": 503, "message": "That server could not be reached"}
+
+
+class RemoteKeys(Protocol):
+    """Other servers' keys (the federation service, handed over by the server)."""
+
+    async def query_keys(self, server: str, device_keys: dict[str, list[str]]) -> dict[str, Any]: ...
+
+    async def claim_keys(self, server: str, one_time_keys: dict[str, dict[str, str]]) -> dict[str, Any]: ...
 
 
 def split_key_id(key_id: Any, what: str) -> tuple[str, str]:
@@ -81,6 +90,11 @@ class KeyService:
         #: user -> {device: (one-time key counts, unused fallback algorithms)}, what every
         #: /sync reports, so a sync reads no key counts from the database.
         self._counts: OrderedDict[str, dict[str, tuple[dict[str, int], list[str]]]] = OrderedDict()
+        #: Set by the server when federation is on: other servers' users' keys.
+        self.remote: RemoteKeys | None = None
+        #: Told of each change of a local user's devices or keys (other servers are sent it):
+        #: listener(user_id, stream position, the devices and keys `devices_for_federation` gives).
+        self.device_list_listeners: list[Callable[[str, int, dict[str, Any]], Awaitable[None]]] = []
 
     async def start(self) -> None:
         self.positions = StreamPositions(await self.store.max_device_list_position())
@@ -132,7 +146,6 @@ class KeyService:
         the list is empty) with their display names, and the users' cross-signing keys
         with every signature the requester may see."""
         local = [user_id for user_id in wanted if domain_of(user_id) == self.server_name]
-        failures = {domain_of(user_id): UNREACHABLE for user_id in wanted if user_id not in local}
         signatures = self._signatures_by_target(await self.store.signatures(local))
         device_keys: dict[str, dict[str, Any]] = {user_id: {} for user_id in local}
         for user_id, device_id, key_json, display_name in await self.store.device_keys(local):
@@ -143,7 +156,7 @@ class KeyService:
             if display_name is not None:
                 keys["unsigned"] = {"device_display_name": display_name}
             device_keys[user_id][device_id] = keys
-        response: dict[str, Any] = {"device_keys": device_keys, "failures": failures, "master_keys": {},
+        response: dict[str, Any] = {"device_keys": device_keys, "failures": {}, "master_keys": {},
                                     "self_signing_keys": {}, "user_signing_keys": {}}
         for user_id, usage, public_key, key_json in await self.store.cross_signing_keys(local):
             if usage == "user_signing" and user_id != requester_id:
@@ -153,7 +166,49 @@ class KeyService:
                 _merge_signatures(key, [s for s in signatures.get((user_id, public_key), ())
                                         if s[0] in (user_id, requester_id)])
             response[f"{usage}_keys"][user_id] = key
+        response["failures"] = await self._ask_servers(
+            {user_id: devices for user_id, devices in wanted.items() if user_id not in local}, response,
+            lambda server, users: self.remote.query_keys(server, users),
+            ("device_keys", "master_keys", "self_signing_keys"))
         return response
+
+    async def _ask_servers(self, wanted: dict[str, Any], response: dict[str, Any], ask,
+                           sections: tuple[str, ...]) -> dict[str, Any]:
+        """Ask each other server about its users, at once, merging the answers' sections;
+        returns the failures (each server that could not be asked)."""
+        by_server: dict[str, dict[str, Any]] = {}
+        for user_id, value in wanted.items():
+            by_server.setdefault(domain_of(user_id), {})[user_id] = value
+        if self.remote is None:
+            return {server: UNREACHABLE for server in by_server}
+        answers = await asyncio.gather(*(ask(server, users) for server, users in by_server.items()),
+                                       return_exceptions=True)
+        failures: dict[str, Any] = {}
+        for (server, users), answer in zip(by_server.items(), answers):
+            if not isinstance(answer, dict):
+                failures[server] = UNREACHABLE
+                continue
+            for section in sections:
+                values = answer.get(section)
+                if isinstance(values, dict):
+                    response[section].update({user_id: value for user_id, value in values.items()
+                                              if user_id in users and isinstance(value, dict)})
+        return failures
+
+    async def devices_for_federation(self, user_id: str) -> dict[str, Any]:
+        """A local user's devices with keys, and cross-signing keys (GET /user/devices)."""
+        devices = []
+        for _, device_id, key_json, display_name in await self.store.device_keys([user_id]):
+            device: dict[str, Any] = {"device_id": device_id, "keys": orjson.loads(key_json)}
+            if display_name is not None:
+                device["device_display_name"] = display_name
+            devices.append(device)
+        answer: dict[str, Any] = {"user_id": user_id, "stream_id": await self.store.device_list_position(user_id),
+                                  "devices": devices}
+        for _, usage, _, key_json in await self.store.cross_signing_keys([user_id]):
+            if usage in ("master", "self_signing"):
+                answer[f"{usage}_key"] = orjson.loads(key_json)
+        return answer
 
     @staticmethod
     def _signatures_by_target(rows) -> dict[tuple[str, str], list[tuple[str, str, str]]]:
@@ -167,14 +222,17 @@ class KeyService:
         handed out once, the device's fallback key when it has none left."""
         local = [(user_id, device_id, algorithm) for user_id, devices in wanted.items()
                  if domain_of(user_id) == self.server_name for device_id, algorithm in devices.items()]
-        failures = {domain_of(user_id): UNREACHABLE for user_id in wanted if domain_of(user_id) != self.server_name}
         claimed = await self.store.claim(local)
         one_time_keys: dict[str, dict[str, Any]] = {}
         for (user_id, device_id), (algorithm, key_id, key_json) in claimed.items():
             one_time_keys.setdefault(user_id, {})[device_id] = {f"{algorithm}:{key_id}": orjson.loads(key_json)}
         for user_id, _, _ in local:
             self._forget_counts(user_id)
-        return {"one_time_keys": one_time_keys, "failures": failures}
+        response = {"one_time_keys": one_time_keys}
+        response["failures"] = await self._ask_servers(
+            {user_id: devices for user_id, devices in wanted.items() if domain_of(user_id) != self.server_name},
+            response, lambda server, users: self.remote.claim_keys(server, users), ("one_time_keys",))
+        return response
 
     # -- the device-list stream ----------------------------------------------------------------
 
@@ -196,6 +254,10 @@ class KeyService:
             self.positions.finish(position)
         rooms = await self.store.joined_rooms(user_id)
         self.notifier.notify([f"user:{user_id}", *(f"room:{room_id}" for room_id in rooms)])
+        if self.device_list_listeners and domain_of(user_id) == self.server_name:
+            devices = await self.devices_for_federation(user_id)
+            for listener in self.device_list_listeners:
+                await listener(user_id, position, devices)
 
 
 def _merge_signatures(key: dict[str, Any], signatures) -> None:

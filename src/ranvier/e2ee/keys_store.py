@@ -265,6 +265,11 @@ class KeyStore:
     async def max_device_list_position(self) -> int:
         return await self.db.fetchval("SELECT COALESCE(MAX(stream_id), 0) FROM e2e_device_list_positions")
 
+    async def device_list_position(self, user_id: str) -> int:
+        """Where the user's device list last changed in the stream (0: never)."""
+        return int(await self.db.fetchval(
+            "SELECT COALESCE(MAX(stream_id), 0) FROM e2e_device_list_positions WHERE user_id = ?", user_id))
+
     async def mark_device_list_changed(self, user_id: str, position: int) -> None:
         await self.db.execute(
             "INSERT INTO e2e_device_list_positions (user_id, stream_id) VALUES (?, ?) "

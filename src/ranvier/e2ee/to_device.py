@@ -9,15 +9,15 @@ then, so a sync whose answer was lost is answered again with the same messages.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import orjson
 
 from ranvier.e2ee.sql import chunks, placeholders
 from ranvier.events.identifiers import domain_of
 from ranvier.storage.engine import Database, UniqueViolation
-from ranvier.sync.notifier import Notifier
-from ranvier.sync.streams import StreamPositions
+from ranvier.notify.notifier import Notifier
+from ranvier.notify.streams import StreamPositions
 
 #: The most messages one /sync response carries (the spec's recommendation).
 MAX_PER_SYNC = 100
@@ -108,6 +108,9 @@ class ToDevice:
         #: (user, device) -> the newest position of the messages stored for it, for every
         #: device with messages stored: a sync of any other device asks the database nothing.
         self._stored: dict[tuple[str, str], int] = {}
+        #: Set by the server when federation is on: messages to other servers' users,
+        #: remote(sender, type, message ID, {user: {device or '*': content}}).
+        self.remote: Callable[[str, str, str, dict[str, dict[str, Any]]], Awaitable[None]] | None = None
 
     async def start(self) -> None:
         self.positions = StreamPositions(await self.store.position())
@@ -120,9 +123,12 @@ class ToDevice:
     async def send(self, sender: str, sender_device: str, txn_id: str, event_type: str,
                    messages: dict[str, dict[str, dict[str, Any]]]) -> None:
         """PUT /sendToDevice: `messages` is {user: {device ID or '*': content}}. Unknown
-        devices are skipped; users of other servers too, since there is no federation yet.
-        A repeated (sender, device, txn ID) sends nothing."""
+        devices are skipped; users of other servers get theirs through their server (with
+        federation on). A repeated (sender, device, txn ID) sends nothing."""
         local = sorted(user_id for user_id in messages if domain_of(user_id) == self.server_name)
+        remote = {user_id: devices for user_id, devices in messages.items() if domain_of(user_id) != self.server_name}
+        if remote and self.remote is not None and domain_of(sender) == self.server_name:
+            await self.remote(sender, event_type, f"{sender_device}:{txn_id}", remote)
         devices = await self.store.devices_of(local)
         queued: list[tuple[str, str, str]] = []
         for user_id in local:

@@ -19,7 +19,7 @@ from ranvier.legacy_api.store import Feedback
 from ranvier.rooms.store import EventRow
 from ranvier.rooms.visibility import is_visible
 from ranvier.sync.receipts import READ
-from ranvier.sync.tokens import RoomPosition, parse_room_token, position_after, room_token
+from ranvier.rooms.tokens import RoomPosition, parse_room_token, position_after, room_token
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import requester
 from ranvier.web.http import json_response, read_json
@@ -255,7 +255,7 @@ async def _page_tokens(request: web.Request, room_id: str, rows: list[EventRow],
         if token == START:
             return ROOM_START
         if token == END:
-            return room_token(position_after((head.last_depth, hs.rooms.positions.current)))
+            return room_token(position_after((head.depth, hs.rooms.positions.current)))
         return token
 
     near = concrete(page.from_token)

@@ -24,8 +24,8 @@ from ranvier.events.model import Event
 from ranvier.legacy_api.store import Feedback, LegacyStore
 from ranvier.rooms.store import PersistedEvent
 from ranvier.storage.engine import Transaction
-from ranvier.sync.notifier import Notifier
-from ranvier.sync.streams import StreamPositions
+from ranvier.notify.notifier import Notifier
+from ranvier.notify.streams import StreamPositions
 
 MESSAGE = "m.room.message"
 

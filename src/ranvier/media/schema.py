@@ -44,5 +44,21 @@ ALTER TABLE media ADD COLUMN safe_from_quarantine INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX media_by_created ON media (created_ts);
 """,
         ),
+        Migration(
+            3,
+            "other servers' media, fetched once and kept",
+            """
+CREATE TABLE remote_media (
+    server_name TEXT NOT NULL,
+    media_id TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    content_type TEXT,
+    upload_name TEXT,
+    size BIGINT NOT NULL,
+    fetched_ts BIGINT NOT NULL,
+    PRIMARY KEY (server_name, media_id)
+);
+""",
+        ),
     ),
 )

@@ -12,11 +12,11 @@ import secrets
 import string
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from ranvier.config import Config
 from ranvier.errors import MatrixError, not_found
-from ranvier.events.identifiers import MEDIA_ID_RE
+from ranvier.events.identifiers import MEDIA_ID_RE, is_valid_server_name
 from ranvier.media.files import ContentTooLarge, FileStore
 from ranvier.media.store import Content, Media, MediaStore, StoredThumbnail
 from ranvier.media.sizes import CannotThumbnail, ImageTooLarge, Size, choose_size
@@ -75,6 +75,10 @@ class MediaService:
         # Replaced at every finished upload; waiters for pending media wake on it.
         self._upload_finished = asyncio.Event()
         self._thumbnail_slots = asyncio.Semaphore(THUMBNAIL_WORKERS)
+        #: Set by the server when federation is on: another server's media,
+        #: remote(server_name, media_id) -> (bytes, content type, file name).
+        self.remote: Callable[[str, str], Awaitable[tuple[bytes, str | None, str | None]]] | None = None
+        self._fetching: dict[tuple[str, str], asyncio.Future] = {}
 
     def mxc(self, media_id: str) -> str:
         return f"mxc://{self.server_name}/{media_id}"
@@ -214,12 +218,39 @@ class MediaService:
 
     async def _lookup(self, server_name: str, media_id: str) -> Media:
         if server_name != self.server_name:
-            raise not_found("Remote media is not available from this server")
+            return await self._remote_media(server_name, media_id)
         # The spec's media ID grammar: anything else cannot name our media (and never a path).
         media = await self.store.get_media(media_id) if MEDIA_ID_RE.fullmatch(media_id) else None
         if media is None:
             raise not_found("Unknown media ID")
         return media
+
+    async def _remote_media(self, server_name: str, media_id: str) -> Media:
+        """Another server's media: fetched once through federation (one fetch at a time per
+        URI), then served from here."""
+        if not MEDIA_ID_RE.fullmatch(media_id) or not is_valid_server_name(server_name):
+            raise not_found("Unknown media ID")
+        media = await self.store.get_remote(server_name, media_id)
+        if media is not None:
+            return media
+        if self.remote is None:
+            raise not_found("Remote media is not available from this server")
+        key = (server_name, media_id)
+        fetching = self._fetching.get(key)
+        if fetching is None:
+            fetching = self._fetching[key] = asyncio.ensure_future(self._fetch_remote(server_name, media_id))
+            fetching.add_done_callback(lambda _: self._fetching.pop(key, None))
+        return await asyncio.shield(fetching)
+
+    async def _fetch_remote(self, server_name: str, media_id: str) -> Media:
+        content, content_type, upload_name = await self.remote(server_name, media_id)
+        if len(content) > self.config.max_upload_bytes:
+            raise _too_large(self.config.max_upload_bytes)
+        content_hash = await self.files.write_bytes(content)
+        await self.store.add_remote(server_name, media_id, Content(content_hash, len(content),
+                                                                   clean_content_type(content_type), upload_name),
+                                    now_ms())
+        return await self.store.get_remote(server_name, media_id)
 
     # -- removal (server admins) -----------------------------------------------------------
 

@@ -100,6 +100,23 @@ class MediaStore:
         )
         return changed > 0
 
+    async def get_remote(self, server_name: str, media_id: str) -> Media | None:
+        """Another server's media as fetched (its fetch time as the upload time)."""
+        row = await self.db.fetchone(
+            "SELECT content_hash, content_type, upload_name, size, fetched_ts FROM remote_media "
+            "WHERE server_name = ? AND media_id = ?", server_name, media_id,
+        )
+        if row is None:
+            return None
+        return Media(media_id, "", row[4], None, row[4], row[0], row[1], row[2], row[3])
+
+    async def add_remote(self, server_name: str, media_id: str, content: Content, now: int) -> None:
+        await self.db.execute(
+            "INSERT INTO remote_media (server_name, media_id, content_hash, content_type, upload_name, size, fetched_ts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (server_name, media_id) DO NOTHING",
+            server_name, media_id, content.content_hash, content.content_type, content.upload_name, content.size, now,
+        )
+
     async def used_bytes(self, user_id: str) -> int:
         total = await self.db.fetchval(
             "SELECT SUM(size) FROM media WHERE user_id = ? AND uploaded_ts IS NOT NULL", user_id

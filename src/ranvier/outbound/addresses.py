@@ -63,8 +63,11 @@ class CheckingResolver(AbstractResolver):
         await self._inner.close()
 
 
-def checked_session(allowed: list[Network], *, timeout_s: float, user_agent: str) -> aiohttp.ClientSession:
-    """An HTTP client that connects only to allowed addresses (proxies from the environment ignored)."""
-    connector = aiohttp.TCPConnector(resolver=CheckingResolver(allowed), use_dns_cache=False)
+def checked_session(allowed: list[Network], *, timeout_s: float, user_agent: str,
+                    verify_tls: bool = True) -> aiohttp.ClientSession:
+    """An HTTP client that connects only to allowed addresses (proxies from the environment
+    ignored); `verify_tls=False` accepts any certificate (tests on loopback)."""
+    connector = aiohttp.TCPConnector(resolver=CheckingResolver(allowed), use_dns_cache=False,
+                                     ssl=None if verify_tls else False)
     return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_s),
                                  trust_env=False, headers={"User-Agent": user_agent})

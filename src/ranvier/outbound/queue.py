@@ -100,6 +100,12 @@ class DeliveryQueue:
         for name, position, failures, retry_at, failing_since in rows:
             self._run(_Destination(name, position, failures, retry_at, failing_since))
 
+    async def highest_position(self) -> int:
+        """The highest position delivered to any destination: an owner that deletes what was
+        delivered numbers its next items above it."""
+        return int(await self.db.fetchval(
+            "SELECT COALESCE(MAX(position), 0) FROM outbound_destinations WHERE queue = ?", self.queue))
+
     async def stop(self) -> None:
         self._stopped = True
         tasks = [d.task for d in self._destinations.values() if d.task is not None]

@@ -118,7 +118,8 @@ class RoomAdmin:
         local = [user for user in joined if domain_of(user) == self.rooms.server_name]
         state_rows = (await self.store.summary_state([room_id])).get(room_id, {})
         row = await self.rooms.store.get_room(room_id)
-        room = self._room_json((room_id, row[0], row[4], row[5], len(joined), len(local), len(head.state)), state_rows)
+        room = self._room_json((room_id, row.room_version, row.creator, row.is_public, len(joined), len(local),
+                                len(head.state)), state_rows)
         room.update({
             "avatar": _text(state_rows, "m.room.avatar", "url"),
             "topic": _text(state_rows, "m.room.topic", "topic"),
@@ -192,7 +193,7 @@ class RoomAdmin:
         `RoomAdminStore.purgeable_events` for what stays); returns how many."""
         head = await self.rooms.head(room_id)
         doomed = await self.store.purgeable_events(
-            room_id, before_stream=before_stream, keep_event_id=head.last_event_id,
+            room_id, before_stream=before_stream, keep_event_ids=list(head.extremities),
             local_server=None if delete_local_events else self.rooms.server_name,
         )
         event_ids = [event_id for event_id, _ in doomed]

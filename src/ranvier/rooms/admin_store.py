@@ -17,7 +17,8 @@ SUMMARY_STATE = ("m.room.create", "m.room.name", "m.room.canonical_alias", "m.ro
                  "m.room.topic")
 
 #: The room server's tables keyed by room; `events` last, the others name events in it.
-_ROOM_TABLES = ("current_state", "memberships", "membership_history", "room_aliases", "state_groups", "events",
+_ROOM_TABLES = ("current_state", "current_state_deltas", "memberships", "membership_history", "room_aliases",
+                "state_groups", "event_edges", "event_auth", "backward_extremities", "events",
                 "rooms")
 
 
@@ -98,14 +99,14 @@ class RoomAdminStore:
             await txn.execute(f"DELETE FROM {table} WHERE room_id = ?", room_id)
 
     async def purgeable_events(self, room_id: str, *, before_stream: int, local_server: str | None,
-                               keep_event_id: str) -> list[tuple[str, int]]:
+                               keep_event_ids: list[str]) -> list[tuple[str, int]]:
         """(event_id, stream) of the room's events before `before_stream` that a history
         purge removes: not state (the room's state stays whole), not redactions (their
-        targets would be served unredacted), not the room's newest event (new events point
-        at it), and only remote senders' unless `local_server` is None."""
+        targets would be served unredacted), not the room's forward extremities (new events
+        point at them), and only remote senders' unless `local_server` is None."""
         conditions = ["room_id = ?", "stream_ordering < ?", "state_key IS NULL", "type <> 'm.room.redaction'",
-                      "event_id <> ?"]
-        params: list[Any] = [room_id, before_stream, keep_event_id]
+                      f"event_id NOT IN ({', '.join('?' * len(keep_event_ids)) or 'NULL'})"]
+        params: list[Any] = [room_id, before_stream, *keep_event_ids]
         if local_server is not None:
             conditions.append("sender NOT LIKE ?")
             params.append(f"%:{local_server}")
@@ -117,4 +118,5 @@ class RoomAdminStore:
     async def delete_events(self, txn: Transaction, event_ids: list[str]) -> None:
         for start in range(0, len(event_ids), 500):
             chunk = event_ids[start:start + 500]
+            await txn.execute(f"DELETE FROM event_edges WHERE event_id IN ({', '.join('?' * len(chunk))})", *chunk)
             await txn.execute(f"DELETE FROM events WHERE event_id IN ({', '.join('?' * len(chunk))})", *chunk)

@@ -13,13 +13,13 @@ import base64
 import binascii
 import logging
 from bisect import bisect_left, bisect_right
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import orjson
 
 from ranvier.errors import MatrixError
 from ranvier.events import auth as auth_rules
-from ranvier.events.identifiers import InvalidIdentifier, is_valid_room_alias, split_id
+from ranvier.events.identifiers import InvalidIdentifier, domain_of, is_valid_room_alias, split_id
 from ranvier.events.model import CREATE, MEMBER
 from ranvier.rooms.service import JOIN, RoomHead, RoomServer
 
@@ -96,6 +96,10 @@ class RoomDirectory:
         self.rooms = rooms
         self.store = rooms.store
         self.server_name = rooms.server_name
+        #: Set by the server when federation is on: another server's alias, its room and servers.
+        self.remote_alias: Callable[[str], Awaitable[dict[str, Any]]] | None = None
+        #: ... and a page of another server's room directory: remote_public_rooms(server, request body).
+        self.remote_public_rooms: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
 
     # -- who may -------------------------------------------------------------------------
 
@@ -152,11 +156,18 @@ class RoomDirectory:
                 raise MatrixError("M_BAD_ALIAS", f"The alias {new_alias} does not point to this room")
 
     async def resolve(self, alias: str) -> dict[str, Any]:
+        """The room of an alias and servers to join it through: this server's aliases here,
+        others' through their server (with federation)."""
         self.check_alias(alias, local=False)
-        room_id = await self.store.room_of_alias(alias) if split_id(alias, "#")[1] == self.server_name else None
+        local = split_id(alias, "#")[1] == self.server_name
+        if not local and self.remote_alias is not None:
+            return await self.remote_alias(alias)
+        room_id = await self.store.room_of_alias(alias) if local else None
         if room_id is None:
             raise MatrixError("M_NOT_FOUND", f"Room alias {alias} not found")
-        return {"room_id": room_id, "servers": [self.server_name]}
+        head = await self.rooms.head(room_id)
+        others = sorted({domain_of(user_id) for user_id in head.joined} - {self.server_name, None})
+        return {"room_id": room_id, "servers": [self.server_name, *others]}
 
     async def create_alias(self, user_id: str, alias: str, room_id: str) -> None:
         """Map a local alias to a room the user is joined to (server admins: any room)."""
@@ -224,7 +235,7 @@ class RoomDirectory:
         row = await self.store.get_room(room_id)
         if row is None:
             raise MatrixError("M_NOT_FOUND", "Room not found")
-        return "public" if row[5] else "private"
+        return "public" if row.is_public else "private"
 
     async def set_visibility(self, user_id: str, room_id: str, visibility: str) -> None:
         """Publish or hide a room: members who may set its canonical alias, and server admins."""

@@ -5,8 +5,8 @@ same access rule.
 The tree is walked depth-first from the requested space over its `m.space.child` state
 events (those whose `via` is a non-empty list of server names), children in the spec's
 order, each room at most once (loops end there). A room is listed when the user may see
-or join it; the others, and rooms this server does not know (there is no federation
-yet), are left out. Everything is read from the rooms' heads kept in memory.
+or join it; the others, and rooms this server is not in (the hierarchy of other
+servers is not asked for over federation), are left out. Everything is read from the rooms' heads kept in memory.
 
 Pagination tokens are stateless: they carry the request's parameters and how many rooms
 were already returned, and the next page walks the tree again up to there, so any

@@ -25,10 +25,11 @@ from ranvier.errors import MatrixError
 from ranvier.events.model import REDACTION, Event
 from ranvier.requester import Requester
 from ranvier.rooms.service import RoomHead
+from ranvier.rooms.relations_store import RelationQueries
 from ranvier.rooms.store import EventRow, PersistedEvent, RoomStore
 from ranvier.rooms.visibility import MembershipHistory, is_visible
 from ranvier.storage.engine import Transaction
-from ranvier.sync.tokens import position_after, room_position, room_token
+from ranvier.rooms.tokens import position_after, room_position, room_token
 
 REPLACE, THREAD, REFERENCE = "m.replace", "m.thread", "m.reference"
 #: The relation types the server aggregates into `unsigned.m.relations`.
@@ -85,6 +86,7 @@ class RelationsService:
 
     def __init__(self, store: RoomStore, *, ignored_users: Callable[[str], Awaitable[set[str]]] | None = None) -> None:
         self.store = store
+        self.queries = RelationQueries(store)
         #: user_id -> the users they ignore, whose relations their aggregations leave out.
         self.ignored_users = ignored_users
         #: Events known to have no relations at all, so most pages need no relations query.
@@ -122,7 +124,7 @@ class RelationsService:
             self._childless.popitem(last=False)
 
     async def _add_reply(self, txn: Transaction, item: PersistedEvent, root_id: str) -> None:
-        root = await self.store.relation_target(txn, root_id)
+        root = await self.queries.relation_target(txn, root_id)
         if root is None or root[0] != item.event.room_id or root[2] is not None:
             return  # not a thread: the root is unknown, elsewhere, or a relation itself
         await txn.execute(
@@ -138,10 +140,10 @@ class RelationsService:
         )
 
     async def _remove_reply(self, txn: Transaction, redacted_id: str) -> None:
-        root_id = await self.store.relation_parent(txn, redacted_id, THREAD)
+        root_id = await self.queries.relation_parent(txn, redacted_id, THREAD)
         if root_id is None:
             return
-        latest = await self.store.latest_relation(txn, root_id, THREAD, excluding=redacted_id)
+        latest = await self.queries.latest_relation(txn, root_id, THREAD, excluding=redacted_id)
         if latest is None:
             await txn.execute("DELETE FROM threads WHERE root_event_id = ?", root_id)
         else:
@@ -200,7 +202,7 @@ class RelationsService:
         start = await room_position(from_token, at_stream) if from_token else None
         bound = await room_position(to_token, at_stream) if to_token else None
         limit = min(limit, MAX_LIMIT)
-        rows = await self.store.relation_page(
+        rows = await self.queries.relation_page(
             room_id, event_id, rel_type=rel_type, event_type=event_type, max_depth=MAX_RECURSION if recurse else 1,
             lower=bound if backwards else start, upper=start if backwards else bound, backwards=backwards,
             limit=limit + 1,
@@ -256,7 +258,7 @@ class RelationsService:
         if not parents:
             return {}
         version = self._version
-        children = await self.store.relation_children(list(parents), AGGREGATED)
+        children = await self.queries.relation_children(list(parents), AGGREGATED)
         if version == self._version:
             for parent_id in parents.keys() - {parent_id for parent_id, _, _ in children}:
                 self._childless[parent_id] = None

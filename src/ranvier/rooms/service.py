@@ -1,446 +1,55 @@
-"""The room server: the only writer of room events.
-
-One writer per room at a time (a lock per room), rooms in parallel. Each new event is
-built from the room's head kept in memory (current state, forward extremity, depth),
-checked against the auth rules of the room's version, hashed, signed, stored with its
-derived rows in one transaction, and only then made visible in memory and announced.
+"""The room server: the only writer of room events (rooms/writer.py writes them), and what
+clients ask of it: sending, membership, creating rooms.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import string
-import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
-
-import orjson
+from typing import Any, Protocol
 
 from ranvier.errors import MatrixError
 from ranvier.events import auth as auth_rules
-from ranvier.events.auth import AuthError
 from ranvier.events.canonical_json import CanonicalJSONError, check_canonical
 from ranvier.events.identifiers import InvalidIdentifier, domain_of, parse_user_id
-from ranvier.events.model import CREATE, MEMBER, POWER_LEVELS, REDACTION, Event, build_event
+from ranvier.events.model import CREATE, MEMBER, POWER_LEVELS, REDACTION, Event
 from ranvier.events.room_versions import ROOM_VERSIONS, RoomVersion
-from ranvier.events.signing import SigningKey
-from ranvier.metrics import EVENTS_PERSISTED
-from ranvier.rooms.store import NewRoom, NewStateGroup, PersistedEvent, PersistHook, RoomStore, StateKey, SyncQueries
+from ranvier.rooms.head import Draft, RoomHead
+from ranvier.rooms.input import EventKind
+from ranvier.rooms.store import NewRoom
+from ranvier.rooms.writer import (BAN, GUEST_ACCESS, HELD_MEMBERSHIPS, HISTORY_VISIBILITY, INVITE, JOIN, KNOCK, LEAVE,
+                                  RoomWriter, now_ms)
 from ranvier.storage.engine import UniqueViolation
-from ranvier.sync.notifier import Notifier
-from ranvier.sync.streams import StreamPositions
-from ranvier.users.store import UserStore
 
 log = logging.getLogger(__name__)
 
-#: Longest chain of state deltas before a full snapshot is written.
-MAX_STATE_CHAIN = 32
-#: Spec limit on the size of an event.
-MAX_EVENT_BYTES = 65536
-_HEADS_CACHED = 5_000
-_STATE_GROUPS_CACHED = 2_000
-_USERS_CACHED = 50_000
+__all__ = ["BAN", "INVITE", "JOIN", "KNOCK", "LEAVE", "RoomServer"]
 _TXN_CACHE = 10_000
-
-JOIN, INVITE, LEAVE, BAN, KNOCK = "join", "invite", "leave", "ban", "knock"
-#: Memberships a user can give up by leaving.
-HELD_MEMBERSHIPS = (JOIN, INVITE, KNOCK)
-HISTORY_VISIBILITY = "m.room.history_visibility"
-GUEST_ACCESS = "m.room.guest_access"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+#: The state an invitee or knocker is shown of a room (with their own member event).
+STRIPPED_STATE_TYPES = (
+    "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias",
+    "m.room.encryption", "m.room.topic",
+)
 
 
-@dataclass
-class RoomHead:
-    """What the writer needs of a room: its version, current state and forward extremity."""
+class RemoteMembership(Protocol):
+    """Membership handshakes with other servers (the federation service, handed over by
+    the server): joining, leaving and knocking on rooms this server does not hold, and
+    inviting other servers' users."""
 
-    room_id: str
-    version: RoomVersion
-    state: dict[StateKey, Event]
-    state_group: int
-    chain_length: int
-    last_event_id: str
-    last_depth: int
-    #: user_id -> their join event, kept in step with `state` (push rules and fan-out need it).
-    joined: dict[str, Event] = field(default_factory=dict)
+    async def join(self, user_id: str, room_id: str, servers: list[str], content: dict[str, Any]) -> str: ...
 
-    def __post_init__(self) -> None:
-        if not self.joined:
-            self.joined = {key[1]: ev for key, ev in self.state.items() if key[0] == MEMBER and ev.membership == JOIN}
+    async def leave(self, user_id: str, room_id: str, servers: list[str], content: dict[str, Any]) -> str: ...
+
+    async def knock(self, user_id: str, room_id: str, servers: list[str], content: dict[str, Any]) -> str: ...
+
+    async def invite(self, event: Event, version: RoomVersion, room_state: list[dict[str, Any]]) -> Event: ...
 
 
-@dataclass
-class Draft:
-    """Events being built in one batch; each sees the state the ones before it left."""
-
-    head: RoomHead
-    items: list[PersistedEvent] = field(default_factory=list)
-    state: dict[StateKey, Event] = field(default_factory=dict)
-    state_group: int = 0
-    chain_length: int = 0
-    last_event_id: str = ""
-    last_depth: int = 0
-
-    def __post_init__(self) -> None:
-        self.state_group = self.head.state_group
-        self.chain_length = self.head.chain_length
-        self.last_event_id = self.head.last_event_id
-        self.last_depth = self.head.last_depth
-
-    def get(self, key: StateKey) -> Event | None:
-        return self.state[key] if key in self.state else self.head.state.get(key)
-
-    def joined_members(self) -> dict[str, Event]:
-        """Who is joined at this point of the draft: user_id -> their join event."""
-        changed = {key[1]: ev for key, ev in self.state.items() if key[0] == MEMBER}
-        if not changed:
-            return self.head.joined
-        joined = dict(self.head.joined)
-        for user_id, event in changed.items():
-            if event.membership == JOIN:
-                joined[user_id] = event
-            else:
-                joined.pop(user_id, None)
-        return joined
-
-    def full_state_ids(self) -> dict[StateKey, str]:
-        merged = {**self.head.state, **self.state}
-        return {key: event.event_id for key, event in merged.items()}
-
-    def apply(self) -> None:
-        """Make the committed batch the room's head."""
-        self.head.joined = self.joined_members()
-        self.head.state.update(self.state)
-        self.head.state_group = self.state_group
-        self.head.chain_length = self.chain_length
-        self.head.last_event_id = self.last_event_id
-        self.head.last_depth = self.last_depth
-
-
-class RoomServer:
-    def __init__(self, store: RoomStore, users: UserStore, *, server_name: str, signing_key: SigningKey,
-                 notifier: Notifier) -> None:
-        self.store = store
-        self.users = users
-        self.server_name = server_name
-        self.signing_key = signing_key
-        self.notifier = notifier
-        self.positions = StreamPositions(0)
-        self._next_state_group = 1
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._heads: OrderedDict[str, RoomHead] = OrderedDict()
-        self._txns: OrderedDict[tuple[str, str, str, str], str] = OrderedDict()
-        self._state_groups: OrderedDict[int, dict[StateKey, str]] = OrderedDict()
-        #: room_id -> stream position of its newest event, so /sync finds changed rooms in memory.
-        self.room_streams: dict[str, int] = {}
-        #: user_id -> {room_id: (membership, stream)} for recently active users, kept up to
-        #: date as membership events commit (a Future while it is being loaded).
-        self._user_rooms: OrderedDict[str, dict[str, tuple[str, int]] | asyncio.Future] = OrderedDict()
-        self._user_room_updates: dict[str, list[tuple[str, str, int]]] = {}
-        #: Other services' rows derived from each event, stored in the event's transaction.
-        self.persist_hooks: list[PersistHook] = []
-        #: Checks of a client's new event against stored events (relations), under the room's lock:
-        #: check(head, sender, event_type, content, state_key) raises MatrixError to refuse it.
-        self.send_checks: list[Callable[[RoomHead, str, str, dict[str, Any], str | None], Awaitable[None]]] = []
-        #: Shadow-banned senders (users.moderation, set by the server): their messages,
-        #: state events and invites are built and answered but never stored.
-        self.shadow_banned: set[str] = set()
-        #: Rooms a server admin blocked (room_id -> admin; rooms.admin keeps it): nobody
-        #: joins, is invited or knocks any more.
-        self.blocked_rooms: dict[str, str] = {}
-
-    async def start(self) -> None:
-        """Continue numbering after what the database holds."""
-        last_stream, last_group = await self.store.max_positions()
-        self.positions = StreamPositions(last_stream)
-        self._next_state_group = last_group + 1
-        self.room_streams = await SyncQueries(self.store).last_stream_per_room()
-
-    # -- the room head -------------------------------------------------------------------
-
-    def _lock(self, room_id: str) -> asyncio.Lock:
-        lock = self._locks.get(room_id)
-        if lock is None:
-            lock = self._locks[room_id] = asyncio.Lock()
-        return lock
-
-    async def head(self, room_id: str) -> RoomHead:
-        """The room's head, loaded once and then kept up to date by the writer."""
-        head = self._heads.get(room_id)
-        if head is not None:
-            self._heads.move_to_end(room_id)
-            return head
-        row = await self.store.get_room(room_id)
-        if row is None:
-            raise MatrixError("M_NOT_FOUND", "Unknown room")
-        state_ids = await self.store.current_state_ids(room_id)
-        events = await self.store.get_events(state_ids.values())
-        chain_length = await self.store.db.fetchval(
-            "SELECT chain_length FROM state_groups WHERE state_group = ?", row[1]
-        )
-        return self._keep_head(room_id, row, state_ids, events, chain_length)
-
-    async def load_heads(self, room_ids: list[str]) -> None:
-        """Bring the heads of these rooms into memory, four queries for all those missing
-        (a cold /sync of many rooms would otherwise cost four per room); unknown rooms are
-        left out."""
-        missing = [room_id for room_id in dict.fromkeys(room_ids) if room_id not in self._heads]
-        if not missing:
-            return
-        rooms = await self.store.get_rooms(missing)
-        states = await self.store.current_states(list(rooms))
-        events = await self.store.get_events(event_id for state in states.values() for event_id in state.values())
-        lengths = await self.store.chain_lengths(list({row[1] for row in rooms.values()}))
-        for room_id, row in rooms.items():
-            self._keep_head(room_id, row, states[room_id], events, lengths.get(row[1]))
-
-    def _keep_head(self, room_id: str, row: tuple[Any, ...], state_ids: dict[StateKey, str],
-                   events: dict[str, Event], chain_length: int | None) -> RoomHead:
-        """Cache a head loaded from the database, unless the writer made one meanwhile."""
-        if room_id not in self._heads:
-            version_id, state_group, last_event_id, last_depth = row[0], row[1], row[2], row[3]
-            self._heads[room_id] = RoomHead(room_id, ROOM_VERSIONS[version_id],
-                                            {key: events[event_id] for key, event_id in state_ids.items()},
-                                            state_group, chain_length or 0, last_event_id, last_depth)
-            if len(self._heads) > _HEADS_CACHED:
-                self._heads.popitem(last=False)
-        return self._heads[room_id]
-
-    async def heads(self, room_ids: list[str]) -> dict[str, RoomHead]:
-        """The heads of many rooms: the cached ones, and the others loaded together (a few
-        queries in all, not three per room). Unknown rooms are left out."""
-        found = {}
-        missing = []
-        for room_id in room_ids:
-            head = self._heads.get(room_id)
-            if head is None:
-                missing.append(room_id)
-            else:
-                self._heads.move_to_end(room_id)
-                found[room_id] = head
-        if not missing:
-            return found
-        rows = await self.store.heads_of_rooms(missing)
-        events = await self.store.get_events(eid for row in rows.values() for eid in row[5].values())
-        for room_id, (version_id, state_group, last_event_id, last_depth, chain_length, state_ids) in rows.items():
-            if room_id not in self._heads:  # else written or loaded meanwhile: that one is current
-                self._heads[room_id] = RoomHead(room_id, ROOM_VERSIONS[version_id],
-                                                {key: events[eid] for key, eid in state_ids.items()},
-                                                state_group, chain_length, last_event_id, last_depth)
-            found[room_id] = self._heads[room_id]
-        while len(self._heads) > _HEADS_CACHED:
-            self._heads.popitem(last=False)
-        return found
-
-    async def state_group_ids(self, state_group: int) -> dict[StateKey, str]:
-        """The state of a group (the state before some event), with the hot ones cached."""
-        state = self._state_groups.get(state_group)
-        if state is None:
-            state = await self.store.load_state_group(state_group) if state_group else {}
-            self._state_groups[state_group] = state
-            if len(self._state_groups) > _STATE_GROUPS_CACHED:
-                self._state_groups.popitem(last=False)
-        else:
-            self._state_groups.move_to_end(state_group)
-        return state
-
-    async def user_memberships(self, user_id: str) -> dict[str, tuple[str, int]]:
-        """room_id -> (membership, stream) of the user's latest membership in every room
-        they have not forgotten; from memory for active users."""
-        entry = self._user_rooms.get(user_id)
-        if isinstance(entry, dict):
-            self._user_rooms.move_to_end(user_id)
-            return entry
-        if isinstance(entry, asyncio.Future):
-            return await asyncio.shield(entry)
-        loading = asyncio.get_running_loop().create_future()
-        self._user_rooms[user_id] = loading
-        self._user_room_updates[user_id] = []
-        try:
-            rooms = await SyncQueries(self.store).current_memberships(user_id)
-        except BaseException as exc:
-            del self._user_rooms[user_id]
-            self._user_room_updates.pop(user_id, None)
-            loading.set_exception(exc)
-            loading.exception()
-            raise
-        for room_id, membership, stream in self._user_room_updates.pop(user_id):
-            if stream > rooms.get(room_id, ("", -1))[1]:
-                rooms[room_id] = (membership, stream)
-        self._user_rooms[user_id] = rooms
-        if len(self._user_rooms) > _USERS_CACHED:
-            oldest = next(iter(self._user_rooms))
-            if isinstance(self._user_rooms[oldest], dict):
-                del self._user_rooms[oldest]
-        loading.set_result(rooms)
-        return rooms
-
-    def _note_membership(self, user_id: str, room_id: str, membership: str, stream: int) -> None:
-        entry = self._user_rooms.get(user_id)
-        if isinstance(entry, dict):
-            if stream > entry.get(room_id, ("", -1))[1]:
-                entry[room_id] = (membership, stream)
-        elif entry is not None:
-            self._user_room_updates[user_id].append((room_id, membership, stream))
-
-    async def room_exists(self, room_id: str) -> bool:
-        return room_id in self._heads or await self.store.get_room(room_id) is not None
-
-    # -- removing (server admins: rooms.admin) ------------------------------------------
-
-    async def remove_room(self, room_id: str, delete_rows: Callable[[], Awaitable[None]]) -> None:
-        """Run `delete_rows` (which deletes the room's rows) with the room locked, then
-        forget everything this process keeps of the room."""
-        async with self._lock(room_id):
-            await delete_rows()
-            self._heads.pop(room_id, None)
-            self.room_streams.pop(room_id, None)
-            self.store.forget_room(room_id)
-            for entry in self._user_rooms.values():
-                if isinstance(entry, dict):
-                    entry.pop(room_id, None)
-        self._locks.pop(room_id, None)
-
-    async def remove_events(self, room_id: str, event_ids: list[str],
-                            delete_rows: Callable[[], Awaitable[None]]) -> None:
-        """Run `delete_rows` (which deletes these events' rows) with the room locked, then
-        drop the events from the caches."""
-        async with self._lock(room_id):
-            await delete_rows()
-            self.store.forget_room(room_id, only=set(event_ids))
-
-    # -- building events -------------------------------------------------------------------
-
-    def _next_group(self) -> int:
-        group = self._next_state_group
-        self._next_state_group += 1
-        return group
-
-    def _add_event(
-        self,
-        draft: Draft,
-        sender: str,
-        event_type: str,
-        content: dict[str, Any],
-        *,
-        state_key: str | None = None,
-        txn: tuple[str, str] | None = None,
-        now: int,
-    ) -> Event:
-        """Build the next event of the draft, authorise it and queue it for storage."""
-        version = draft.head.version
-        auth_keys = auth_rules.auth_types_for_event(version, event_type, sender, state_key, content)
-        auth_state = {key: ev for key in auth_keys if (ev := draft.get(key)) is not None}
-        create = draft.get((CREATE, ""))
-        if create is not None:
-            auth_state[(CREATE, "")] = create
-        redacts = content.get("redacts") if event_type == REDACTION else None
-        event = build_event(
-            version,
-            room_id=None if version.room_id_is_create_event_id and event_type == CREATE else draft.head.room_id,
-            sender=sender,
-            type=event_type,
-            content={k: v for k, v in content.items() if k != "redacts"} if redacts else content,
-            state_key=state_key,
-            prev_event_ids=[draft.last_event_id] if draft.last_event_id else [],
-            auth_event_ids=[ev.event_id for key, ev in auth_state.items()
-                            if key != (CREATE, "") or version.create_event_in_auth_events],
-            depth=draft.last_depth + 1,
-            origin_server_ts=now,
-            signing_key=self.signing_key,
-            server_name=self.server_name,
-            redacts=redacts if isinstance(redacts, str) else None,
-        )
-        if len(orjson.dumps(event.pdu)) > MAX_EVENT_BYTES:
-            raise MatrixError("M_TOO_LARGE", f"Event is larger than {MAX_EVENT_BYTES} bytes")
-        try:
-            auth_rules.check_auth(version, event, auth_state)
-        except AuthError as exc:
-            raise MatrixError("M_FORBIDDEN", exc.reason) from None
-
-        visibility_event = draft.get((HISTORY_VISIBILITY, ""))
-        visibility = visibility_event.content.get("history_visibility") if visibility_event else None
-        relation = content.get("m.relates_to")
-        item = PersistedEvent(
-            event=event,
-            stream_ordering=0,
-            state_group_before=draft.state_group,
-            history_visibility=visibility if isinstance(visibility, str) else "shared",
-            txn_device=txn[0] if txn else None,
-            txn_id=txn[1] if txn else None,
-            contains_url=isinstance(content.get("url"), str),
-        )
-        if isinstance(relation, dict) and isinstance(relation.get("event_id"), str) and isinstance(relation.get("rel_type"), str):
-            item.relates_to, item.rel_type = relation["event_id"], relation["rel_type"]
-        for hook in self.persist_hooks:
-            item.hook_data.append((hook, hook.prepare(draft, event, item)))
-        if event.is_state:
-            key = (event_type, state_key)
-            replaced = draft.get(key)
-            item.replaces_state = replaced.event_id if replaced else None
-            group = self._next_group()
-            if draft.chain_length >= MAX_STATE_CHAIN or draft.state_group == 0:
-                entries = draft.full_state_ids()
-                entries[key] = event.event_id
-                item.new_state_group = NewStateGroup(group, None, 0, entries)
-                draft.chain_length = 0
-            else:
-                item.new_state_group = NewStateGroup(group, draft.state_group, draft.chain_length + 1,
-                                                     {key: event.event_id})
-                draft.chain_length += 1
-            draft.state[key] = event
-            draft.state_group = group
-        draft.items.append(item)
-        draft.last_event_id = event.event_id
-        draft.last_depth = event.depth
-        return event
-
-    async def _write(self, draft: Draft, *, new_room: NewRoom | None = None) -> "_PendingCommit":
-        """Store the draft's events and make them the room's head; call with the room locked.
-
-        The head moves on before the group commit lands, so the room's next event can join
-        the same commit; `_announce` (called after unlocking) waits for durability and
-        only then lets readers see the events.
-        """
-        positions = [self.positions.allocate() for _ in draft.items]
-        for item, position in zip(draft.items, positions):
-            item.stream_ordering = position
-        try:
-            durable = await self.store.persist(draft.items, new_room=new_room)
-        except BaseException:
-            for position in positions:
-                self.positions.finish(position)
-            raise
-        draft.apply()
-        self.store.remember_persisted(draft.items)
-        if new_room is not None:
-            self._heads[draft.head.room_id] = draft.head
-        return _PendingCommit(draft, positions, durable)
-
-    async def _announce(self, pending: "_PendingCommit", wake_users: tuple[str, ...] = ()) -> None:
-        room_id = pending.draft.head.room_id
-        try:
-            await pending.durable
-        except BaseException:
-            self._heads.pop(room_id, None)  # reloaded from the database on next use
-            self.store.forget_events(item.event.event_id for item in pending.draft.items)
-            raise
-        finally:
-            for position in pending.positions:
-                self.positions.finish(position)
-        self.store.after_commit(pending.draft.items)
-        EVENTS_PERSISTED.inc(len(pending.draft.items))
-        for item in pending.draft.items:
-            if item.event.membership is not None:
-                self._note_membership(item.event.state_key, room_id, item.event.membership, item.stream_ordering)
-        self.room_streams[room_id] = max(self.room_streams.get(room_id, 0), pending.positions[-1])
-        self.notifier.notify([f"room:{room_id}", *(f"user:{u}" for u in wake_users)])
+class RoomServer(RoomWriter):
+    #: Set by the server when federation is on; None: only local users take part.
+    remote: RemoteMembership | None = None
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -471,7 +80,7 @@ class RoomServer:
                 await self._check_redaction(head, sender, content)
             for check in self.send_checks:
                 await check(head, sender, event_type, content, state_key)
-            draft = Draft(head)
+            draft = await self._draft(head)
             event = self._add_event(draft, sender, event_type, content, state_key=state_key,
                                     txn=(device_id, txn_id) if txn_id is not None and device_id else None, now=now_ms())
             if sender in self.shadow_banned and (event_type != MEMBER or (
@@ -481,7 +90,7 @@ class RoomServer:
                     self._txns[(room_id, sender, device_id, txn_id)] = event.event_id
                 return event.event_id
             try:
-                pending = await self._write(draft)
+                pending = await self._write(await self._input.batch_from_draft(draft))
             except UniqueViolation:
                 # Only the transaction ID can clash: a retry of a request from before a restart.
                 earlier = await self.store.event_by_txn(room_id, sender, device_id or "", txn_id or "")
@@ -493,7 +102,7 @@ class RoomServer:
                 if len(self._txns) > _TXN_CACHE:
                     self._txns.popitem(last=False)
         try:
-            await self._announce(pending, (state_key,) if event_type == MEMBER and state_key else ())
+            await self._announce(pending)
         except BaseException:
             self._txns.pop((room_id, sender, device_id or "", txn_id or ""), None)
             raise
@@ -541,8 +150,10 @@ class RoomServer:
             raise MatrixError("M_INVALID_PARAM", "The state key of a membership event must be a user ID") from None
         if domain_of(target) == self.server_name and await self.users.get_profile(target) is None:
             raise MatrixError("M_NOT_FOUND", f"Unknown user {target}")
-        if domain_of(target) != self.server_name and content.get("membership") in (INVITE, JOIN, KNOCK):
-            raise MatrixError("M_FORBIDDEN", "This server does not federate yet; only local users can take part")
+        if domain_of(target) != self.server_name and content.get("membership") in (JOIN, KNOCK):
+            raise MatrixError("M_FORBIDDEN", "Only a user's own server joins them or knocks for them")
+        if domain_of(target) != self.server_name and content.get("membership") == INVITE and self.remote is None:
+            raise MatrixError("M_FORBIDDEN", "This server does not federate; only local users can take part")
 
     # -- membership --------------------------------------------------------------------------
 
@@ -573,14 +184,144 @@ class RoomServer:
         extra: dict[str, Any] | None = None,
         txn_id: str | None = None,
     ) -> str:
-        """Invite, join, leave, kick, ban, unban or knock: the auth rules decide who may."""
+        """Invite, join, leave, kick, ban, unban or knock: the auth rules decide who may.
+        Inviting another server's user needs that server's signature; leaving a room this
+        server does not hold (an invite from another server) goes through the inviter's."""
         content = await self.member_content(target, membership, reason, extra)
+        if membership == INVITE and domain_of(target) != self.server_name and self.remote is not None:
+            return await self._invite_remote(sender, room_id, target, content)
+        if membership == LEAVE and sender == target and self.remote is not None:
+            head = await self.head_if_known(room_id)
+            if head is not None and not head.resident:
+                return await self.remote.leave(target, room_id, await self._candidates(room_id, target, [], head),
+                                               content)
         return await self.send_event(sender, None, room_id, MEMBER, content, state_key=target, txn_id=txn_id)
 
-    async def join(self, user_id: str, room_id: str, *, reason: str | None = None, guest: bool = False) -> str:
-        """Join a local room; a restricted room admits members of its allowed rooms, and a
-        guest only a room whose `m.room.guest_access` is `can_join`."""
+    async def knock(self, user_id: str, room_id: str, *, reason: str | None = None, servers: list[str] = ()) -> str:
+        """Knock on a room: here, or through the given servers when this server does not hold it."""
+        head = await self.head_if_known(room_id)
+        if head is None or not head.resident:
+            if self.remote is None or head is None and not servers and domain_of(room_id) in (None, self.server_name):
+                raise MatrixError("M_NOT_FOUND", "Unknown room")
+            self._refuse_blocked(room_id)
+            content = await self.member_content(user_id, KNOCK, reason)
+            return await self.remote.knock(user_id, room_id, await self._candidates(room_id, user_id, servers, head),
+                                           content)
+        return await self.update_membership(user_id, room_id, user_id, KNOCK, reason=reason)
+
+    def _refuse_blocked(self, room_id: str) -> None:
+        if room_id in self.blocked_rooms:
+            raise MatrixError("M_FORBIDDEN", "This room has been blocked on this server")
+
+    async def _candidates(self, room_id: str, user_id: str, servers: list[str], head: RoomHead | None) -> list[str]:
+        """Servers to ask for a room this server does not hold (or no longer follows): those
+        given, the inviter's, the room ID's (before version 12), and those of its members."""
+        candidates = list(servers)
+        event_id = await self.store.membership_event_id(room_id, user_id)
+        if event_id is not None:
+            row = (await self.store.get_event_rows([event_id])).get(event_id)
+            if row is not None:
+                candidates.append(domain_of(row.event.sender))
+        candidates.append(domain_of(room_id))
+        if head is not None:
+            candidates += [domain_of(member) for member in head.joined]
+        return [server for server in dict.fromkeys(candidates) if server and server != self.server_name]
+
+    async def _invite_remote(self, sender: str, room_id: str, target: str, content: dict[str, Any]) -> str:
+        """Invite another server's user: the invite is built here, signed by their server
+        (which may refuse it), then stored."""
+        async with self._lock(room_id):
+            head = await self.head(room_id)
+            self._refuse_blocked(room_id)
+            await self._check_membership_target(head, target, content)
+            draft = await self._draft(head)
+            event = self._build(draft, sender, MEMBER, content, state_key=target, now=now_ms())
+            room_state = self.stripped_state(head, sender)
+        if sender in self.shadow_banned:
+            return event.event_id
+        signed = await self.remote.invite(event, head.version, room_state)
+        outcome = (await self.input(room_id, [signed], EventKind.LOCAL))[signed.event_id]
+        if outcome.rejected_reason is not None:
+            raise MatrixError("M_FORBIDDEN", outcome.rejected_reason)
+        return signed.event_id
+
+    def stripped_state(self, head: RoomHead, user_id: str) -> list[dict[str, Any]]:
+        """What an invitee or knocker is shown of a room, as PDUs: a few state events (the
+        create event first) and the member event of `user_id`."""
+        keys = [(event_type, "") for event_type in STRIPPED_STATE_TYPES] + [(MEMBER, user_id)]
+        return [head.state[key].pdu for key in keys if key in head.state]
+
+    async def membership_event(self, room_id: str, user_id: str) -> Event | None:
+        """The user's membership event: from the room's state, or, for a room this server
+        does not hold (an invite or knock through another server), as stored on its own."""
         head = await self.head(room_id)
+        event = head.state.get((MEMBER, user_id))
+        if event is None and not head.resident:
+            event_id = await self.store.membership_event_id(room_id, user_id)
+            row = (await self.store.get_event_rows([event_id])).get(event_id) if event_id else None
+            event = row.event if row is not None else None
+        return event
+
+    async def stripped_state_of_membership(self, room_id: str, user_id: str) -> list[dict[str, Any]]:
+        """What an invitee or knocker sees of a room in /sync (type, state_key, content,
+        sender): `stripped_state`, or, for a room of another server, what that server sent
+        with the invite or knock; their own membership event last."""
+        head = await self.head(room_id)
+        own = await self.membership_event(room_id, user_id)
+        if head.resident:
+            events = [head.state[(t, "")].pdu for t in STRIPPED_STATE_TYPES if (t, "") in head.state]
+        else:
+            sent = (own.unsigned.get("invite_room_state") or own.unsigned.get("knock_room_state")) if own else None
+            events = [e for e in sent if isinstance(e, dict)
+                      and not (e.get("type") == MEMBER and e.get("state_key") == user_id)] if isinstance(sent, list) else []
+        if own is not None:
+            events.append(own.pdu)
+        return [{"type": e.get("type"), "state_key": e.get("state_key"), "content": e.get("content"),
+                 "sender": e.get("sender")} for e in events
+                if isinstance(e.get("type"), str) and isinstance(e.get("state_key"), str)
+                and isinstance(e.get("content"), dict)]
+
+    async def event_template(self, room_id: str, sender: str, membership: str) -> tuple[dict[str, Any], RoomVersion]:
+        """The membership event of another server's user as this server would build it now
+        (make_join, make_leave, make_knock): prev and auth events, depth, without hashes or
+        signatures; M_FORBIDDEN unless the current state allows it."""
+        async with self._lock(room_id):
+            head = await self.head(room_id)
+            if not head.resident:
+                raise MatrixError("M_NOT_FOUND", "This server is not in the room")
+            if membership in (JOIN, KNOCK):
+                self._refuse_blocked(room_id)
+            extra: dict[str, Any] = {}
+            current = head.state.get((MEMBER, sender))
+            if (membership == JOIN and auth_rules.join_rule_of(head.state) in ("restricted", "knock_restricted")
+                    and (current is None or current.membership not in (INVITE, JOIN))):
+                authoriser = await self._restricted_join_authoriser(head, sender)
+                if authoriser is None:
+                    raise MatrixError("M_UNABLE_TO_AUTHORISE_JOIN", "No member here may authorise this join")
+                extra["join_authorised_via_users_server"] = authoriser
+            draft = await self._draft(head)
+            event = self._build(draft, sender, MEMBER, {"membership": membership, **extra}, state_key=sender,
+                                now=now_ms())
+        return {k: v for k, v in event.pdu.items() if k not in ("hashes", "signatures", "unsigned")}, head.version
+
+    async def join(self, user_id: str, room_id: str, *, reason: str | None = None, guest: bool = False,
+                   servers: list[str] = ()) -> str:
+        """Join a room: here when this server holds it and follows it, else through the given
+        servers (or the inviter's, or the room ID's). A restricted room admits members of
+        its allowed rooms, and a guest only a room whose `m.room.guest_access` is `can_join`."""
+        head = await self.head_if_known(room_id)
+        if head is None or not head.resident or (not any(domain_of(u) == self.server_name for u in head.joined)
+                                                 and any(domain_of(u) != self.server_name for u in head.joined)):
+            candidates = await self._candidates(room_id, user_id, list(servers), head)
+            if self.remote is None or not candidates:
+                if head is None or not head.resident:
+                    raise MatrixError("M_NOT_FOUND", "Unknown room")
+            else:
+                if guest:
+                    raise MatrixError("M_GUEST_ACCESS_FORBIDDEN", "Guests may not join rooms of other servers")
+                self._refuse_blocked(room_id)
+                await self.remote.join(user_id, room_id, candidates, await self.member_content(user_id, JOIN, reason))
+                return room_id
         current = head.state.get((MEMBER, user_id))
         if current is not None and current.membership == JOIN:
             return room_id
@@ -672,7 +413,7 @@ class RoomServer:
         if not version.implicit_room_creator:
             create_content["creator"] = creator
         room_id = None if version.room_id_is_create_event_id else f"!{_random_id()}:{self.server_name}"
-        head = RoomHead(room_id or "", version, {}, 0, 0, "", 0)
+        head = RoomHead(room_id or "", version, {}, 0, 0, {})
         draft = Draft(head)
         create = self._add_event(draft, creator, CREATE, create_content, state_key="", now=now)
         if room_id is None:
@@ -714,23 +455,18 @@ class RoomServer:
         new_room = NewRoom(head.room_id, room_version, creator, now, is_public,
                            room_type if isinstance(room_type, str) else None, [alias] if alias else [])
         async with self._lock(head.room_id):
+            batch = await self._input.batch_from_draft(draft)
+            batch.new_room = new_room
             try:
-                pending = await self._write(draft, new_room=new_room)
+                pending = await self._write(batch)
             except UniqueViolation:
                 if alias is None:
                     raise
                 # Only the alias can clash (room and event IDs are random or hashes): a
                 # concurrent createRoom took it after the check above.
                 raise MatrixError("M_ROOM_IN_USE", "That room alias is already taken") from None
-        await self._announce(pending, tuple(invite))
+        await self._announce(pending)
         return head.room_id
-
-
-@dataclass
-class _PendingCommit:
-    draft: Draft
-    positions: list[int]
-    durable: "asyncio.Future[None]"
 
 
 def guests_may_join(head: RoomHead) -> bool:

@@ -136,7 +136,7 @@ async def upgrade_room(rooms: RoomServer, user_id: str, room_id: str, new_versio
         await _move_aliases(rooms, head, user_id, new_room_id)
         await _restrict_old_room(rooms, room_id, user_id)
         row = await rooms.store.get_room(room_id)
-        if row is not None and row[5]:
+        if row is not None and row.is_public:
             await rooms.store.set_public(room_id, False)
         return new_room_id
 
@@ -144,7 +144,7 @@ async def upgrade_room(rooms: RoomServer, user_id: str, room_id: str, new_versio
 async def _create_replacement(rooms: RoomServer, head: RoomHead, user_id: str, version: RoomVersion,
                               extra_creators: list[str]) -> str:
     old_create = head.state.get((CREATE, ""))
-    creation_content: dict[str, Any] = {"predecessor": {"room_id": head.room_id, "event_id": head.last_event_id}}
+    creation_content: dict[str, Any] = {"predecessor": {"room_id": head.room_id, "event_id": head.latest_event_id}}
     room_type = old_create.content.get("type") if old_create is not None else None
     if isinstance(room_type, str):
         creation_content["type"] = room_type
@@ -186,7 +186,7 @@ async def _create_replacement(rooms: RoomServer, head: RoomHead, user_id: str, v
         user_id,
         room_version=version.identifier,
         preset="public_chat",  # adds nothing: join rules and history visibility are explicit above
-        is_public=bool(row[5]) if row is not None else False,
+        is_public=row.is_public if row is not None else False,
         alias=None,
         name=None,
         topic=None,

@@ -22,7 +22,8 @@ from ranvier.errors import MatrixError
 from ranvier.events.model import REDACTION, Event
 from ranvier.requester import Requester
 from ranvier.rooms.service import RoomServer
-from ranvier.rooms.store import EventRow, PersistedEvent, SyncQueries
+from ranvier.rooms.store import EventRow, PersistedEvent
+from ranvier.rooms.sync_queries import SyncQueries
 from ranvier.rooms.visibility import MembershipHistory, is_visible
 from ranvier.search.access import room_access
 from ranvier.search.index import RANK, Criteria, Document, Hit, IndexRow, SearchIndex, document_of
@@ -32,7 +33,7 @@ from ranvier.search.text import KEY_OF_TYPE, TYPE_OF_KEY, highlights, parse_quer
 from ranvier.storage.engine import Transaction
 from ranvier.sync.filters import EventFilter
 from ranvier.sync.timeline import Timeline
-from ranvier.sync.tokens import position_after, room_token
+from ranvier.rooms.tokens import position_after, room_token
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100

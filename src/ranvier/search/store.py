@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ranvier.rooms.store import EventRow, position_bounds
+from ranvier.rooms.store import IN_TIMELINE, EventRow, position_bounds
 from ranvier.storage.engine import Database
-from ranvier.sync.tokens import position_after
+from ranvier.rooms.tokens import position_after
 
 BEFORE, AFTER = 0, 1
 
@@ -41,7 +41,7 @@ class ContextQueries:
                 bounds, bound_params = position_bounds(lower, upper)
                 parts.append(
                     f"SELECT * FROM (SELECT {index} AS anchor, {side} AS side, e.event_id FROM events e "
-                    f"WHERE e.room_id = ? AND {' AND '.join(bounds)} "
+                    f"WHERE e.room_id = ? AND {IN_TIMELINE} AND {' AND '.join(bounds)} "
                     f"ORDER BY e.depth {order}, e.stream_ordering {order} LIMIT {int(limit)}) AS around{len(parts)}"
                 )
                 params += [anchor.row.event.room_id, *bound_params]

@@ -21,9 +21,10 @@ from typing import Any
 from ranvier.e2ee.keys import KeyService
 from ranvier.events.model import MEMBER, Event
 from ranvier.rooms.service import BAN, JOIN, LEAVE, RoomServer
-from ranvier.rooms.store import PersistedEvent, SyncQueries
+from ranvier.rooms.store import PersistedEvent
+from ranvier.rooms.sync_queries import SyncQueries
 from ranvier.storage.engine import Transaction
-from ranvier.sync.tokens import SyncToken
+from ranvier.notify.tokens import SyncToken
 
 
 class DeviceLists:

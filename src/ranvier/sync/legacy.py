@@ -20,7 +20,8 @@ from ranvier.rooms.visibility import is_visible
 from ranvier.sync.filters import EventFilter
 from ranvier.sync.service import MAX_TIMEOUT_MS, SyncService
 from ranvier.sync.timeline import Timeline
-from ranvier.sync.tokens import SyncToken, position_after, room_token
+from ranvier.rooms.tokens import position_after, room_token
+from ranvier.notify.tokens import SyncToken
 
 #: The most room events one /events response carries.
 STREAM_PAGE = 100
@@ -144,7 +145,7 @@ class LegacySync:
             "room_id": room_id,
             "messages": messages,
             "state": await self.timeline.serialize(list(state_rows.values()), requester),
-            "visibility": "public" if (await self.rooms.store.get_room(room_id))[5] else "private",
+            "visibility": "public" if (await self.rooms.store.get_room(room_id)).is_public else "private",
             "account_data": await self._room_account_data(user_id, room_id, now),
             "presence": [],
             "receipts": [],

@@ -8,14 +8,15 @@ Private receipts are only ever shown to their owner.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 from ranvier.errors import MatrixError
+from ranvier.events.identifiers import domain_of
 from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import EventRow
-from ranvier.sync.notifier import Notifier
+from ranvier.notify.notifier import Notifier
 from ranvier.sync.receipts_store import Receipt, ReceiptStore
-from ranvier.sync.streams import StreamPositions
+from ranvier.notify.streams import StreamPositions
 from ranvier.users.account_data import AccountData
 
 READ, READ_PRIVATE, FULLY_READ = "m.read", "m.read.private", "m.fully_read"
@@ -41,6 +42,9 @@ class Receipts:
         #: Returns the push service if the server has one (it clears notification counts).
         self._push = push
         self.positions = StreamPositions(0)
+        #: Told of each public read receipt of a local user that moved (other servers in the
+        #: room are sent it): listener(room_id, user_id, type, event_id, thread_id, ts).
+        self.local_listeners: list[Callable[[str, str, str, str, str | None, int], Awaitable[None]]] = []
 
     async def start(self) -> None:
         self.positions = StreamPositions(await self.store.max_stream_id())
@@ -93,10 +97,10 @@ class Receipts:
             if thread_id != in_thread and not (thread_id == row.event.event_id and in_thread == MAIN_THREAD):
                 raise MatrixError("M_INVALID_PARAM", f"The event is not in thread {thread_id}")
         position = self.positions.allocate()
+        ts = int(time.time() * 1000)
         try:
             moved = await self.store.advance(Receipt(
-                room_id, receipt_type, user_id, thread_id or "", row.event.event_id, row.stream_ordering,
-                int(time.time() * 1000), position,
+                room_id, receipt_type, user_id, thread_id or "", row.event.event_id, row.stream_ordering, ts, position,
             ))
         finally:
             self.positions.finish(position)
@@ -106,6 +110,17 @@ class Receipts:
         if push is not None:  # counts first: the syncs woken next must see them
             await push.mark_read(user_id, room_id, row.stream_ordering, thread_id)
         self.notifier.notify([f"user:{user_id}"] if receipt_type == READ_PRIVATE else [f"room:{room_id}"])
+        if receipt_type == READ and domain_of(user_id) == self.rooms.server_name:
+            for listener in self.local_listeners:
+                await listener(room_id, user_id, receipt_type, row.event.event_id, thread_id, ts)
+
+    async def receive_remote(self, user_id: str, room_id: str, receipt_type: str, event_id: str,
+                             thread_id: str | None) -> None:
+        """A read receipt of another server's user (its server checked they are joined); one
+        for an event this server does not have is ignored."""
+        row = (await self.rooms.store.get_event_rows([event_id])).get(event_id)
+        if row is not None and row.event.room_id == room_id and receipt_type == READ:
+            await self._receipt(user_id, room_id, receipt_type, row, thread_id)
 
     async def _mark_fully_read(self, user_id: str, room_id: str, row: EventRow) -> None:
         """The fully-read marker lives in room account data, and only moves forward too."""

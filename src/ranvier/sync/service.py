@@ -12,24 +12,21 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ranvier.errors import MatrixError
 from ranvier.events.model import MEMBER
 from ranvier.requester import Requester
 from ranvier.rooms.service import RoomHead, RoomServer
-from ranvier.rooms.store import EventRow, StateKey, SyncQueries
+from ranvier.rooms.store import EventRow, StateKey
+from ranvier.rooms.sync_queries import SyncQueries
 from ranvier.rooms.visibility import is_visible
 from ranvier.sync.filters import SyncFilter, filter_json
 from ranvier.sync.store import FilterStore
-from ranvier.sync.notifier import Notifier
+from ranvier.notify.notifier import Notifier
 from ranvier.sync.timeline import Timeline
-from ranvier.sync.tokens import SyncToken, position_after, room_token
+from ranvier.rooms.tokens import position_after, room_token
+from ranvier.notify.tokens import SyncToken
 
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMEOUT_MS = 5 * 60 * 1000
-STRIPPED_STATE_TYPES = (
-    "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias",
-    "m.room.encryption", "m.room.topic",
-)
 _LAZY_CONNECTIONS = 10_000
 #: How many events a filtered timeline may scan per event it returns.
 _SCAN_FACTOR = 10
@@ -193,9 +190,9 @@ class SyncService:
                         and not await self._was_joined(window, room_id)) else since.events
             elif membership == "invite" and newly:
                 if await self._inviter(room_id, requester.user_id) not in ignored:  # the spec: never show those
-                    rooms["invite"][room_id] = {"invite_state": {"events": await self._stripped_state(room_id, requester.user_id)}}
+                    rooms["invite"][room_id] = {"invite_state": {"events": await self.rooms.stripped_state_of_membership(room_id, requester.user_id)}}
             elif membership == "knock" and newly:
-                rooms["knock"][room_id] = {"knock_state": {"events": await self._stripped_state(room_id, requester.user_id)}}
+                rooms["knock"][room_id] = {"knock_state": {"events": await self.rooms.stripped_state_of_membership(room_id, requester.user_id)}}
             elif membership in ("leave", "ban") and (
                     (since is not None and room_id in changed_membership) or (since is None and sync_filter.room.include_leave)
                     or (full_state and sync_filter.room.include_leave)):
@@ -390,9 +387,9 @@ class SyncService:
         if len(shown_since) < 2:
             return None
         room_ids = list(shown_since)
-        await self.rooms.load_heads(room_ids)
+        await self.rooms.heads(room_ids)
         batch = _timeline_limit(window) + 1
-        recent = await self.queries.recent_events_of(
+        recent = await self.queries.recent_events_of_rooms(
             [(room_id, since or 0, window.now.events, batch) for room_id, since in shown_since.items()])
         memberships = await self.rooms.user_memberships(window.user_id)
         before_join = [room_id for room_id, rows in recent.items() if rows and _joined_after(memberships, room_id, rows[0])]
@@ -409,7 +406,7 @@ class SyncService:
         if rows:
             prev_batch = room_token(rows[0].key)
         else:
-            prev_batch = room_token(position_after((head.last_depth, window.now.events)))
+            prev_batch = room_token(position_after((head.depth, window.now.events)))
 
         full = since_events is None or window.full_state
         state_ids = await self._state_for(room_id, since_events, window.now.events, timeline, full, head)
@@ -543,18 +540,8 @@ class SyncService:
                 "m.invited_member_count": invited}
 
     async def _inviter(self, room_id: str, user_id: str) -> str | None:
-        invite = (await self.rooms.head(room_id)).state.get((MEMBER, user_id))
+        invite = await self.rooms.membership_event(room_id, user_id)
         return invite.sender if invite is not None else None
-
-    async def _stripped_state(self, room_id: str, user_id: str) -> list[dict[str, Any]]:
-        """What an invitee or knocker may see of a room: a few state events, content only."""
-        head = await self.rooms.head(room_id)
-        events = [head.state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in head.state]
-        own = head.state.get((MEMBER, user_id))
-        if own is not None:
-            events.append(own)
-        stripped = [{"type": e.type, "state_key": e.state_key, "content": e.content, "sender": e.sender} for e in events]
-        return stripped
 
     async def _serialize(self, window: _Window, rows: list[EventRow]) -> list[dict[str, Any]]:
         fields = list(window.sync_filter.event_fields) if window.sync_filter.event_fields is not None else None

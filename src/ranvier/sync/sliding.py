@@ -27,7 +27,7 @@ from ranvier.sync.sliding_extensions import Extensions
 from ranvier.sync.sliding_lists import AccountMarks, RoomFacts, RoomLists
 from ranvier.sync.sliding_request import RoomConfig, SlidingRequest
 from ranvier.sync.sliding_rooms import RoomRequest, RoomResults
-from ranvier.sync.tokens import SyncToken
+from ranvier.notify.tokens import SyncToken
 
 FEATURE = "org.matrix.simplified_msc3575"
 

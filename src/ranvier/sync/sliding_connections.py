@@ -24,7 +24,7 @@ from typing import Any, Mapping
 from ranvier.errors import MatrixError
 from ranvier.rooms.store import StateKey
 from ranvier.sync.sliding_request import RoomConfig
-from ranvier.sync.tokens import SyncToken, encode_pos, parse_pos
+from ranvier.notify.tokens import SyncToken, encode_pos, parse_pos
 
 #: Connections kept in all; the least recently used go first.
 MAX_CONNECTIONS = 5_000

@@ -25,7 +25,7 @@ from ranvier.requester import Requester
 from ranvier.sync.service import SyncService
 from ranvier.sync.sliding_connections import ConnectionState
 from ranvier.sync.sliding_request import WILDCARD, ExtensionConfig
-from ranvier.sync.tokens import SyncToken
+from ranvier.notify.tokens import SyncToken
 
 ACCOUNT_DATA, RECEIPTS, TYPING, TO_DEVICE, E2EE = "account_data", "receipts", "typing", "to_device", "e2ee"
 #: The most to-device messages one answer carries when the request sets no `limit`.

@@ -17,7 +17,8 @@ from typing import Any, Mapping
 
 from ranvier.events.model import CREATE, MEMBER, Event
 from ranvier.rooms.service import RoomServer
-from ranvier.rooms.store import PersistedEvent, SyncQueries
+from ranvier.rooms.store import PersistedEvent
+from ranvier.rooms.sync_queries import SyncQueries
 from ranvier.storage.engine import Transaction
 from ranvier.sync.sliding_request import ListConfig, RoomFilter
 from ranvier.users.account_data import TAGS, AccountData

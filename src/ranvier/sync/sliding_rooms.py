@@ -27,7 +27,8 @@ from ranvier.sync.service import SyncService
 from ranvier.sync.sliding_connections import ConnectionState, RoomSent
 from ranvier.sync.sliding_lists import Entry, Marks, RoomFacts
 from ranvier.sync.sliding_request import ME, RoomConfig
-from ranvier.sync.tokens import SyncToken, position_after, room_token
+from ranvier.notify.tokens import SyncToken
+from ranvier.rooms.tokens import position_after, room_token
 
 HEROES = 5
 _SUMMARIES_CACHED = 5_000
@@ -122,7 +123,7 @@ class RoomResults:
             updated[room_id] = RoomSent(entry.membership, entry.membership_stream, work.upto, work.covered_from,
                                         work.request.config, held, fields)
             if work.initial or work.timeline or work.limited or send or gone or changed:
-                after = (head.last_depth, work.upto) if head else leave_rows[room_id].key if room_id in leave_rows else None
+                after = (head.depth, work.upto) if head else leave_rows[room_id].key if room_id in leave_rows else None
                 results[room_id] = _result(work, changed, live_since, after)
                 state_ids[room_id] = {key: event.event_id for key, event in send.items()}
                 stubs[room_id] = gone
@@ -134,7 +135,7 @@ class RoomResults:
     async def _stripped(self, request: RoomRequest, user_id: str) -> tuple[dict, RoomSent]:
         """An invite, a knock or a declined invite: the stripped state, the membership."""
         entry = request.entry
-        stripped_state = await self.sync._stripped_state(entry.room_id, user_id)
+        stripped_state = await self.rooms.stripped_state_of_membership(entry.room_id, user_id)
         # `invite_state` is the name deployed clients read (the proposal renamed it).
         result = {"initial": True, "membership": entry.membership, "bump_stamp": entry.membership_stream,
                   "stripped_state": stripped_state, "invite_state": stripped_state}

@@ -17,7 +17,7 @@ from ranvier.rooms.service import RoomServer
 from ranvier.rooms.store import EventRow, RoomStore, StateKey
 from ranvier.rooms.visibility import MembershipHistory, is_visible, joined_at
 from ranvier.sync.filters import EventFilter
-from ranvier.sync.tokens import RoomPosition, position_after, room_position, room_token
+from ranvier.rooms.tokens import RoomPosition, position_after, room_position, room_token
 
 #: How many extra rows a filtered page may scan before returning what it found.
 _SCAN_FACTOR = 10
@@ -34,6 +34,9 @@ class Timeline:
         self.ignored_users: Callable[[str], Awaitable[set[str]]] | None = None
         #: The erased accounts (users.erasure.Erasure.erased), set by the server.
         self.erased: set[str] = set()
+        #: Set by the server when federation is on: fetch older history of a room from
+        #: another server, backfill(room_id) -> how many events were added.
+        self.backfill: Callable[[str], Awaitable[int]] | None = None
 
     # -- who may read --------------------------------------------------------------------
 
@@ -149,13 +152,18 @@ class Timeline:
         bound = await self.position_of(room_id, to_token) if to_token else None
         if start is None and backwards:  # from the newest end of the room
             head = await self.rooms.head(room_id)
-            start_token = room_token(position_after((head.last_depth, self.rooms.positions.current)))
+            start_token = room_token(position_after((head.depth, self.rooms.positions.current)))
         else:
             start_token = from_token or room_token((0, 0))
         limit = min(event_filter.limit or limit, MAX_PAGE)
+        ignored = await self._ignored(requester.user_id)
         rows, end = await self._page(room_id, requester.user_id, history, start=start, bound=bound,
-                                     backwards=backwards, limit=limit, event_filter=event_filter,
-                                     ignored=await self._ignored(requester.user_id))
+                                     backwards=backwards, limit=limit, event_filter=event_filter, ignored=ignored)
+        if backwards and end is None and bound is None and self.backfill is not None:
+            # The start of what this server holds: ask another server for older history.
+            if await self.backfill(room_id):
+                rows, end = await self._page(room_id, requester.user_id, history, start=start, bound=bound,
+                                             backwards=True, limit=limit, event_filter=event_filter, ignored=ignored)
         response: dict[str, Any] = {
             "chunk": await self.serialize(rows, requester),
             "start": start_token,

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Iterable
+from typing import Awaitable, Callable, Iterable
 
 from ranvier.errors import MatrixError
+from ranvier.events.identifiers import domain_of
 from ranvier.rooms.service import RoomServer
-from ranvier.sync.notifier import Notifier
+from ranvier.notify.notifier import Notifier
 
 #: The longest a typing notification lasts without being renewed.
 MAX_TIMEOUT_MS = 120_000
@@ -30,6 +31,9 @@ class Typing:
         self._typing: dict[str, dict[str, asyncio.TimerHandle]] = {}
         #: room_id -> position of the room's last change
         self._changed: dict[str, int] = {}
+        #: Told when a local user starts or stops typing (other servers in the room are sent it):
+        #: listener(room_id, user_id, typing).
+        self.local_listeners: list[Callable[[str, str, bool], Awaitable[None]]] = []
 
     @property
     def position(self) -> int:
@@ -51,6 +55,9 @@ class Typing:
             self._changed_room(room_id)
         elif not typists:
             self._typing.pop(room_id, None)
+        if self.local_listeners and domain_of(user_id) == self.rooms.server_name:
+            for listener in self.local_listeners:
+                await listener(room_id, user_id, typing)
 
     def _expire(self, room_id: str, user_id: str) -> None:
         typists = self._typing.get(room_id)

@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 from ranvier.errors import MatrixError
 from ranvier.events.identifiers import is_valid_user_id
-from ranvier.sync.notifier import Notifier
-from ranvier.sync.streams import StreamPositions
+from ranvier.notify.notifier import Notifier
+from ranvier.notify.streams import StreamPositions
 from ranvier.users.personal_store import AccountDataStore
 
 #: Types the server manages; clients may read them but not set them (405 M_BAD_JSON).

@@ -14,12 +14,12 @@ import asyncio
 import logging
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from ranvier import background
 from ranvier.errors import MatrixError
-from ranvier.sync.notifier import Notifier
-from ranvier.sync.streams import StreamPositions
+from ranvier.notify.notifier import Notifier
+from ranvier.notify.streams import StreamPositions
 from ranvier.users.personal_store import PresenceRow, PresenceStore
 
 log = logging.getLogger("ranvier.presence")
@@ -52,6 +52,9 @@ class Presence:
         #: Written through on every change, so a /sync's set_presence rarely needs a query.
         self._rows: dict[str, PresenceRow | None] = {}
         self._sweeper: asyncio.Task | None = None
+        #: Told of every change written (other servers are sent their local users'):
+        #: listener(rows as written).
+        self.listeners: list[Callable[[list[PresenceRow]], Awaitable[None]]] = []
 
     async def start(self) -> None:
         self.positions = StreamPositions(await self.store.max_stream_id())
@@ -148,6 +151,15 @@ class Presence:
                 await self.store.put([refreshed])
                 self._rows[user_id] = refreshed
 
+    async def set_remote(self, user_id: str, state: Any, status_msg: str | None, last_active_ago: int) -> None:
+        """Another server's user's presence, as their server tells it (an unknown state is
+        ignored); seen now, active `last_active_ago` ms ago."""
+        if state not in STATES:
+            return
+        async with self._lock:
+            now = now_ms()
+            await self._write([PresenceRow(user_id, state, status_msg, now - last_active_ago, now, 0)])
+
     async def active(self, user_id: str) -> None:
         """A pro-active event of the user (a message or state event sent): online and
         active now, as the spec's "last active ago" asks; from unavailable or offline too."""
@@ -188,4 +200,6 @@ class Presence:
         user_ids = [row.user_id for row in rows]
         rooms = await self.store.joined_rooms_of(user_ids)
         self.notifier.notify([*(f"user:{u}" for u in user_ids), *(f"room:{r}" for r in rooms)])
+        for listener in self.listeners:
+            await listener(rows)
         return rows

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import orjson
 
 from ranvier.errors import MatrixError
-from ranvier.events.identifiers import is_valid_mxc_uri
+from ranvier.events.identifiers import domain_of, is_valid_mxc_uri
 from ranvier.events.model import MEMBER
 from ranvier.rooms.service import RoomServer
 from ranvier.users.personal_store import ProfileStore
@@ -53,8 +53,13 @@ class Profiles:
         self.rooms = rooms
         #: Profile writes are rare: one lock makes each size check and write atomic.
         self._write_lock = asyncio.Lock()
+        #: Set by the server when federation is on: another server's user's profile.
+        self.remote: Callable[[str], Awaitable[dict[str, Any]]] | None = None
 
     async def get(self, user_id: str) -> dict[str, Any]:
+        """A user's profile; another server's user's through their server (with federation)."""
+        if domain_of(user_id) != self.rooms.server_name and self.remote is not None:
+            return await self.remote(user_id)
         profile = await self.store.get(user_id)
         if profile is None:
             raise MatrixError("M_NOT_FOUND", "Profile not found")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import ssl
 import time
 from typing import Any, Callable
 
@@ -157,8 +158,9 @@ class HttpServer:
         self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0, **self._handler_args)
         self._listeners: list[asyncio.AbstractServer] = []
 
-    async def listen(self, host: str, port: int) -> int:
-        """Start a listener; returns the port it is bound to (port 0 picks a free one)."""
+    async def listen(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None) -> int:
+        """Start a listener (HTTPS with `ssl_context`); returns the port it is bound to (port
+        0 picks a free one)."""
         if self.runner.server is None:
             await self.runner.setup()
         loop = asyncio.get_running_loop()
@@ -167,7 +169,7 @@ class HttpServer:
         def protocol() -> GuardedRequestHandler:
             return GuardedRequestHandler(manager, self.guard, loop=loop, **self._handler_args)
 
-        listener = await loop.create_server(protocol, host, port, reuse_address=True)
+        listener = await loop.create_server(protocol, host, port, reuse_address=True, ssl=ssl_context)
         self._listeners.append(listener)
         return listener.sockets[0].getsockname()[1]
 

@@ -7,12 +7,16 @@ from the same token therefore neither repeats nor skips an event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 from typing import Awaitable, Callable
 
 from ranvier.errors import MatrixError
+from ranvier.notify.tokens import SyncToken, parse_pos
 
 RoomPosition = tuple[int, int]
+
+#: Backfilled events sit at negative stream positions, before everything /sync reports.
+_ROOM_TOKEN = re.compile(r"t(-?[0-9]{1,19})_(-?[0-9]{1,19})")
 
 
 def room_token(position: RoomPosition) -> str:
@@ -20,57 +24,15 @@ def room_token(position: RoomPosition) -> str:
 
 
 def parse_room_token(token: str) -> RoomPosition:
-    if token.startswith("t"):
-        depth, sep, stream = token[1:].partition("_")
-        if sep and token.isascii() and depth.lstrip("-").isdigit() and stream.lstrip("-").isdigit():
-            return int(depth), int(stream)
+    match = _ROOM_TOKEN.fullmatch(token) if token.isascii() else None
+    if match:
+        return int(match.group(1)), int(match.group(2))
     raise MatrixError("M_INVALID_PARAM", "Invalid pagination token")
 
 
 def position_after(position: RoomPosition) -> RoomPosition:
     """The boundary just after the event at `position`."""
     return position[0], position[1] + 1
-
-
-STREAMS = ("events", "account_data", "receipts", "typing", "presence", "to_device", "device_lists")
-
-
-@dataclass(frozen=True)
-class SyncToken:
-    """The position of every stream /sync reports; serialised as `s<p1>_<p2>_...`."""
-
-    events: int = 0
-    account_data: int = 0
-    receipts: int = 0
-    typing: int = 0
-    presence: int = 0
-    to_device: int = 0
-    device_lists: int = 0
-
-    def encode(self) -> str:
-        return "s" + "_".join(str(getattr(self, name)) for name in STREAMS)
-
-    @classmethod
-    def parse(cls, token: str) -> "SyncToken":
-        parts = token[1:].split("_") if token.startswith("s") else []
-        if not parts or len(parts) > len(STREAMS) or not token.isascii() or not all(p.isdigit() for p in parts):
-            raise MatrixError("M_INVALID_PARAM", "Invalid sync token")
-        return cls(**{name: int(value) for name, value in zip(STREAMS, parts)})
-
-
-def encode_pos(events: int, seq: int, nonce: str) -> str:
-    """A sliding sync `pos`: `<events position>_<sequence>_<connection nonce>`. The events
-    position lets /messages and /relations take a `pos` as they take a /sync `next_batch`."""
-    return f"{events}_{seq}_{nonce}"
-
-
-def parse_pos(pos: str) -> tuple[int, int, str] | None:
-    """(events position, sequence, nonce) of a sliding sync `pos`, or None."""
-    parts = pos.split("_")
-    if len(parts) != 3 or not pos.isascii() or not parts[0].isdigit() or not parts[1].isdigit() \
-            or not parts[2].isalnum():
-        return None
-    return int(parts[0]), int(parts[1]), parts[2]
 
 
 async def room_position(token: str,

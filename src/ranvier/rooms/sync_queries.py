@@ -1,0 +1,207 @@
+"""The room reads /sync needs: everything bounded by stream positions, so their cost
+follows what changed since a token, not the size of history. Only positive positions are
+ever reported: backfilled history, outliers and rejected events sit below zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ranvier.rooms.store import EVENT_COLUMNS, EventRow, RoomStore, StateKey, in_clause
+
+
+class SyncQueries:
+    """The room reads /sync needs: everything bounded by stream positions, so their cost
+    follows what changed since a token, not the size of history."""
+
+    def __init__(self, store: RoomStore) -> None:
+        self.store = store
+        self.db = store.db
+
+    async def last_stream_per_room(self) -> dict[str, int]:
+        rows = await self.db.fetchall("SELECT room_id, MAX(stream_ordering) FROM events GROUP BY room_id")
+        return {room_id: stream for room_id, stream in rows}
+
+    async def recent_events(self, room_id: str, *, since: int, upto: int, limit: int) -> list[EventRow]:
+        """The newest `limit` events with since < stream <= upto, oldest first."""
+        in_memory = self.store.recent_rows(room_id, since, upto, limit)
+        if in_memory is not None:
+            return in_memory
+        rows = await self.db.fetchall(
+            f"SELECT {EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+            "WHERE e.room_id = ? AND e.stream_ordering > ? AND e.stream_ordering <= ? "
+            "ORDER BY e.stream_ordering DESC LIMIT ?",
+            room_id, since, upto, limit,
+        )
+        return self.store.cached_rows(reversed(rows))
+
+    async def stream_events(self, room_ids: list[str], *, since: int, upto: int, limit: int) -> list[EventRow]:
+        """The first `limit` events of these rooms with since < stream <= upto, in stream order."""
+        found: list[EventRow] = []
+        for start in range(0, len(room_ids), 500):
+            chunk = room_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT {EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+                f"WHERE e.room_id IN ({in_clause(len(chunk))}) AND e.stream_ordering > ? "
+                "AND e.stream_ordering <= ? ORDER BY e.stream_ordering LIMIT ?",
+                *chunk, since, upto, limit,
+            )
+            found += self.store.cached_rows(rows)
+        found.sort(key=lambda row: row.stream_ordering)
+        return found[:limit]
+
+    async def stream_page(self, room_bounds: dict[str, int], *, after: int, backwards: bool,
+                          limit: int) -> list[EventRow]:
+        """Up to `limit` events with stream > after, of each room up to its own bound
+        (inclusive), in stream order (newest first when backwards): the draft API's event
+        stream across a user's rooms, where a room they left counts up to their leave."""
+        by_bound: dict[int, list[str]] = {}
+        for room_id, bound in room_bounds.items():
+            if bound > after:
+                by_bound.setdefault(bound, []).append(room_id)
+        statements: list[tuple[list[str], list[Any]]] = [([], [])]
+        for bound, room_ids in by_bound.items():
+            for start in range(0, len(room_ids), 500):
+                chunk = room_ids[start:start + 500]
+                if len(statements[-1][1]) + len(chunk) > 1000:
+                    statements.append(([], []))
+                statements[-1][0].append(f"(e.room_id IN ({in_clause(len(chunk))}) AND e.stream_ordering <= ?)")
+                statements[-1][1].extend([*chunk, bound])
+        order = "DESC" if backwards else "ASC"
+        rows: list[EventRow] = []
+        for conditions, params in statements:
+            if conditions:
+                rows += self.store.cached_rows(await self.db.fetchall(
+                    f"SELECT {EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+                    f"WHERE e.stream_ordering > ? AND e.stream_ordering > 0 AND ({' OR '.join(conditions)}) "
+                    f"ORDER BY e.stream_ordering {order} LIMIT ?",
+                    after, *params, limit,
+                ))
+        rows.sort(key=lambda row: row.stream_ordering, reverse=backwards)
+        return rows[:limit]
+
+    async def state_changes(self, room_id: str, *, since: int, before: int) -> dict[StateKey, str]:
+        """The room's current state entries that changed with since < stream < before,
+        each as it was last set: the state delta (a resolution of the room's branches
+        changes the current state too, not only the state events that arrive)."""
+        rows = await self.db.fetchall(
+            "SELECT type, state_key, event_id FROM current_state_deltas WHERE room_id = ? "
+            "AND stream_ordering > ? AND stream_ordering < ? ORDER BY stream_ordering",
+            room_id, since, before,
+        )
+        return {(t, sk): eid for t, sk, eid in rows if eid is not None}
+
+    async def membership_changes(self, user_id: str, *, since: int, upto: int) -> list[tuple[str, int, str]]:
+        """(room_id, stream, membership) of the user's membership events in (since, upto]."""
+        rows = await self.db.fetchall(
+            "SELECT room_id, stream_ordering, membership FROM membership_history "
+            "WHERE user_id = ? AND stream_ordering > ? AND stream_ordering <= ? ORDER BY stream_ordering",
+            user_id, since, upto,
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def room_membership_changes(self, room_ids: list[str], *, since: int, upto: int) -> list[tuple[str, str, str]]:
+        """(room_id, user_id, membership) of the rooms' membership events in (since, upto], in order."""
+        changes: list[tuple[str, str, str]] = []
+        for start in range(0, len(room_ids), 500):
+            chunk = room_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                "SELECT e.room_id, h.user_id, h.membership FROM events e JOIN membership_history h "
+                "ON h.room_id = e.room_id AND h.user_id = e.state_key AND h.stream_ordering = e.stream_ordering "
+                f"WHERE e.room_id IN ({in_clause(len(chunk))}) AND e.stream_ordering > ? "
+                "AND e.stream_ordering <= ? AND e.type = 'm.room.member' ORDER BY e.stream_ordering",
+                *chunk, since, upto,
+            )
+            changes += [(r[0], r[1], r[2]) for r in rows]
+        return changes
+
+    async def membership_histories(self, user_id: str, room_ids: list[str]) -> dict[str, list[tuple[int, str]]]:
+        histories: dict[str, list[tuple[int, str]]] = {room_id: [] for room_id in room_ids}
+        for start in range(0, len(room_ids), 500):
+            chunk = room_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                f"SELECT room_id, stream_ordering, membership FROM membership_history WHERE user_id = ? "
+                f"AND room_id IN ({in_clause(len(chunk))}) ORDER BY stream_ordering",
+                user_id, *chunk,
+            )
+            for room_id, stream, membership in rows:
+                histories[room_id].append((stream, membership))
+        return histories
+
+    async def recent_events_of_rooms(self, windows: list[tuple[str, int, int, int]]) -> dict[str, list[EventRow]]:
+        """For each (room_id, since, upto, limit): the newest `limit` events with since < stream
+        <= upto, oldest first. From memory where the recent buffer covers the window, the rest
+        in one statement per 50 rooms (each part an index range scan that stops at its limit)."""
+        result: dict[str, list[EventRow]] = {}
+        missing = []
+        for room_id, since, upto, limit in windows:
+            rows = self.store.recent_rows(room_id, since, upto, limit) if limit else []
+            if rows is None:
+                missing.append((room_id, max(since, 0), upto, limit))
+            else:
+                result[room_id] = rows
+        for start in range(0, len(missing), 50):
+            chunk = missing[start:start + 50]
+            parts = [f"SELECT * FROM (SELECT {EVENT_COLUMNS}, e.room_id AS in_room FROM events e "
+                     "JOIN rooms r ON r.room_id = e.room_id WHERE e.room_id = ? AND e.stream_ordering > ? "
+                     f"AND e.stream_ordering <= ? ORDER BY e.stream_ordering DESC LIMIT ?) AS w{i}"
+                     for i in range(len(chunk))]
+            rows = await self.db.fetchall(" UNION ALL ".join(parts), *(p for window in chunk for p in window))
+            by_room: dict[str, list] = {window[0]: [] for window in chunk}
+            for raw in rows:
+                by_room[raw[-1]].append(raw[:-1])
+            for room_id, raws in by_room.items():
+                raws.sort(key=lambda raw: raw[3])
+                result[room_id] = self.store.cached_rows(raws)
+        return result
+
+    async def latest_of_types(self, room_ids: list[str], types: tuple[str, ...]) -> dict[str, int]:
+        """room_id -> stream position of the room's newest event of one of `types` that /sync
+        reported, in one statement per 50 rooms (each part walks the room's index backwards
+        to its first match)."""
+        found: dict[str, int] = {}
+        type_marks = in_clause(len(types))
+        for start in range(0, len(room_ids), 50):
+            chunk = room_ids[start:start + 50]
+            parts = [f"SELECT * FROM (SELECT room_id, stream_ordering FROM events WHERE room_id = ? "
+                     f"AND type IN ({type_marks}) AND stream_ordering > 0 ORDER BY stream_ordering DESC LIMIT 1) AS b{i}"
+                     for i in range(len(chunk))]
+            rows = await self.db.fetchall(" UNION ALL ".join(parts), *(p for room_id in chunk for p in (room_id, *types)))
+            found.update({room_id: stream for room_id, stream in rows})
+        return found
+
+    async def room_kinds(self, room_ids: list[str]) -> dict[str, tuple[str | None, bool]]:
+        """room_id -> (room type from its create event, whether it has an m.room.encryption
+        state event), one query per 500 rooms."""
+        found: dict[str, tuple[str | None, bool]] = {}
+        for start in range(0, len(room_ids), 500):
+            chunk = room_ids[start:start + 500]
+            rows = await self.db.fetchall(
+                "SELECT r.room_id, r.room_type, c.event_id FROM rooms r LEFT JOIN current_state c "
+                "ON c.room_id = r.room_id AND c.type = 'm.room.encryption' AND c.state_key = '' "
+                f"WHERE r.room_id IN ({in_clause(len(chunk))})",
+                *chunk,
+            )
+            found.update({room_id: (room_type, event_id is not None) for room_id, room_type, event_id in rows})
+        return found
+
+    async def departures(self, user_id: str) -> dict[str, tuple[int, str, str, bool]]:
+        """room_id -> (stream, event ID, sender, ever joined) of each of the user's leave and
+        ban memberships not forgotten: who made them leave, and whether they had been in the
+        room, in one query."""
+        rows = await self.db.fetchall(
+            "SELECT m.room_id, m.stream_ordering, m.event_id, e.sender, EXISTS (SELECT 1 FROM membership_history h "
+            "WHERE h.room_id = m.room_id AND h.user_id = m.user_id AND h.membership = 'join') "
+            "FROM memberships m JOIN events e ON e.event_id = m.event_id "
+            "WHERE m.user_id = ? AND m.forgotten = 0 AND m.membership IN ('leave', 'ban')",
+            user_id,
+        )
+        return {r[0]: (r[1], r[2], r[3], bool(r[4])) for r in rows}
+
+    async def current_memberships(self, user_id: str) -> dict[str, tuple[str, int]]:
+        """room_id -> (membership, stream) of the user's latest membership in every room not forgotten."""
+        rows = await self.db.fetchall(
+            "SELECT room_id, membership, stream_ordering FROM memberships WHERE user_id = ? AND forgotten = 0",
+            user_id,
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
