@@ -6,9 +6,9 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from federation_support import Federated, another_database, federated_config
+from federation_support import Federated, federated_config
 from ranvier.server import Homeserver
-from tests.conftest import Api, _free_port
+from tests.conftest import Api, _free_port, new_database_url
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ async def start_federated(engine, tmp_path, request):
     started: list[tuple[Homeserver, aiohttp.ClientSession]] = []
 
     async def start(label: str, **sections) -> Federated:
-        database_url = await another_database(engine, tmp_path, request, label)
+        database_url = await new_database_url(engine, tmp_path / f"{label}.db", request)
         tls_port = _free_port()
         hs = Homeserver(federated_config(tmp_path / label, database_url, tls_port, **sections))
         await hs.start()

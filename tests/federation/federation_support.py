@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,22 +26,6 @@ class Federated:
 
     async def user(self, localpart: str) -> dict:
         return await self.api.register(localpart)
-
-
-async def another_database(engine: str, tmp_path: Path, request, label: str) -> str:
-    """A fresh database on the engine under test, beside the one `database_url` gives."""
-    if engine == "sqlite":
-        return f"sqlite:{tmp_path / f'{label}.db'}"
-    import asyncpg
-
-    base = request.getfixturevalue("postgres_server")
-    name = "t_" + uuid.uuid4().hex[:16]
-    conn = await asyncpg.connect(f"{base}/postgres")
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    return f"{base}/{name}"
 
 
 def federated_config(data_dir: Path, database_url: str, tls_port: int, **sections):
@@ -80,3 +63,20 @@ async def room_bodies(api: Api, token: str, room_id: str, limit: int = 100) -> l
     assert status == 200, page
     return [e["content"]["body"] for e in reversed(page["chunk"])
             if e["type"] == "m.room.message" and "body" in e.get("content", {})]
+
+
+async def bodies_paging_back(api: Api, token: str, room_id: str, page_size: int, pages: int) -> list[str]:
+    """The bodies of the room's messages, oldest first, read as a client scrolls back:
+    page after page of /messages from the newest (each page may make the server backfill),
+    until the start of the room or `pages` pages."""
+    seen: list[str] = []
+    position = None
+    for _ in range(pages):
+        params = {"dir": "b", "limit": str(page_size), **({"from": position} if position else {})}
+        status, page = await api.get(f"/rooms/{room_id}/messages", params=params, token=token)
+        assert status == 200, page
+        seen += [e["content"]["body"] for e in page["chunk"] if e["type"] == "m.room.message"]
+        position = page.get("end")
+        if position is None:
+            break
+    return list(reversed(seen))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from federation_support import eventually, room_bodies
+from federation_support import bodies_paging_back, eventually, room_bodies
 
 
 async def public_room(server, user) -> str:
@@ -148,17 +148,7 @@ async def test_history_from_before_the_join_is_backfilled(pair):
         await a.api.send_text(alice["access_token"], room_id, body)
     status, _ = await b.api.post(f"/join/{room_id}", {}, token=bob["access_token"], params={"via": a.name})
     assert status == 200
-    seen: list[str] = []
-    token = None
-    for _ in range(10):  # page back as a client does, each page may ask a for more
-        params = {"dir": "b", "limit": "15", **({"from": token} if token else {})}
-        status, page = await b.api.get(f"/rooms/{room_id}/messages", params=params, token=bob["access_token"])
-        assert status == 200, page
-        seen += [e["content"]["body"] for e in page["chunk"] if e["type"] == "m.room.message"]
-        token = page.get("end")
-        if token is None:
-            break
-    assert list(reversed(seen)) == sent
+    assert await bodies_paging_back(b.api, bob["access_token"], room_id, page_size=15, pages=10) == sent
 
 
 async def test_both_servers_sending_at_once_resolve_to_the_same_state(pair):

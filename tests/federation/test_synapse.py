@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from federation_support import eventually, room_bodies
+from federation_support import bodies_paging_back, eventually, room_bodies
 from synapse_support import start_synapse
 from tests.conftest import Api
 
@@ -157,15 +157,4 @@ async def test_a_synapse_room_with_history_is_joined_and_backfilled(ranvier, syn
     status, body = await ranvier.api.post(f"/join/{room_id}", {}, token=alice["access_token"],
                                           params={"via": synapse.name})
     assert status == 200, body
-    seen: list[str] = []
-    token = None
-    for _ in range(20):  # page back as a client does; each page may backfill from Synapse
-        params = {"dir": "b", "limit": "20", **({"from": token} if token else {})}
-        status, page = await ranvier.api.get(f"/rooms/{room_id}/messages", params=params,
-                                             token=alice["access_token"])
-        assert status == 200, page
-        seen += [e["content"]["body"] for e in page["chunk"] if e["type"] == "m.room.message"]
-        token = page.get("end")
-        if token is None:
-            break
-    assert list(reversed(seen)) == sent
+    assert await bodies_paging_back(ranvier.api, alice["access_token"], room_id, page_size=20, pages=20) == sent

@@ -29,6 +29,7 @@ from ranvier.federation.keys import ServerKeys
 from ranvier.federation.pdus import InvalidPdu, checked_event, parse_pdu
 from ranvier.federation.receiver import PduReceiver
 from ranvier.federation.sender import PduSender
+from ranvier.rooms.head import RoomHead
 from ranvier.rooms.input import EventKind
 from ranvier.rooms.service import INVITE, JOIN, KNOCK, LEAVE, RoomServer
 from ranvier.rooms.store import EventRow
@@ -48,6 +49,18 @@ def federation_pdu(row: EventRow) -> dict[str, Any]:
     """An event as other servers are given it: redacted once redacted, without local data."""
     pdu = redact(row.event.pdu, row.event.room_version) if row.redacted_by else row.event.pdu
     return {key: value for key, value in pdu.items() if key != "unsigned"}
+
+
+
+async def resident_room(rooms: RoomServer, room_id: str, origin: str) -> RoomHead:
+    """The room's head, if this server is in the room and its server ACL lets the origin in
+    (404 M_NOT_FOUND, 403 M_FORBIDDEN otherwise)."""
+    head = await rooms.head_if_known(room_id)
+    if head is None or not head.resident:
+        raise MatrixError("M_NOT_FOUND", "This server is not in the room")
+    if not server_allowed(head.state, origin):
+        raise MatrixError("M_FORBIDDEN", "The room's server ACL forbids this server")
+    return head
 
 
 class Memberships:
@@ -182,7 +195,7 @@ class Memberships:
         """make_join, make_leave, make_knock: a template for another server's user."""
         if domain_of(user_id) != origin:
             raise MatrixError("M_FORBIDDEN", "A server asks only for its own users")
-        head = await self._resident(room_id, origin)
+        head = await resident_room(self.rooms, room_id, origin)
         if versions is not None and head.version.identifier not in versions:
             raise MatrixError("M_INCOMPATIBLE_ROOM_VERSION", "The room's version is not among those given",
                               room_version=head.version.identifier)
@@ -192,7 +205,7 @@ class Memberships:
     async def send(self, origin: str, membership: str, room_id: str, event_id: str, pdu: Any) -> dict[str, Any]:
         """send_join, send_leave, send_knock: take another server's signed event; it is
         sent on to the other servers in the room."""
-        head = await self._resident(room_id, origin)
+        head = await resident_room(self.rooms, room_id, origin)
         event = await self._checked_membership(origin, membership, head.version, room_id, event_id, pdu)
         if membership == JOIN and isinstance(event.content.get("join_authorised_via_users_server"), str) \
                 and domain_of(event.content["join_authorised_via_users_server"]) == self.server_name:
@@ -226,14 +239,6 @@ class Memberships:
             "members_omitted": False,
             "servers_in_room": sorted({domain_of(user_id) for user_id in head.joined} - {None}),
         }
-
-    async def _resident(self, room_id: str, origin: str):
-        head = await self.rooms.head_if_known(room_id)
-        if head is None or not head.resident:
-            raise MatrixError("M_NOT_FOUND", "This server is not in the room")
-        if not server_allowed(head.state, origin):
-            raise MatrixError("M_FORBIDDEN", "The room's server ACL forbids this server")
-        return head
 
     async def _checked_membership(self, origin: str, membership: str, version: RoomVersion, room_id: str,
                                   event_id: str, pdu: Any) -> Event:

@@ -14,8 +14,7 @@ from typing import Any
 
 from ranvier.errors import MatrixError
 from ranvier.events.identifiers import domain_of
-from ranvier.federation.acl import server_allowed
-from ranvier.federation.membership import federation_pdu
+from ranvier.federation.membership import federation_pdu, resident_room
 from ranvier.rooms.graph_store import GraphQueries
 from ranvier.rooms.head import RoomHead
 from ranvier.rooms.service import RoomServer
@@ -34,12 +33,7 @@ class Serving:
 
     async def room_for(self, origin: str, room_id: str) -> RoomHead:
         """The room, if this server holds it and its server ACL lets the origin in."""
-        head = await self.rooms.head_if_known(room_id)
-        if head is None or not head.resident:
-            raise MatrixError("M_NOT_FOUND", "This server is not in the room")
-        if not server_allowed(head.state, origin):
-            raise MatrixError("M_FORBIDDEN", "The room's server ACL forbids this server")
-        return head
+        return await resident_room(self.rooms, room_id, origin)
 
     async def _histories(self, room_id: str, origin: str) -> list[list[tuple[int, str]]]:
         """The membership histories of the origin's users in the room."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from ranvier.errors import MatrixError
@@ -17,6 +16,7 @@ from ranvier.events.signing import SignatureError, verify_signed_json
 from ranvier.federation.keys import KeyNotFound
 from ranvier.federation.request_auth import parse_authorization, request_json
 from ranvier.web.app import HOMESERVER
+from ranvier.web.http import json_object
 
 FEDERATION = "/_matrix/federation"
 #: The largest body another server may send (50 PDUs of up to 64 KiB, with room to spare).
@@ -41,15 +41,7 @@ async def _body(request: web.Request) -> Any:
         raw += chunk
         if len(raw) > MAX_FEDERATION_BODY:
             raise MatrixError("M_TOO_LARGE", f"Request body is larger than {MAX_FEDERATION_BODY} bytes")
-    if not raw.strip():
-        return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise MatrixError("M_NOT_JSON", "Request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise MatrixError("M_BAD_JSON", "Request body must be a JSON object")
-    return body
+    return json_object(raw) if raw.strip() else {}
 
 
 async def signed_request(request: web.Request) -> tuple[str, dict[str, Any]]:

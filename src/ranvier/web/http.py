@@ -59,6 +59,18 @@ async def read_body(request: web.Request) -> bytes:
     return b"".join(parts)
 
 
+def json_object(raw: bytes | bytearray) -> dict[str, Any]:
+    """A request body's bytes as a JSON object: 400 M_NOT_JSON when they are not JSON,
+    M_BAD_JSON when the JSON is not an object."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise MatrixError("M_NOT_JSON", "Request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise MatrixError("M_BAD_JSON", "Request body must be a JSON object")
+    return body
+
+
 async def read_json(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
     """The request body as a JSON object; M_NOT_JSON or M_BAD_JSON otherwise.
 
@@ -71,12 +83,7 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> dict[
         if allow_empty:
             return {}
         raise MatrixError("M_NOT_JSON", "Request body is empty, a JSON object was expected")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise MatrixError("M_NOT_JSON", "Request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise MatrixError("M_BAD_JSON", "Request body must be a JSON object")
+    body = json_object(raw)
     if b"\\u0000" in raw and contains_nul(body):
         raise MatrixError("M_INVALID_PARAM", "Request body holds a NUL character (U+0000), which this server refuses")
     return body
