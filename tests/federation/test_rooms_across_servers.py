@@ -1,12 +1,16 @@
 """Two ranvier servers share rooms: joins, messages both ways, typing, receipts, presence,
 invites, kicks and bans of a remote user, backfilled history, and a fork both servers
-resolve alike."""
+resolve alike, and what a server missed while it was down reaches it afterwards."""
 
 from __future__ import annotations
 
 import asyncio
 
+import aiohttp
+
 from federation_support import bodies_paging_back, eventually, room_bodies
+from ranvier.server import Homeserver
+from tests.conftest import Api
 
 
 async def public_room(server, user) -> str:
@@ -44,6 +48,34 @@ async def joined_pair(a, b):
     status, joined = await b.api.post(f"/join/{room_id}", {}, token=bob["access_token"], params={"via": a.name})
     assert status == 200, joined
     return alice, bob, room_id
+
+
+async def test_what_a_server_missed_while_down_reaches_it_after_the_sender_restarts(pair):
+    """b is down while Alice writes; a then restarts with the deliveries still queued,
+    and once b is back the queue (kept in a's database) brings b everything, in order."""
+    a, b = pair
+    alice, bob, room_id = await joined_pair(a, b)
+    await b.hs.stop()
+    missed = [f"while b was down {n}" for n in range(3)]
+    for body in missed:
+        await a.api.send_text(alice["access_token"], room_id, body)
+    await a.hs.stop()
+    restarted_a, restarted_b = Homeserver(a.hs.config), Homeserver(b.hs.config)
+    try:
+        await restarted_a.start()
+        await restarted_b.start()
+        async with aiohttp.ClientSession() as session:
+            b_api = Api(session, restarted_b.base_url)
+
+            async def b_has_all():
+                bodies = await room_bodies(b_api, bob["access_token"], room_id)
+                return missed[-1] in bodies and bodies
+
+            bodies = await eventually(b_has_all)
+        assert [body for body in bodies if body in missed] == missed
+    finally:
+        await restarted_a.stop()
+        await restarted_b.stop()
 
 
 async def sync_until(api, token, check, since=None):
