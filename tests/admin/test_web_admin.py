@@ -7,25 +7,17 @@ playwright-core (npm ci in tests/js)."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import shutil
 
 import pytest
 
 from tests.admin.conftest import PASSWORD, SYNAPSE
-
-JS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "js")
+from tests.js_support import page_script_steps
 
 pytestmark = pytest.mark.interop
 
 
 @pytest.mark.parametrize("engine", ["sqlite"])
 async def test_log_in_watch_the_graphs_then_create_and_deactivate_a_user(homeserver, api, admin, tmp_path):
-    node = shutil.which("node")
-    assert node and os.path.isdir(os.path.join(JS_DIR, "node_modules", "playwright-core")), \
-        "node and playwright-core are needed: run scripts/test (it runs npm ci in tests/js)"
-    assert os.path.exists("/usr/bin/chromium"), "Debian's chromium is needed: run scripts/test (apt)"
     alice = await api.register("alice")
     room = await api.create_room(alice["access_token"])
     stop = asyncio.Event()
@@ -39,20 +31,11 @@ async def test_log_in_watch_the_graphs_then_create_and_deactivate_a_user(homeser
 
     sending = asyncio.create_task(traffic())
     screenshot = tmp_path / "web-admin-dashboard.png"
-    process = await asyncio.create_subprocess_exec(
-        node, os.path.join(JS_DIR, "web_admin.mjs"), homeserver.base_url, "root", PASSWORD, str(screenshot),
-        cwd=JS_DIR, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
     try:
-        out, err = await asyncio.wait_for(process.communicate(), 90)
+        steps = await page_script_steps("web_admin.mjs", homeserver.base_url, "root", PASSWORD, str(screenshot))
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
         stop.set()
         await sending
-    steps = {record["step"]: record for record in map(json.loads, out.decode().splitlines()) if record}
-    assert process.returncode == 0 and "done" in steps, err.decode()[-3000:]
     graphs = steps["graphs"]
     assert graphs["canvases"] == 5 and graphs["points"] >= 4
     assert graphs["maxEvents"] > 0 and graphs["maxRequests"] > 0 and graphs["memoryMiB"] > 1

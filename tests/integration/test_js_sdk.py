@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 
 import pytest
 
-JS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "js")
+from tests.js_support import JS_DIR, node_with
 
 pytestmark = pytest.mark.interop
 
@@ -35,9 +34,7 @@ async def next_record(process, wanted, timeout: float = 20) -> dict:
 
 
 async def test_matrix_js_sdk_logs_in_reads_push_rules_and_syncs(homeserver, api):
-    node = shutil.which("node")
-    assert node and os.path.isdir(os.path.join(JS_DIR, "node_modules", "matrix-js-sdk")), \
-        "node and matrix-js-sdk are needed: run scripts/test (it runs npm ci in tests/js)"
+    node = node_with("matrix-js-sdk")
     alice = await api.register("alice", "correct horse")
     bob = await api.register("bob")
     room = await api.create_room(bob["access_token"], preset="public_chat")

@@ -1,26 +1,11 @@
 // Drives the web admin in Debian's headless Chromium with playwright-core:
 // node web_admin.mjs BASE_URL ADMIN_USER PASSWORD SCREENSHOT_PATH
 // Prints one JSON line per step; exits non-zero on the first failure.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { say, withPage } from "./browser.mjs";
 
 const [baseUrl, user, password, screenshot] = process.argv.slice(2);
-const say = (record) => console.log(JSON.stringify(record));
-const profile = mkdtempSync(join(tmpdir(), "ranvier-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run"],
-  viewport: { width: 1280, height: 1000 },
-});
-try {
-  const page = context.pages()[0] || await context.newPage();
-  const errors = [];
-  page.on("pageerror", (error) => errors.push(String(error)));
-  page.on("dialog", (dialog) => dialog.accept());
+
+await withPage(async (page) => {
   await page.goto(`${baseUrl}/_ranvier/admin/`);
   await page.fill("#login-user", user);
   await page.fill("#login-password", password);
@@ -59,9 +44,4 @@ try {
   await page.waitForSelector(row, { state: "detached" });
   await page.waitForFunction(() => document.querySelector("#message").textContent.includes("deactivated"));
   say({ step: "deactivated", message: await page.textContent("#message") });
-  if (errors.length) throw new Error(`errors in the page: ${errors.join("; ")}`);
-  say({ step: "done" });
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
+});

@@ -1,12 +1,12 @@
 """Registration, unregistration and login of the draft API, the login fallback page in
-headless Chromium, and the error codes of each."""
+headless Chromium (tests/js/login_fallback.mjs), and the error codes of each."""
 
 from __future__ import annotations
 
 import pytest
 
-from chromium_driver import Chromium
 from draft_support import PREFIX, DraftApi
+from tests.js_support import page_script_steps
 
 
 async def test_register_allocated_or_chosen_and_taken(draft: DraftApi, api):
@@ -116,22 +116,10 @@ async def test_login_fallback_is_a_page_that_uses_the_login_api(draft: DraftApi,
 @pytest.mark.interop
 async def test_login_fallback_logs_in_from_headless_chromium(draft: DraftApi, homeserver):
     await draft.register("browser", "open sesame please")
-    async with Chromium() as browser:
-        page = await browser.open(homeserver.base_url + PREFIX + "/login/fallback")
-        await page.wait_for("!document.getElementById('login').hidden")
-
-        async def submit(user: str, password: str) -> None:
-            await page.evaluate(f"document.getElementById('user').value = {user!r};"
-                                f"document.getElementById('password').value = {password!r};"
-                                "document.getElementById('submit').click()")
-
-        await submit("browser@sy.org", "not the password")
-        failed = await page.wait_for("document.getElementById('status').className === 'error' && "
-                                     "document.getElementById('status').textContent")
-        assert "M_FORBIDDEN" in failed
-        await submit("browser@sy.org", "open sesame please")
-        token = await page.wait_for("document.getElementById('status').dataset.accessToken")
-        shown = await page.evaluate("document.getElementById('status').textContent")
-    assert "Logged in as browser@sy.org" in shown
+    steps = await page_script_steps("login_fallback.mjs", homeserver.base_url + PREFIX + "/login/fallback",
+                                    "browser@sy.org", "open sesame please", "not the password")
+    assert "M_FORBIDDEN" in steps["refused"]["text"]
+    assert "Logged in as browser@sy.org" in steps["logged in"]["text"]
+    token = steps["logged in"]["token"]
     status, body = await draft.get("/events", token=token, params={"timeout": "0"})
     assert status == 200 and body["chunk"] == []

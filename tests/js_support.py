@@ -1,0 +1,44 @@
+"""Running the node scripts of tests/js (matrix-js-sdk, and playwright-core driving Debian's
+headless Chromium), which `scripts/test` installs with `npm ci`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+
+JS_DIR = os.path.join(os.path.dirname(__file__), "js")
+
+
+def node_with(module: str) -> str:
+    """The node binary, once node and the npm module are installed (else the test fails
+    saying how to install them)."""
+    node = shutil.which("node")
+    assert node and os.path.isdir(os.path.join(JS_DIR, "node_modules", module)), \
+        f"node and {module} are needed: run scripts/test (it runs npm ci in tests/js)"
+    return node
+
+
+def chromium_node() -> str:
+    """The node binary, once playwright-core and Debian's chromium are installed."""
+    assert os.path.exists("/usr/bin/chromium"), "Debian's chromium is needed: run scripts/test (apt)"
+    return node_with("playwright-core")
+
+
+async def page_script_steps(script: str, *args: str, timeout: float = 90) -> dict[str, dict]:
+    """Run a page script of tests/js to its end; its JSON lines by `step`. The script must
+    have exited 0 and said `done`, else the test fails with the end of its error output."""
+    process = await asyncio.create_subprocess_exec(
+        chromium_node(), os.path.join(JS_DIR, script), *args,
+        cwd=JS_DIR, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    steps = {record["step"]: record for record in map(json.loads, out.decode().splitlines()) if record}
+    assert process.returncode == 0 and "done" in steps, err.decode()[-3000:]
+    return steps
