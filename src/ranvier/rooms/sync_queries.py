@@ -35,21 +35,6 @@ class SyncQueries:
         )
         return self.store.cached_rows(reversed(rows))
 
-    async def stream_events(self, room_ids: list[str], *, since: int, upto: int, limit: int) -> list[EventRow]:
-        """The first `limit` events of these rooms with since < stream <= upto, in stream order."""
-        found: list[EventRow] = []
-        for start in range(0, len(room_ids), 500):
-            chunk = room_ids[start:start + 500]
-            rows = await self.db.fetchall(
-                f"SELECT {EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
-                f"WHERE e.room_id IN ({in_clause(len(chunk))}) AND e.stream_ordering > ? "
-                "AND e.stream_ordering <= ? ORDER BY e.stream_ordering LIMIT ?",
-                *chunk, since, upto, limit,
-            )
-            found += self.store.cached_rows(rows)
-        found.sort(key=lambda row: row.stream_ordering)
-        return found[:limit]
-
     async def stream_page(self, room_bounds: dict[str, int], *, after: int, backwards: bool,
                           limit: int) -> list[EventRow]:
         """Up to `limit` events with stream > after, of each room up to its own bound

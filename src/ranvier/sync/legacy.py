@@ -77,8 +77,8 @@ class LegacySync:
         rows: list[EventRow] = []
         end = now
         if changed and since.events < now.events:
-            rows = await self.sync.queries.stream_events(changed, since=since.events, upto=now.events,
-                                                         limit=STREAM_PAGE + 1)
+            rows = await self.sync.queries.stream_page(dict.fromkeys(changed, now.events), after=since.events,
+                                                       backwards=False, limit=STREAM_PAGE + 1)
             if len(rows) > STREAM_PAGE:
                 rows = rows[:STREAM_PAGE]
                 end = dataclasses.replace(now, events=rows[-1].stream_ordering)
