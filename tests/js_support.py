@@ -27,10 +27,15 @@ def chromium_node() -> str:
 
 
 async def page_script_steps(script: str, *args: str, timeout: float = 90) -> dict[str, dict]:
-    """Run a page script of tests/js to its end; its JSON lines by `step`. The script must
+    """Run a page script of tests/js (one that drives Chromium) to its end: see `script_steps`."""
+    return await script_steps(chromium_node(), script, *args, timeout=timeout)
+
+
+async def script_steps(node: str, script: str, *args: str, timeout: float = 90) -> dict[str, dict]:
+    """Run a node script of tests/js to its end; its JSON lines by `step`. The script must
     have exited 0 and said `done`, else the test fails with the end of its error output."""
     process = await asyncio.create_subprocess_exec(
-        chromium_node(), os.path.join(JS_DIR, script), *args,
+        node, os.path.join(JS_DIR, script), *args,
         cwd=JS_DIR, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
@@ -39,6 +44,7 @@ async def page_script_steps(script: str, *args: str, timeout: float = 90) -> dic
         if process.returncode is None:
             process.kill()
             await process.wait()
-    steps = {record["step"]: record for record in map(json.loads, out.decode().splitlines()) if record}
+    records = (json.loads(line) for line in out.decode().splitlines() if line.startswith("{"))
+    steps = {record["step"]: record for record in records if "step" in record}
     assert process.returncode == 0 and "done" in steps, err.decode()[-3000:]
     return steps
