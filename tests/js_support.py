@@ -26,6 +26,22 @@ def chromium_node() -> str:
     return node_with("playwright-core")
 
 
+async def next_record(process: asyncio.subprocess.Process, wanted, timeout: float = 20) -> dict:
+    """Read JSON lines from a running script until one satisfies `wanted` (other output is
+    skipped); fails with the end of its error output if the script ends first."""
+    async def read():
+        while True:
+            line = await process.stdout.readline()
+            if not line:
+                raise AssertionError(f"the script ended: {(await process.stderr.read()).decode()[-3000:]}")
+            if line.startswith(b"{"):
+                record = json.loads(line)
+                if wanted(record):
+                    return record
+
+    return await asyncio.wait_for(read(), timeout)
+
+
 async def page_script_steps(script: str, *args: str, timeout: float = 90) -> dict[str, dict]:
     """Run a page script of tests/js (one that drives Chromium) to its end: see `script_steps`."""
     return await script_steps(chromium_node(), script, *args, timeout=timeout)

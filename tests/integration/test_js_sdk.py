@@ -8,29 +8,13 @@ matrix-js-sdk (tests/js/package-lock.json) with `npm ci`.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 
 import pytest
 
-from tests.js_support import JS_DIR, node_with
+from tests.js_support import JS_DIR, next_record, node_with
 
 pytestmark = pytest.mark.interop
-
-
-async def next_record(process, wanted, timeout: float = 20) -> dict:
-    """Read JSON lines from the client until one satisfies `wanted` (other output is skipped)."""
-    async def read():
-        while True:
-            line = await process.stdout.readline()
-            if not line:
-                raise AssertionError(f"the client ended: {(await process.stderr.read()).decode()[-2000:]}")
-            if line.startswith(b"{"):
-                record = json.loads(line)
-                if wanted(record):
-                    return record
-
-    return await asyncio.wait_for(read(), timeout)
 
 
 async def test_matrix_js_sdk_logs_in_reads_push_rules_and_syncs(homeserver, api):
