@@ -296,8 +296,16 @@ class Homeserver:
         if self.config.metrics.enabled:
             await self._start_metrics()
         self._deactivation_sweeper = background.every(
-            DEACTIVATION_SWEEP_S, self.rooms.remove_deactivated_members,
+            DEACTIVATION_SWEEP_S, self.sweep_deactivated_accounts,
             "removing deactivated accounts from their rooms", first_now=True)
+
+    async def sweep_deactivated_accounts(self) -> None:
+        """What deactivating does beyond the database, for accounts deactivated from the
+        command line: their devices' keys and pending messages go (the users sharing rooms
+        with them see the device-list change), then they leave their rooms."""
+        for user_id in await self.rooms.deactivated_members():
+            await self.users.devices_removed(user_id)
+            await self.rooms.leave_all_rooms(user_id)
 
     async def _listen(self) -> None:
         """Serve the app on every listener, guarded against slow and greedy clients."""

@@ -8,6 +8,7 @@ from urllib.parse import quote
 import nio
 import pytest
 
+from e2ee_support import Device
 from ranvier.events.room_versions import ROOM_VERSIONS
 
 
@@ -490,15 +491,21 @@ async def test_deactivated_users_leave_their_rooms(api):
 
 
 async def test_accounts_deactivated_beside_the_server_are_made_to_leave(api, homeserver):
-    """The command line deactivates in the database only; the server's sweep writes the leaves."""
+    """The command line deactivates in the database only; the server's sweep drops the
+    keys of the devices that went and writes the leaves."""
     alice, bob = await api.register_all("alice", "bob")
+    keys = Device.of(bob).device_keys()
+    assert (await api.post("/keys/upload", {"device_keys": keys}, token=bob["access_token"]))[0] == 200
     room_id = await api.create_room(alice["access_token"], preset="public_chat")
     await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
     invited = await api.create_room(alice["access_token"], invite=["@bob:localhost"])
-    assert await homeserver.users.deactivate("@bob:localhost")
+    assert await homeserver.users.store.deactivate("@bob:localhost")  # as the command line does
 
-    await homeserver.rooms.remove_deactivated_members()
-    await homeserver.rooms.remove_deactivated_members()  # nothing left to do: no second leave
+    await homeserver.sweep_deactivated_accounts()
+    await homeserver.sweep_deactivated_accounts()  # nothing left to do: no second leave
+
+    assert await homeserver.db.fetchall("SELECT device_id FROM e2e_device_keys WHERE user_id = ?",
+                                        "@bob:localhost") == []
 
     status, joined = await api.get(f"/rooms/{room_id}/joined_members", token=alice["access_token"])
     assert list(joined["joined"]) == ["@alice:localhost"]

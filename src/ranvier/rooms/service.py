@@ -364,11 +364,10 @@ class RoomServer(RoomWriter):
                 except MatrixError as exc:  # e.g. the room forbids leaving; the account is gone anyway
                     log.warning("could not remove %s from %s: %s", user_id, room_id, exc.message)
 
-    async def remove_deactivated_members(self) -> None:
-        """Make accounts deactivated from the command line leave their rooms: the command
-        cannot write room events beside a running server, so the server does it here."""
-        for user_id in await self.store.deactivated_members(HELD_MEMBERSHIPS):
-            await self.leave_all_rooms(user_id)
+    async def deactivated_members(self) -> list[str]:
+        """Deactivated accounts still joined, invited or knocking somewhere: those deactivated
+        from the command line, which cannot write room events beside a running server."""
+        return await self.store.deactivated_members(HELD_MEMBERSHIPS)
 
     async def forget(self, user_id: str, room_id: str) -> None:
         membership = await self.store.membership_of(room_id, user_id)

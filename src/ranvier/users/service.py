@@ -65,6 +65,11 @@ class UserService:
         for listener in self.device_listeners:
             await listener(user_id, removed)
 
+    async def devices_removed(self, user_id: str) -> None:
+        """Tell the device listeners that devices of the user went away behind this
+        service's back (an account deactivated from the command line)."""
+        await self._devices_changed(user_id, removed=True)
+
     # -- identifiers ---------------------------------------------------------------------
 
     def user_id_from_login(self, user: str) -> str:
