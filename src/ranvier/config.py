@@ -28,6 +28,10 @@ class Listener:
     port: int = 8008
     #: Serve HTTPS with the certificate of the `tls` section (other servers only speak HTTPS).
     tls: bool = False
+    #: Behind a reverse proxy: take the client's address from the last entry of the
+    #: `X-Forwarded-For` header the proxy sets (rate limits per address, devices' last seen
+    #: address). Only for a listener that nothing but the proxy can reach.
+    x_forwarded: bool = False
 
 
 @dataclass

@@ -20,10 +20,13 @@ data_dir: ./ranvier-data
 # Addresses to listen on; each serves the client API, and, with federation on, the
 # server-server API. Other servers speak only HTTPS: give them a listener with tls: true
 # (and the tls section below), e.g. {{bind: 0.0.0.0, port: 8448, tls: true}}.
+# x_forwarded: true takes the client's address from the X-Forwarded-For header a reverse
+# proxy sets; only for a listener nothing but the proxy can reach.
 listeners:
   - bind: 127.0.0.1
     port: 8008
     tls: false
+    x_forwarded: false
 
 # The certificate and key (PEM) of listeners with tls: true; `ranvier generate-tls-cert`
 # makes a self-signed pair, for tests only: other servers check certificates.

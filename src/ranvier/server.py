@@ -318,7 +318,8 @@ class Homeserver:
         tls = _tls_context(self.config) if any(listener.tls for listener in self.config.listeners) else None
         for listener in self.config.listeners:
             self.ports.append(await self.http.listen(listener.bind, listener.port,
-                                                     ssl_context=tls if listener.tls else None))
+                                                     ssl_context=tls if listener.tls else None,
+                                                     x_forwarded=listener.x_forwarded))
 
     def _answer_long_polls(self) -> None:
         if self.notifier is not None:

@@ -23,6 +23,7 @@ the requests in flight.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import resource
 import ssl
@@ -90,9 +91,12 @@ class ConnectionGuard:
 class GuardedRequestHandler(web.RequestHandler):
     """aiohttp's HTTP protocol, which first asks the guard whether the address may connect."""
 
-    def __init__(self, manager: web.Server, guard: ConnectionGuard, **kwargs: Any) -> None:
+    def __init__(self, manager: web.Server, guard: ConnectionGuard, *, x_forwarded: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._guard = guard
+        #: This listener is reached through a reverse proxy whose X-Forwarded-For is trusted.
+        self.x_forwarded = x_forwarded
         self._address: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -109,6 +113,29 @@ class GuardedRequestHandler(web.RequestHandler):
             return
         self._guard.release(self._address)
         super().connection_lost(exc)
+
+
+def forwarded_address(header: str | None) -> str | None:
+    """The last address of an X-Forwarded-For header (the one the proxy in front saw), if
+    it is an IP address."""
+    if not header:
+        return None
+    candidate = header.rsplit(",", 1)[-1].strip()
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
+
+
+@web.middleware
+async def forwarded_for(request: web.Request, handler) -> web.StreamResponse:
+    """On a listener with `x_forwarded`, the request's remote address is the client's as the
+    proxy reports it."""
+    if getattr(request.protocol, "x_forwarded", False):
+        address = forwarded_address(request.headers.get("X-Forwarded-For"))
+        if address is not None:
+            request = request.clone(remote=address)
+    return await handler(request)
 
 
 class InFlight:
@@ -151,6 +178,7 @@ class HttpServer:
                  access_log: logging.Logger | None, access_log_class: type) -> None:
         self.in_flight = InFlight()
         app.middlewares.insert(0, self.in_flight.middleware)
+        app.middlewares.insert(1, forwarded_for)
         self.guard = ConnectionGuard(per_address)
         self._handler_args = {"keepalive_timeout": header_timeout_s, "access_log": access_log,
                               "access_log_class": access_log_class}
@@ -158,16 +186,18 @@ class HttpServer:
         self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0, **self._handler_args)
         self._listeners: list[asyncio.AbstractServer] = []
 
-    async def listen(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None) -> int:
-        """Start a listener (HTTPS with `ssl_context`); returns the port it is bound to (port
-        0 picks a free one)."""
+    async def listen(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
+                     x_forwarded: bool = False) -> int:
+        """Start a listener (HTTPS with `ssl_context`, client addresses from X-Forwarded-For
+        with `x_forwarded`); returns the port it is bound to (port 0 picks a free one)."""
         if self.runner.server is None:
             await self.runner.setup()
         loop = asyncio.get_running_loop()
         manager = self.runner.server
 
         def protocol() -> GuardedRequestHandler:
-            return GuardedRequestHandler(manager, self.guard, loop=loop, **self._handler_args)
+            return GuardedRequestHandler(manager, self.guard, loop=loop, x_forwarded=x_forwarded,
+                                         **self._handler_args)
 
         listener = await loop.create_server(protocol, host, port, reuse_address=True, ssl=ssl_context)
         self._listeners.append(listener)
