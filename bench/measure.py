@@ -50,9 +50,13 @@ def process_tree(root):
                 children.setdefault(int(_stat(entry)[1]), []).append(int(entry))
             except (FileNotFoundError, ProcessLookupError):
                 continue
+    # /proc is read one process at a time while others start and end: a reused PID can make
+    # the snapshot's parent links loop, so each PID is taken once.
     found, todo = [], [root]
     while todo:
         pid = todo.pop()
+        if pid in found:
+            continue
         found.append(pid)
         todo.extend(children.get(pid, []))
     return found
