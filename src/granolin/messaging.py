@@ -430,8 +430,9 @@ class RoomActions(Transport):
             url = encrypted_file.get("url")
             if not isinstance(url, str):
                 raise AttachmentError("the encrypted file has no url")
+            cipher = attachment_cipher()  # before downloading: without the cryptography package, nothing can be read
             downloaded = await self.download(url)
-            plaintext = attachment_cipher().decrypt_attachment(downloaded.content, encrypted_file)
+            plaintext = cipher.decrypt_attachment(downloaded.content, encrypted_file)
             return Media(content=plaintext, content_type=mimetype or "application/octet-stream", filename=filename)
         url = holder.get(f"{prefix}url")
         if not isinstance(url, str):

@@ -295,6 +295,6 @@ async def test_without_the_cryptography_package_an_encrypted_file_is_refused_by_
     monkeypatch.delitem(sys.modules, "granolin.e2ee.attachments")
     monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers", None)
     _, encrypted_file = encrypt_attachment(b"x")
-    scripted.script("GET", "/_matrix/client/v1/media/download/s/pic", serving(b"whatever"))
     with pytest.raises(GranolinError, match=r"granolin\[e2e\]"):
         await bot.download_attachment({"msgtype": "m.file", "body": "f", "file": {**encrypted_file, "url": "mxc://s/pic"}})
+    assert scripted.requests == []  # refused before downloading
