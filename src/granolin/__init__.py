@@ -15,7 +15,7 @@ from .backoff import Backoff
 from .client import Client
 from .commands import Command, CommandError, CommandRegistry
 from .e2ee import CryptoStoreError
-from .errors import GranolinError, HomeserverError, LoginError, MatrixError, RateLimitedError, UnknownTokenError
+from .errors import AttachmentError, GranolinError, HomeserverError, LoginError, MatrixError, RateLimitedError, UnknownTokenError
 from .events import (
     AccountDataEvent,
     AudioMessage,
@@ -49,6 +49,7 @@ from .syncing import SyncFilter
 
 __all__ = [
     "AccountDataEvent",
+    "AttachmentError",
     "AudioMessage",
     "AutoJoiner",
     "Backoff",

@@ -3,10 +3,11 @@
 The cryptography itself is in :mod:`granolin.e2ee` (the ``e2e`` extra). This
 mixin of :class:`granolin.Client` decides: it encrypts a send when the room is
 encrypted (asking the server when the room was not synced yet, never sending
-in the clear into an encrypted room), decrypts the pending handlers' events
-saved encrypted in the hardcopy, and calls :meth:`on_undecryptable` for events
-that never decrypt. Without the extra (or with ``encryption=False``) it warns
-once per encrypted room instead.
+in the clear into an encrypted room), uploads attachments encrypted there,
+decrypts the pending handlers' events saved encrypted in the hardcopy, and
+calls :meth:`on_undecryptable` for events that never decrypt. Without the
+extra (or with ``encryption=False``) it warns once per encrypted room instead,
+and refuses to upload an attachment for an encrypted room.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .dispatch import WorkQueue
-from .e2ee import encryption_class, store_path_for
+from .e2ee import attachment_cipher, encryption_class, store_path_for
 from .errors import GranolinError, MatrixError
 from .events import TimelineEvent
 from .history import History
@@ -81,12 +82,10 @@ class EncryptedRooms(History):
             log.warning("end-to-end encryption is off for %s: %s", self.device_id, exc)
             self.encryption = None
 
-    async def outgoing(self, room_id: str, event_type: str, content: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
-        """Encrypt the event when the room is encrypted (and encryption is on)."""
-        if self.encryption is None or event_type == "m.room.encrypted":
-            return event_type, content
+    async def encrypted_room(self, room_id: str) -> Room | None:
+        """The room when it is encrypted, else None; a room not synced yet is asked about (``m.room.encryption``)."""
         room = self.rooms.get(room_id)
-        if room is None or "m.room.create" not in room.state:  # not synced yet: ask the server whether it is encrypted
+        if room is None or "m.room.create" not in room.state:
             try:
                 settings = await self.get_state(room_id, "m.room.encryption")
             except MatrixError as exc:
@@ -95,12 +94,35 @@ class EncryptedRooms(History):
             else:
                 room = self.rooms.setdefault(room_id, Room(room_id))
                 room.apply("m.room.encryption", "", settings)
-        if room is None or not room.encrypted:
+        return room if room is not None and room.encrypted else None
+
+    async def outgoing(self, room_id: str, event_type: str, content: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+        """Encrypt the event when the room is encrypted (and encryption is on)."""
+        if self.encryption is None or event_type == "m.room.encrypted":
+            return event_type, content
+        room = await self.encrypted_room(room_id)
+        if room is None:
             return event_type, content
         await self.prepare_encryption()
         if self.encryption is None:
             raise GranolinError(f"room {room_id} is encrypted and encryption is off: the event is not sent in the clear")
         return "m.room.encrypted", await self.encryption.encrypt(room, event_type, content)
+
+    async def upload_attachment(self, room_id: str, filename: str, data: bytes, content_type: str) -> dict[str, Any]:
+        """In an encrypted room, upload the file encrypted: ``{"file": EncryptedFile}`` (see :mod:`granolin.e2ee.attachments`).
+
+        The ciphertext is uploaded as application/octet-stream without its
+        file name. With encryption off (no ``e2e`` extra, ``encryption=False``,
+        or keys the server refused), nothing is uploaded: a GranolinError says
+        why, since the file would be readable by the server.
+        """
+        if await self.encrypted_room(room_id) is None:
+            return await super().upload_attachment(room_id, filename, data, content_type)
+        if self.encryption is None:
+            raise GranolinError(f"room {room_id} is encrypted and encryption is off (granolin[e2e] brings it): "
+                                f"{filename} is not uploaded in the clear")
+        ciphertext, encrypted_file = attachment_cipher().encrypt_attachment(data)
+        return {"file": {**encrypted_file, "url": await self.upload(None, ciphertext, "application/octet-stream")}}
 
     async def on_undecryptable(self, event: TimelineEvent, reason: str) -> None:
         """Called for an encrypted event that cannot be decrypted: its room key did not arrive within

@@ -62,3 +62,7 @@ class UnknownTokenError(MatrixError):
 
 class RateLimitedError(MatrixError):
     """The server asked us to slow down (429 M_LIMIT_EXCEEDED)."""
+
+
+class AttachmentError(GranolinError, ValueError):
+    """An encrypted attachment that cannot be decrypted: a malformed ``file`` object, or a ciphertext whose hash does not match."""

@@ -151,7 +151,14 @@ class MediaMessage(MessageEvent):
 
     @property
     def url(self) -> str | None:
+        """The content's mxc:// URI; None for an encrypted attachment (see :attr:`file`)."""
         return self.content.get("url")
+
+    @property
+    def file(self) -> dict[str, Any] | None:
+        """The ``EncryptedFile`` of an attachment sent into an encrypted room (``Client.download_attachment`` decrypts it)."""
+        encrypted_file = self.content.get("file")
+        return encrypted_file if isinstance(encrypted_file, dict) else None
 
     @property
     def info(self) -> dict[str, Any]:

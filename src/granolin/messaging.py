@@ -23,8 +23,9 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from .dispatch import send_scope
-from .errors import GranolinError, MatrixError
-from .events import MessageEvent, TimelineEvent, timeline_event
+from .e2ee import attachment_cipher
+from .errors import AttachmentError, GranolinError, MatrixError
+from .events import Event, MessageEvent, TimelineEvent, timeline_event
 from .transport import CLIENT_V1_MEDIA, CLIENT_V3, MEDIA_V3, Transport, drop_none, log, quote_segment
 
 T = TypeVar("T")
@@ -327,18 +328,65 @@ class RoomActions(Transport):
 
     # --- media ------------------------------------------------------------------
 
-    async def upload(self, filename: str, content: bytes | str, content_type: str | None = None) -> str:
+    async def upload(self, filename: str | None, content: bytes | str, content_type: str | None = None) -> str:
         """Upload content to the media repository; returns its mxc:// URI.
 
-        ``content_type`` defaults to a guess from the file name.
+        ``content_type`` defaults to a guess from the file name; a ``None``
+        file name is not sent (encrypted attachments keep theirs inside the event).
         """
         data = content.encode() if isinstance(content, str) else content
-        kind = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        kind = content_type or _guess_type(filename)
         answer = await self.api(
-            "POST", f"{MEDIA_V3}/upload", data=data, params={"filename": filename}, headers={"Content-Type": kind},
+            "POST", f"{MEDIA_V3}/upload", data=data, params=drop_none(filename=filename), headers={"Content-Type": kind},
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120),
         )
         return str(answer["content_uri"])
+
+    async def upload_attachment(self, room_id: str, filename: str, data: bytes, content_type: str) -> dict[str, Any]:
+        """Upload the file of a message for ``room_id``: ``{"url": mxc_uri}`` here.
+
+        The client's encrypted-rooms part overrides it: in an encrypted room
+        the file is uploaded encrypted and the answer is ``{"file": EncryptedFile}``.
+        """
+        return {"url": await self.upload(filename, data, content_type)}
+
+    async def send_attachment(
+        self,
+        room_id: str,
+        content: bytes,
+        filename: str,
+        *,
+        msgtype: str | None = None,
+        content_type: str | None = None,
+        caption: str | None = None,
+        info: Mapping[str, Any] | None = None,
+        thumbnail: bytes | None = None,
+        thumbnail_info: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Upload ``content`` and send the message that shows it; encrypted in an encrypted room.
+
+        ``msgtype`` defaults to m.image, m.audio or m.video after the content
+        type (itself guessed from ``filename`` when not given), else m.file.
+        The body is ``caption`` or the file name; ``info`` gets ``mimetype``
+        and ``size``, then the keys given (``w``, ``h``, ``duration``...).
+        ``thumbnail`` (bytes, described by ``thumbnail_info``: ``mimetype``,
+        ``w``, ``h``) is uploaded too. In an encrypted room each file is
+        encrypted with its own key and the message has ``file`` (and
+        ``info.thumbnail_file``) instead of ``url``; without encryption
+        support nothing is uploaded there and a GranolinError is raised.
+        """
+        kind = content_type or _guess_type(filename)
+        message: dict[str, Any] = {"msgtype": msgtype or _msgtype_for(kind), "body": caption or filename, "filename": filename}
+        message |= await self.upload_attachment(room_id, filename, content, kind)
+        described = {"mimetype": kind, "size": len(content), **(info or {})}
+        if thumbnail is not None:
+            thumbnail_described = {"size": len(thumbnail), **(thumbnail_info or {})}
+            thumbnail_kind = str(thumbnail_described.get("mimetype") or "application/octet-stream")
+            uploaded = await self.upload_attachment(room_id, f"thumbnail-{filename}", thumbnail, thumbnail_kind)
+            described |= {f"thumbnail_{key}": value for key, value in uploaded.items()} | {"thumbnail_info": thumbnail_described}
+        message["info"] = described
+        return await self.send_event(room_id, "m.room.message", message | dict(extra or {}))
 
     async def _media(self, kind: str, mxc_uri: str, params: Mapping[str, str]) -> Media:
         server, media_id = parse_mxc(mxc_uri)
@@ -359,12 +407,55 @@ class RoomActions(Transport):
         """Download content (authenticated media, falling back to the old endpoint)."""
         return await self._media("download", mxc_uri, {})
 
+    async def download_attachment(self, message: Event | Mapping[str, Any], *, thumbnail: bool = False) -> Media:
+        """The file a media message shows (its ``url``, or its ``file`` downloaded and decrypted); its thumbnail with ``thumbnail``.
+
+        ``message`` is the event or its content. An encrypted file is checked
+        against its SHA-256 before it is decrypted (:class:`AttachmentError`
+        when it does not match or its ``file`` is malformed); its content type
+        is the message's ``info.mimetype``. A message without the file raises
+        GranolinError.
+        """
+        content = message.content if isinstance(message, Event) else message
+        info = content.get("info") if isinstance(content.get("info"), Mapping) else {}
+        if thumbnail:
+            holder, prefix, filename = info, "thumbnail_", None
+            described = info.get("thumbnail_info") if isinstance(info.get("thumbnail_info"), Mapping) else {}
+        else:
+            holder, prefix, filename = content, "", content.get("filename") or content.get("body")
+            described = info
+        mimetype = described.get("mimetype") if isinstance(described.get("mimetype"), str) else None
+        encrypted_file = holder.get(f"{prefix}file")
+        if isinstance(encrypted_file, Mapping):
+            url = encrypted_file.get("url")
+            if not isinstance(url, str):
+                raise AttachmentError("the encrypted file has no url")
+            cipher = attachment_cipher()  # before downloading: without the cryptography package, nothing can be read
+            downloaded = await self.download(url)
+            plaintext = cipher.decrypt_attachment(downloaded.content, encrypted_file)
+            return Media(content=plaintext, content_type=mimetype or "application/octet-stream", filename=filename)
+        url = holder.get(f"{prefix}url")
+        if not isinstance(url, str):
+            raise GranolinError(f"the message has no {prefix}file and no {prefix}url to download")
+        downloaded = await self.download(url)
+        return Media(content=downloaded.content, content_type=downloaded.content_type, filename=downloaded.filename or filename)
+
     async def thumbnail(self, mxc_uri: str, width: int, height: int, method: str = "scale", animated: bool | None = None) -> Media:
         """Download a thumbnail of content, ``method`` being "scale" or "crop"."""
         params = {"width": str(width), "height": str(height), "method": method}
         if animated is not None:
             params["animated"] = "true" if animated else "false"
         return await self._media("thumbnail", mxc_uri, params)
+
+
+def _guess_type(filename: str | None) -> str:
+    return (mimetypes.guess_type(filename)[0] if filename else None) or "application/octet-stream"
+
+
+def _msgtype_for(content_type: str) -> str:
+    """The message type that shows a file of this content type (m.file when none fits)."""
+    major = content_type.partition("/")[0]
+    return {"image": "m.image", "audio": "m.audio", "video": "m.video"}.get(major, "m.file")
 
 
 def _media_from(headers: CIMultiDictProxy[str], body: bytes) -> Media:

@@ -7,6 +7,7 @@ new Client made from them is the bot after a restart.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import stat
@@ -21,10 +22,11 @@ from nacl.exceptions import BadSignatureError
 from signedjson.key import decode_verify_key_bytes
 from unpaddedbase64 import decode_base64
 
-from granolin import Client, GranolinError, TextMessage, TimelineEvent
+from granolin import Client, GranolinError, ImageMessage, Media, TextMessage, TimelineEvent
 from granolin.dispatch import SendScope, send_scope
 from granolin.testing import TestHomeserver, TestUser
 from live_support import eventually
+from nio.crypto.attachments import decrypt_attachment as nio_decrypt_attachment
 from nio_e2ee import ENCRYPTION, encrypting_client, receive, send, settle
 
 pytestmark = pytest.mark.interop
@@ -454,3 +456,64 @@ async def test_invited_members_get_the_room_key_unless_history_is_for_joined_mem
     finally:
         for client in (dave, carol, alice, bot):
             await client.close()
+
+
+async def test_an_encrypted_image_from_nio_reaches_the_handler_decrypted(live_hs: TestHomeserver, tmp_path: Path) -> None:
+    bot, alice, room = await encrypted_dm(live_hs, tmp_path)
+    received: list[tuple[Media, Media]] = []
+
+    @bot.on(ImageMessage)
+    async def look(event: ImageMessage) -> None:
+        received.append((await bot.download_attachment(event), await bot.download_attachment(event, thumbnail=True)))
+
+    picture, small = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64, b"\x89PNG\r\n\x1a\n a thumbnail"
+    try:
+        uploads = []
+        for data in (picture, small):  # nio encrypts and uploads each file
+            uploaded, keys = await alice.upload(io.BytesIO(data), "application/octet-stream", encrypt=True, filesize=len(data))
+            assert isinstance(uploaded, nio.UploadResponse) and keys is not None, uploaded
+            uploads.append({**keys, "url": uploaded.content_uri})
+        content = {"msgtype": "m.image", "body": "cat.png", "file": uploads[0],
+                   "info": {"mimetype": "image/png", "size": len(picture), "thumbnail_file": uploads[1],
+                            "thumbnail_info": {"mimetype": "image/png", "size": len(small)}}}
+        sent = await alice.room_send(room, "m.room.message", content, ignore_unverified_devices=True)
+        assert isinstance(sent, nio.RoomSendResponse), sent
+        for _ in range(40):
+            await bot.sync()
+            await bot.drain()
+            if received:
+                break
+        ((image, thumbnail),) = received
+        assert (image.content, image.content_type, image.filename) == (picture, "image/png", "cat.png")
+        assert (thumbnail.content, thumbnail.content_type) == (small, "image/png")
+        stored = await bot.download(uploads[0]["url"])
+        assert stored.content != picture and len(stored.content) == len(picture)  # the server holds the ciphertext
+    finally:
+        await alice.close()
+        await bot.close()
+
+
+async def test_a_file_the_bot_sends_into_an_encrypted_room_nio_decrypts(live_hs: TestHomeserver, tmp_path: Path) -> None:
+    bot, alice, room = await encrypted_dm(live_hs, tmp_path)
+    report = b"%PDF-1.7 quarterly figures " * 500
+    try:
+        event_id = await bot.send_attachment(room, report, "report.pdf", caption="the report")
+        status, stored_event = await live_hs.call("GET", f"{V3}/rooms/{room}/event/{event_id}", token=alice.access_token)
+        assert status == 200 and stored_event["type"] == "m.room.encrypted" and "report" not in str(stored_event)
+
+        for _ in range(40):
+            response = await settle(alice, timeout_ms=250)
+            joined = response.rooms.join.get(room)
+            files = [e for e in (joined.timeline.events if joined else []) if isinstance(e, nio.RoomEncryptedFile)]
+            if files:
+                break
+        (received,) = files
+        assert received.event_id == event_id and received.body == "the report" and received.mimetype == "application/pdf"
+        assert received.source["content"]["filename"] == "report.pdf" and "url" not in received.source["content"]
+        downloaded = await alice.download(received.url)
+        assert isinstance(downloaded, nio.DownloadResponse), downloaded
+        assert downloaded.body != report and downloaded.content_type == "application/octet-stream"
+        assert nio_decrypt_attachment(downloaded.body, received.key["k"], received.hashes["sha256"], received.iv) == report
+    finally:
+        await alice.close()
+        await bot.close()

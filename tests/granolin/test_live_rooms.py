@@ -163,6 +163,22 @@ async def test_media_upload_download_thumbnail(live_hs: TestHomeserver) -> None:
             await bot.send_file_message(room, "dot", uri, filename="dot.png")
 
 
+async def test_an_attachment_in_a_clear_room_is_sent_by_url_and_read_back(live_hs: TestHomeserver) -> None:
+    alice, bot, _ = await pair(live_hs)
+    png, small = make_png(64, 48), make_png(16, 12)
+    async with alice, bot:
+        room = await alice.create_room(invite=[str(bot.user_id)])
+        await bot.join_room(room)
+        event_id = await bot.send_attachment(room, png, "dot.png", info={"w": 64, "h": 48}, thumbnail=small,
+                                             thumbnail_info={"mimetype": "image/png", "w": 16, "h": 12})
+        event = await alice.get_event(room, event_id)
+        assert event.type == "m.room.message" and event.content["url"].startswith("mxc://") and "file" not in event.content
+        assert event.content["info"]["mimetype"] == "image/png" and event.content["info"]["size"] == len(png)
+        image = await alice.download_attachment(event)
+        assert (image.content, image.content_type) == (png, "image/png")
+        assert (await alice.download_attachment(event, thumbnail=True)).content == small
+
+
 async def test_handlers_run_from_the_sync_loop(live_hs: TestHomeserver, tmp_path: Path) -> None:
     alice, bot, _ = await pair(live_hs)
     bot.hardcopy = tmp_path / "bot.json"

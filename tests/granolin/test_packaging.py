@@ -1,5 +1,5 @@
 """The granolin distribution: built from packaging/granolin, it holds granolin alone and needs only aiohttp
-(vodozemac with its e2e extra)."""
+(vodozemac and cryptography with its e2e extra)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ WITHOUT_RANVIER = textwrap.dedent(
     """
     import asyncio, sys
     sys.path.insert(0, sys.argv[1])
-    for name in ("ranvier", "orjson", "vodozemac"):
+    for name in ("ranvier", "orjson", "vodozemac", "cryptography"):
         sys.modules[name] = None  # as in an environment where only the granolin distribution is installed
     import granolin, granolin.testing
     assert granolin.__file__.startswith(sys.argv[1]), granolin.__file__
@@ -54,7 +54,7 @@ def test_the_wheel_holds_granolin_alone(wheel: Path) -> None:
     assert "granolin/e2ee/machine.py" in modules and modules <= set(names) and "granolin/py.typed" in names
     assert all(name.startswith(("granolin/", "granolin-")) for name in names), names
     assert metadata["Name"] == "granolin"
-    assert metadata.get_all("Requires-Dist") == ["aiohttp>=3.9", 'vodozemac>=0.10; extra == "e2e"']
+    assert metadata.get_all("Requires-Dist") == ["aiohttp>=3.9", 'vodozemac>=0.10; extra == "e2e"', 'cryptography>=42; extra == "e2e"']
     assert metadata.get_all("Provides-Extra") == ["e2e"]
 
 

@@ -10,7 +10,6 @@ and key requests travel as Olm-encrypted to-device messages.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from typing import Any
 
 import vodozemac
 
+from .encoding import decode_base64, encode_base64
 from .store import CryptoStore
 
 OLM = "m.olm.v1.curve25519-aes-sha2"
@@ -29,15 +29,6 @@ PRE_KEY_MESSAGE, NORMAL_MESSAGE = 0, 1
 
 class OlmError(ValueError):
     """A to-device message that cannot be decrypted, or whose payload fails its checks."""
-
-
-def encode_base64(data: bytes) -> str:
-    """Unpadded base64, as Matrix writes keys and ciphertexts."""
-    return base64.b64encode(data).decode().rstrip("=")
-
-
-def decode_base64(text: str) -> bytes:
-    return base64.b64decode(text + "=" * (-len(text) % 4))
 
 
 def canonical_json(value: Any) -> bytes:
