@@ -7,7 +7,7 @@ in the clear into an encrypted room), uploads attachments encrypted there,
 decrypts the pending handlers' events saved encrypted in the hardcopy, and
 calls :meth:`on_undecryptable` for events that never decrypt. Without the
 extra (or with ``encryption=False``) it warns once per encrypted room instead,
-and refuses to upload an attachment for an encrypted room.
+and refuses to send an event or upload an attachment into an encrypted room.
 """
 
 from __future__ import annotations
@@ -97,15 +97,24 @@ class EncryptedRooms(History):
         return room if room is not None and room.encrypted else None
 
     async def outgoing(self, room_id: str, event_type: str, content: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
-        """Encrypt the event when the room is encrypted (and encryption is on)."""
-        if self.encryption is None or event_type == "m.room.encrypted":
+        """Encrypt the event when the room is encrypted. With encryption off (no ``e2e``
+        extra, ``encryption=False``, or keys the server refused) nothing is sent into a
+        room the client knows to be encrypted: a GranolinError says why, since the server
+        could read it (a room not synced yet is looked up only when encryption is on)."""
+        if event_type == "m.room.encrypted":
             return event_type, content
-        room = await self.encrypted_room(room_id)
+        if self.encryption is None:
+            known = self.rooms.get(room_id)
+            room = known if known is not None and known.encrypted else None
+        else:
+            room = await self.encrypted_room(room_id)
         if room is None:
             return event_type, content
-        await self.prepare_encryption()
+        if self.encryption is not None:
+            await self.prepare_encryption()
         if self.encryption is None:
-            raise GranolinError(f"room {room_id} is encrypted and encryption is off: the event is not sent in the clear")
+            raise GranolinError(f"room {room_id} is encrypted and encryption is off (granolin[e2e] brings it): "
+                                f"the {event_type} event is not sent in the clear")
         return "m.room.encrypted", await self.encryption.encrypt(room, event_type, content)
 
     async def upload_attachment(self, room_id: str, filename: str, data: bytes, content_type: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from granolin import Client, NoticeMessage, ServerDirectory, SyncFilter, TextMessage
+from granolin import Client, GranolinError, NoticeMessage, ServerDirectory, SyncFilter, TextMessage
 from granolin.testing import TestHomeserver, TestUser
 from live_support import requires_endpoint
 
@@ -141,6 +141,10 @@ async def test_without_the_encryption_extra_an_encrypted_room_is_reported_once(
         assert bot.get_room(room).encrypted  # type: ignore[union-attr]
         warnings = [r.getMessage() for r in caplog.records if r.name == "granolin" and "encrypted" in r.getMessage()]
         assert len(warnings) == 1 and room in warnings[0] and "cannot decrypt" in warnings[0]
+        # Nor does it write there in the clear: the server (and anyone reading its database) would see it.
+        with pytest.raises(GranolinError, match="not sent in the clear"):
+            await bot.send_text_message(room, "hello")
+        assert not [event async for event in alice.messages(room) if event.type == "m.room.message"]
 
 
 async def test_a_gap_past_the_limit_is_reported(live_hs: TestHomeserver, tmp_path: Path) -> None:
