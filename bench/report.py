@@ -14,7 +14,7 @@ METRICS = [
     ("send", "p99_ms", "send, own rooms, latency p99", "ms", "↓"),
     ("send", "cpu_ms_per_event", "send, own rooms, server CPU per event", "ms", "↓"),
     ("send", "loadgen_cpu_pct", "send, own rooms, load generator CPU", "% core", ""),
-    ("send_shared", "rate", "send, {senders} senders in one shared room", "msg/s", "↑"),
+    ("send_shared", "rate", "send, {shared_senders} senders in one shared room", "msg/s", "↑"),
     ("send_shared", "p50_ms", "send, shared room, latency p50", "ms", "↓"),
     ("send_shared", "p99_ms", "send, shared room, latency p99", "ms", "↓"),
     ("send_shared", "cpu_ms_per_event", "send, shared room, server CPU per event", "ms", "↓"),

@@ -30,6 +30,8 @@ class Counts:
     """How much load each scenario applies; --quick swaps in smaller numbers."""
 
     senders: int = 16
+    #: The senders of the shared-room scenario: enough that a room's writer always has a queue.
+    shared_senders: int = 64
     messages_per_sender: int = 1000
     send_seconds: float = 15
     receivers: int = 50
@@ -341,8 +343,8 @@ async def send_load(bench, shared):
     a fast server gets enough messages to be measured, a slow one a bounded time."""
     c = bench.counts
     if shared:
-        users, room = await bench.room_with_members(c.senders)
-        rooms = [room] * c.senders
+        users, room = await bench.room_with_members(c.shared_senders)
+        rooms = [room] * c.shared_senders
     else:
         users = await bench.users(c.senders)
         rooms = await bounded(4, (bench.create_room(u) for u in users))
