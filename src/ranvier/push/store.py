@@ -106,6 +106,97 @@ class PushStore:
                                   f"stream_ordering FROM events WHERE event_id IN ({', '.join('?' * len(chunk))}))",
                                   room_id, *chunk)
 
+    # -- pruning (push/retention.py) -------------------------------------------------------
+
+    async def stream_before(self, ts: int) -> int:
+        """The last stream position of an event sent before `ts` (by the events' own times,
+        which follow stream order closely enough for a retention), by a binary search on
+        the events' primary key: a few lookups, no scan."""
+        low, high = await self.db.fetchone("SELECT COALESCE(MIN(stream_ordering), 0), COALESCE(MAX(stream_ordering), 0) "
+                                           "FROM events WHERE stream_ordering > 0")
+        found = 0
+        while low <= high:
+            middle = (low + high) // 2
+            row = await self.db.fetchone("SELECT stream_ordering, origin_server_ts FROM events "
+                                         "WHERE stream_ordering >= ? ORDER BY stream_ordering LIMIT 1", middle)
+            if row is None or row[1] >= ts:
+                high = middle - 1
+            else:
+                found, low = row[0], row[0] + 1
+        return found
+
+    async def rooms_after(self, room_id: str, limit: int) -> list[str]:
+        """The next rooms (of the room server's), in room ID order."""
+        return [row[0] for row in await self.db.fetchall(
+            "SELECT room_id FROM rooms WHERE room_id > ? ORDER BY room_id LIMIT ?", room_id, limit)]
+
+    async def read_floors(self, room_ids: Sequence[str], local_pattern: str) -> list[tuple[str, str, int, int]]:
+        """(room_id, user_id, main floor, thread floor) of each joined local member (user IDs
+        LIKE `local_pattern`): nothing at or below the floor of the main timeline or a thread
+        counts for them any more (the start of their stay, their unthreaded read position,
+        and for the main timeline its own one; threads' own positions are left out, which
+        only keeps more)."""
+        if not room_ids:
+            return []
+        rows = await self.db.fetchall(
+            f"WITH wanted(room_id) AS (VALUES {', '.join('(?)' for _ in room_ids)}), "
+            "members AS (SELECT m.room_id, m.user_id, COALESCE((SELECT MAX(h.stream_ordering) FROM membership_history h "
+            "WHERE h.room_id = m.room_id AND h.user_id = m.user_id AND h.membership <> 'join'), 0) AS left_at "
+            "FROM memberships m JOIN wanted w ON w.room_id = m.room_id "
+            "WHERE m.membership = 'join' AND m.user_id LIKE ? ESCAPE '\\') "
+            "SELECT s.room_id, s.user_id, COALESCE((SELECT MIN(h.stream_ordering) FROM membership_history h "
+            "WHERE h.room_id = s.room_id AND h.user_id = s.user_id AND h.membership = 'join' "
+            "AND h.stream_ordering > s.left_at), 0), COALESCE(u.stream_ordering, 0), COALESCE(t.stream_ordering, 0) "
+            "FROM members s "
+            "LEFT JOIN push_read_positions u ON u.user_id = s.user_id AND u.room_id = s.room_id AND u.thread_id = '' "
+            "LEFT JOIN push_read_positions t ON t.user_id = s.user_id AND t.room_id = s.room_id AND t.thread_id = 'main'",
+            *room_ids, local_pattern,
+        )
+        return [(room_id, user_id, max(joined, unthreaded, main), max(joined, unthreaded))
+                for room_id, user_id, joined, unthreaded, main in rows]
+
+    async def prune_rooms(self, room_limits: Sequence[tuple[str, int, int, int, int]],
+                          member_limits: Sequence[tuple[str, str, int, int, int, int]]) -> None:
+        """In one transaction: the room's rows up to the given positions, (room_id, main
+        plain, main highlight, threads plain, threads highlight: highlights are kept longer),
+        then the joined members' own rows, (user_id, room_id, and the same four), where the
+        room's row of the event is gone (while it stays, their row says it is not theirs)."""
+        plain_and_highlight = "stream_ordering <= ? AND (highlight = 0 OR stream_ordering <= ?)"
+        no_room_row = ("NOT EXISTS (SELECT 1 FROM room_notifications b WHERE b.room_id = member_notifications.room_id "
+                       "AND b.stream_ordering = member_notifications.stream_ordering)")
+        async with self.db.transaction() as txn:
+            await txn.executemany(
+                f"DELETE FROM room_notifications WHERE room_id = ? AND thread_id = 'main' AND {plain_and_highlight}",
+                [(room_id, plain, highlight) for room_id, plain, highlight, _, _ in room_limits])
+            await txn.executemany(
+                f"DELETE FROM room_notifications WHERE room_id = ? AND thread_id <> 'main' AND {plain_and_highlight}",
+                [(room_id, plain, highlight) for room_id, _, _, plain, highlight in room_limits])
+            await txn.executemany(
+                f"DELETE FROM member_notifications WHERE user_id = ? AND room_id = ? AND thread_id = 'main' "
+                f"AND {plain_and_highlight} AND {no_room_row}",
+                [(user_id, room_id, plain, highlight) for user_id, room_id, plain, highlight, _, _ in member_limits])
+            await txn.executemany(
+                f"DELETE FROM member_notifications WHERE user_id = ? AND room_id = ? AND thread_id <> 'main' "
+                f"AND {plain_and_highlight} AND {no_room_row}",
+                [(user_id, room_id, plain, highlight) for user_id, room_id, _, _, plain, highlight in member_limits])
+
+    async def users_after(self, user_id: str, limit: int) -> list[str]:
+        """The next local users (of the users service's), in user ID order."""
+        return [row[0] for row in await self.db.fetchall(
+            "SELECT user_id FROM users WHERE user_id > ? ORDER BY user_id LIMIT ?", user_id, limit)]
+
+    async def prune_former_members(self, user_ids: Sequence[str], plain: int, highlight: int) -> None:
+        """The users' own rows up to the positions given (highlights to the second) in rooms
+        they are not joined to (left, or only invited), where the room's row is gone."""
+        async with self.db.transaction() as txn:
+            await txn.executemany(
+                "DELETE FROM member_notifications WHERE user_id = ? AND stream_ordering <= ? "
+                "AND (highlight = 0 OR stream_ordering <= ?) AND NOT EXISTS (SELECT 1 FROM room_notifications b "
+                "WHERE b.room_id = member_notifications.room_id AND b.stream_ordering = member_notifications.stream_ordering) "
+                "AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.room_id = member_notifications.room_id "
+                "AND m.user_id = member_notifications.user_id AND m.membership = 'join')",
+                [(user_id, plain, highlight) for user_id in user_ids])
+
     # -- reading ---------------------------------------------------------------------------
 
     async def unread(self, user_id: str, room_ids: Sequence[str]) -> list[tuple[str, str, int, int]]:
