@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from ranvier import background
+from ranvier import background, memory
 from ranvier.config import Config
 from ranvier.e2ee.backup import KeyBackup
 from ranvier.e2ee.backup_store import BackupStore
@@ -232,6 +232,7 @@ class Homeserver:
         self.ports: list[int] = []
         self._deactivation_sweeper: asyncio.Task | None = None
         self._notification_pruner: asyncio.Task | None = None
+        self._memory_trimmer: asyncio.Task | None = None
         self._database_lock: DatabaseLock | None = None
         self._data_dir_lock = DataDirLock(config.data_dir)
 
@@ -304,6 +305,8 @@ class Homeserver:
             "removing deactivated accounts from their rooms", first_now=True)
         self._notification_pruner = background.every(
             PRUNE_INTERVAL_S, self.notification_pruner.prune, "pruning notifications read and past their retention")
+        self._memory_trimmer = background.every(
+            memory.TRIM_INTERVAL_S, memory.release_free_memory, "returning free memory to the system")
 
     async def _listen(self) -> None:
         """Serve the app on every listener, guarded against slow and greedy clients."""
@@ -431,6 +434,8 @@ class Homeserver:
         self._deactivation_sweeper = None
         await background.cancel(self._notification_pruner)
         self._notification_pruner = None
+        await background.cancel(self._memory_trimmer)
+        self._memory_trimmer = None
         if self.db is not None:
             await self.db.close()
             self.db = None
