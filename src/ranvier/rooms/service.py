@@ -19,8 +19,8 @@ from ranvier.events.room_versions import ROOM_VERSIONS, RoomVersion
 from ranvier.rooms.head import Draft, RoomHead
 from ranvier.rooms.input import EventKind
 from ranvier.rooms.store import NewRoom
-from ranvier.rooms.writer import (BAN, GUEST_ACCESS, HELD_MEMBERSHIPS, HISTORY_VISIBILITY, INVITE, JOIN, KNOCK, LEAVE,
-                                  QueuedSend, RoomWriter, now_ms)
+from ranvier.rooms.sending import QueuedSend, RoomSending
+from ranvier.rooms.writer import BAN, GUEST_ACCESS, HELD_MEMBERSHIPS, HISTORY_VISIBILITY, INVITE, JOIN, KNOCK, LEAVE, now_ms
 from ranvier.storage.engine import UniqueViolation
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class RemoteMembership(Protocol):
     async def invite(self, event: Event, version: RoomVersion, room_state: list[dict[str, Any]]) -> Event: ...
 
 
-class RoomServer(RoomWriter):
+class RoomServer(RoomSending):
     #: Set by the server when federation is on; None: only local users take part.
     remote: RemoteMembership | None = None
 
@@ -65,7 +65,7 @@ class RoomServer(RoomWriter):
         txn_id: str | None = None,
     ) -> str:
         """Send a message or state event; a repeated (device, txn_id) returns the first event.
-        The send queues behind the room's others and is written with them (rooms/writer.py)."""
+        The send queues behind the room's others and is written with them (rooms/sending.py)."""
         check_event_content(event_type, content, state_key)
         if txn_id is not None and device_id:
             earlier = self._txns.get((room_id, sender, device_id, txn_id))

@@ -6,13 +6,6 @@ built from the room's head kept in memory (current state, forward extremities), 
 against the auth rules of the room's version, hashed, signed, stored with its derived
 rows in one transaction, and only then made visible in memory and announced. Events of
 other servers enter through `input` (rooms/input.py), which places them in the graph.
-
-Clients' sends queue per room (`queue_send`); one task per busy room takes what is
-queued (up to `SEND_BATCH` events, a state event closing a batch) and builds it as one
-draft, each event following the one before it and checked against the state it left,
-then writes it in one transaction and announces it with one wake-up. A send the auth
-rules or a check refuse fails alone; a batch whose write fails is retried one send at a
-time, so that only the send at fault fails.
 """
 
 from __future__ import annotations
@@ -20,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol
 
@@ -41,7 +34,6 @@ from ranvier.rooms.input import Batch, EventInput, EventKind, Outcome
 from ranvier.rooms.state import StateGroups
 from ranvier.rooms.store import NewRoom, PersistedEvent, PersistHook, RoomStore, StateKey, StateMap
 from ranvier.rooms.sync_queries import SyncQueries
-from ranvier.storage.engine import UniqueViolation
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +41,6 @@ log = logging.getLogger(__name__)
 MAX_EVENT_BYTES = 65536
 _HEADS_CACHED = 5_000
 _USERS_CACHED = 50_000
-#: Transaction IDs remembered in memory (older ones are found in the database).
-_TXNS_CACHED = 10_000
-#: The most queued sends of a room written in one transaction.
-SEND_BATCH = 100
 
 JOIN, INVITE, LEAVE, BAN, KNOCK = "join", "invite", "leave", "ban", "knock"
 #: Memberships a user can give up by leaving.
@@ -91,10 +79,6 @@ class RoomWriter:
         self._locks: dict[str, asyncio.Lock] = {}
         self._heads: OrderedDict[str, RoomHead] = OrderedDict()
         self._txns: OrderedDict[tuple[str, str, str, str], str] = OrderedDict()
-        #: room_id -> its clients' sends waiting for the room's writer task.
-        self._queued_sends: dict[str, deque[QueuedSend]] = {}
-        #: Running tasks (writers of busy rooms, announcements of their batches).
-        self._send_tasks: set[asyncio.Future] = set()
         #: room_id -> stream position of its newest event, so /sync finds changed rooms in memory.
         self.room_streams: dict[str, int] = {}
         #: user_id -> {room_id: (membership, stream)} for recently active users, kept up to
@@ -359,7 +343,7 @@ class RoomWriter:
         draft.advance(event)
         return event
 
-    async def _write(self, batch: Batch) -> "_PendingCommit":
+    async def _write(self, batch: Batch) -> "PendingCommit":
         """Store a batch and move the room's head; call with the room locked.
 
         The head moves on before the group commit lands, so the room's next event can join
@@ -377,9 +361,9 @@ class RoomWriter:
         self.store.remember_persisted(batch.items)
         if batch.new_head is not None:
             self._remember_head(batch.new_head)
-        return _PendingCommit(batch, durable)
+        return PendingCommit(batch, durable)
 
-    async def _announce(self, pending: "_PendingCommit") -> None:
+    async def _announce(self, pending: "PendingCommit") -> None:
         batch = pending.batch
         room_id = batch.head.room_id
         try:
@@ -400,129 +384,6 @@ class RoomWriter:
         if batch.positions:
             self.room_streams[room_id] = max(self.room_streams.get(room_id, 0), max(batch.positions))
             self.notifier.notify([f"room:{room_id}", *(f"user:{u}" for u in batch.wake_users)])
-
-    # -- clients' sends, batched per room ------------------------------------------------
-
-    def queue_send(self, room_id: str, send: "QueuedSend") -> None:
-        """Queue a send behind the room's others; its `answer` gets the event ID or the error."""
-        queue = self._queued_sends.get(room_id)
-        if queue is None:
-            queue = self._queued_sends[room_id] = deque()
-            self._run(self._drain(room_id, queue))
-        queue.append(send)
-
-    def _run(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._send_tasks.add(task)
-        task.add_done_callback(self._send_tasks.discard)
-
-    async def _drain(self, room_id: str, queue: "deque[QueuedSend]") -> None:
-        """The room's writer while sends are queued: one batch after the other, in order."""
-        try:
-            while queue:
-                sends: list[QueuedSend] = []
-                while queue and len(sends) < SEND_BATCH:
-                    send = queue.popleft()
-                    if not send.answer.done():  # else the client went away before it was built
-                        sends.append(send)
-                        if send.state_key is not None:
-                            break  # the checks of the batch's sends saw the state before it
-                if sends:
-                    await self._send_batch(room_id, sends)
-        finally:
-            if self._queued_sends.get(room_id) is queue:
-                del self._queued_sends[room_id]
-            for send in queue:
-                send.answer.cancel()
-
-    async def _send_batch(self, room_id: str, sends: "list[QueuedSend]") -> None:
-        """Build the sends on the room's head as one draft and write it in one transaction;
-        their answers come once it is durable (`_complete`), while the next batch is built."""
-        pending: _PendingCommit | None = None
-        retry_alone: list[QueuedSend] = []
-        async with self._lock(room_id):
-            try:
-                head = await self.head(room_id)
-                draft = await self._draft(head)
-            except BaseException as exc:  # an unknown room: every send of the batch fails alike
-                for send in sends:
-                    send.fail(exc)
-                if isinstance(exc, Exception):
-                    return
-                raise
-            now = now_ms()
-            built: list[tuple[QueuedSend, Event]] = []
-            in_batch: dict[tuple[str, str, str, str], str] = {}
-            for send in sends:
-                key = send.txn_key(room_id)
-                earlier = (self._txns.get(key) or in_batch.get(key)) if key else None
-                if earlier:
-                    send.succeed(earlier)
-                    continue
-                try:
-                    await send.check(head)
-                    if send.sender in self.shadow_banned and send.hidden_when_shadow_banned():
-                        # The sender hears success (the same ID for a repeated txnId); nobody sees it.
-                        event = self._build(Draft(head), send.sender, send.event_type, send.content,
-                                            state_key=send.state_key, now=now)
-                        self._remember_txn(key, event.event_id)
-                        send.succeed(event.event_id)
-                        continue
-                    event = self._add_event(draft, send.sender, send.event_type, send.content,
-                                            state_key=send.state_key, txn=send.txn, now=now)
-                except Exception as exc:  # this send's fault only: the draft did not take it
-                    send.fail(exc)
-                    continue
-                built.append((send, event))
-                if key:
-                    in_batch[key] = event.event_id
-            if not built:
-                return
-            try:
-                pending = await self._write(await self._input.batch_from_draft(draft))
-            except Exception as exc:
-                if len(built) > 1:
-                    retry_alone = [send for send, _ in built]
-                else:
-                    await self._answer_failed_write(room_id, built[0][0], exc)
-            else:
-                for send, event in built:
-                    self._remember_txn(send.txn_key(room_id), event.event_id)
-        if pending is not None:
-            self._run(self._complete(room_id, pending, built))
-        for send in retry_alone:
-            await self._send_batch(room_id, [send])
-
-    async def _answer_failed_write(self, room_id: str, send: "QueuedSend", exc: Exception) -> None:
-        """A send whose write failed: a clash of its transaction ID is a retry of a request
-        from before a restart (the earlier event answers it); anything else is its error."""
-        key = send.txn_key(room_id)
-        earlier = await self.store.event_by_txn(*key) if key and isinstance(exc, UniqueViolation) else None
-        if earlier is not None:
-            send.succeed(earlier)
-        else:
-            send.fail(exc)
-
-    async def _complete(self, room_id: str, pending: "_PendingCommit", built: "list[tuple[QueuedSend, Event]]") -> None:
-        try:
-            await self._announce(pending)
-        except BaseException as exc:
-            for send, _ in built:
-                if (key := send.txn_key(room_id)) is not None:
-                    self._txns.pop(key, None)
-            for send, _ in built:
-                send.fail(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for send, event in built:
-            send.succeed(event.event_id)
-
-    def _remember_txn(self, key: tuple[str, str, str, str] | None, event_id: str) -> None:
-        if key is not None:
-            self._txns[key] = event_id
-            if len(self._txns) > _TXNS_CACHED:
-                self._txns.popitem(last=False)
 
     # -- events of every origin --------------------------------------------------------
 
@@ -584,48 +445,7 @@ class RoomWriter:
         return position
 
 
-@dataclass(eq=False)
-class QueuedSend:
-    """A client's send waiting for its room's writer."""
-
-    sender: str
-    device_id: str | None
-    event_type: str
-    content: dict[str, Any]
-    state_key: str | None
-    txn_id: str | None
-    #: Checks against the room's head (and stored events) before the event is built:
-    #: raises MatrixError to refuse it.
-    check: Callable[[RoomHead], Awaitable[None]]
-    answer: "asyncio.Future[str]"
-
-    @property
-    def txn(self) -> tuple[str, str] | None:
-        return (self.device_id, self.txn_id) if self.txn_id is not None and self.device_id else None
-
-    def txn_key(self, room_id: str) -> tuple[str, str, str, str] | None:
-        return (room_id, self.sender, self.device_id, self.txn_id) if self.txn is not None else None
-
-    def succeed(self, event_id: str) -> None:
-        if not self.answer.done():  # else the client went away
-            self.answer.set_result(event_id)
-
-    def fail(self, exc: BaseException) -> None:
-        if self.answer.done():
-            return
-        if isinstance(exc, asyncio.CancelledError):
-            self.answer.cancel()
-        else:
-            self.answer.set_exception(exc)
-
-    def hidden_when_shadow_banned(self) -> bool:
-        """Everything a shadow-banned user sends but their own membership changes (invites
-        of others included) is answered and never stored."""
-        return self.event_type != MEMBER or (self.state_key != self.sender
-                                             and self.content.get("membership") == INVITE)
-
-
 @dataclass
-class _PendingCommit:
+class PendingCommit:
     batch: Batch
     durable: "asyncio.Future[None]"
