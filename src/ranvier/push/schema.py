@@ -137,6 +137,7 @@ CREATE INDEX pushers_by_key ON pushers (app_id, pushkey);
             "ordering), each distinct list of actions is stored once; the room's rows clustered by room",
             {"sqlite": _COMPACT.format(clustered=" WITHOUT ROWID"), "postgresql": _COMPACT.format(clustered="")},
             fill=_fill_compact,
+            same_rows=True,
         ),
     ),
 )
