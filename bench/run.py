@@ -10,6 +10,7 @@ to bench/results/. See bench/README.md for what each figure means.
 """
 
 import argparse
+import functools
 import importlib.metadata
 import json
 import platform
@@ -102,6 +103,11 @@ def run_server(name, database, round_no, args, ctx):
             else:
                 argv = servers.ceiling(workdir, port)
             server = servers.Server(argv, workdir, port, pg.pids if pg else list)
+            if name in servers.PUSH_TABLES:
+                tables = servers.PUSH_TABLES[name]
+                server.push_table_bytes = (functools.partial(pg.table_bytes, db["name"], tables) if pg else
+                                           functools.partial(servers.sqlite_table_bytes,
+                                                             workdir / servers.SQLITE_FILES[name], tables))
             startup = server.start()
         except (servers.StartFailed, OSError) as e:
             for scenario in wanted:

@@ -30,6 +30,8 @@ class Counts:
     """How much load each scenario applies; --quick swaps in smaller numbers."""
 
     senders: int = 16
+    #: The senders of the shared-room scenario: enough that a room's writer always has a queue.
+    shared_senders: int = 64
     messages_per_sender: int = 1000
     send_seconds: float = 15
     receivers: int = 50
@@ -49,6 +51,7 @@ class Counts:
     sliding_history: int = 5_000
     #: Making a thousand rooms takes Synapse minutes on a busy machine.
     sliding_seconds: float = 900
+    push_storage_messages: int = 2000
     index_cost_pairs: int = 3
     index_cost_messages: int = 2000
     index_cost_seconds: float = 4
@@ -99,6 +102,7 @@ QUICK = Counts(
     sliding_rooms=200,
     sliding_history=1_000,
     sliding_seconds=300,
+    push_storage_messages=300,
     index_cost_pairs=2,
     index_cost_messages=300,
     index_cost_seconds=2,
@@ -341,8 +345,8 @@ async def send_load(bench, shared):
     a fast server gets enough messages to be measured, a slow one a bounded time."""
     c = bench.counts
     if shared:
-        users, room = await bench.room_with_members(c.senders)
-        rooms = [room] * c.senders
+        users, room = await bench.room_with_members(c.shared_senders)
+        rooms = [room] * c.shared_senders
     else:
         users = await bench.users(c.senders)
         rooms = await bounded(4, (bench.create_room(u) for u in users))
@@ -705,6 +709,33 @@ async def index_cost(bench):
             "added_ms": median([i - p for i, p in zip(indexed, plain)])}
 
 
+async def push_storage(bench):
+    """What each message costs in the tables behind notification counts and /notifications,
+    in a room of shared_senders local members: they all send (closed loop) until
+    push_storage_messages are stored; the growth of those tables (and indexes) and of the
+    whole database, per message."""
+    c = bench.counts
+    if bench.server.push_table_bytes is None:
+        raise NotServed("no database to measure")
+    users, room = await bench.room_with_members(c.shared_senders)
+    await together(*(bench.send(u, room, message("warm-up")) for u in users))
+    before = await asyncio.to_thread(bench.server.push_table_bytes)
+    sent = 0
+
+    async def sender(user):
+        nonlocal sent
+        while sent < c.push_storage_messages:
+            sent += 1
+            await bench.send(user, room, message(f"what notifying message {sent} costs"))
+
+    await together(*(sender(u) for u in users))
+    await asyncio.sleep(1)  # a group commit or a background move of rows may still be landing
+    after = await asyncio.to_thread(bench.server.push_table_bytes)
+    per_message = (after[0] - before[0]) / sent
+    return {"push_bytes_per_message": per_message, "push_mb_per_10k": per_message * 10_000 / 1e6,
+            "db_bytes_per_message": (after[1] - before[1]) / sent}
+
+
 #: Words of the search scenario's messages: a vocabulary drawn with Zipf's law, and two
 #: probe words in a known share of messages, searched for.
 VOCABULARY = [a + b for a in ("ka", "lo", "mi", "nu", "pe", "ra", "si", "to", "va", "ze", "bo", "di", "fu", "ge",
@@ -996,6 +1027,7 @@ SCENARIOS = {
     "sliding_sync": sliding_sync,
     "push_rules": push_rules,
     "index_cost": index_cost,
+    "push_storage": push_storage,
     "search": search,
     "initial_sync": initial_sync,  # these two restart the server: last, once memory is measured
     "initial_sync_many": initial_sync_many,

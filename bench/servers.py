@@ -10,6 +10,7 @@ import pwd
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -71,6 +72,9 @@ class Server:
         self.extra_pids = extra_pids
         self.log = self.workdir / "stdout.log"
         self.proc = None
+        #: () -> (bytes of its notification tables with their indexes, bytes of its whole
+        #: database); set by run.py for the servers that have a database.
+        self.push_table_bytes = None
 
     def start(self):
         """Starts the process and returns seconds until the first 200 on /versions."""
@@ -227,6 +231,25 @@ def synapse(workdir, port, database, signing_key):
     return [str(SYNAPSE_PY), "-m", "synapse.app.homeserver", "-c", str(config)]
 
 
+#: Where each server keeps what push notifications and their counts need.
+PUSH_TABLES = {
+    "ranvier": ("room_notifications", "member_notifications", "push_action_sets", "push_read_positions"),
+    "synapse": ("event_push_actions", "event_push_actions_staging", "event_push_summary"),
+}
+#: Each server's SQLite file, in its data folder.
+SQLITE_FILES = {"ranvier": "ranvier.db", "synapse": "homeserver.db"}
+
+
+def sqlite_table_bytes(path, tables):
+    """(bytes of `tables` and their indexes, bytes of the whole database) of a SQLite file
+    another process writes, from its `dbstat` table (what its write-ahead log holds included)."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        owners = dict(conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type IN ('table', 'index')"))
+        pages = conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()
+    return (sum(size for name, size in pages if owners.get(name, name) in tables),
+            sum(size for _, size in pages))
+
+
 def ceiling(workdir, port):
     return [sys.executable, str(BENCH / "ceiling.py"), "--port", str(port)]
 
@@ -281,6 +304,17 @@ class Postgres:
                  "--encoding=UTF8", "--lc-collate=C", "--lc-ctype=C", "--template=template0", name)
         return {"user": self.user, "host": "127.0.0.1", "port": self.port, "name": name,
                 "url": f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}"}
+
+    def table_bytes(self, database, tables):
+        """(bytes of `tables` with their indexes and TOAST, bytes of the whole database)."""
+        names = ", ".join(f"'{table}'" for table in tables)
+        sql = (f"SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0), pg_database_size(current_database()) "
+               f"FROM pg_class c WHERE c.relkind = 'r' AND c.relname IN ({names})")
+        argv = self.prefix + [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
+                              "-d", database, "-At", "-F", " ", "-c", sql]
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=self.root, check=True)
+        tables_bytes, total = done.stdout.split()
+        return int(tables_bytes), int(total)
 
     def pids(self):
         """The postmaster and all its backends and helpers."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from ranvier import __version__
+from ranvier import __version__, memory
 from ranvier.config import Config, ConfigError, load_config
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
@@ -71,6 +71,7 @@ def serve(config_path, data_dir, database, server_name, bind, port, open_registr
     # Start-up builds objects that live as long as the process: collecting while the
     # modules load finds little to free. The collector resumes once they are frozen.
     gc.disable()
+    memory.limit_arenas()
     os.umask(0o077)  # what the server writes in its data directory is its owner's alone
     config = _load(config_path, data_dir=data_dir, database=database, server_name=server_name, bind=bind, port=port,
                    open_registration=open_registration)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from ranvier import background
+from ranvier import background, memory
 from ranvier.config import Config
 from ranvier.e2ee.backup import KeyBackup
 from ranvier.e2ee.backup_store import BackupStore
@@ -36,6 +36,7 @@ from ranvier.media.service import MediaService
 from ranvier.outbound.schema import SCHEMA as OUTBOUND_SCHEMA
 from ranvier.private_files import make_private_dir, prepare_data_dir
 from ranvier.push.pushers import Pushers
+from ranvier.push.retention import PRUNE_INTERVAL_S, NotificationPruner
 from ranvier.push.schema import SCHEMA as PUSH_SCHEMA
 from ranvier.push.service import PushService
 from ranvier.push.store import PushStore
@@ -200,6 +201,7 @@ class Homeserver:
         self.rooms: RoomServer | None = None
         self.push: PushService | None = None
         self.pushers: Pushers | None = None
+        self.notification_pruner: NotificationPruner | None = None
         self.timeline: Timeline | None = None
         self.directory: RoomDirectory | None = None
         self.hierarchy: SpaceHierarchy | None = None
@@ -229,6 +231,8 @@ class Homeserver:
         self._runners: list[web.AppRunner] = []
         self.ports: list[int] = []
         self._deactivation_sweeper: asyncio.Task | None = None
+        self._notification_pruner: asyncio.Task | None = None
+        self._memory_trimmer: asyncio.Task | None = None
         self._database_lock: DatabaseLock | None = None
         self._data_dir_lock = DataDirLock(config.data_dir)
 
@@ -258,6 +262,7 @@ class Homeserver:
         self.push = PushService(push_store, self.rooms.store, self.account_data, server_name=self.config.server_name)
         await self.push.start()
         self.rooms.persist_hooks.insert(0, self.push)
+        self.notification_pruner = NotificationPruner(push_store, server_name=self.config.server_name)
         self.pushers = Pushers(push_store, self.push, self.rooms, self.db, self.config)
         await self.pushers.start()
         await self._start_encryption()
@@ -298,6 +303,10 @@ class Homeserver:
         self._deactivation_sweeper = background.every(
             DEACTIVATION_SWEEP_S, self.sweep_deactivated_accounts,
             "removing deactivated accounts from their rooms", first_now=True)
+        self._notification_pruner = background.every(
+            PRUNE_INTERVAL_S, self.notification_pruner.prune, "pruning notifications read and past their retention")
+        self._memory_trimmer = background.every(
+            memory.TRIM_INTERVAL_S, memory.release_free_memory, "returning free memory to the system")
 
     async def sweep_deactivated_accounts(self) -> None:
         """What deactivating does beyond the database, for accounts deactivated from the
@@ -432,6 +441,10 @@ class Homeserver:
         await self.tasks.stop()
         await background.cancel(self._deactivation_sweeper)
         self._deactivation_sweeper = None
+        await background.cancel(self._notification_pruner)
+        self._notification_pruner = None
+        await background.cancel(self._memory_trimmer)
+        self._memory_trimmer = None
         if self.db is not None:
             await self.db.close()
             self.db = None

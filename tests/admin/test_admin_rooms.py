@@ -119,7 +119,7 @@ async def test_delete_room_v1_as_documented(api, admin, homeserver):
     assert (await api.get("/directory/room/%23music:localhost"))[0] == 404
     assert await homeserver.db.fetchval("SELECT COUNT(*) FROM events WHERE room_id = ?", music) == 0
     assert await homeserver.db.fetchval("SELECT COUNT(*) FROM memberships WHERE room_id = ?", music) == 0
-    assert await homeserver.db.fetchval("SELECT COUNT(*) FROM push_notifications WHERE room_id = ?", music) == 0
+    assert await homeserver.db.fetchval("SELECT COUNT(*) FROM room_notifications WHERE room_id = ?", music) == 0
     assert music not in (await api.get("/joined_rooms", token=alice["access_token"]))[1]["joined_rooms"]
     status, sync = await api.get("/sync", token=bob["access_token"])
     assert status == 200

@@ -1,6 +1,61 @@
 """Tables owned by the push service."""
 
+from ranvier.storage.engine import Transaction
 from ranvier.storage.migrations import Migration, Schema
+
+_COMPACT = """
+CREATE TABLE push_action_sets (
+    actions_id INTEGER PRIMARY KEY,
+    actions TEXT NOT NULL UNIQUE
+);
+CREATE TABLE room_notifications (
+    room_id TEXT NOT NULL,
+    stream_ordering BIGINT NOT NULL,
+    thread_id TEXT NOT NULL,
+    notify SMALLINT NOT NULL,
+    highlight SMALLINT NOT NULL,
+    actions_id INTEGER NOT NULL,
+    PRIMARY KEY (room_id, stream_ordering)
+){clustered};
+CREATE INDEX room_notifications_threads ON room_notifications (room_id, stream_ordering) WHERE thread_id <> 'main';
+CREATE TABLE member_notifications (
+    user_id TEXT NOT NULL,
+    room_id TEXT NOT NULL,
+    stream_ordering BIGINT NOT NULL,
+    thread_id TEXT NOT NULL,
+    notify SMALLINT NOT NULL,
+    highlight SMALLINT NOT NULL,
+    actions_id INTEGER NOT NULL,
+    PRIMARY KEY (user_id, room_id, stream_ordering)
+){clustered};
+CREATE INDEX member_notifications_by_user ON member_notifications (user_id, stream_ordering);
+CREATE INDEX member_notifications_threads ON member_notifications (user_id, room_id, stream_ordering)
+    WHERE thread_id <> 'main';
+"""
+
+def _old_actions(table: str) -> str:
+    """The actions of an old row; rows stored before actions were only knew notify and highlight."""
+    return (f"COALESCE({table}.actions, CASE WHEN {table}.highlight = 1 "
+            """THEN '["notify",{"set_tweak":"highlight"}]' ELSE '["notify"]' END)""")
+
+
+async def _fill_compact(txn: Transaction, dialect: str) -> None:
+    """Copy the rows of the old tables into the compact ones, then drop the old."""
+    sets = await txn.fetchall(f"SELECT {_old_actions('p')} FROM push_notifications p UNION "
+                              f"SELECT {_old_actions('a')} FROM event_push_actions a")
+    await txn.executemany("INSERT INTO push_action_sets (actions_id, actions) VALUES (?, ?)",
+                          [(number, row[0]) for number, row in enumerate(sorted(sets), 1)])
+    await txn.execute(
+        "INSERT INTO room_notifications (room_id, stream_ordering, thread_id, notify, highlight, actions_id) "
+        "SELECT p.room_id, p.stream_ordering, p.thread_id, p.notify, p.highlight, s.actions_id "
+        f"FROM push_notifications p JOIN push_action_sets s ON s.actions = {_old_actions('p')}")
+    await txn.execute(
+        "INSERT INTO member_notifications (user_id, room_id, stream_ordering, thread_id, notify, highlight, actions_id) "
+        "SELECT a.user_id, a.room_id, a.stream_ordering, a.thread_id, a.notify, a.highlight, s.actions_id "
+        f"FROM event_push_actions a JOIN push_action_sets s ON s.actions = {_old_actions('a')}")
+    await txn.execute("DROP TABLE push_notifications")
+    await txn.execute("DROP TABLE event_push_actions")
+
 
 SCHEMA = Schema(
     "push",
@@ -75,6 +130,14 @@ CREATE TABLE pushers (
 );
 CREATE INDEX pushers_by_key ON pushers (app_id, pushkey);
 """,
+        ),
+        Migration(
+            4,
+            "compact notification rows: the event's ID, sender and time are the event's own (found by its stream "
+            "ordering), each distinct list of actions is stored once; the room's rows clustered by room",
+            {"sqlite": _COMPACT.format(clustered=" WITHOUT ROWID"), "postgresql": _COMPACT.format(clustered="")},
+            fill=_fill_compact,
+            same_rows=True,
         ),
     ),
 )

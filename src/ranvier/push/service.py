@@ -84,13 +84,17 @@ class PushService:
         self._user_rules: dict[str, UserRules] = {}
         self._compiled: dict[str, RuleSet] = {}
         self._audiences: dict[str, Audience] = {}
+        #: Each distinct list of actions stored (as JSON) -> its number in push_action_sets.
+        self._action_ids: dict[str, int] = {}
         self._rule_locks: dict[str, asyncio.Lock] = {}
         #: Called after commit with (room_id, {user: notified}) for the users in `pusher_users`.
         self.on_notified: Callable[[str, dict[str, PreparedPush], str], None] | None = None
         self.pusher_users: set[str] = set()
 
     async def start(self) -> None:
-        """Load every user's own rules (users who never changed theirs have no entry)."""
+        """Load every user's own rules (users who never changed theirs have no entry), and
+        the lists of actions stored."""
+        self._action_ids = {actions: actions_id for actions_id, actions in await self.store.action_sets()}
         for user_id, content in await self.account_data.entries_of_type(PUSH_RULES):
             rules = UserRules.from_content(content)
             if not rules.is_default:
@@ -138,19 +142,29 @@ class PushService:
 
     async def write(self, txn: Transaction, prepared: list[tuple[PersistedEvent, PreparedPush]]) -> None:
         room_rows, member_rows, reads = [], [], []
+        action_sets: dict[int, str] = {}
         for item, push in prepared:
             event = item.event
             thread = push.thread_id or MAIN
-            ts = event.origin_server_ts
             if push.generic[0] or push.generic[1]:
-                room_rows.append((item.stream_ordering, event.room_id, event.event_id, event.sender, thread,
-                                  int(push.generic[0]), int(push.generic[1]), push.generic[2], ts))
-            member_rows += [(event.room_id, user_id, item.stream_ordering, event.event_id, int(notify), int(highlight),
-                             thread, actions, ts) for user_id, (notify, highlight, actions) in push.members.items()]
+                actions_id = self._actions_id(push.generic[2], action_sets)
+                room_rows.append((event.room_id, item.stream_ordering, thread, int(push.generic[0]),
+                                  int(push.generic[1]), actions_id))
+            member_rows += [(user_id, event.room_id, item.stream_ordering, thread, int(notify), int(highlight),
+                             self._actions_id(actions, action_sets))
+                            for user_id, (notify, highlight, actions) in push.members.items()]
             if push.sender_reads:
                 reads.append((event.sender, event.room_id, thread, item.stream_ordering))
-        await self.store.insert(txn, room_rows, member_rows)
+        await self.store.insert(txn, list(action_sets.items()), room_rows, member_rows)
         await self.store.advance_in(txn, reads)
+
+    def _actions_id(self, actions: str, used: dict[int, str]) -> int:
+        """The number of a list of actions (a new one for a list never seen), noted in `used`."""
+        actions_id = self._action_ids.get(actions)
+        if actions_id is None:
+            actions_id = self._action_ids[actions] = max(self._action_ids.values(), default=0) + 1
+        used[actions_id] = actions
+        return actions_id
 
     def committed(self, prepared: list[tuple[PersistedEvent, PreparedPush]]) -> None:
         self._counts_version += 1

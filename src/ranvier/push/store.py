@@ -1,13 +1,19 @@
 """All SQL of the push service: notifications, read positions and pushers.
 
-A notifying event is stored once for the whole room (`push_notifications`: what the
+A notifying event is stored once for the whole room (`room_notifications`: what the
 server-default rules give a member no per-member condition names), and once more per
-member only where that member's outcome differs (`event_push_actions`: a mention, a
+member only where that member's outcome differs (`member_notifications`: a mention, a
 display name, the member's own rules, an invitee). A member's notifications are the
 room's rows of the time they were joined (read from the room server's
 `membership_history`), less the ones they sent or have a row of their own for, plus
 their own rows. Storing one row per member would cost a thousand index insertions per
 message in a room of a thousand.
+
+Rows are compact: the room (or member), the event's stream ordering, its thread, notify,
+highlight and the number of its list of actions (`push_action_sets`, each distinct list
+once); the event's ID, sender and time are read from the event's row when listed.
+Counting needs no sender: a local sender's read position moves past their own event in
+the event's transaction (and other servers' users have no counts here).
 """
 
 from __future__ import annotations
@@ -21,11 +27,11 @@ MAIN = "main"
 #: `thread_id` of an unthreaded read position, which covers the main timeline and every thread.
 UNTHREADED = ""
 
-MemberRow = tuple[str, str, int, str, int, int, str, str, int]
-"""(room_id, user_id, stream_ordering, event_id, notify, highlight, thread_id, actions, ts)"""
+MemberRow = tuple[str, str, int, str, int, int, int]
+"""(user_id, room_id, stream_ordering, thread_id, notify, highlight, actions_id)"""
 
-RoomRow = tuple[int, str, str, str, str, int, int, str, int]
-"""(stream_ordering, room_id, event_id, sender, thread_id, notify, highlight, actions, ts)"""
+RoomRow = tuple[str, int, str, int, int, int]
+"""(room_id, stream_ordering, thread_id, notify, highlight, actions_id)"""
 
 ReadRow = tuple[str, str, str, int]
 """(user_id, room_id, thread_id, stream_ordering)"""
@@ -39,11 +45,9 @@ _ADVANCE = (
     "WHERE push_read_positions.stream_ordering < excluded.stream_ordering"
 )
 
-#: The room's rows that count for the member `?`: not sent by them, no row of their own.
-_FOR_MEMBER = (
-    "b.sender <> ? AND NOT EXISTS (SELECT 1 FROM event_push_actions x WHERE x.user_id = ? "
-    "AND x.room_id = b.room_id AND x.stream_ordering = b.stream_ordering)"
-)
+#: The room's rows that count for the member `?`: no row of their own.
+_NOT_OWN = ("NOT EXISTS (SELECT 1 FROM member_notifications x WHERE x.user_id = ? "
+            "AND x.room_id = b.room_id AND x.stream_ordering = b.stream_ordering)")
 
 _PUSHER_COLUMNS = ("p.pusher_id, p.user_id, p.device_id, p.kind, p.app_id, p.pushkey, p.pushkey_ts, "
                    "p.app_display_name, p.device_display_name, p.profile_tag, p.lang, p.data")
@@ -59,15 +63,23 @@ class PushStore:
     # -- notifications, written in the event's transaction ----------------------------------
 
     @staticmethod
-    async def insert(txn: Transaction, room_rows: Sequence[RoomRow], member_rows: Sequence[MemberRow]) -> None:
+    async def insert(txn: Transaction, action_sets: Sequence[tuple[int, str]], room_rows: Sequence[RoomRow],
+                     member_rows: Sequence[MemberRow]) -> None:
+        """Store notifications, with the lists of actions they name (new or not)."""
+        await txn.executemany("INSERT INTO push_action_sets (actions_id, actions) VALUES (?, ?) "
+                              "ON CONFLICT (actions_id) DO NOTHING", action_sets)
         await txn.executemany(
-            "INSERT INTO push_notifications (stream_ordering, room_id, event_id, sender, thread_id, notify, highlight, "
-            "actions, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", room_rows,
+            "INSERT INTO room_notifications (room_id, stream_ordering, thread_id, notify, highlight, actions_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)", room_rows,
         )
         await txn.executemany(
-            "INSERT INTO event_push_actions (room_id, user_id, stream_ordering, event_id, notify, highlight, thread_id, "
-            "actions, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", member_rows,
+            "INSERT INTO member_notifications (user_id, room_id, stream_ordering, thread_id, notify, highlight, "
+            "actions_id) VALUES (?, ?, ?, ?, ?, ?, ?)", member_rows,
         )
+
+    async def action_sets(self) -> list[tuple[int, str]]:
+        """(actions_id, actions as JSON) of every list of actions stored."""
+        return await self.db.fetchall("SELECT actions_id, actions FROM push_action_sets")
 
     @staticmethod
     async def advance_in(txn: Transaction, rows: Sequence[ReadRow]) -> None:
@@ -81,16 +93,109 @@ class PushStore:
 
     @staticmethod
     async def purge_room(txn: Transaction, room_id: str) -> None:
-        for table in ("push_notifications", "event_push_actions", "push_read_positions"):
+        for table in ("room_notifications", "member_notifications", "push_read_positions"):
             await txn.execute(f"DELETE FROM {table} WHERE room_id = ?", room_id)
 
     @staticmethod
     async def purge_events(txn: Transaction, room_id: str, event_ids: Sequence[str]) -> None:
+        """Called before the events' own rows go (their stream orderings are read from them)."""
         for start in range(0, len(event_ids), 500):
             chunk = event_ids[start:start + 500]
-            for table in ("push_notifications", "event_push_actions"):
-                await txn.execute(f"DELETE FROM {table} WHERE room_id = ? AND event_id IN ({', '.join('?' * len(chunk))})",
+            for table in ("room_notifications", "member_notifications"):
+                await txn.execute(f"DELETE FROM {table} WHERE room_id = ? AND stream_ordering IN (SELECT "
+                                  f"stream_ordering FROM events WHERE event_id IN ({', '.join('?' * len(chunk))}))",
                                   room_id, *chunk)
+
+    # -- pruning (push/retention.py) -------------------------------------------------------
+
+    async def stream_before(self, ts: int) -> int:
+        """The last stream position of an event sent before `ts` (by the events' own times,
+        which follow stream order closely enough for a retention), by a binary search on
+        the events' primary key: a few lookups, no scan."""
+        low, high = await self.db.fetchone("SELECT COALESCE(MIN(stream_ordering), 0), COALESCE(MAX(stream_ordering), 0) "
+                                           "FROM events WHERE stream_ordering > 0")
+        found = 0
+        while low <= high:
+            middle = (low + high) // 2
+            row = await self.db.fetchone("SELECT stream_ordering, origin_server_ts FROM events "
+                                         "WHERE stream_ordering >= ? ORDER BY stream_ordering LIMIT 1", middle)
+            if row is None or row[1] >= ts:
+                high = middle - 1
+            else:
+                found, low = row[0], row[0] + 1
+        return found
+
+    async def rooms_after(self, room_id: str, limit: int) -> list[str]:
+        """The next rooms (of the room server's), in room ID order."""
+        return [row[0] for row in await self.db.fetchall(
+            "SELECT room_id FROM rooms WHERE room_id > ? ORDER BY room_id LIMIT ?", room_id, limit)]
+
+    async def read_floors(self, room_ids: Sequence[str], local_pattern: str) -> list[tuple[str, str, int, int]]:
+        """(room_id, user_id, main floor, thread floor) of each joined local member (user IDs
+        LIKE `local_pattern`): nothing at or below the floor of the main timeline or a thread
+        counts for them any more (the start of their stay, their unthreaded read position,
+        and for the main timeline its own one; threads' own positions are left out, which
+        only keeps more)."""
+        if not room_ids:
+            return []
+        rows = await self.db.fetchall(
+            f"WITH wanted(room_id) AS (VALUES {', '.join('(?)' for _ in room_ids)}), "
+            "members AS (SELECT m.room_id, m.user_id, COALESCE((SELECT MAX(h.stream_ordering) FROM membership_history h "
+            "WHERE h.room_id = m.room_id AND h.user_id = m.user_id AND h.membership <> 'join'), 0) AS left_at "
+            "FROM memberships m JOIN wanted w ON w.room_id = m.room_id "
+            "WHERE m.membership = 'join' AND m.user_id LIKE ? ESCAPE '\\') "
+            "SELECT s.room_id, s.user_id, COALESCE((SELECT MIN(h.stream_ordering) FROM membership_history h "
+            "WHERE h.room_id = s.room_id AND h.user_id = s.user_id AND h.membership = 'join' "
+            "AND h.stream_ordering > s.left_at), 0), COALESCE(u.stream_ordering, 0), COALESCE(t.stream_ordering, 0) "
+            "FROM members s "
+            "LEFT JOIN push_read_positions u ON u.user_id = s.user_id AND u.room_id = s.room_id AND u.thread_id = '' "
+            "LEFT JOIN push_read_positions t ON t.user_id = s.user_id AND t.room_id = s.room_id AND t.thread_id = 'main'",
+            *room_ids, local_pattern,
+        )
+        return [(room_id, user_id, max(joined, unthreaded, main), max(joined, unthreaded))
+                for room_id, user_id, joined, unthreaded, main in rows]
+
+    async def prune_rooms(self, room_limits: Sequence[tuple[str, int, int, int, int]],
+                          member_limits: Sequence[tuple[str, str, int, int, int, int]]) -> None:
+        """In one transaction: the room's rows up to the given positions, (room_id, main
+        plain, main highlight, threads plain, threads highlight: highlights are kept longer),
+        then the joined members' own rows, (user_id, room_id, and the same four), where the
+        room's row of the event is gone (while it stays, their row says it is not theirs)."""
+        plain_and_highlight = "stream_ordering <= ? AND (highlight = 0 OR stream_ordering <= ?)"
+        no_room_row = ("NOT EXISTS (SELECT 1 FROM room_notifications b WHERE b.room_id = member_notifications.room_id "
+                       "AND b.stream_ordering = member_notifications.stream_ordering)")
+        async with self.db.transaction() as txn:
+            await txn.executemany(
+                f"DELETE FROM room_notifications WHERE room_id = ? AND thread_id = 'main' AND {plain_and_highlight}",
+                [(room_id, plain, highlight) for room_id, plain, highlight, _, _ in room_limits])
+            await txn.executemany(
+                f"DELETE FROM room_notifications WHERE room_id = ? AND thread_id <> 'main' AND {plain_and_highlight}",
+                [(room_id, plain, highlight) for room_id, _, _, plain, highlight in room_limits])
+            await txn.executemany(
+                f"DELETE FROM member_notifications WHERE user_id = ? AND room_id = ? AND thread_id = 'main' "
+                f"AND {plain_and_highlight} AND {no_room_row}",
+                [(user_id, room_id, plain, highlight) for user_id, room_id, plain, highlight, _, _ in member_limits])
+            await txn.executemany(
+                f"DELETE FROM member_notifications WHERE user_id = ? AND room_id = ? AND thread_id <> 'main' "
+                f"AND {plain_and_highlight} AND {no_room_row}",
+                [(user_id, room_id, plain, highlight) for user_id, room_id, _, _, plain, highlight in member_limits])
+
+    async def users_after(self, user_id: str, limit: int) -> list[str]:
+        """The next local users (of the users service's), in user ID order."""
+        return [row[0] for row in await self.db.fetchall(
+            "SELECT user_id FROM users WHERE user_id > ? ORDER BY user_id LIMIT ?", user_id, limit)]
+
+    async def prune_former_members(self, user_ids: Sequence[str], plain: int, highlight: int) -> None:
+        """The users' own rows up to the positions given (highlights to the second) in rooms
+        they are not joined to (left, or only invited), where the room's row is gone."""
+        async with self.db.transaction() as txn:
+            await txn.executemany(
+                "DELETE FROM member_notifications WHERE user_id = ? AND stream_ordering <= ? "
+                "AND (highlight = 0 OR stream_ordering <= ?) AND NOT EXISTS (SELECT 1 FROM room_notifications b "
+                "WHERE b.room_id = member_notifications.room_id AND b.stream_ordering = member_notifications.stream_ordering) "
+                "AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.room_id = member_notifications.room_id "
+                "AND m.user_id = member_notifications.user_id AND m.membership = 'join')",
+                [(user_id, plain, highlight) for user_id in user_ids])
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -124,24 +229,24 @@ class PushStore:
             "LEFT JOIN push_read_positions u ON u.user_id = ? AND u.room_id = s.room_id AND u.thread_id = '' "
             "LEFT JOIN push_read_positions m ON m.user_id = ? AND m.room_id = s.room_id AND m.thread_id = 'main') "
             "SELECT a.room_id, a.thread_id, SUM(a.notify), SUM(a.highlight) FROM starts "
-            "JOIN event_push_actions a ON a.user_id = ? AND a.room_id = starts.room_id "
+            "JOIN member_notifications a ON a.user_id = ? AND a.room_id = starts.room_id "
             "AND a.stream_ordering > starts.main_read WHERE a.thread_id = 'main' GROUP BY a.room_id, a.thread_id "
             "UNION ALL "
             "SELECT a.room_id, a.thread_id, SUM(a.notify), SUM(a.highlight) FROM starts "
-            "JOIN event_push_actions a ON a.user_id = ? AND a.room_id = starts.room_id "
+            "JOIN member_notifications a ON a.user_id = ? AND a.room_id = starts.room_id "
             "AND a.stream_ordering > starts.unthreaded AND a.thread_id <> 'main' "
             + threads_unread.format(a="a") + " GROUP BY a.room_id, a.thread_id "
             "UNION ALL "
             "SELECT b.room_id, b.thread_id, SUM(b.notify), SUM(b.highlight) FROM starts "
-            "JOIN push_notifications b ON b.room_id = starts.room_id AND b.stream_ordering > starts.main_read "
-            f"AND b.stream_ordering > starts.joined WHERE b.thread_id = 'main' AND {_FOR_MEMBER} "
+            "JOIN room_notifications b ON b.room_id = starts.room_id AND b.stream_ordering > starts.main_read "
+            f"AND b.stream_ordering > starts.joined WHERE b.thread_id = 'main' AND {_NOT_OWN} "
             "GROUP BY b.room_id, b.thread_id "
             "UNION ALL "
             "SELECT b.room_id, b.thread_id, SUM(b.notify), SUM(b.highlight) FROM starts "
-            "JOIN push_notifications b ON b.room_id = starts.room_id AND b.stream_ordering > starts.unthreaded "
+            "JOIN room_notifications b ON b.room_id = starts.room_id AND b.stream_ordering > starts.unthreaded "
             "AND b.stream_ordering > starts.joined AND b.thread_id <> 'main' "
-            + threads_unread.format(a="b") + f" AND {_FOR_MEMBER} GROUP BY b.room_id, b.thread_id",
-            *room_ids, *[user_id] * 12,
+            + threads_unread.format(a="b") + f" AND {_NOT_OWN} GROUP BY b.room_id, b.thread_id",
+            *room_ids, *[user_id] * 10,
         )
         return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
 
@@ -149,20 +254,24 @@ class PushStore:
                             highlight_only: bool = False, newest_first: bool = True) -> list[NotificationRow]:
         """The events that notified the user (the `notify` action) with after < stream < before,
         newest or oldest first: their own rows, and the room's rows of the rooms they were
-        joined to at the time."""
+        joined to at the time, but for their own events."""
         before = before if before is not None else 2**62
         highlight = " AND {t}.highlight = 1" if highlight_only else ""
         return await self.db.fetchall(
-            "SELECT stream_ordering, room_id, event_id, thread_id, notify, highlight, actions, ts FROM ("
-            "SELECT a.stream_ordering, a.room_id, a.event_id, a.thread_id, a.notify, a.highlight, a.actions, a.ts "
-            "FROM event_push_actions a WHERE a.user_id = ? AND a.notify = 1 AND a.stream_ordering > ? "
+            "SELECT n.stream_ordering, n.room_id, e.event_id, n.thread_id, n.notify, n.highlight, s.actions, "
+            "e.origin_server_ts FROM ("
+            "SELECT a.stream_ordering, a.room_id, a.thread_id, a.notify, a.highlight, a.actions_id "
+            "FROM member_notifications a WHERE a.user_id = ? AND a.notify = 1 AND a.stream_ordering > ? "
             "AND a.stream_ordering < ?" + highlight.format(t="a") + " UNION ALL "
-            "SELECT b.stream_ordering, b.room_id, b.event_id, b.thread_id, b.notify, b.highlight, b.actions, b.ts "
-            "FROM push_notifications b WHERE b.notify = 1 AND b.stream_ordering > ? AND b.stream_ordering < ?"
+            "SELECT b.stream_ordering, b.room_id, b.thread_id, b.notify, b.highlight, b.actions_id "
+            "FROM room_notifications b WHERE b.notify = 1 AND b.stream_ordering > ? AND b.stream_ordering < ?"
             + highlight.format(t="b") + " AND b.room_id IN (SELECT room_id FROM membership_history WHERE user_id = ?) "
             "AND (SELECT h.membership FROM membership_history h WHERE h.room_id = b.room_id AND h.user_id = ? "
             "AND h.stream_ordering < b.stream_ordering ORDER BY h.stream_ordering DESC LIMIT 1) = 'join' "
-            f"AND {_FOR_MEMBER}) n ORDER BY stream_ordering {'DESC' if newest_first else 'ASC'} LIMIT ?",
+            f"AND {_NOT_OWN} AND NOT EXISTS (SELECT 1 FROM events o WHERE o.stream_ordering = b.stream_ordering "
+            "AND o.sender = ?)) n JOIN events e ON e.stream_ordering = n.stream_ordering "
+            "JOIN push_action_sets s ON s.actions_id = n.actions_id "
+            f"ORDER BY n.stream_ordering {'DESC' if newest_first else 'ASC'} LIMIT ?",
             user_id, after, before, after, before, user_id, user_id, user_id, user_id, limit,
         )
 

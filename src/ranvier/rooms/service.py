@@ -4,6 +4,7 @@ clients ask of it: sending, membership, creating rooms.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import string
@@ -18,14 +19,13 @@ from ranvier.events.room_versions import ROOM_VERSIONS, RoomVersion
 from ranvier.rooms.head import Draft, RoomHead
 from ranvier.rooms.input import EventKind
 from ranvier.rooms.store import NewRoom
-from ranvier.rooms.writer import (BAN, GUEST_ACCESS, HELD_MEMBERSHIPS, HISTORY_VISIBILITY, INVITE, JOIN, KNOCK, LEAVE,
-                                  RoomWriter, now_ms)
+from ranvier.rooms.sending import QueuedSend, RoomSending
+from ranvier.rooms.writer import BAN, GUEST_ACCESS, HELD_MEMBERSHIPS, HISTORY_VISIBILITY, INVITE, JOIN, KNOCK, LEAVE, now_ms
 from ranvier.storage.engine import UniqueViolation
 
 log = logging.getLogger(__name__)
 
 __all__ = ["BAN", "INVITE", "JOIN", "KNOCK", "LEAVE", "RoomServer"]
-_TXN_CACHE = 10_000
 #: The state an invitee or knocker is shown of a room (with their own member event).
 STRIPPED_STATE_TYPES = (
     "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias",
@@ -47,7 +47,7 @@ class RemoteMembership(Protocol):
     async def invite(self, event: Event, version: RoomVersion, room_state: list[dict[str, Any]]) -> Event: ...
 
 
-class RoomServer(RoomWriter):
+class RoomServer(RoomSending):
     #: Set by the server when federation is on; None: only local users take part.
     remote: RemoteMembership | None = None
 
@@ -64,51 +64,31 @@ class RoomServer(RoomWriter):
         state_key: str | None = None,
         txn_id: str | None = None,
     ) -> str:
-        """Send a message or state event; a repeated (device, txn_id) returns the first event."""
+        """Send a message or state event; a repeated (device, txn_id) returns the first event.
+        The send queues behind the room's others and is written with them (rooms/sending.py)."""
         check_event_content(event_type, content, state_key)
-        async with self._lock(room_id):
-            if txn_id is not None and device_id is not None:
-                earlier = self._txns.get((room_id, sender, device_id, txn_id))
-                if earlier is not None:
-                    return earlier
-            head = await self.head(room_id)
+        if txn_id is not None and device_id:
+            earlier = self._txns.get((room_id, sender, device_id, txn_id))
+            if earlier is not None:
+                return earlier
+
+        async def check(head: RoomHead) -> None:
             if event_type == MEMBER and state_key is not None:
                 if room_id in self.blocked_rooms and content.get("membership") in (JOIN, INVITE, KNOCK):
                     raise MatrixError("M_FORBIDDEN", "This room has been blocked on this server")
                 await self._check_membership_target(head, state_key, content)
             if event_type == REDACTION:
                 await self._check_redaction(head, sender, content)
-            for check in self.send_checks:
-                await check(head, sender, event_type, content, state_key)
-            draft = await self._draft(head)
-            event = self._add_event(draft, sender, event_type, content, state_key=state_key,
-                                    txn=(device_id, txn_id) if txn_id is not None and device_id else None, now=now_ms())
-            if sender in self.shadow_banned and (event_type != MEMBER or (
-                    state_key != sender and content.get("membership") == INVITE)):
-                # The sender hears success (the same ID for a repeated txnId); nobody sees it.
-                if txn_id is not None and device_id is not None:
-                    self._txns[(room_id, sender, device_id, txn_id)] = event.event_id
-                return event.event_id
-            try:
-                pending = await self._write(await self._input.batch_from_draft(draft))
-            except UniqueViolation:
-                # Only the transaction ID can clash: a retry of a request from before a restart.
-                earlier = await self.store.event_by_txn(room_id, sender, device_id or "", txn_id or "")
-                if earlier is None:
-                    raise
-                return earlier
-            if txn_id is not None and device_id is not None:
-                self._txns[(room_id, sender, device_id, txn_id)] = event.event_id
-                if len(self._txns) > _TXN_CACHE:
-                    self._txns.popitem(last=False)
-        try:
-            await self._announce(pending)
-        except BaseException:
-            self._txns.pop((room_id, sender, device_id or "", txn_id or ""), None)
-            raise
+            for send_check in self.send_checks:
+                await send_check(head, sender, event_type, content, state_key)
+
+        send = QueuedSend(sender, device_id, event_type, content, state_key, txn_id, check,
+                          asyncio.get_running_loop().create_future())
+        self.queue_send(room_id, send)
+        event_id = await send.answer
         if event_type == GUEST_ACCESS and state_key == "" and content.get("guest_access") != "can_join":
             await self._remove_guests(room_id)
-        return event.event_id
+        return event_id
 
     async def sent_before(self, room_id: str, sender: str, device_id: str | None, txn_id: str, *,
                           ask_database: bool) -> str | None:

@@ -343,7 +343,7 @@ class RoomWriter:
         draft.advance(event)
         return event
 
-    async def _write(self, batch: Batch) -> "_PendingCommit":
+    async def _write(self, batch: Batch) -> "PendingCommit":
         """Store a batch and move the room's head; call with the room locked.
 
         The head moves on before the group commit lands, so the room's next event can join
@@ -361,9 +361,9 @@ class RoomWriter:
         self.store.remember_persisted(batch.items)
         if batch.new_head is not None:
             self._remember_head(batch.new_head)
-        return _PendingCommit(batch, durable)
+        return PendingCommit(batch, durable)
 
-    async def _announce(self, pending: "_PendingCommit") -> None:
+    async def _announce(self, pending: "PendingCommit") -> None:
         batch = pending.batch
         room_id = batch.head.room_id
         try:
@@ -446,6 +446,6 @@ class RoomWriter:
 
 
 @dataclass
-class _PendingCommit:
+class PendingCommit:
     batch: Batch
     durable: "asyncio.Future[None]"

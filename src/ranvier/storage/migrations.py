@@ -25,6 +25,10 @@ class Migration:
     sql: str | Mapping[str, str]
     #: fill(txn, dialect): work after the script, in the migration's transaction.
     fill: Callable[[Transaction, str], Awaitable[None]] | None = None
+    #: With a script per engine: its tables hold the same rows on both (only their layout
+    #: differs, like SQLite's WITHOUT ROWID), so `migrate-database` copies them rather
+    #: than rebuilding them with `fill`.
+    same_rows: bool = False
 
     def script(self, dialect: str) -> str:
         return self.sql if isinstance(self.sql, str) else self.sql[dialect]

@@ -31,12 +31,13 @@ _CREATED_TABLE = re.compile(r"CREATE\s+(?:VIRTUAL\s+)?TABLE\s+(?:IF\s+NOT\s+EXIS
 
 def _engine_specific(schemas: list[Schema]) -> tuple[set[str], list[Migration]]:
     """The tables made by migrations with a script per engine (with SQLite's shadow tables
-    of virtual ones, `name_*`), and those migrations, whose fill steps rebuild them."""
+    of virtual ones, `name_*`), and those migrations, whose fill steps rebuild them; not
+    those whose tables hold the same rows on both engines (`same_rows`), which are copied."""
     tables: set[str] = set()
     migrations = []
     for schema in schemas:
         for migration in schema.migrations:
-            if isinstance(migration.sql, str):
+            if isinstance(migration.sql, str) or migration.same_rows:
                 continue
             migrations.append(migration)
             for script in migration.sql.values():
