@@ -52,10 +52,11 @@ class _Window:
 
 @dataclass
 class _Prefetched:
-    """What the rooms of one sync need, read for all of them at once: the newest events of
-    each room's window (the first batch its timeline looks at) and the user's membership
-    history in each."""
+    """What the rooms of one sync need, read for all of them at once: their heads, the
+    newest events of each room's window (the first batch its timeline looks at) and the
+    user's membership history in each."""
 
+    heads: dict[str, RoomHead]
     recent: dict[str, list[EventRow]]
     histories: dict[str, list[tuple[int, str]]]
 
@@ -361,6 +362,9 @@ class SyncService:
         `oldest_scanned` (for whom the history would not be consulted either)."""
         timeline_filter = window.sync_filter.room.timeline
         memberships = await self.rooms.user_memberships(window.user_id)
+        membership = memberships.get(room_id)
+        # From their current join on, a member sees everything: only earlier events are checked.
+        checked_below = membership[1] if membership is not None and membership[0] == "join" else upto + 1
         history = None
         found: list[EventRow] = []
         hidden_state: list[EventRow] = []
@@ -380,7 +384,8 @@ class SyncService:
                 if history is None:
                     history = (await self.queries.membership_histories(window.user_id, [room_id]))[room_id]
             for row in reversed(rows):
-                if history is not None and not is_visible(row, window.user_id, history):
+                if history is not None and row.stream_ordering < checked_below \
+                        and not is_visible(row, window.user_id, history):
                     continue
                 if row.event.sender in window.ignored and not row.event.is_state:
                     continue
@@ -433,20 +438,23 @@ class SyncService:
         if len(shown_since) < 2:
             return None
         room_ids = list(shown_since)
-        await self.rooms.heads(room_ids)
+        heads = await self.rooms.heads(room_ids)
         batch = _timeline_limit(window) + 1
         recent = await self.queries.recent_events_of_rooms(
             [(room_id, since or 0, window.now.events, batch) for room_id, since in shown_since.items()])
         memberships = await self.rooms.user_memberships(window.user_id)
         before_join = [room_id for room_id, rows in recent.items() if rows and _joined_after(memberships, room_id, rows[0])]
         histories = await self.queries.membership_histories(window.user_id, before_join) if before_join else {}
-        return _Prefetched(recent, histories)
+        return _Prefetched(heads, recent, histories)
 
     async def _joined_room(self, window: _Window, room_id: str, since_events: int | None,
                            ephemeral: list[dict[str, Any]], account_data: list[dict[str, Any]],
                            prefetched: _Prefetched | None) -> _PendingRoom:
         full = since_events is None or window.full_state
-        head = await self.rooms.head(room_id)
+        # Taken from the prefetch when there is one: with more rooms than the heads cache
+        # holds, asking again would load each evicted head alone.
+        head = prefetched.heads.get(room_id) if prefetched is not None else None
+        head = head or await self.rooms.head(room_id)
         delta = None if full or since_events != window.since.events else await self._shared_delta(window, room_id)
         if delta is not None:
             timeline, state_ids, events = delta.timeline, delta.state_ids, delta.events
