@@ -5,8 +5,9 @@ ever reported: backfilled history, outliers and rejected events sit below zero.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
+from ranvier.events.model import Event
 from ranvier.rooms.store import EVENT_COLUMNS, EventRow, RoomStore, StateKey, in_clause
 
 
@@ -133,11 +134,14 @@ class SyncQueries:
                 histories[room_id].append((stream, membership))
         return histories
 
-    async def recent_events_of_rooms(self, windows: list[tuple[str, int, int, int]]) -> dict[str, list[EventRow]]:
+    async def recent_events_of_rooms(self, windows: list[tuple[str, int, int, int]],
+                                     known: Mapping[str, Event] | None = None) -> dict[str, list[EventRow]]:
         """For each (room_id, since, upto, limit): the newest `limit` events with since < stream
         <= upto, oldest first. From memory where the recent buffer covers the window, the rest
         in one statement per 50 rooms on SQLite, per 1,000 on PostgreSQL (each window an
-        index range scan that stops at its limit)."""
+        index range scan that stops at its limit). Events the caller has parsed already (the
+        rooms' state, in their heads) may come in `known`: with more rooms than the event
+        cache holds, they would be parsed twice."""
         result: dict[str, list[EventRow]] = {}
         missing = []
         for room_id, since, upto, limit in windows:
@@ -155,7 +159,7 @@ class SyncQueries:
                 by_room[raw[-1]].append(raw[:-1])
             for room_id, raws in by_room.items():
                 raws.sort(key=lambda raw: raw[3])
-                result[room_id] = self.store.cached_rows(raws)
+                result[room_id] = self.store.cached_rows(raws, known)
         return result
 
     async def _recent_rows_of_windows(self, windows: list[tuple[str, int, int, int]]) -> list:

@@ -441,7 +441,8 @@ class SyncService:
         heads = await self.rooms.heads(room_ids)
         batch = _timeline_limit(window) + 1
         recent = await self.queries.recent_events_of_rooms(
-            [(room_id, since or 0, window.now.events, batch) for room_id, since in shown_since.items()])
+            [(room_id, since or 0, window.now.events, batch) for room_id, since in shown_since.items()],
+            known={event.event_id: event for head in heads.values() for event in head.state.values()})
         memberships = await self.rooms.user_memberships(window.user_id)
         before_join = [room_id for room_id, rows in recent.items() if rows and _joined_after(memberships, room_id, rows[0])]
         histories = await self.queries.membership_histories(window.user_id, before_join) if before_join else {}
