@@ -13,6 +13,10 @@ from typing import Iterable
 from ranvier.metrics import NOTIFIER_WAKEUPS, SYNC_WAITERS
 
 
+#: What a subscription's future holds when its wait timed out (a notification holds its key).
+_EXPIRED = object()
+
+
 class Subscription:
     def __init__(self, notifier: "Notifier", keys: list[str]) -> None:
         self._notifier = notifier
@@ -20,15 +24,22 @@ class Subscription:
         self.future: asyncio.Future = asyncio.get_running_loop().create_future()
 
     async def wait(self, timeout: float) -> bool:
-        """True if notified within `timeout` seconds (or already before waiting)."""
+        """True if notified within `timeout` seconds (or already before waiting). The future
+        is this subscription's alone, so the timeout settles it itself: no task and no
+        shield per wait, which a wake-up of a thousand long polls would pay a thousand times."""
+        if self.future.done():
+            return self.future.result() is not _EXPIRED
         SYNC_WAITERS.inc()
+        timer = asyncio.get_running_loop().call_later(timeout, self._expire)
         try:
-            await asyncio.wait_for(asyncio.shield(self.future), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
+            return await self.future is not _EXPIRED
         finally:
+            timer.cancel()
             SYNC_WAITERS.dec()
+
+    def _expire(self) -> None:
+        if not self.future.done():
+            self.future.set_result(_EXPIRED)
 
     def close(self) -> None:
         for key in self._keys:
