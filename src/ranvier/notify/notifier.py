@@ -13,10 +13,6 @@ from typing import Iterable
 from ranvier.metrics import NOTIFIER_WAKEUPS, SYNC_WAITERS
 
 
-#: What a subscription's future holds when its wait timed out (a notification holds its key).
-_EXPIRED = object()
-
-
 class Subscription:
     def __init__(self, notifier: "Notifier", keys: list[str]) -> None:
         self._notifier = notifier
@@ -24,22 +20,29 @@ class Subscription:
         self.future: asyncio.Future = asyncio.get_running_loop().create_future()
 
     async def wait(self, timeout: float) -> bool:
-        """True if notified within `timeout` seconds (or already before waiting). The future
-        is this subscription's alone, so the timeout settles it itself: no task and no
-        shield per wait, which a wake-up of a thousand long polls would pay a thousand times."""
+        """True if notified within `timeout` seconds (or already before waiting); after a
+        timeout the subscription still listens. A timer and a callback wake the waiter: no
+        task and no shield per wait, which a wake-up of a thousand long polls would pay a
+        thousand times."""
         if self.future.done():
-            return self.future.result() is not _EXPIRED
+            return True
         SYNC_WAITERS.inc()
-        timer = asyncio.get_running_loop().call_later(timeout, self._expire)
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        self.future.add_done_callback(wake)
+        timer = loop.call_later(timeout, wake)
         try:
-            return await self.future is not _EXPIRED
+            await woken
         finally:
             timer.cancel()
+            self.future.remove_done_callback(wake)
             SYNC_WAITERS.dec()
-
-    def _expire(self) -> None:
-        if not self.future.done():
-            self.future.set_result(_EXPIRED)
+        return self.future.done()
 
     def close(self) -> None:
         for key in self._keys:
