@@ -30,6 +30,8 @@ DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMEOUT_MS = 5 * 60 * 1000
 _LAZY_CONNECTIONS = 10_000
 _FILTERS_PARSED = 10_000
+#: Rooms whose unread counts one query reads (an initial sync of 10,000 rooms: ten).
+_COUNTED_PER_QUERY = 1_000
 #: How many events a filtered timeline may scan per event it returns.
 _SCAN_FACTOR = 10
 
@@ -311,7 +313,10 @@ class SyncService:
         if push is None or not joined_rooms:
             return
         threaded = window.sync_filter.room.timeline.unread_thread_notifications
-        counts = await push.counts(window.user_id, list(joined_rooms))
+        room_ids = list(joined_rooms)
+        counts: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(room_ids), _COUNTED_PER_QUERY):  # a statement's parameters are bounded
+            counts.update(await push.counts(window.user_id, room_ids[start:start + _COUNTED_PER_QUERY]))
         for room_id, section in joined_rooms.items():
             room_counts = counts.get(room_id, {})
             main = room_counts.get("main", room_counts) if threaded else room_counts
