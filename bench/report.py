@@ -3,7 +3,8 @@
 from measure import median, ratio
 
 # (scenario, metric key, label, unit, which way is better). Labels are formatted with the
-# run's counts, so a --quick table says what it really measured.
+# run's counts, so a --quick table says what it really measured; keys with the fan-out's
+# steps ({small}, {medium}, {large}: its counts of long-pollers).
 METRICS = [
     ("startup", "seconds", "startup, process start to first 200 on /versions", "s", "↓"),
     ("memory", "idle_mib", "memory idle (PSS)", "MiB", "↓"),
@@ -32,11 +33,37 @@ METRICS = [
     ("delivery", "p99_ms", "delivery at capacity, p99", "ms", "↓"),
     ("delivery", "lost", "delivery at capacity, messages lost", "count", "↓"),
     ("delivery", "loadgen_cpu_pct", "delivery at capacity, load generator CPU", "% core", ""),
+    ("delivery_fanout", "rate_reached_{small}", "fan-out at {fanout_target:.0f} msg/s to {fanout[small]:,} long-pollers in one room, "
+     "send rate reached", "msg/s", "↑"),
+    ("delivery_fanout", "p50_ms_{small}", "fan-out to {fanout[small]:,}, delivery p50", "ms", "↓"),
+    ("delivery_fanout", "p99_ms_{small}", "fan-out to {fanout[small]:,}, delivery p99", "ms", "↓"),
+    ("delivery_fanout", "lost_{small}", "fan-out to {fanout[small]:,}, messages lost", "count", "↓"),
+    ("delivery_fanout", "server_cpu_pct_{small}", "fan-out to {fanout[small]:,}, server CPU", "% core", ""),
+    ("delivery_fanout", "server_ms_per_sync_{small}", "fan-out to {fanout[small]:,}, server CPU per /sync answered", "ms", "↓"),
+    ("delivery_fanout", "loadgen_cpu_pct_{small}", "fan-out to {fanout[small]:,}, load generator CPU", "% core", ""),
+    ("delivery_fanout", "rate_reached_{medium}", "fan-out at {fanout_target:.0f} msg/s to {fanout[medium]:,} long-pollers in one room, "
+     "send rate reached", "msg/s", "↑"),
+    ("delivery_fanout", "p50_ms_{medium}", "fan-out to {fanout[medium]:,}, delivery p50", "ms", "↓"),
+    ("delivery_fanout", "p99_ms_{medium}", "fan-out to {fanout[medium]:,}, delivery p99", "ms", "↓"),
+    ("delivery_fanout", "lost_{medium}", "fan-out to {fanout[medium]:,}, messages lost", "count", "↓"),
+    ("delivery_fanout", "server_cpu_pct_{medium}", "fan-out to {fanout[medium]:,}, server CPU", "% core", ""),
+    ("delivery_fanout", "server_ms_per_sync_{medium}", "fan-out to {fanout[medium]:,}, server CPU per /sync answered", "ms", "↓"),
+    ("delivery_fanout", "loadgen_cpu_pct_{medium}", "fan-out to {fanout[medium]:,}, load generator CPU", "% core", ""),
+    ("delivery_fanout", "rate_reached_{large}", "fan-out at {fanout_target:.0f} msg/s to {fanout[large]:,} long-pollers in one room, "
+     "send rate reached", "msg/s", "↑"),
+    ("delivery_fanout", "p50_ms_{large}", "fan-out to {fanout[large]:,}, delivery p50", "ms", "↓"),
+    ("delivery_fanout", "p99_ms_{large}", "fan-out to {fanout[large]:,}, delivery p99", "ms", "↓"),
+    ("delivery_fanout", "lost_{large}", "fan-out to {fanout[large]:,}, messages lost", "count", "↓"),
+    ("delivery_fanout", "server_cpu_pct_{large}", "fan-out to {fanout[large]:,}, server CPU", "% core", ""),
+    ("delivery_fanout", "server_ms_per_sync_{large}", "fan-out to {fanout[large]:,}, server CPU per /sync answered", "ms", "↓"),
+    ("delivery_fanout", "loadgen_cpu_pct_{large}", "fan-out to {fanout[large]:,}, load generator CPU", "% core", ""),
     ("initial_sync", "cold_ms", "initial sync, {history_rooms} rooms × {history_messages} msgs, cold (just restarted)",
      "ms", "↓"),
     ("initial_sync", "warm_ms", "initial sync, {history_rooms} rooms, warm (median of the next)", "ms", "↓"),
     ("initial_sync_many", "cold_ms", "initial sync, {many_rooms:,} rooms × 1 msg, cold (just restarted)", "ms", "↓"),
     ("initial_sync_many", "warm_ms", "initial sync, {many_rooms:,} rooms, warm (median of the next)", "ms", "↓"),
+    ("initial_sync_huge", "cold_ms", "initial sync, {huge_rooms:,} rooms × 1 msg, cold (just restarted)", "ms", "↓"),
+    ("initial_sync_huge", "warm_ms", "initial sync, {huge_rooms:,} rooms, warm (median of the next)", "ms", "↓"),
     ("incremental_sync", "small_p50_ms", "incremental sync, small history, p50", "ms", "↓"),
     ("incremental_sync", "small_p99_ms", "incremental sync, small history, p99", "ms", "↓"),
     ("incremental_sync", "large_p50_ms", "incremental sync, large history, p50", "ms", "↓"),
@@ -102,9 +129,9 @@ class Footnotes:
     def __init__(self):
         self.reasons = {}
 
-    def ref(self, reason):
+    def ref(self, reason, what="not served"):
         number = self.reasons.setdefault(reason, len(self.reasons) + 1)
-        return f"not served [{number}]"
+        return f"{what} [{number}]"
 
     def markdown(self):
         return "\n".join(f"[{n}] {reason}" for reason, n in self.reasons.items())
@@ -130,7 +157,8 @@ def cell(records, server, database, scenario, key, notes):
     failed = next((r for r in mine if r["status"] != "ok"), None)
     if failed is None:
         return None, None
-    return None, notes.ref(f"{server}: {failed['reason']}")
+    return None, notes.ref(f"{server}: {failed['reason']}",
+                           "not measured" if failed["status"] == "partial" else "not served")
 
 
 def markdown_table(records, servers, databases, counts):
@@ -147,6 +175,7 @@ def markdown_table(records, servers, databases, counts):
     for scenario, key, label, unit, better in METRICS:
         if not any(r["scenario"] == scenario for r in records):
             continue
+        key = key.format(**counts["fanout"])  # the fan-out's keys end in its step's pollers
         row = [f"{label.format(**counts)} ({unit}) {better}".rstrip()]
         for db in databases:
             values = {}

@@ -43,6 +43,16 @@ class Counts:
     history_messages: int = 20
     initial_syncs: int = 5
     many_rooms: int = 1000
+    huge_rooms: int = 10_000
+    #: Building 10,000 rooms takes ranvier a minute or two, Synapse far longer: a server
+    #: that has not built them within this time is reported as not measured.
+    huge_build_seconds: float = 900
+    fanout_pollers: tuple[int, ...] = (200, 500, 1000)
+    fanout_messages: int = 250
+    fanout_interval: float = 0.020
+    #: The whole fan-out scenario (registering, joining and the three steps); a step not
+    #: reached in time is reported as not measured, with the reason.
+    fanout_seconds: float = 900
     incremental_syncs: int = 50
     deep_history_small: int = 1_000
     deep_history_large: int = 100_000
@@ -80,9 +90,15 @@ class Counts:
     def sustained_target(self):
         return 1 / self.sustained_interval
 
+    @property
+    def fanout_target(self):
+        return 1 / self.fanout_interval
+
     def labels(self):
         """The values the table's labels are formatted with."""
-        return {**self.__dict__, "delivery_target": self.delivery_target, "sustained_target": self.sustained_target}
+        return {**self.__dict__, "delivery_target": self.delivery_target, "sustained_target": self.sustained_target,
+                "fanout_target": self.fanout_target, "fanout": dict(zip(("small", "medium", "large"),
+                                                                         self.fanout_pollers))}
 
 
 FULL = Counts()
@@ -94,6 +110,11 @@ QUICK = Counts(
     sustained_messages=15,
     history_rooms=20,
     many_rooms=100,
+    huge_rooms=1_000,
+    huge_build_seconds=300,
+    fanout_pollers=(50, 100, 200),
+    fanout_messages=50,
+    fanout_seconds=300,
     initial_syncs=3,
     incremental_syncs=20,
     deep_history_small=200,
@@ -130,6 +151,15 @@ class NotServed(Exception):
 
 class Failed(Exception):
     """The server answered, but not as the spec says; the scenario's figures would be wrong."""
+
+
+class Partial(dict):
+    """A scenario's figures when some could not be measured (`reason` says which and why):
+    the table shows the others, and a footnote instead of the missing ones."""
+
+    def __init__(self, metrics, reason):
+        super().__init__(metrics)
+        self.reason = reason
 
 
 class Api:
@@ -315,6 +345,9 @@ def timeline(doc, room):
 
 
 LAZY = {"room": {"timeline": {"limit": 10}, "state": {"lazy_load_members": True}}}
+#: What a long-poller of the delivery scenarios asks for: the room's timeline, nothing else.
+QUIET = {"room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": True}},
+         "presence": {"not_types": ["*"]}, "account_data": {"not_types": ["*"]}}
 
 
 class Meter:
@@ -399,15 +432,13 @@ async def delivery_at(bench, interval, messages):
     c = bench.counts
     users, room = await bench.room_with_members(c.receivers + 1)
     sender, receivers = users[0], users[1:]
-    quiet = {"room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": True}},
-             "presence": {"not_types": ["*"]}, "account_data": {"not_types": ["*"]}}
-    starts = await bounded(8, (bench.sync(u, sync_filter=quiet) for u in receivers))
+    starts = await bounded(8, (bench.sync(u, sync_filter=QUIET) for u in receivers))
     sent_at, done_at, latencies, received = {}, [], [], [0] * len(receivers)
 
     async def receive(i, user, since):
         seen = set()
         while len(seen) < messages:
-            doc = await bench.sync(user, since, quiet, timeout=30000)
+            doc = await bench.sync(user, since, QUIET, timeout=30000)
             now = time.perf_counter()
             since = doc["next_batch"]
             for event in timeline(doc, room):
@@ -457,6 +488,113 @@ async def delivery_at(bench, interval, messages):
     }
 
 
+async def delivery_fanout(bench):
+    """Delivery to many long-pollers in one room: for each count of fanout_pollers, that
+    many members long-poll /sync while one message is sent every fanout_interval (open
+    loop); delivery p50/p99, messages lost, the send rate reached, and the CPU of the server
+    and of this load generator over the stretch (the generator shares the machine's cores:
+    its CPU says when it, not the server, is the limit), and the server's CPU per /sync
+    answered (the send's share included). The room grows from one step to the
+    next; a step not reached within fanout_seconds is reported as not measured."""
+    c = bench.counts
+    deadline = time.monotonic() + c.fanout_seconds
+    creator = (await bench.users(1))[0]
+    room = await bench.create_room(creator)
+    joined, metrics = 1, {}
+    for pollers in c.fanout_pollers:
+        try:
+            users = await asyncio.wait_for(bench.users(pollers + 1), deadline - time.monotonic())
+            await asyncio.wait_for(bounded(8, (bench.join(u, room) for u in users[joined:])),
+                                   deadline - time.monotonic())
+            joined = len(users)
+            step = await asyncio.wait_for(fanout_step(bench, users[0], room, users[1:]), deadline - time.monotonic())
+        except asyncio.TimeoutError:
+            return Partial(metrics, f"not measured from {pollers:,} long-pollers on: the scenario's "
+                                    f"{c.fanout_seconds:.0f} s ran out (room of {joined:,} members)")
+        except (Failed, NotServed) as e:
+            return Partial(metrics, f"not measured from {pollers:,} long-pollers on: {e}")
+        metrics.update({f"{key}_{pollers}": value for key, value in step.items()})
+    return metrics
+
+
+async def fanout_step(bench, sender, room, receivers):
+    """One step of delivery_fanout. The receivers use a client as cheap as can be: one
+    keep-alive connection each, the query string built once, the body parsed by orjson."""
+    c = bench.counts
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=90)
+    sent_at, done_at, latencies, received = {}, [], [], [0] * len(receivers)
+    answers = itertools.count()
+    url = bench.api.base + "/_matrix/client/v3/sync"
+    quiet = orjson.dumps(QUIET).decode()
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def sync(user, since, timeout_ms):
+            params = {"filter": quiet, "timeout": str(timeout_ms), **({"since": since} if since else {})}
+            try:
+                async with session.get(url, params=params, headers={"Authorization": f"Bearer {user.token}"}) as resp:
+                    body = await resp.read()
+            except (aiohttp.ClientError, OSError) as e:
+                raise Failed(f"GET /sync: {type(e).__name__}: {e}") from None
+            if resp.status != 200:
+                raise Failed(f"GET /sync → {resp.status} {body[:80]!r}")
+            return orjson.loads(body)
+
+        starts = await bounded(16, (sync(u, None, 0) for u in receivers))
+
+        async def receive(i, user, since):
+            seen = 0
+            while seen < c.fanout_messages:
+                doc = await sync(user, since, 30000)
+                now = time.perf_counter()
+                next(answers)
+                since = doc["next_batch"]
+                for event in timeline(doc, room):
+                    seq = event.get("content", {}).get("seq")
+                    if seq in sent_at:
+                        seen += 1
+                        latencies.append(now - sent_at[seq])
+                received[i] = seen
+
+        async def send(seq):
+            async with in_flight:
+                sent_at[seq] = time.perf_counter()
+                await bench.send(sender, room, message(f"fan-out {seq}", seq=seq))
+                done_at.append(time.perf_counter())
+
+        tasks = [asyncio.create_task(receive(i, u, s["next_batch"])) for i, (u, s) in enumerate(zip(receivers, starts))]
+        in_flight = asyncio.Semaphore(64)
+        try:
+            await asyncio.sleep(1.0)  # let every receiver park its long poll first
+            with Meter(bench) as m:
+                begin = time.perf_counter()
+                try:
+                    async with asyncio.TaskGroup() as sends:
+                        for seq in range(c.fanout_messages):
+                            await asyncio.sleep(max(0.0, begin + seq * c.fanout_interval - time.perf_counter()))
+                            sends.create_task(send(seq))
+                except BaseExceptionGroup as failure:
+                    raise first_error(failure) from None
+                await asyncio.wait(tasks, timeout=10)
+        finally:
+            for t in tasks:
+                t.cancel()
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
+    done_at.sort()
+    return {
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "lost": c.fanout_messages * len(receivers) - sum(received),
+        "rate_reached": (len(done_at) - 1) / (done_at[-1] - done_at[0]),
+        "server_cpu_pct": 100 * m.server / m.wall,
+        "server_ms_per_sync": 1000 * m.server / max(next(answers), 1),
+        "loadgen_cpu_pct": m.loadgen_cpu_pct,
+    }
+
+
 async def cold_and_warm_syncs(bench, user, rooms):
     """Restart the server, then time its first initial sync of `user` (cold: nothing in the
     process's memory, the database files in the OS cache) and the median of the next ones
@@ -487,6 +625,29 @@ async def initial_sync_many(bench):
     user = await bench.register()
     rooms = await bounded(8, (bench.create_room(user, "private_chat") for _ in range(c.many_rooms)))
     await bounded(8, (bench.send(user, room, message("only message")) for room in rooms))
+    return await cold_and_warm_syncs(bench, user, rooms)
+
+
+async def initial_sync_huge(bench):
+    """The same for huge_rooms rooms of one message each: what grows faster than the rooms
+    shows ten times more clearly. Building them is bounded by huge_build_seconds; a server
+    that has not built them by then is reported with the count it reached, not measured."""
+    c = bench.counts
+    user = await bench.register()
+    rooms = []
+    deadline = time.monotonic() + c.huge_build_seconds
+    started = itertools.count()
+
+    async def build():
+        while time.monotonic() < deadline and next(started) < c.huge_rooms:
+            room = await bench.create_room(user, "private_chat")
+            await bench.send(user, room, message("only message"))
+            rooms.append(room)
+
+    await together(*(build() for _ in range(8)))
+    if len(rooms) < c.huge_rooms:
+        return Partial({"built": len(rooms)}, f"not measured: {len(rooms):,} of {c.huge_rooms:,} rooms built "
+                                              f"in {c.huge_build_seconds:.0f} s")
     return await cold_and_warm_syncs(bench, user, rooms)
 
 
@@ -1031,14 +1192,25 @@ SCENARIOS = {
     "search": search,
     "initial_sync": initial_sync,  # these two restart the server: last, once memory is measured
     "initial_sync_many": initial_sync_many,
+    "initial_sync_huge": initial_sync_huge,
+    "delivery_fanout": delivery_fanout,
 }
 #: Run only when named: filling 100,000 events takes minutes (half an hour on Synapse), and
 #: so do making a thousand rooms, or 1,000 members joining one room and setting their
 #: rules, on Synapse.
-OPT_IN_SCENARIOS = ("deep_history", "sliding_sync", "push_rules", "search")
+OPT_IN_SCENARIOS = ("deep_history", "sliding_sync", "push_rules", "search", "initial_sync_huge", "delivery_fanout")
 #: Scenarios that restart the server: they run after every other one, and after the
 #: "memory after the load" reading, which a restart would empty.
-RESTARTING_SCENARIOS = ("initial_sync", "initial_sync_many")
+RESTARTING_SCENARIOS = ("initial_sync", "initial_sync_many", "initial_sync_huge")
+
+
+#: Scenarios with a time limit of their own (the others have scenario_seconds); each
+#: bounds its own slow part more tightly, so that what it reached is reported.
+SCENARIO_SECONDS = {
+    "sliding_sync": lambda c: c.sliding_seconds,
+    "initial_sync_huge": lambda c: c.huge_build_seconds + c.scenario_seconds,
+    "delivery_fanout": lambda c: c.fanout_seconds + 60,
+}
 
 
 async def run_scenarios(base_url, names, counts, server, report, before_restarts=lambda: None):
@@ -1053,7 +1225,7 @@ async def run_scenarios(base_url, names, counts, server, report, before_restarts
         for name in ordered:
             if name == next((n for n in ordered if n in RESTARTING_SCENARIOS), None):
                 before_restarts()
-            limit = counts.sliding_seconds if name == "sliding_sync" else counts.scenario_seconds
+            limit = SCENARIO_SECONDS.get(name, lambda c: c.scenario_seconds)(counts)
             try:
                 metrics = await asyncio.wait_for(SCENARIOS[name](bench), limit)
             except NotServed as e:
@@ -1064,6 +1236,9 @@ async def run_scenarios(base_url, names, counts, server, report, before_restarts
                 kind = "" if isinstance(e, Failed) else f"{type(e).__name__}: "
                 report(name, "failed", f"failed: {kind}{e}", {})
             else:
-                report(name, "ok", "", metrics)
+                if isinstance(metrics, Partial):
+                    report(name, "partial", metrics.reason, dict(metrics))
+                else:
+                    report(name, "ok", "", metrics)
     finally:
         await bench.api.session.close()

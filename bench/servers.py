@@ -137,6 +137,8 @@ def ranvier(workdir, port, database):
         + "".join(f"  {kind}: {unlimited}\n"
                   for kind in ("login", "failed_login", "registration", "message", "join"))
         + "logging: {level: warning}\n"
+        # the fan-out's long-pollers all come from 127.0.0.1, a thousand and more at once
+        + "limits: {max_connections_per_address: 0}\n"
     )
     executable = Path(sys.executable).with_name("ranvier")
     command = str(executable) if executable.exists() else shutil.which("ranvier") or "ranvier"

@@ -70,3 +70,21 @@ async def test_a_cold_initial_sync_reads_all_rooms_in_a_few_queries(server_confi
     many = await _cold_sync_reads(server_config, alice, 30)
     assert many <= 20, f"{many} reads for 30 rooms"
     assert many - few <= 2, f"{few} reads for 3 rooms, {many} for 30: reads grow with rooms"
+
+
+async def test_unread_counts_of_many_rooms_are_read_in_parts(api, monkeypatch):
+    """An initial sync of more rooms than one counting query takes: every room's counts."""
+    from ranvier.sync import service
+
+    monkeypatch.setattr(service, "_COUNTED_PER_QUERY", 2)
+    alice, bob = await api.register_all("alice", "bob")
+    rooms = []
+    for n in range(5):
+        room_id = await api.create_room(alice["access_token"], preset="public_chat")
+        assert (await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"]))[0] == 200
+        for i in range(n + 1):
+            await api.send_text(alice["access_token"], room_id, f"message {i}")
+        rooms.append(room_id)
+    body = await api.sync(bob["access_token"], filter=LAZY)
+    counts = [body["rooms"]["join"][room_id]["unread_notifications"]["notification_count"] for room_id in rooms]
+    assert counts == [1, 2, 3, 4, 5]

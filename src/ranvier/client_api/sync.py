@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from aiohttp import web
 
+from ranvier.collector import collector_paused
 from ranvier.errors import MatrixError
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import requester
@@ -28,15 +31,15 @@ async def sync(request: web.Request) -> web.Response:
     if set_presence not in PRESENCE_STATES:
         raise MatrixError("M_INVALID_PARAM", f"set_presence must be one of {', '.join(PRESENCE_STATES)}")
     sync_filter = await hs.sync.resolve_filter(who.user_id, query_str(request, "filter"))
-    response = await hs.sync.sync(
-        who,
-        since=query_str(request, "since"),
-        timeout_ms=query_int(request, "timeout", 0, minimum=0, maximum=2**31),
-        full_state=query_bool(request, "full_state", False),
-        sync_filter=sync_filter,
-        set_presence=set_presence,
-    )
-    return json_response(response)
+    since = query_str(request, "since")
+    full_state = query_bool(request, "full_state", False)
+    timeout_ms = query_int(request, "timeout", 0, minimum=0, maximum=2**31)
+    # An initial or full-state sync answers at once, and may be huge: the collector waits
+    # until its answer is serialised (and its objects freed).
+    with collector_paused() if since is None or full_state else nullcontext():
+        answer = json_response(await hs.sync.sync(who, since=since, timeout_ms=timeout_ms, full_state=full_state,
+                                                  sync_filter=sync_filter, set_presence=set_presence))
+    return answer
 
 
 def _own_user(request: web.Request, user_id: str) -> None:

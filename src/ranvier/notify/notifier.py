@@ -20,15 +20,29 @@ class Subscription:
         self.future: asyncio.Future = asyncio.get_running_loop().create_future()
 
     async def wait(self, timeout: float) -> bool:
-        """True if notified within `timeout` seconds (or already before waiting)."""
-        SYNC_WAITERS.inc()
-        try:
-            await asyncio.wait_for(asyncio.shield(self.future), timeout)
+        """True if notified within `timeout` seconds (or already before waiting); after a
+        timeout the subscription still listens. A timer and a callback wake the waiter: no
+        task and no shield per wait, which a wake-up of a thousand long polls would pay a
+        thousand times."""
+        if self.future.done():
             return True
-        except asyncio.TimeoutError:
-            return False
+        SYNC_WAITERS.inc()
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        self.future.add_done_callback(wake)
+        timer = loop.call_later(timeout, wake)
+        try:
+            await woken
         finally:
+            timer.cancel()
+            self.future.remove_done_callback(wake)
             SYNC_WAITERS.dec()
+        return self.future.done()
 
     def close(self) -> None:
         for key in self._keys:

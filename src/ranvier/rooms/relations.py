@@ -244,6 +244,25 @@ class RelationsService:
                    if root_id in rows and is_visible(rows[root_id], user_id, history)]
         return visible, next_batch
 
+    async def _children(self, rows: list[EventRow]) -> tuple[dict[str, EventRow], list[tuple[str, str, EventRow]]]:
+        """The events of `rows` that may have aggregated children (by ID), and those children
+        as (parent ID, rel_type, child): from memory for events known to have none."""
+        parents = {row.event.event_id: row for row in rows
+                   if not row.event.is_state and row.event.event_id not in self._childless}
+        if not parents:
+            return parents, []
+        version = self._version
+        children = await self.queries.relation_children(list(parents), AGGREGATED)
+        if version == self._version:
+            for parent_id in parents.keys() - {parent_id for parent_id, _, _ in children}:
+                self._childless[parent_id] = None
+        return parents, children
+
+    async def has_children(self, rows: list[EventRow]) -> bool:
+        """Whether any of these events has an aggregated child (an edit, a thread reply, a
+        reference), seen by some reader or not: their bundles then depend on the reader."""
+        return bool((await self._children(rows))[1])
+
     async def bundle(self, rows: list[EventRow], requester: Requester,
                      serialize: Serializer) -> dict[str, dict[str, Any]]:
         """The bundled aggregations of the events being served: event ID -> `m.relations`.
@@ -253,15 +272,7 @@ class RelationsService:
         formatted (with their own aggregations; edits and thread replies are relations, so
         this stops after one level).
         """
-        parents = {row.event.event_id: row for row in rows
-                   if not row.event.is_state and row.event.event_id not in self._childless}
-        if not parents:
-            return {}
-        version = self._version
-        children = await self.queries.relation_children(list(parents), AGGREGATED)
-        if version == self._version:
-            for parent_id in parents.keys() - {parent_id for parent_id, _, _ in children}:
-                self._childless[parent_id] = None
+        parents, children = await self._children(rows)
         if not children:
             return {}
         histories = {room_id: await self.store.membership_history(room_id, requester.user_id)

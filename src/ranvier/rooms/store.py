@@ -13,7 +13,7 @@ import asyncio
 import bisect
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, NamedTuple, Protocol
+from typing import Any, Iterable, Mapping, NamedTuple, Protocol
 
 import orjson
 
@@ -311,11 +311,15 @@ class RoomStore(AliasQueries):
 
     # -- events --------------------------------------------------------------------------
 
-    def _row(self, row) -> EventRow:
+    def _row(self, row, known: Mapping[str, Event] | None = None) -> EventRow:
+        """An EventRow of a row of `EVENT_COLUMNS`; its event taken from `known` when there
+        (parsed already, by the same reader), else parsed."""
         (event_id, json_text, room_version, stream, redacted_by, visibility, txn_device, txn_id, group, replaces,
          group_after, outlier, soft_failed, rejected_reason) = row
-        event = Event(orjson.loads(json_text), ROOM_VERSIONS[room_version], event_id)
-        event.rejected_reason = rejected_reason
+        event = known.get(event_id) if known else None
+        if event is None or event.rejected_reason != rejected_reason:
+            event = Event(orjson.loads(json_text), ROOM_VERSIONS[room_version], event_id)
+            event.rejected_reason = rejected_reason
         return EventRow(event, stream, redacted_by, visibility, txn_device, txn_id, group, replaces, group_after,
                         bool(outlier), bool(soft_failed))
 
@@ -362,14 +366,14 @@ class RoomStore(AliasQueries):
         row = self._events.get(event_id)
         return row.event if row is not None else None
 
-    def cached_rows(self, raw_rows) -> list[EventRow]:
+    def cached_rows(self, raw_rows, known: Mapping[str, Event] | None = None) -> list[EventRow]:
         """Rows of a query of `EVENT_COLUMNS` as EventRows, reusing the cached ones (and
-        caching the rest)."""
+        caching the rest); events the caller holds parsed already may come in `known`."""
         result = []
         for raw in raw_rows:
             cached = self._events.get(raw[0])
             if cached is None:
-                cached = self._row(raw)
+                cached = self._row(raw, known)
                 self._remember(cached)
             result.append(cached)
         return result

@@ -5,8 +5,9 @@ ever reported: backfilled history, outliers and rejected events sit below zero.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
+from ranvier.events.model import Event
 from ranvier.rooms.store import EVENT_COLUMNS, EventRow, RoomStore, StateKey, in_clause
 
 
@@ -101,22 +102,31 @@ class SyncQueries:
         return changes
 
     async def membership_histories(self, user_id: str, room_ids: list[str]) -> dict[str, list[tuple[int, str]]]:
+        """room_id -> the user's (stream, membership) changes there, oldest first: one
+        statement per 500 rooms on SQLite, one array parameter on PostgreSQL (which plans
+        a long IN list for longer than it runs it)."""
         histories: dict[str, list[tuple[int, str]]] = {room_id: [] for room_id in room_ids}
-        for start in range(0, len(room_ids), 500):
-            chunk = room_ids[start:start + 500]
-            rows = await self.db.fetchall(
-                f"SELECT room_id, stream_ordering, membership FROM membership_history WHERE user_id = ? "
-                f"AND room_id IN ({in_clause(len(chunk))}) ORDER BY stream_ordering",
-                user_id, *chunk,
-            )
+        columns = "SELECT room_id, stream_ordering, membership FROM membership_history WHERE user_id = ? "
+        if self.db.dialect == "postgresql":
+            statements = [(columns + "AND room_id = ANY(?::text[]) ORDER BY stream_ordering", (user_id, room_ids))]
+        else:
+            statements = [(columns + f"AND room_id IN ({in_clause(len(chunk))}) ORDER BY stream_ordering",
+                           (user_id, *chunk))
+                          for chunk in (room_ids[start:start + 500] for start in range(0, len(room_ids), 500))]
+        for sql, args in statements:
+            rows = await self.db.fetchall(sql, *args)
             for room_id, stream, membership in rows:
                 histories[room_id].append((stream, membership))
         return histories
 
-    async def recent_events_of_rooms(self, windows: list[tuple[str, int, int, int]]) -> dict[str, list[EventRow]]:
+    async def recent_events_of_rooms(self, windows: list[tuple[str, int, int, int]],
+                                     known: Mapping[str, Event] | None = None) -> dict[str, list[EventRow]]:
         """For each (room_id, since, upto, limit): the newest `limit` events with since < stream
         <= upto, oldest first. From memory where the recent buffer covers the window, the rest
-        in one statement per 50 rooms (each part an index range scan that stops at its limit)."""
+        in one statement per 50 rooms on SQLite, per 1,000 on PostgreSQL (each window an
+        index range scan that stops at its limit). Events the caller has parsed already (the
+        rooms' state, in their heads) may come in `known`: with more rooms than the event
+        cache holds, they would be parsed twice."""
         result: dict[str, list[EventRow]] = {}
         missing = []
         for room_id, since, upto, limit in windows:
@@ -125,20 +135,36 @@ class SyncQueries:
                 missing.append((room_id, max(since, 0), upto, limit))
             else:
                 result[room_id] = rows
-        for start in range(0, len(missing), 50):
-            chunk = missing[start:start + 50]
-            parts = [f"SELECT * FROM (SELECT {EVENT_COLUMNS}, e.room_id AS in_room FROM events e "
-                     "JOIN rooms r ON r.room_id = e.room_id WHERE e.room_id = ? AND e.stream_ordering > ? "
-                     f"AND e.stream_ordering <= ? ORDER BY e.stream_ordering DESC LIMIT ?) AS w{i}"
-                     for i in range(len(chunk))]
-            rows = await self.db.fetchall(" UNION ALL ".join(parts), *(p for window in chunk for p in window))
+        per_statement = 1000 if self.db.dialect == "postgresql" else 50
+        for start in range(0, len(missing), per_statement):
+            chunk = missing[start:start + per_statement]
+            rows = await self._recent_rows_of_windows(chunk)
             by_room: dict[str, list] = {window[0]: [] for window in chunk}
             for raw in rows:
                 by_room[raw[-1]].append(raw[:-1])
             for room_id, raws in by_room.items():
                 raws.sort(key=lambda raw: raw[3])
-                result[room_id] = self.store.cached_rows(raws)
+                result[room_id] = self.store.cached_rows(raws, known)
         return result
+
+    async def _recent_rows_of_windows(self, windows: list[tuple[str, int, int, int]]) -> list:
+        """The raw rows of `recent_events_of_rooms` for these windows, each row ending with
+        its room. PostgreSQL takes the windows as arrays and one LATERAL, limited index
+        scan each, a statement planned once whatever their number (a UNION ALL of
+        many parts costs it more to plan than to run); SQLite, which has no LATERAL, plans
+        a UNION ALL of one limited scan per window cheaply."""
+        columns = f"{EVENT_COLUMNS}, e.room_id AS in_room FROM events e JOIN rooms r ON r.room_id = e.room_id"
+        if self.db.dialect == "postgresql":
+            room_ids, sinces, uptos, limits = (list(column) for column in zip(*windows))
+            return await self.db.fetchall(
+                "SELECT x.* FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::int[]) AS w(room_id, since, upto, n) "
+                f"CROSS JOIN LATERAL (SELECT {columns} WHERE e.room_id = w.room_id AND e.stream_ordering > w.since "
+                "AND e.stream_ordering <= w.upto ORDER BY e.stream_ordering DESC LIMIT w.n) AS x",
+                room_ids, sinces, uptos, limits)
+        parts = [f"SELECT * FROM (SELECT {columns} WHERE e.room_id = ? AND e.stream_ordering > ? "
+                 f"AND e.stream_ordering <= ? ORDER BY e.stream_ordering DESC LIMIT ?) AS w{i}"
+                 for i in range(len(windows))]
+        return await self.db.fetchall(" UNION ALL ".join(parts), *(p for window in windows for p in window))
 
     async def latest_of_types(self, room_ids: list[str], types: tuple[str, ...]) -> dict[str, int]:
         """room_id -> stream position of the room's newest event of one of `types` that /sync

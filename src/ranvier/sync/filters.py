@@ -123,6 +123,11 @@ class EventFilter:
             return False
         return self.types is None or bool(_patterns(self.types).fullmatch(event_type))
 
+    @property
+    def allows_no_type(self) -> bool:
+        """Whether it leaves out every event type (`not_types` holds `*`, or `types` is empty)."""
+        return "*" in self.not_types or self.types == ()
+
     def allows_sender(self, sender: str) -> bool:
         return sender not in self.not_senders and (self.senders is None or sender in self.senders)
 

@@ -7,6 +7,7 @@ in (since, now]. Quiet rooms cost a dictionary lookup each.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -28,6 +29,9 @@ from ranvier.notify.tokens import SyncToken
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMEOUT_MS = 5 * 60 * 1000
 _LAZY_CONNECTIONS = 10_000
+_FILTERS_PARSED = 10_000
+#: Rooms whose unread counts one query reads (an initial sync of 10,000 rooms: ten).
+_COUNTED_PER_QUERY = 1_000
 #: How many events a filtered timeline may scan per event it returns.
 _SCAN_FACTOR = 10
 
@@ -50,10 +54,11 @@ class _Window:
 
 @dataclass
 class _Prefetched:
-    """What the rooms of one sync need, read for all of them at once: the newest events of
-    each room's window (the first batch its timeline looks at) and the user's membership
-    history in each."""
+    """What the rooms of one sync need, read for all of them at once: their heads, the
+    newest events of each room's window (the first batch its timeline looks at) and the
+    user's membership history in each."""
 
+    heads: dict[str, RoomHead]
     recent: dict[str, list[EventRow]]
     histories: dict[str, list[tuple[int, str]]]
 
@@ -61,11 +66,13 @@ class _Prefetched:
 @dataclass
 class _PendingRoom:
     """A joined room's section whose events are not serialised yet (every room's are
-    serialised together), with the IDs of its state events, looked up together too."""
+    serialised together, but for a timeline already serialised for every reader), with the
+    IDs of its state events, looked up together too."""
 
     section: dict[str, Any]
     timeline_rows: list[EventRow]
     state_ids: dict[StateKey, str]
+    timeline_events: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -73,12 +80,28 @@ class _Slice:
     """A room's timeline in a sync: its events (oldest first); `limited` when matching
     events were left before them; `gap_before`, the stream position below which the
     window was not returned (None when it all was); and the state events in the window
-    that the timeline filter left out."""
+    that the timeline filter left out. `oldest_scanned`: the stream position of the oldest
+    event looked at (None when none was); a reader joined before it sees the same slice
+    whoever computed it."""
 
     rows: list[EventRow]
     limited: bool
     gap_before: int | None
     hidden_state: list[EventRow]
+    oldest_scanned: int | None = None
+
+
+@dataclass
+class _RoomDelta:
+    """What an incremental sync shows of a joined room between two stream positions, the
+    same for every reader who was joined throughout and reads with the same timeline
+    filter and the same ignored senders: the timeline slice, the IDs of the state events
+    of its gap (before lazy-loading, which depends on the connection) and the timeline's
+    client events, serialised once (None when they depend on the reader)."""
+
+    timeline: _Slice
+    state_ids: dict[StateKey, str]
+    events: list[dict[str, Any]] | None
 
 
 class SyncService:
@@ -94,6 +117,13 @@ class SyncService:
         self.streams = streams
         self._lazy_sent: OrderedDict[tuple[str, str], dict[str, dict[str, str]]] = OrderedDict()
         self._ignored: OrderedDict[str, tuple[int, set[str]]] = OrderedDict()
+        self._parsed_filters: OrderedDict[str | tuple[str, str], SyncFilter] = OrderedDict()
+        #: The room deltas computed for the syncs answering at `_deltas_at` (the events
+        #: position), each shared by the syncs that wait on the same room from the same
+        #: position with the same timeline filter: one computation per wake-up, not one per
+        #: long-poller. A None result means "compute your own" (its computation failed).
+        self._deltas: dict[tuple, asyncio.Future] = {}
+        self._deltas_at = 0
 
     def _stream(self, name: str):
         return getattr(self.streams, name, None)
@@ -114,12 +144,24 @@ class SyncService:
         )
 
     async def resolve_filter(self, user_id: str, raw: str | None) -> SyncFilter:
-        """The `filter` parameter: inline JSON or the ID of a stored filter."""
+        """The `filter` parameter: inline JSON or the ID of a stored filter (a stored filter
+        never changes). A long-poller sends the same one each time: the parsed filters are
+        kept, by the parameter as sent (and the user, for an ID)."""
         if raw is None:
             return SyncFilter()
+        key = raw if raw.startswith("{") else (user_id, raw)
+        parsed = self._parsed_filters.get(key)
+        if parsed is not None:
+            self._parsed_filters.move_to_end(key)
+            return parsed
         if raw.startswith("{"):
-            return SyncFilter.parse(filter_json(raw))
-        return SyncFilter.parse(await self.filters.get(user_id, raw))
+            parsed = SyncFilter.parse(filter_json(raw))
+        else:
+            parsed = SyncFilter.parse(await self.filters.get(user_id, raw))
+        self._parsed_filters[key] = parsed
+        if len(self._parsed_filters) > _FILTERS_PARSED:
+            self._parsed_filters.popitem(last=False)
+        return parsed
 
     # -- the long poll -----------------------------------------------------------------------
 
@@ -257,10 +299,11 @@ class SyncService:
 
     async def _presence(self, window: _Window) -> list[dict[str, Any]]:
         presence = self._stream("presence")
-        if presence is None or (window.since is not None and window.since.presence >= window.now.presence):
+        presence_filter = window.sync_filter.presence
+        if presence is None or presence_filter.allows_no_type or (
+                window.since is not None and window.since.presence >= window.now.presence):
             return []
         events = await presence.events(window.user_id, window.since.presence if window.since else 0, window.now.presence)
-        presence_filter = window.sync_filter.presence
         return [e for e in events if presence_filter.allows_type(e["type"]) and presence_filter.allows_sender(e["sender"])]
 
     async def _add_counts(self, window: _Window, joined_rooms: dict[str, dict[str, Any]]) -> None:
@@ -270,7 +313,10 @@ class SyncService:
         if push is None or not joined_rooms:
             return
         threaded = window.sync_filter.room.timeline.unread_thread_notifications
-        counts = await push.counts(window.user_id, list(joined_rooms))
+        room_ids = list(joined_rooms)
+        counts: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(room_ids), _COUNTED_PER_QUERY):  # a statement's parameters are bounded
+            counts.update(await push.counts(window.user_id, room_ids[start:start + _COUNTED_PER_QUERY]))
         for room_id, section in joined_rooms.items():
             room_counts = counts.get(room_id, {})
             main = room_counts.get("main", room_counts) if threaded else room_counts
@@ -294,7 +340,8 @@ class SyncService:
                                                         window.since.to_device if window.since else None,
                                                         window.now.to_device)
             fields["to_device"] = {"events": events}
-            next_token = replace(next_token, to_device=upto)
+            if upto != next_token.to_device:
+                next_token = replace(next_token, to_device=upto)
         device_lists = self._stream("device_lists")
         if device_lists is not None and window.since is not None:
             fields["device_lists"] = await device_lists.changes(window.user_id, window.since, window.now, joined,
@@ -311,30 +358,39 @@ class SyncService:
     # -- one room ----------------------------------------------------------------------------
 
     async def _timeline_rows(self, window: _Window, room_id: str, since_events: int | None, upto: int,
-                             limit: int, prefetched: _Prefetched | None = None) -> _Slice:
+                             limit: int, prefetched: _Prefetched | None = None, *, shared: bool = False) -> _Slice:
         """The newest `limit` events of (since, upto] that the timeline filter lets through
         and the user may see. When some are left out it scans further back, up to
         `_SCAN_FACTOR` times the limit, so the limit counts the events returned. The first
-        batch, and the user's membership history, may come `prefetched`."""
+        batch, and the user's membership history, may come `prefetched`. A `shared` slice
+        does not look at the user's history: it is right for every reader joined before its
+        `oldest_scanned` (for whom the history would not be consulted either)."""
         timeline_filter = window.sync_filter.room.timeline
         memberships = await self.rooms.user_memberships(window.user_id)
+        membership = memberships.get(room_id)
+        # From their current join on, a member sees everything: only earlier events are checked.
+        checked_below = membership[1] if membership is not None and membership[0] == "join" else upto + 1
         history = None
         found: list[EventRow] = []
         hidden_state: list[EventRow] = []
         budget = max(limit, 1) * _SCAN_FACTOR
         batch = limit + 1
         cursor = upto
+        oldest = None
         while True:
             if prefetched is not None and cursor == upto and room_id in prefetched.recent:
                 rows = prefetched.recent[room_id]
             else:
                 rows = await self.queries.recent_events(room_id, since=since_events or 0, upto=cursor, limit=batch)
-            if rows and history is None and _joined_after(memberships, room_id, rows[0]):
+            if rows:
+                oldest = rows[0].stream_ordering
+            if rows and history is None and not shared and _joined_after(memberships, room_id, rows[0]):
                 history = prefetched.histories.get(room_id) if prefetched is not None else None
                 if history is None:
                     history = (await self.queries.membership_histories(window.user_id, [room_id]))[room_id]
             for row in reversed(rows):
-                if history is not None and not is_visible(row, window.user_id, history):
+                if history is not None and row.stream_ordering < checked_below \
+                        and not is_visible(row, window.user_id, history):
                     continue
                 if row.event.sender in window.ignored and not row.event.is_state:
                     continue
@@ -344,14 +400,14 @@ class SyncService:
                     continue
                 if len(found) == limit:
                     return _Slice(found[::-1], True, found[-1].stream_ordering if found else row.stream_ordering + 1,
-                                  hidden_state)
+                                  hidden_state, oldest)
                 found.append(row)
             budget -= len(rows)
             if len(rows) < batch:  # the whole window has been looked at
-                return _Slice(found[::-1], False, None, hidden_state)
+                return _Slice(found[::-1], False, None, hidden_state, oldest)
             if budget <= 0:
                 return _Slice(found[::-1], True, found[-1].stream_ordering if found else rows[0].stream_ordering,
-                              hidden_state)
+                              hidden_state, oldest)
             cursor = rows[0].stream_ordering - 1
             batch = min(max(limit + 1 - len(found), 20), budget)
 
@@ -387,29 +443,41 @@ class SyncService:
         if len(shown_since) < 2:
             return None
         room_ids = list(shown_since)
-        await self.rooms.heads(room_ids)
+        heads = await self.rooms.heads(room_ids)
         batch = _timeline_limit(window) + 1
         recent = await self.queries.recent_events_of_rooms(
-            [(room_id, since or 0, window.now.events, batch) for room_id, since in shown_since.items()])
+            [(room_id, since or 0, window.now.events, batch) for room_id, since in shown_since.items()],
+            known={event.event_id: event for head in heads.values() for event in head.state.values()})
         memberships = await self.rooms.user_memberships(window.user_id)
         before_join = [room_id for room_id, rows in recent.items() if rows and _joined_after(memberships, room_id, rows[0])]
         histories = await self.queries.membership_histories(window.user_id, before_join) if before_join else {}
-        return _Prefetched(recent, histories)
+        return _Prefetched(heads, recent, histories)
 
     async def _joined_room(self, window: _Window, room_id: str, since_events: int | None,
                            ephemeral: list[dict[str, Any]], account_data: list[dict[str, Any]],
                            prefetched: _Prefetched | None) -> _PendingRoom:
-        timeline = await self._timeline_rows(window, room_id, since_events, window.now.events, _timeline_limit(window),
-                                             prefetched)
+        full = since_events is None or window.full_state
+        # Taken from the prefetch when there is one: with more rooms than the heads cache
+        # holds, asking again would load each evicted head alone.
+        head = prefetched.heads.get(room_id) if prefetched is not None else None
+        head = head or await self.rooms.head(room_id)
+        delta = None if full or since_events != window.since.events else await self._shared_delta(window, room_id)
+        if delta is not None:
+            timeline, state_ids, events = delta.timeline, delta.state_ids, delta.events
+            if events is not None and any(row.txn_device == window.requester.device_id
+                                          and row.event.sender == window.user_id for row in timeline.rows):
+                events = None  # the sending device's own copy carries its transaction IDs
+        else:
+            timeline = await self._timeline_rows(window, room_id, since_events, window.now.events,
+                                                 _timeline_limit(window), prefetched)
+            state_ids = await self._state_for(room_id, since_events, window.now.events, timeline, full, head)
+            events = None
         rows = timeline.rows
-        head = await self.rooms.head(room_id)
         if rows:
             prev_batch = room_token(rows[0].key)
         else:
             prev_batch = room_token(position_after((head.depth, window.now.events)))
 
-        full = since_events is None or window.full_state
-        state_ids = await self._state_for(room_id, since_events, window.now.events, timeline, full, head)
         members_changed = any(row.event.type == MEMBER for row in rows) or any(key[0] == MEMBER for key in state_ids)
         state_ids = await self._lazy_members(window, head, state_ids, rows, full)
         section: dict[str, Any] = {
@@ -421,7 +489,49 @@ class SyncService:
         }
         if full or members_changed:
             section["summary"] = self._summary(head, window.user_id)
-        return _PendingRoom(section, rows, state_ids)
+        return _PendingRoom(section, rows, state_ids, events)
+
+    async def _shared_delta(self, window: _Window, room_id: str) -> _RoomDelta | None:
+        """The room's delta for an incremental sync, computed by the first sync that asks
+        for it at this position and shared with the others that wait on the same key; None
+        when this reader's view may differ (they joined after an event it looked at)."""
+        now = window.now.events
+        if now != self._deltas_at:
+            if now < self._deltas_at:
+                return None  # a sync behind the latest wake-up: rare, it computes its own
+            self._deltas = {}
+            self._deltas_at = now
+        key = (room_id, window.since.events, window.sync_filter.room.timeline, window.sync_filter.event_fields,
+               window.sync_filter.event_format, frozenset(window.ignored))
+        future = self._deltas.get(key)
+        if future is None:
+            future = self._deltas[key] = asyncio.get_running_loop().create_future()
+            try:
+                delta = await self._room_delta(window, room_id)
+            except BaseException:
+                future.set_result(None)
+                if self._deltas.get(key) is future:
+                    del self._deltas[key]
+                raise
+            future.set_result(delta)
+        delta = await asyncio.shield(future)
+        if delta is None:
+            return None
+        membership = (await self.rooms.user_memberships(window.user_id)).get(room_id)
+        oldest = delta.timeline.oldest_scanned
+        if oldest is not None and (membership is None or membership[0] != "join" or oldest < membership[1]):
+            return None
+        return delta
+
+    async def _room_delta(self, window: _Window, room_id: str) -> _RoomDelta:
+        """The part of a joined room's incremental section that does not depend on the
+        reader (see `_RoomDelta`)."""
+        timeline = await self._timeline_rows(window, room_id, window.since.events, window.now.events,
+                                             _timeline_limit(window), shared=True)
+        state_ids = await self._state_for(room_id, window.since.events, window.now.events, timeline, False)
+        events = await self.timeline.serialize_for_everyone(timeline.rows, event_filter_fields=_event_fields(window),
+                                                            as_client=window.sync_filter.event_format == "client")
+        return _RoomDelta(timeline, state_ids, events)
 
     async def _finish_joined_rooms(self, window: _Window, pending: dict[str, _PendingRoom]) -> dict[str, dict[str, Any]]:
         """Fill in the events of every joined room's section: the state events of all rooms
@@ -433,13 +543,16 @@ class SyncService:
         states = {room_id: [state_rows[event_id] for event_id in room.state_ids.values()
                             if event_id in state_rows and state_filter.allows(state_rows[event_id].event)]
                   for room_id, room in pending.items()}
-        timelines = _split(await self._serialize(window, [row for room in pending.values() for row in room.timeline_rows]),
-                           [len(room.timeline_rows) for room in pending.values()])
+        unserialised = [room for room in pending.values() if room.timeline_events is None]
+        timelines = _split(await self._serialize(window, [row for room in unserialised for row in room.timeline_rows]),
+                           [len(room.timeline_rows) for room in unserialised])
+        for room, timeline in zip(unserialised, timelines):
+            room.timeline_events = timeline
         state_events = _split(await self._serialize(window, [row for rows in states.values() for row in rows]),
                               [len(rows) for rows in states.values()])
         sections = {}
-        for (room_id, room), timeline, state in zip(pending.items(), timelines, state_events):
-            room.section["timeline"]["events"] = timeline
+        for (room_id, room), state in zip(pending.items(), state_events):
+            room.section["timeline"]["events"] = room.timeline_events
             room.section["state"]["events"] = state
             sections[room_id] = room.section
         return sections
@@ -544,9 +657,13 @@ class SyncService:
         return invite.sender if invite is not None else None
 
     async def _serialize(self, window: _Window, rows: list[EventRow]) -> list[dict[str, Any]]:
-        fields = list(window.sync_filter.event_fields) if window.sync_filter.event_fields is not None else None
-        return await self.timeline.serialize(rows, window.requester, event_filter_fields=fields,
+        return await self.timeline.serialize(rows, window.requester, event_filter_fields=_event_fields(window),
                                              as_client=window.sync_filter.event_format == "client")
+
+
+def _event_fields(window: _Window) -> list[str] | None:
+    fields = window.sync_filter.event_fields
+    return list(fields) if fields is not None else None
 
 
 def _joined_after(memberships: dict[str, tuple[str, int]], room_id: str, row: EventRow) -> bool:

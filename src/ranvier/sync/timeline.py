@@ -22,6 +22,8 @@ from ranvier.rooms.tokens import RoomPosition, position_after, room_position, ro
 #: How many extra rows a filtered page may scan before returning what it found.
 _SCAN_FACTOR = 10
 MAX_PAGE = 1000
+#: A reader with no device and no user: what is left when nothing depends on the reader.
+_NO_READER = Requester(user_id="", device_id="", is_guest=False, token_hash="")
 
 
 class Timeline:
@@ -58,6 +60,8 @@ class Timeline:
 
         An erased account's event is served redacted to readers who were not joined when
         it was sent (the spec's erasure)."""
+        if not rows:
+            return []
         linked = [row.redacted_by for row in rows if row.redacted_by] + [
             row.replaces_state for row in rows if row.replaces_state
         ]
@@ -90,6 +94,17 @@ class Timeline:
                 relations=bundles.get(event.event_id),
             ))
         return result
+
+    async def serialize_for_everyone(self, rows: list[EventRow], *, event_filter_fields: list[str] | None = None,
+                                     as_client: bool = True) -> list[dict[str, Any]] | None:
+        """The client events as every reader sees them, for sharing between readers; None
+        when a part depends on the reader: bundled aggregations (which children count
+        depends on who reads), or an erased sender (redacted for some readers only).
+        Transaction IDs are left out: the sending device's own copy is made for it alone."""
+        if any(row.event.sender in self.erased for row in rows) or (
+                self.relations is not None and await self.relations.has_children(rows)):
+            return None
+        return await self.serialize(rows, _NO_READER, event_filter_fields=event_filter_fields, as_client=as_client)
 
     # -- single events -------------------------------------------------------------------
 
