@@ -244,6 +244,18 @@ class Api:
         return result
 
 
+async def with_server(config: Config, work):
+    """Start a server on `config`, run `work(api)` against it, then stop it; what `work`
+    returns. Two calls on one config are a restart."""
+    hs = Homeserver(config)
+    await hs.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            return await work(Api(session, hs.base_url))
+    finally:
+        await hs.stop()
+
+
 def message_bodies(events: list[dict]) -> list:
     """The bodies of the m.room.message events among `events`, in order."""
     return [e["content"].get("body") for e in events if e["type"] == "m.room.message"]

@@ -10,6 +10,7 @@ import pytest
 
 from e2ee_support import Device
 from ranvier.events.room_versions import ROOM_VERSIONS
+from tests.conftest import with_server
 
 
 
@@ -445,33 +446,19 @@ async def test_timestamp_to_event(api):
 
 
 async def test_repeated_transaction_after_a_restart_returns_the_first_event(server_config):
-    import aiohttp
-
-    from ranvier.server import Homeserver
-    from tests.conftest import Api
-
-    async def run(work):
-        hs = Homeserver(server_config)
-        await hs.start()
-        try:
-            async with aiohttp.ClientSession() as session:
-                return await work(Api(session, hs.base_url))
-        finally:
-            await hs.stop()
-
     async def first(api):
         user = await api.register("restarter")
         room_id = await api.create_room(user["access_token"])
         return user["access_token"], room_id, await api.send_text(user["access_token"], room_id, "once", "kept-txn")
 
-    token, room_id, event_id = await run(first)
+    token, room_id, event_id = await with_server(server_config, first)
 
     async def again(api):
         repeated = await api.send_text(token, room_id, "twice?", "kept-txn")
         status, page = await api.get(f"/rooms/{room_id}/messages", params={"limit": "5"}, token=token)
         return repeated, [e["content"].get("body") for e in page["chunk"] if e["type"] == "m.room.message"]
 
-    repeated, bodies = await run(again)
+    repeated, bodies = await with_server(server_config, again)
     assert repeated == event_id and bodies == ["once"]
 
 

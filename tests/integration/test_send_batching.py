@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-import aiohttp
-
 from ranvier.server import Homeserver
-from tests.conftest import Api
+from tests.conftest import Api, with_server
 
 SENDERS = 6
 MESSAGES = 8
@@ -125,29 +123,20 @@ async def test_a_retried_transaction_answers_the_first_event_inside_and_across_b
 
 async def test_a_transaction_from_before_a_restart_in_a_batch_answers_its_event_and_the_others_are_sent(
         server_config):
-    async def run(work):
-        hs = Homeserver(server_config)
-        await hs.start()
-        try:
-            async with aiohttp.ClientSession() as session:
-                return await work(Api(session, hs.base_url))
-        finally:
-            await hs.stop()
-
     async def first(api):
         tokens, room_id = await _room_with_members(api, ["alice", "bob"])
         status, body = await _send(api, tokens[0], room_id, "before", "kept")
         assert status == 200, body
         return tokens, room_id, body["event_id"]
 
-    tokens, room_id, event_id = await run(first)
+    tokens, room_id, event_id = await with_server(server_config, first)
 
     async def burst(api):
         answers = await asyncio.gather(*(_send(api, tokens[1], room_id, f"after {n}", f"n{n}") for n in range(6)),
                                        _send(api, tokens[0], room_id, "before, again", "kept"))
         return answers, await _timeline(api, tokens[0], room_id)
 
-    answers, events = await run(burst)
+    answers, events = await with_server(server_config, burst)
     assert all(status == 200 for status, _ in answers), answers
     assert answers[-1][1]["event_id"] == event_id
     bodies = [e["content"]["body"] for e in events if e["type"] == "m.room.message"]
