@@ -85,12 +85,8 @@ class Server:
         while time.perf_counter() - begin < START_SECONDS:
             if self.proc.poll() is not None:
                 raise StartFailed(f"exited with code {self.proc.returncode}: {self.log_tail()}")
-            try:
-                with DIRECT.open(self.url + "/_matrix/client/versions", timeout=2) as r:
-                    if r.status == 200:
-                        return time.perf_counter() - begin
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
+            if answers_versions(self.url):
+                return time.perf_counter() - begin
             time.sleep(0.005)
         raise StartFailed(f"no answer on /versions after {START_SECONDS} s: {self.log_tail()}")
 
@@ -181,6 +177,15 @@ def synapse_rate_limits():
     return "\n".join(lines(tree, ""))
 
 
+def answers_versions(base_url):
+    """Whether a server at base_url answers 200 on /versions yet (not listening: False)."""
+    try:
+        with DIRECT.open(base_url + "/_matrix/client/versions", timeout=2) as answer:
+            return answer.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
 def synapse_signing_key(workdir):
     """One ed25519 key for every Synapse run, made with Synapse's own library."""
     path = Path(workdir) / "synapse.signing.key"
@@ -194,14 +199,6 @@ def synapse(workdir, port, database, signing_key):
     """Synapse with its config written out in full: client API only, loopback, no federation,
     no stats, open registration, every rate limit raised."""
     workdir = Path(workdir)
-    (workdir / "log.yaml").write_text(
-        "version: 1\n"
-        "formatters: {plain: {format: '%(asctime)s %(name)s %(levelname)s %(message)s'}}\n"
-        f"handlers: {{file: {{class: logging.FileHandler, formatter: plain, "
-        f"filename: '{workdir / 'homeserver.log'}'}}}}\n"
-        "root: {level: WARNING, handlers: [file]}\n"
-        "disable_existing_loggers: false\n"
-    )
     if database:
         db = database
         store = (f"  name: psycopg2\n  args: {{user: {db['user']}, host: {db['host']}, "
@@ -216,6 +213,25 @@ def synapse(workdir, port, database, signing_key):
         f"  - {{port: {port}, bind_addresses: ['127.0.0.1'], type: http, tls: false,\n"
         "      x_forwarded: false, resources: [{names: [client], compress: false}]}\n"
         f"database:\n{store}"
+        + synapse_common_config(workdir, signing_key, "WARNING", os.urandom(16).hex())
+    )
+    return [str(SYNAPSE_PY), "-m", "synapse.app.homeserver", "-c", str(config)]
+
+
+def synapse_common_config(workdir, signing_key, log_level, secret):
+    """The part of a Synapse config the benchmarks and the interop tests share: its files in
+    workdir (the log's config written there), open registration with cheap password hashes,
+    no key servers or stats, every rate limit raised."""
+    workdir = Path(workdir)
+    (workdir / "log.yaml").write_text(
+        "version: 1\n"
+        "formatters: {plain: {format: '%(asctime)s %(name)s %(levelname)s %(message)s'}}\n"
+        f"handlers: {{file: {{class: logging.FileHandler, formatter: plain, "
+        f"filename: '{workdir / 'homeserver.log'}'}}}}\n"
+        f"root: {{level: {log_level}, handlers: [file]}}\n"
+        "disable_existing_loggers: false\n"
+    )
+    return (
         f"log_config: '{workdir / 'log.yaml'}'\n"
         f"media_store_path: '{workdir / 'media'}'\n"
         f"signing_key_path: '{signing_key}'\n"
@@ -226,11 +242,10 @@ def synapse(workdir, port, database, signing_key):
         "enable_registration_without_verification: true\n"
         # Registration is setup, not a measured figure: cheap hashes keep runs short.
         "bcrypt_rounds: 4\n"
-        f"macaroon_secret_key: '{os.urandom(16).hex()}'\n"
-        f"form_secret: '{os.urandom(16).hex()}'\n"
+        f"macaroon_secret_key: '{secret}'\n"
+        f"form_secret: '{secret}'\n"
         + synapse_rate_limits() + "\n"
     )
-    return [str(SYNAPSE_PY), "-m", "synapse.app.homeserver", "-c", str(config)]
 
 
 #: Where each server keeps what push notifications and their counts need.

@@ -9,8 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +18,11 @@ from ranvier.federation.certificates import write_self_signed_pair
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
-from servers import SYNAPSE_PY, ensure_synapse, free_port, synapse_rate_limits, synapse_signing_key  # noqa: E402
+from servers import (  # noqa: E402
+    SYNAPSE_PY, answers_versions, ensure_synapse, free_port, synapse_common_config, synapse_signing_key,
+)
 
 START_SECONDS = 120
-DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass
@@ -56,13 +55,6 @@ def start_synapse(workdir: Path) -> Synapse:
     name = f"127.0.0.1:{tls_port}"
     cert, key = workdir / "tls.crt", workdir / "tls.key"
     write_self_signed_pair(str(cert), str(key), ["127.0.0.1"])
-    (workdir / "log.yaml").write_text(
-        "version: 1\n"
-        "formatters: {plain: {format: '%(asctime)s %(name)s %(levelname)s %(message)s'}}\n"
-        f"handlers: {{file: {{class: logging.FileHandler, formatter: plain, filename: '{workdir / 'homeserver.log'}'}}}}\n"
-        "root: {level: INFO, handlers: [file]}\n"
-        "disable_existing_loggers: false\n"
-    )
     config = workdir / "homeserver.yaml"
     config.write_text(
         f"server_name: '{name}'\n"
@@ -78,19 +70,8 @@ def start_synapse(workdir: Path) -> Synapse:
         "ip_range_whitelist: ['127.0.0.0/8']\n"
         "ip_range_blacklist: []\n"
         f"database: {{name: sqlite3, args: {{database: '{workdir / 'homeserver.db'}'}}}}\n"
-        f"log_config: '{workdir / 'log.yaml'}'\n"
-        f"media_store_path: '{workdir / 'media'}'\n"
-        f"signing_key_path: '{synapse_signing_key(workdir)}'\n"
-        "report_stats: false\n"
-        "suppress_key_server_warning: true\n"
-        "trusted_key_servers: []\n"
-        "enable_registration: true\n"
-        "enable_registration_without_verification: true\n"
-        "bcrypt_rounds: 4\n"
-        "macaroon_secret_key: 'interop tests'\n"
-        "form_secret: 'interop tests'\n"
         "rc_federation: {window_size: 1000, sleep_limit: 1000, sleep_delay: 1, reject_limit: 10000, concurrent: 100}\n"
-        + synapse_rate_limits() + "\n"
+        + synapse_common_config(workdir, synapse_signing_key(workdir), "INFO", "interop tests")
     )
     log = open(workdir / "stdout.log", "wb")
     process = subprocess.Popen([str(SYNAPSE_PY), "-m", "synapse.app.homeserver", "-c", str(config)], cwd=workdir,
@@ -100,12 +81,8 @@ def start_synapse(workdir: Path) -> Synapse:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"Synapse exited: {(workdir / 'stdout.log').read_text(errors='replace')[-2000:]}")
-        try:
-            with DIRECT.open(synapse.client_url + "/_matrix/client/versions", timeout=2) as answer:
-                if answer.status == 200:
-                    return synapse
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
+        if answers_versions(synapse.client_url):
+            return synapse
         time.sleep(0.1)
     synapse.stop()
     raise RuntimeError("Synapse did not answer in time")
