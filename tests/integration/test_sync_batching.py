@@ -74,9 +74,9 @@ async def test_a_cold_initial_sync_reads_all_rooms_in_a_few_queries(server_confi
 
 async def test_unread_counts_of_many_rooms_are_read_in_parts(api, monkeypatch):
     """An initial sync of more rooms than one counting query takes: every room's counts."""
-    from ranvier.sync import service
+    from ranvier.sync import stream_sections
 
-    monkeypatch.setattr(service, "_COUNTED_PER_QUERY", 2)
+    monkeypatch.setattr(stream_sections, "_COUNTED_PER_QUERY", 2)
     alice, bob = await api.register_all("alice", "bob")
     rooms = []
     for n in range(5):

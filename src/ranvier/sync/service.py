@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ranvier.events.model import MEMBER
@@ -21,6 +21,7 @@ from ranvier.rooms.sync_queries import SyncQueries
 from ranvier.rooms.visibility import is_visible
 from ranvier.sync.filters import SyncFilter, filter_json
 from ranvier.sync.store import FilterStore
+from ranvier.sync.stream_sections import StreamSections, _Window
 from ranvier.notify.notifier import Notifier
 from ranvier.sync.timeline import Timeline
 from ranvier.rooms.tokens import position_after, room_token
@@ -30,26 +31,8 @@ DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMEOUT_MS = 5 * 60 * 1000
 _LAZY_CONNECTIONS = 10_000
 _FILTERS_PARSED = 10_000
-#: Rooms whose unread counts one query reads (an initial sync of 10,000 rooms: ten).
-_COUNTED_PER_QUERY = 1_000
 #: How many events a filtered timeline may scan per event it returns.
 _SCAN_FACTOR = 10
-
-
-@dataclass
-class _Window:
-    """One sync's view: who, from where (None = initial), up to where, with which filter."""
-
-    requester: Requester
-    since: SyncToken | None
-    now: SyncToken
-    sync_filter: SyncFilter
-    full_state: bool
-    ignored: set[str]
-
-    @property
-    def user_id(self) -> str:
-        return self.requester.user_id
 
 
 @dataclass
@@ -104,7 +87,7 @@ class _RoomDelta:
     events: list[dict[str, Any]] | None
 
 
-class SyncService:
+class SyncService(StreamSections):
     def __init__(self, rooms: RoomServer, timeline: Timeline, notifier: Notifier, filters: FilterStore,
                  streams: Any) -> None:
         self.rooms = rooms
@@ -124,9 +107,6 @@ class SyncService:
         #: long-poller. A None result means "compute your own" (its computation failed).
         self._deltas: dict[tuple, asyncio.Future] = {}
         self._deltas_at = 0
-
-    def _stream(self, name: str):
-        return getattr(self.streams, name, None)
 
     def current_token(self) -> SyncToken:
         def position(name: str) -> int:
@@ -282,78 +262,6 @@ class SyncService:
         history = (await self.queries.membership_histories(window.user_id, [room_id]))[room_id]
         before = [m for stream, m in history if stream <= window.since.events]
         return bool(before) and before[-1] == "join"
-
-    async def _ephemeral(self, window: _Window, joined: list[str]) -> dict[str, list[dict[str, Any]]]:
-        result: dict[str, list[dict[str, Any]]] = {}
-        typing = self._stream("typing")
-        if typing is not None and (window.since is None or window.since.typing < window.now.typing):
-            for room_id, event in typing.events(joined, window.since.typing if window.since else 0).items():
-                result.setdefault(room_id, []).append(event)
-        receipts = self._stream("receipts")
-        if receipts is not None and (window.since is None or window.since.receipts < window.now.receipts):
-            since = window.since.receipts if window.since else 0
-            for room_id, event in (await receipts.events(window.user_id, joined, since, window.now.receipts)).items():
-                result.setdefault(room_id, []).append(event)
-        ephemeral_filter = window.sync_filter.room.ephemeral
-        return {room: [e for e in events if ephemeral_filter.allows_type(e["type"])] for room, events in result.items()}
-
-    async def _presence(self, window: _Window) -> list[dict[str, Any]]:
-        presence = self._stream("presence")
-        presence_filter = window.sync_filter.presence
-        if presence is None or presence_filter.allows_no_type or (
-                window.since is not None and window.since.presence >= window.now.presence):
-            return []
-        events = await presence.events(window.user_id, window.since.presence if window.since else 0, window.now.presence)
-        return [e for e in events if presence_filter.allows_type(e["type"]) and presence_filter.allows_sender(e["sender"])]
-
-    async def _add_counts(self, window: _Window, joined_rooms: dict[str, dict[str, Any]]) -> None:
-        """Unread counts per room; per thread too when the filter asks for them, and then the
-        room's own counts cover only the main timeline (the spec's threaded notifications)."""
-        push = self._stream("push")
-        if push is None or not joined_rooms:
-            return
-        threaded = window.sync_filter.room.timeline.unread_thread_notifications
-        room_ids = list(joined_rooms)
-        counts: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(room_ids), _COUNTED_PER_QUERY):  # a statement's parameters are bounded
-            counts.update(await push.counts(window.user_id, room_ids[start:start + _COUNTED_PER_QUERY]))
-        for room_id, section in joined_rooms.items():
-            room_counts = counts.get(room_id, {})
-            main = room_counts.get("main", room_counts) if threaded else room_counts
-            section["unread_notifications"] = {
-                "notification_count": main.get("notification_count", 0),
-                "highlight_count": main.get("highlight_count", 0),
-            }
-            if threaded:
-                section["unread_thread_notifications"] = room_counts.get("threads", {})
-
-    async def _encryption(self, window: _Window, joined: list[str],
-                          changed_membership: dict[str, str]) -> tuple[dict[str, Any], SyncToken]:
-        """The device's to-device messages, device-list changes (incremental syncs only) and
-        key counts; and the token to answer with, whose to-device position stops at the
-        last message sent when more are waiting."""
-        fields = await self._key_counts(window.requester)
-        next_token = window.now
-        to_device = self._stream("to_device")
-        if to_device is not None:
-            events, upto = await to_device.messages_for(window.user_id, window.requester.device_id,
-                                                        window.since.to_device if window.since else None,
-                                                        window.now.to_device)
-            fields["to_device"] = {"events": events}
-            if upto != next_token.to_device:
-                next_token = replace(next_token, to_device=upto)
-        device_lists = self._stream("device_lists")
-        if device_lists is not None and window.since is not None:
-            fields["device_lists"] = await device_lists.changes(window.user_id, window.since, window.now, joined,
-                                                                changed_membership)
-        return fields, next_token
-
-    async def _key_counts(self, requester: Requester) -> dict[str, Any]:
-        keys = self._stream("keys")
-        if keys is None:
-            return {}
-        counts, fallback = await keys.key_counts(requester.user_id, requester.device_id)
-        return {"device_one_time_keys_count": counts, "device_unused_fallback_key_types": fallback}
 
     # -- one room ----------------------------------------------------------------------------
 
