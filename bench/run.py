@@ -33,7 +33,7 @@ SERVERS = ("ranvier", "synapse", "ceiling")
 DATABASES = ("sqlite", "postgresql")
 ALL_SCENARIOS = ("startup", "memory", *SCENARIOS)
 DEFAULT_SCENARIOS = [s for s in ALL_SCENARIOS if s not in OPT_IN_SCENARIOS]
-CEILING_SCENARIOS = ("startup", "memory", "send", "send_shared")
+CEILING_SCENARIOS = ("startup", "memory", "send", "send_shared", "delivery", "delivery_sustained", "delivery_fanout")
 RESULTS = servers.BENCH / "results"
 
 

@@ -1,11 +1,13 @@
 """Smoke tests of the harness's pure parts: a wrong percentile or a PSS reader that reads
 nothing would silently skew every figure the table shows."""
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -13,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import cpu_seconds, median, percentile, process_tree, pss_bytes, ratio  # noqa: E402
 from report import fmt, markdown_table  # noqa: E402
 from scenarios import QUICK, first_error  # noqa: E402
+from servers import Server, ceiling, free_port  # noqa: E402
 
 
 def test_percentile_is_nearest_rank():
@@ -103,3 +106,36 @@ def test_process_tree_finds_children():
     finally:
         child.kill()
         child.wait()
+
+
+async def test_ceiling_delivers_what_was_sent_to_every_long_poll(tmp_path):
+    """The ceiling's figures bound what a real server can do here, so it must deliver
+    what it is sent, to every poller, in order, and wait when there is nothing new."""
+    port = free_port()
+    server = Server(ceiling(tmp_path, port), tmp_path, port)
+    server.start()
+    base = f"http://127.0.0.1:{port}/_matrix/client/v3"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async def sync(since=None, timeout=0):
+                params = {"timeout": str(timeout), **({"since": since} if since else {})}
+                async with session.get(f"{base}/sync", params=params) as resp:
+                    return await resp.json()
+
+            start = (await sync())["next_batch"]
+            polls = [asyncio.ensure_future(sync(start, 5000)) for _ in range(3)]
+            await asyncio.sleep(0.2)
+            assert not any(p.done() for p in polls), "a long poll answered before anything was sent"
+            for seq in range(2):
+                async with session.put(f"{base}/rooms/!r:localhost/send/m.room.message/t{seq}",
+                                       json={"body": "x", "seq": seq}) as resp:
+                    assert resp.status == 200
+            for doc in await asyncio.gather(*polls):
+                events = doc["rooms"]["join"]["!r:localhost"]["timeline"]["events"]
+                assert [e["content"]["seq"] for e in events][:1] == [0]
+            caught_up = await sync(start, 0)
+            assert [e["content"]["seq"] for e in caught_up["rooms"]["join"]["!r:localhost"]["timeline"]["events"]] == [0, 1]
+            idle = await sync(caught_up["next_batch"], 100)
+            assert idle == {"next_batch": caught_up["next_batch"], "rooms": {}}
+    finally:
+        server.stop()

@@ -95,6 +95,14 @@ def test_nesting_is_bounded():
 def test_legacy_values_still_encode():
     # Room versions 1-5 may hold big integers and floats, which must still hash.
     assert encode_canonical_json({"big": 2**60, "pl": 50.5}) == b'{"big":1152921504606846976,"pl":50.5}'
+    # beyond 64 bits, and floats written as Python writes them (their events were hashed so)
+    assert encode_canonical_json({"huge": 2**70, "tiny": 1e-7}) == b'{"huge":1180591620717411303424,"tiny":1e-07}'
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_legacy_floats_encode_as_python_does(value):
+    expected = int(value) if value.is_integer() else value
+    assert encode_canonical_json({"f": [value]}) == json.dumps({"f": [expected]}, separators=(",", ":")).encode()
 
 
 def test_encoding_errors():
