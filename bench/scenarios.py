@@ -344,6 +344,13 @@ def timeline(doc, room):
     return doc.get("rooms", {}).get("join", {}).get(room, {}).get("timeline", {}).get("events", [])
 
 
+def gapped(doc, room):
+    """Whether the answer's timeline of the room is limited: events before it were skipped
+    (a client fills the gap from /messages), so a receiver that fell far behind misses
+    them here without the server having lost anything."""
+    return doc.get("rooms", {}).get("join", {}).get(room, {}).get("timeline", {}).get("limited", False)
+
+
 LAZY = {"room": {"timeline": {"limit": 10}, "state": {"lazy_load_members": True}}}
 #: What a long-poller of the delivery scenarios asks for: the room's timeline, nothing else.
 QUIET = {"room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": True}},
@@ -434,6 +441,7 @@ async def delivery_at(bench, interval, messages):
     sender, receivers = users[0], users[1:]
     starts = await bounded(8, (bench.sync(u, sync_filter=QUIET) for u in receivers))
     sent_at, done_at, latencies, received = {}, [], [], [0] * len(receivers)
+    gaps = itertools.count()
 
     async def receive(i, user, since):
         seen = set()
@@ -441,6 +449,8 @@ async def delivery_at(bench, interval, messages):
             doc = await bench.sync(user, since, QUIET, timeout=30000)
             now = time.perf_counter()
             since = doc["next_batch"]
+            if gapped(doc, room):
+                next(gaps)
             for event in timeline(doc, room):
                 seq = event.get("content", {}).get("seq")
                 if seq in sent_at and seq not in seen:
@@ -482,6 +492,7 @@ async def delivery_at(bench, interval, messages):
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
         "lost": messages * len(receivers) - sum(received),
+        "gapped": next(gaps),
         # answered sends per second: a server that queues them falls below the target
         "rate_reached": (len(done_at) - 1) / (done_at[-1] - done_at[0]),
         "loadgen_cpu_pct": m.loadgen_cpu_pct,
@@ -524,7 +535,7 @@ async def fanout_step(bench, sender, room, receivers):
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=90)
     sent_at, done_at, latencies, received = {}, [], [], [0] * len(receivers)
-    answers = itertools.count()
+    answers, gaps = itertools.count(), itertools.count()
     url = bench.api.base + "/_matrix/client/v3/sync"
     quiet = orjson.dumps(QUIET).decode()
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -549,6 +560,8 @@ async def fanout_step(bench, sender, room, receivers):
                 now = time.perf_counter()
                 next(answers)
                 since = doc["next_batch"]
+                if gapped(doc, room):
+                    next(gaps)
                 for event in timeline(doc, room):
                     seq = event.get("content", {}).get("seq")
                     if seq in sent_at:
@@ -588,6 +601,7 @@ async def fanout_step(bench, sender, room, receivers):
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
         "lost": c.fanout_messages * len(receivers) - sum(received),
+        "gapped": next(gaps),
         "rate_reached": (len(done_at) - 1) / (done_at[-1] - done_at[0]),
         "server_cpu_pct": 100 * m.server / m.wall,
         "server_ms_per_sync": 1000 * m.server / max(next(answers), 1),
