@@ -20,6 +20,7 @@ from signedjson.sign import sign_json
 from unpaddedbase64 import encode_base64
 
 from measure import cpu_seconds, median, percentile, reset_peak_rss, status_bytes
+from poller import Closed, SyncPoller
 
 PASSWORD = "bench-password-1"
 TXN = itertools.count()
@@ -529,34 +530,30 @@ async def delivery_fanout(bench):
 
 
 async def fanout_step(bench, sender, room, receivers):
-    """One step of delivery_fanout. The receivers use a client as cheap as can be: one
-    keep-alive connection each, the query string built once, the body parsed by orjson."""
+    """One step of delivery_fanout. The receivers use a client as cheap as can be (see
+    poller.py): at a thousand of them, an aiohttp client would measure itself."""
     c = bench.counts
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=90)
     sent_at, done_at, latencies, received = {}, [], [], [0] * len(receivers)
     answers, gaps = itertools.count(), itertools.count()
-    url = bench.api.base + "/_matrix/client/v3/sync"
     quiet = orjson.dumps(QUIET).decode()
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    pollers = [SyncPoller(bench.api.base, user.token, quiet) for user in receivers]
+    try:
 
-        async def sync(user, since, timeout_ms):
-            params = {"filter": quiet, "timeout": str(timeout_ms), **({"since": since} if since else {})}
+        async def sync(i, since, timeout_ms):
             try:
-                async with session.get(url, params=params, headers={"Authorization": f"Bearer {user.token}"}) as resp:
-                    body = await resp.read()
-            except (aiohttp.ClientError, OSError) as e:
+                status, body = await pollers[i].sync(since, timeout_ms)
+            except (Closed, OSError) as e:
                 raise Failed(f"GET /sync: {type(e).__name__}: {e}") from None
-            if resp.status != 200:
-                raise Failed(f"GET /sync → {resp.status} {body[:80]!r}")
+            if status != 200:
+                raise Failed(f"GET /sync → {status} {body[:80]!r}")
             return orjson.loads(body)
 
-        starts = await bounded(16, (sync(u, None, 0) for u in receivers))
+        starts = await bounded(16, (sync(i, None, 0) for i in range(len(receivers))))
 
-        async def receive(i, user, since):
+        async def receive(i, since):
             seen = 0
             while seen < c.fanout_messages:
-                doc = await sync(user, since, 30000)
+                doc = await sync(i, since, 30000)
                 now = time.perf_counter()
                 next(answers)
                 since = doc["next_batch"]
@@ -575,7 +572,7 @@ async def fanout_step(bench, sender, room, receivers):
                 await bench.send(sender, room, message(f"fan-out {seq}", seq=seq))
                 done_at.append(time.perf_counter())
 
-        tasks = [asyncio.create_task(receive(i, u, s["next_batch"])) for i, (u, s) in enumerate(zip(receivers, starts))]
+        tasks = [asyncio.create_task(receive(i, start["next_batch"])) for i, start in enumerate(starts)]
         in_flight = asyncio.Semaphore(64)
         try:
             await asyncio.sleep(1.0)  # let every receiver park its long poll first
@@ -593,6 +590,9 @@ async def fanout_step(bench, sender, room, receivers):
             for t in tasks:
                 t.cancel()
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        for poller in pollers:
+            poller.close()
     for outcome in outcomes:
         if isinstance(outcome, Exception):
             raise outcome

@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import cpu_seconds, median, percentile, process_tree, pss_bytes, ratio  # noqa: E402
+from poller import Closed, _frame  # noqa: E402
 from report import fmt, markdown_table  # noqa: E402
 from scenarios import QUICK, first_error  # noqa: E402
 from servers import Server, ceiling, free_port  # noqa: E402
@@ -139,3 +140,18 @@ async def test_ceiling_delivers_what_was_sent_to_every_long_poll(tmp_path):
             assert idle == {"next_batch": caught_up["next_batch"], "rooms": {}}
     finally:
         server.stop()
+
+
+def test_poller_frames_answers_whole_and_only_whole():
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"a\":\"bc\"}!"
+    for cut in range(len(answer) - 1):
+        assert _frame(bytearray(answer[:cut])) is None, cut
+    assert _frame(bytearray(answer + b"HTTP/1.1")) == (200, b'{"a":"bc"}!', len(answer))
+    chunked = b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3;x=y\r\n:1}\r\n0\r\n\r\n"
+    for cut in range(len(chunked) - 1):
+        assert _frame(bytearray(chunked[:cut])) is None, cut
+    assert _frame(bytearray(chunked)) == (404, b'{"a":1}', len(chunked))
+    with pytest.raises(Closed):
+        _frame(bytearray(b"HTTP/1.0 200 OK\r\n\r\n"))
+    with pytest.raises(Closed):
+        _frame(bytearray(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{}"))
