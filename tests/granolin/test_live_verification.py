@@ -1,0 +1,121 @@
+"""Interactive verification (SAS, emoji) between a granolin bot and matrix-js-sdk with its Rust crypto
+(the stack under Element Web, tests/js/sas_verification.mjs), through a real homeserver.
+
+Both directions (the user asks the bot, the bot asks the user), and both ways to say the
+emoji differ: each side must show the same seven emoji and numbers, a match verifies the
+device on both sides, a mismatch (m.mismatched_sas) leaves it unverified on both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+from granolin import Client
+from granolin.e2ee.verification import MISMATCHED_SAS, Verification
+from granolin.testing import TestHomeserver
+from live_support import eventually
+from tests.js_support import JS_DIR, next_record, node_with
+
+pytestmark = pytest.mark.interop
+
+
+class VerifyingBot(Client):
+    """Accepts every request; says the strings match unless told otherwise; remembers what it was shown."""
+
+    says_match = True
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.shown: list[Verification] = []
+        self.requests: list[Verification] = []
+
+    async def on_verification_request(self, verification: Verification) -> bool:
+        self.requests.append(verification)
+        return True
+
+    async def on_sas(self, verification: Verification) -> bool:
+        self.shown.append(verification)
+        return self.says_match
+
+
+@contextlib.asynccontextmanager
+async def syncing(bot: Client) -> AsyncIterator[None]:
+    async def loop() -> None:
+        while True:
+            await bot.sync()
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.mark.parametrize(("who_starts", "bot_says", "user_says"), [
+    ("user", "match", "match"), ("bot", "match", "match"), ("user", "mismatch", "match"), ("bot", "match", "mismatch"),
+])
+async def test_the_bot_and_element_s_crypto_verify_with_emoji(live_hs: TestHomeserver, who_starts: str, bot_says: str,
+                                                             user_says: str) -> None:
+    node = node_with("matrix-js-sdk")
+    bot_user = await live_hs.register_user("bot")
+    bot = VerifyingBot(live_hs.base_url, hardcopy=None, timeout=500)
+    bot.says_match = bot_says == "match"
+    await bot.login(bot_user.localpart, bot_user.password)
+    alice = await live_hs.register_user("alice")
+    async with bot:
+        await bot.sync()
+        assert bot.encryption is not None and bot.device_id is not None
+        # a room in common, so that her client tracks the bot's devices
+        room = await bot.create_room(invite=[alice.user_id], is_direct=True, initial_state=[
+            {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}])
+        async with live_hs.client(alice, encryption=False) as alice_client:
+            await alice_client.join_room(room)
+        process = await asyncio.create_subprocess_exec(
+            node, os.path.join(JS_DIR, "sas_verification.mjs"), live_hs.base_url, alice.user_id, alice.access_token,
+            str(alice.device_id), alice.password, bot_user.user_id, bot.device_id, who_starts, user_says,
+            cwd=JS_DIR, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            async with syncing(bot):
+                ready = await next_record(process, lambda r: r.get("step") == "ready", timeout=60)
+                if who_starts == "bot":
+                    started = await bot.verify_device(alice.user_id, alice.device_id)
+                    assert started.we_requested
+                sas = await next_record(process, lambda r: r.get("step") in ("sas", "result"), timeout=60)
+                assert sas["step"] == "sas", sas
+                result = await next_record(process, lambda r: r.get("step") == "result", timeout=60)
+                verification = await eventually(lambda: bot.shown[-1] if bot.shown and bot.shown[-1].finished else None,
+                                                timeout=20, what="the bot's verification to end")
+            await asyncio.wait_for(process.wait(), 30)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+        # the same strings on both sides, as the spec's table gives them
+        assert [emoji for emoji, _ in verification.emoji] == [emoji for emoji, _ in sas["emoji"]]
+        assert [name.lower() for _, name in verification.emoji] == [name.lower() for _, name in sas["emoji"]]
+        assert list(verification.decimals or ()) == sas["decimal"]
+        assert verification.we_requested == (who_starts == "bot")
+        assert verification.user_id == alice.user_id and verification.device_id == alice.device_id
+        alice_device = bot.encryption.devices.device(alice.user_id, str(alice.device_id))
+        assert alice_device is not None
+        if bot_says == user_says == "match":
+            assert verification.verified and result["outcome"] == "verified", result
+            assert result["verified"] is True, result
+            assert bot.encryption.is_verified(alice_device)
+            # her MAC covered her master key: the bot trusts it (and so the devices it cross-signs)
+            assert bot.encryption.devices.trusted_master(alice.user_id) == ready["master"]
+        else:
+            assert not verification.verified and verification.cancel_code == MISMATCHED_SAS
+            assert verification.cancelled_by_them == (user_says == "mismatch")
+            assert result["outcome"] == "cancelled" and result["cancellationCode"] == MISMATCHED_SAS, result
+            assert result["verified"] is False and result["locallyVerified"] is False
+            assert not bot.encryption.is_verified(alice_device)
+            assert bot.encryption.devices.trusted_master(alice.user_id) is None
