@@ -131,6 +131,7 @@ def test_the_commitment_is_the_base64_sha256_of_the_key_and_the_start_s_canonica
 def test_the_emoji_table_has_the_spec_s_64_entries() -> None:
     assert len(EMOJI) == 64 and len({emoji for emoji, _ in EMOJI}) == 64
     assert EMOJI[0] == ("🐶", "Dog") and EMOJI[31] == ("🤖", "Robot") and EMOJI[63] == ("📌", "Pin")
+    assert EMOJI[34] == ("🔧", "Spanner") and EMOJI[53] == ("✈️", "Aeroplane")  # the spec's words
     assert [emoji for emoji, _ in EMOJI] == [emoji for emoji, _ in NioSas.emoji]
 
 
@@ -437,3 +438,57 @@ def test_a_device_cross_signed_under_a_verified_master_key() -> None:
     assert registry.trusted_master(user) is None
     registry.trust_master(user, master)
     assert DeviceRegistry(store).trusted_master(user) == master
+
+
+# --- in a room --------------------------------------------------------------------
+
+
+def deliver_in_room(source: Side, target: Side, room_id: str) -> list[str]:
+    """Hand the source's room messages to the target as room events (the transaction: the referenced request)."""
+    delivered = []
+    outbox, source.machine.outbox = source.machine.outbox, []
+    for message in outbox:
+        assert message.room_id == room_id and "transaction_id" not in message.content
+        reference = message.content["m.relates_to"]
+        assert reference["rel_type"] == "m.reference"
+        target.machine.receive(source.party.user_id, message.event_type, message.content,
+                               (room_id, reference["event_id"], int(target.machine.clock() * 1000)))
+        delivered.append(message.event_type.removeprefix(PREFIX))
+    return delivered
+
+
+def test_a_verification_in_a_room_references_the_request_event(clock: Clock) -> None:
+    bot, alice = pair(clock)
+    room = "!dm:example.org"
+    content = bot.machine.request_content(alice.party.user_id)
+    assert content["msgtype"] == PREFIX + "request" and content["to"] == alice.party.user_id
+    on_bot = bot.machine.requested_in_room(alice.party.user_id, room, "$request")
+    assert on_bot.device_id is None and bot.machine.outbox == []
+    alice.machine.receive(bot.party.user_id, PREFIX + "request", content, (room, "$request", int(clock.now * 1000)))
+    [on_alice] = alice.notices("request")
+    assert on_alice.room_id == room and on_alice.transaction_id == "$request"
+    alice.machine.accept(on_alice)
+    kinds = []
+    while bot.machine.outbox or alice.machine.outbox:
+        kinds += deliver_in_room(alice, bot, room) + deliver_in_room(bot, alice, room)
+    assert kinds == ["ready", "start", "accept", "key", "key"] and on_bot.device_id == alice.party.device_id
+    assert on_bot.emoji == on_alice.emoji
+    bot.machine.confirm(on_bot)
+    alice.machine.confirm(on_alice)
+    while bot.machine.outbox or alice.machine.outbox:
+        deliver_in_room(alice, bot, room)
+        deliver_in_room(bot, alice, room)
+    assert on_bot.verified and on_alice.verified
+
+
+def test_in_a_room_an_unknown_transaction_is_someone_else_s_and_is_left_alone(clock: Clock) -> None:
+    bot, alice = pair(clock)
+    bot.machine.receive(alice.party.user_id, PREFIX + "key", {"key": "k", "m.relates_to": {"rel_type": "m.reference",
+                                                                                         "event_id": "$theirs"}},
+                        ("!room:example.org", "$theirs", int(clock.now * 1000)))
+    assert bot.machine.outbox == []
+    # a to-device message with the ID of a room verification is not that verification
+    bot.machine.requested_in_room(alice.party.user_id, "!room:example.org", "$mine")
+    bot.machine.receive(alice.party.user_id, PREFIX + "ready", {"from_device": alice.party.device_id, "methods": ["m.sas.v1"],
+                                                                "transaction_id": "$mine"})
+    assert cancels(bot) == [UNKNOWN_TRANSACTION]

@@ -1,8 +1,9 @@
 """Interactive verification (SAS, emoji) between a granolin bot and matrix-js-sdk with its Rust crypto
 (the stack under Element Web, tests/js/sas_verification.mjs), through a real homeserver.
 
-Both directions (the user asks the bot, the bot asks the user), and both ways to say the
-emoji differ: each side must show the same seven emoji and numbers, a match verifies the
+Both directions (the user asks the bot, the bot asks the user), by to-device messages (a
+device verified, "verify session") and in an encrypted direct chat (a user verified,
+"verify user"), and both ways to say the emoji differ: each side must show the same seven emoji and numbers, a match verifies the
 device on both sides, a mismatch (m.mismatched_sas) leaves it unverified on both.
 """
 
@@ -58,11 +59,13 @@ async def syncing(bot: Client) -> AsyncIterator[None]:
             await task
 
 
-@pytest.mark.parametrize(("who_starts", "bot_says", "user_says"), [
-    ("user", "match", "match"), ("bot", "match", "match"), ("user", "mismatch", "match"), ("bot", "match", "mismatch"),
+@pytest.mark.parametrize(("who_starts", "bot_says", "user_says", "where"), [
+    ("user", "match", "match", "to-device"), ("bot", "match", "match", "to-device"),
+    ("user", "mismatch", "match", "to-device"), ("bot", "match", "mismatch", "to-device"),
+    ("user", "match", "match", "room"), ("bot", "match", "match", "room"), ("user", "match", "mismatch", "room"),
 ])
 async def test_the_bot_and_element_s_crypto_verify_with_emoji(live_hs: TestHomeserver, who_starts: str, bot_says: str,
-                                                             user_says: str) -> None:
+                                                             user_says: str, where: str) -> None:
     node = node_with("matrix-js-sdk")
     bot_user = await live_hs.register_user("bot")
     bot = VerifyingBot(live_hs.base_url, hardcopy=None, timeout=500)
@@ -79,14 +82,17 @@ async def test_the_bot_and_element_s_crypto_verify_with_emoji(live_hs: TestHomes
             await alice_client.join_room(room)
         process = await asyncio.create_subprocess_exec(
             node, os.path.join(JS_DIR, "sas_verification.mjs"), live_hs.base_url, alice.user_id, alice.access_token,
-            str(alice.device_id), alice.password, bot_user.user_id, bot.device_id, who_starts, user_says,
+            str(alice.device_id), alice.password, bot_user.user_id, bot.device_id, who_starts, user_says, where, room,
             cwd=JS_DIR, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
             async with syncing(bot):
                 ready = await next_record(process, lambda r: r.get("step") == "ready", timeout=60)
                 if who_starts == "bot":
-                    started = await bot.verify_device(alice.user_id, alice.device_id)
-                    assert started.we_requested
+                    if where == "room":
+                        started = await bot.verify_device(alice.user_id, room_id=room)
+                    else:
+                        started = await bot.verify_device(alice.user_id, alice.device_id)
+                    assert started.we_requested and started.room_id == (room if where == "room" else None)
                 sas = await next_record(process, lambda r: r.get("step") in ("sas", "result"), timeout=60)
                 assert sas["step"] == "sas", sas
                 result = await next_record(process, lambda r: r.get("step") == "result", timeout=60)
@@ -99,11 +105,11 @@ async def test_the_bot_and_element_s_crypto_verify_with_emoji(live_hs: TestHomes
                 await process.wait()
 
         # the same strings on both sides, as the spec's table gives them
-        assert [emoji for emoji, _ in verification.emoji] == [emoji for emoji, _ in sas["emoji"]]
-        assert [name.lower() for _, name in verification.emoji] == [name.lower() for _, name in sas["emoji"]]
+        assert verification.emoji == [tuple(pair) for pair in sas["emoji"]]
         assert list(verification.decimals or ()) == sas["decimal"]
         assert verification.we_requested == (who_starts == "bot")
         assert verification.user_id == alice.user_id and verification.device_id == alice.device_id
+        assert verification.room_id == (room if where == "room" else None)
         alice_device = bot.encryption.devices.device(alice.user_id, str(alice.device_id))
         assert alice_device is not None
         if bot_says == user_says == "match":

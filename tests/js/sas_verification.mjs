@@ -1,15 +1,17 @@
 // One matrix-js-sdk client with the SDK's Rust crypto (the stack under Element Web) verifies a
 // bot's device with emoji (SAS, to-device), run by tests/granolin/test_live_verification.py:
-// node sas_verification.mjs BASE_URL USER_ID ACCESS_TOKEN DEVICE_ID PASSWORD BOT_USER BOT_DEVICE WHO ANSWER
+// node sas_verification.mjs BASE_URL USER_ID ACCESS_TOKEN DEVICE_ID PASSWORD BOT_USER BOT_DEVICE WHO ANSWER WHERE ROOM
 // WHO is "user" (this client requests the verification) or "bot" (it waits for the bot's
 // request and accepts it); ANSWER is "match" or "mismatch" (what this side says when it
-// shows the emoji). Prints one JSON line per step; exits non-zero on the first failure.
+// shows the emoji); WHERE is "to-device" (the bot's device is verified, as "verify session"
+// does) or "room" (the request is a message in ROOM, a direct chat, as "verify user" does).
+// Prints one JSON line per step; exits non-zero on the first failure.
 import * as sdk from "matrix-js-sdk";
 import { logger } from "matrix-js-sdk/lib/logger.js";
 import { CryptoEvent, VerificationPhase, VerificationRequestEvent, VerifierEvent } from "matrix-js-sdk/lib/crypto-api/index.js";
 
 logger.setLevel("error");
-const [baseUrl, userId, accessToken, deviceId, password, botUser, botDevice, who, answer] = process.argv.slice(2);
+const [baseUrl, userId, accessToken, deviceId, password, botUser, botDevice, who, answer, where, roomId] = process.argv.slice(2);
 const say = (record) => console.log(JSON.stringify(record));
 
 function until(what, check, seconds = 60) {
@@ -43,11 +45,13 @@ say({ step: "ready", master: (await crypto.getCrossSigningKeyId()) ?? null });
 
 let request;
 if (who === "user") {
-  request = await crypto.requestDeviceVerification(botUser, botDevice);
+  request = where === "room" ? await crypto.requestVerificationDM(botUser, roomId)
+    : await crypto.requestDeviceVerification(botUser, botDevice);
   await until("the bot is ready", () => request.phase >= VerificationPhase.Ready);
 } else {
   request = await until("the bot's request", () => received);
-  say({ step: "request received", from: request.otherUserId, device: request.otherDeviceId ?? null });
+  say({ step: "request received", from: request.otherUserId, device: request.otherDeviceId ?? null,
+        room: request.roomId ?? null });
   await request.accept();
 }
 let outcome = "verified";

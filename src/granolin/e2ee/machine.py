@@ -246,13 +246,12 @@ class Encryption:
         if device.user_id == self.account.user_id and self.cross_signing.uploaded:
             await self._upload_signature(self.cross_signing.sign_device(device.keys))
 
-    async def verify(self, user_id: str, device_id: str | None = None) -> Verification:
-        """Begin a SAS verification with a device of ``user_id`` (all of them when ``device_id`` is None).
-
-        The client's ``on_sas`` hook compares the strings; ``await verification.wait()``
+    async def verify(self, user_id: str, device_id: str | None = None, room_id: str | None = None) -> Verification:
+        """Begin a SAS verification with a device of ``user_id`` (all of them when ``device_id`` is None; in
+        ``room_id`` when given). The client's ``on_sas`` hook compares the strings; ``await verification.wait()``
         tells how it ended.
         """
-        return await self.verifier.request(user_id, device_id)
+        return await self.verifier.request(user_id, device_id, room_id)
 
     async def trust_verified(self, verification: Verification) -> None:
         """Trust what a successful verification proved: the device, and the master key of another user when its MAC covered it."""

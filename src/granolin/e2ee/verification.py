@@ -1,7 +1,10 @@
-"""Interactive key verification over to-device messages: the framework and SAS (``m.sas.v1``), as a state machine.
+"""Interactive key verification: the framework and SAS (``m.sas.v1``), as a state machine.
 
 A :class:`Verification` is one verification with one device, identified by
-the other user and the ``transaction_id``. :class:`Verifications` takes the
+the other user and the ``transaction_id``: a random ID for to-device
+messages; for messages in a room (the way to verify another user), the event
+ID of the request, which the other messages reference (``m.relates_to``,
+``m.reference``). :class:`Verifications` takes the
 ``m.key.verification.*`` messages that arrive (:meth:`Verifications.receive`)
 and the bot's decisions (:meth:`~Verifications.accept`,
 :meth:`~Verifications.confirm`, :meth:`~Verifications.mismatch`...), and
@@ -28,9 +31,11 @@ method, key agreement, hash, MAC or string in common (``m.unknown_method``), a
 bot declining (``m.user``), a verification not finished 10 minutes after it
 began, or silent for 10 minutes (``m.timeout``), and a second verification
 the same device begins while one is under way (both, ``m.unexpected_message``).
-A request sent to every device of a user is cancelled on the others with
-``m.accepted`` once one is ready. A request whose ``timestamp`` is more than
-10 minutes old (or 5 minutes ahead) is ignored. A cancellation received ends
+A to-device request sent to every device of a user is cancelled on the others
+with ``m.accepted`` once one is ready (in a room, any device of the user may
+answer). A request whose ``timestamp`` (in a room,
+``origin_server_ts``) is more than 10 minutes old (or 5 minutes ahead) is
+ignored. A cancellation received ends
 the verification with its code.
 """
 
@@ -97,13 +102,18 @@ class Message:
     device_id: str
     event_type: str
     content: dict[str, Any]
+    room_id: str | None = None
+    """Set for a message to send in a room (then ``device_id`` is not used)."""
 
 
 class Verification:
     """One verification with one device of ``user_id`` (``device_id`` is None while a request waits for every device)."""
 
-    def __init__(self, transaction_id: str, user_id: str, device_id: str | None, we_requested: bool, now: float) -> None:
+    def __init__(self, transaction_id: str, user_id: str, device_id: str | None, we_requested: bool, now: float,
+                 room_id: str | None = None) -> None:
         self.transaction_id = transaction_id
+        self.room_id = room_id
+        """The room of a verification by room messages; None for to-device messages."""
         self.user_id = user_id
         self.device_id = device_id
         self.we_requested = we_requested
@@ -197,7 +207,7 @@ class Verifications:
     # --- the bot's side -------------------------------------------------------------
 
     def request(self, user_id: str, device_ids: list[str]) -> Verification:
-        """Ask ``device_ids`` of ``user_id`` to verify (one transaction for all of them)."""
+        """Ask ``device_ids`` of ``user_id`` to verify, by to-device messages (one transaction for all of them)."""
         now = self.clock()
         verification = Verification(uuid.uuid4().hex, user_id, device_ids[0] if len(device_ids) == 1 else None, True, now)
         verification.asked_devices = list(device_ids)
@@ -205,6 +215,17 @@ class Verifications:
         content = {"from_device": self.own.device_id, "methods": [SAS_V1], "timestamp": int(now * 1000)}
         for device_id in device_ids:
             self._send(verification, "request", content, device_id)
+        return verification
+
+    def request_content(self, user_id: str) -> dict[str, Any]:
+        """The ``m.room.message`` that asks ``user_id`` to verify in a room; :meth:`requested_in_room` once it is sent."""
+        return {"msgtype": PREFIX + "request", "body": f"{self.own.user_id} asks to verify your keys (emoji, SAS)",
+                "from_device": self.own.device_id, "methods": [SAS_V1], "to": user_id}
+
+    def requested_in_room(self, user_id: str, room_id: str, event_id: str) -> Verification:
+        """The verification of the request sent in ``room_id`` as ``event_id`` (any device of ``user_id`` may answer)."""
+        verification = Verification(event_id, user_id, None, True, self.clock(), room_id)
+        self.active[(user_id, event_id)] = verification
         return verification
 
     def accept(self, verification: Verification) -> None:
@@ -245,7 +266,7 @@ class Verifications:
         if verification.finished:
             return
         verification.cancel_code, verification.cancel_reason = code, reason
-        for device_id in [verification.device_id] if verification.device_id is not None else verification.asked_devices:
+        for device_id in self._devices_told(verification):
             self._send(verification, "cancel", {"code": code, "reason": reason}, device_id)
         verification._end(Phase.CANCELLED)
         self.notices.append(("cancelled", verification))
@@ -264,22 +285,25 @@ class Verifications:
 
     # --- messages from the other side -----------------------------------------------
 
-    def receive(self, sender: str, event_type: str, content: dict[str, Any]) -> None:
-        """Take one ``m.key.verification.*`` message (to-device, in the clear or decrypted)."""
+    def receive(self, sender: str, event_type: str, content: dict[str, Any], room: tuple[str, str, int] | None = None) -> None:
+        """Take one ``m.key.verification.*`` message: to-device (in the clear or decrypted), or, with ``room``
+        (room ID, transaction ID, ``origin_server_ts``), a room event (the request being an ``m.room.message``)."""
         kind = event_type.removeprefix(PREFIX)
-        transaction_id = content.get("transaction_id")
+        transaction_id = content.get("transaction_id") if room is None else room[1]
         if not isinstance(transaction_id, str) or not transaction_id:
             log.info("an %s from %s without transaction_id is ignored", event_type, sender)
             return
         verification = self.active.get((sender, transaction_id))
+        if verification is not None and verification.room_id != (room[0] if room else None):
+            verification = None  # the same ID in another room, or to-device: not this verification
         if kind == "request":
             if verification is None:
-                self._begin(sender, transaction_id, content, start=False)
+                self._begin(sender, transaction_id, content, room, start=False)
             return
         if verification is None:
-            if kind == "start":
-                self._begin(sender, transaction_id, content, start=True)
-            elif kind != "cancel":
+            if kind == "start" and room is None:
+                self._begin(sender, transaction_id, content, room, start=True)
+            elif kind not in ("cancel", "start", "done") and room is None:  # in a room, others' verifications are seen too
                 self._cancel_unknown(sender, transaction_id, content)
             return
         if verification.finished:
@@ -302,22 +326,23 @@ class Verifications:
             self.cancel(verification, cancel.code, cancel.reason)
 
     def _cancel_unknown(self, sender: str, transaction_id: str, content: dict[str, Any]) -> None:
-        """A message for a transaction the bot does not know: cancel it on the device that sent it (all, if unnamed)."""
+        """A to-device message for a transaction the bot does not know: cancel it on the device that sent it (all, if unnamed)."""
         device_id = content.get("from_device") if isinstance(content.get("from_device"), str) else "*"
         self.outbox.append(Message(sender, device_id, PREFIX + "cancel", {
             "transaction_id": transaction_id, "code": UNKNOWN_TRANSACTION, "reason": "the bot knows no such verification"}))
 
-    def _begin(self, sender: str, transaction_id: str, content: dict[str, Any], start: bool) -> None:
+    def _begin(self, sender: str, transaction_id: str, content: dict[str, Any], room: tuple[str, str, int] | None,
+               start: bool) -> None:
         """A request, or a start without request, from another device: a new verification for the bot to accept."""
         device_id = content.get("from_device")
         if not isinstance(device_id, str) or not device_id:
             log.info("a verification from %s without from_device is ignored", sender)
             return
         now = self.clock()
-        verification = Verification(transaction_id, sender, device_id, False, now)
+        verification = Verification(transaction_id, sender, device_id, False, now, room[0] if room else None)
         self.active[(sender, transaction_id)] = verification
         if not start:
-            timestamp = content.get("timestamp")
+            timestamp = content.get("timestamp") if room is None else room[2]
             if not isinstance(timestamp, int) or isinstance(timestamp, bool) or \
                     not now - TIMEOUT <= timestamp / 1000 <= now + FUTURE_LEEWAY:
                 log.info("a verification request from %s %s is too old or has no timestamp: ignored", sender, device_id)
@@ -345,20 +370,22 @@ class Verifications:
         if not verification.we_requested or verification.phase is not Phase.REQUESTED:
             raise Cancel(UNEXPECTED_MESSAGE, "a ready was not expected now")
         device_id = _string(content, "from_device")
-        if device_id not in verification.asked_devices:
+        if verification.room_id is None and device_id not in verification.asked_devices:
             raise Cancel(USER_MISMATCH, f"{device_id} was not asked to verify")
+        if self._device_key(verification.user_id, device_id) is None:
+            raise Cancel(USER_MISMATCH, f"{device_id} is not a device of {verification.user_id}")
         if SAS_V1 not in _strings(content, "methods"):
             verification.device_id = device_id
             raise Cancel(UNKNOWN_METHOD, "the device is ready for no method the bot knows")
         verification.device_id = device_id
-        for other in verification.asked_devices:
+        for other in verification.asked_devices if verification.room_id is None else []:
             if other != device_id:
                 self._send(verification, "cancel", {"code": ACCEPTED, "reason": "another device accepted"}, other)
         verification.start_content = {"from_device": self.own.device_id, "method": SAS_V1,
                                       "key_agreement_protocols": [KEY_AGREEMENT], "hashes": [HASH],
                                       "message_authentication_codes": list(MAC_METHODS),
                                       "short_authentication_string": list(SAS_METHODS),
-                                      "transaction_id": verification.transaction_id}
+                                      **_reference(verification.transaction_id, verification.room_id)}
         verification.we_started = True
         verification.phase = Phase.STARTED
         self._send(verification, "start", verification.start_content)
@@ -480,7 +507,7 @@ class Verifications:
         verification.cancel_code = code if isinstance(code, str) else USER
         verification.cancel_reason = content.get("reason") if isinstance(content.get("reason"), str) else None
         verification.cancelled_by_them = True
-        if verification.device_id is None:  # a request to every device, refused by one: tell the others
+        if verification.device_id is None and verification.room_id is None:  # asked to every device, one refused: tell the others
             for device_id in verification.asked_devices:
                 self._send(verification, "cancel", {"code": USER, "reason": "the request was declined"}, device_id)
         verification._end(Phase.CANCELLED)
@@ -488,9 +515,24 @@ class Verifications:
         log.info("verification %s cancelled by %s: %s (%s)", verification.transaction_id, verification.user_id,
                  verification.cancel_code, verification.cancel_reason)
 
+    @staticmethod
+    def _devices_told(verification: Verification) -> list[str | None]:
+        """Where a cancellation goes: the device verified, or every device asked (a room: the room, once)."""
+        if verification.device_id is not None or verification.room_id is not None:
+            return [verification.device_id]
+        return list(verification.asked_devices)
+
     def _send(self, verification: Verification, kind: str, content: dict[str, Any], device_id: str | None = None) -> None:
         target = device_id if device_id is not None else verification.device_id
-        assert target is not None
+        assert target is not None or verification.room_id is not None
         verification.last_activity = self.clock()
-        self.outbox.append(Message(verification.user_id, target, PREFIX + kind,
-                                   {**content, "transaction_id": verification.transaction_id}))
+        self.outbox.append(Message(verification.user_id, target or "", PREFIX + kind,
+                                   {**content, **_reference(verification.transaction_id, verification.room_id)},
+                                   verification.room_id))
+
+
+def _reference(transaction_id: str, room: object) -> dict[str, Any]:
+    """How a message names its verification: ``transaction_id`` (to-device), or a reference to the request (in a room)."""
+    if room is None:
+        return {"transaction_id": transaction_id}
+    return {"m.relates_to": {"rel_type": "m.reference", "event_id": transaction_id}}

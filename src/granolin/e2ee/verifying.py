@@ -1,9 +1,12 @@
 """The bot's side of interactive verification: messages in and out, the client's hooks, trust at the end.
 
 :class:`Verifier` feeds the ``m.key.verification.*`` to-device messages of
-each sync (in the clear, or decrypted from Olm) to the state machine of
-:mod:`granolin.e2ee.verification`, sends what it answers (in the clear, in the
-order it was queued), and asks the client:
+each sync (in the clear, or decrypted from Olm), and the verification events
+of its rooms' timelines (decrypted; a request is an ``m.room.message`` naming
+the bot in ``to``; the bot's own events are its echoes, skipped), to the state
+machine of :mod:`granolin.e2ee.verification`, sends what it answers in the
+order it was queued (to-device messages in the clear, room events as any
+send, so encrypted in an encrypted room), and asks the client:
 
 - ``await client.on_verification_request(verification) -> bool``: accept a
   request (or a start without request) from another device, or decline it
@@ -25,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GranolinError
+from ..events import TimelineEvent
 from ..transport import log
 from .sas import Party
 from .verification import PREFIX, USER, Verification, Verifications
@@ -57,9 +61,15 @@ class Verifier:
             keys[f"ed25519:{cross_signing.master_public}"] = cross_signing.master_public
         return keys
 
-    async def request(self, user_id: str, device_id: str | None = None) -> Verification:
-        """Ask a device of ``user_id`` (or all of them but the bot's own) to verify with SAS."""
+    async def request(self, user_id: str, device_id: str | None = None, room_id: str | None = None) -> Verification:
+        """Ask a device of ``user_id`` (or all of them but the bot's own) to verify with SAS; with ``room_id``,
+        by a request in that room (a direct chat with the user), which any of their devices may answer."""
         await self.encryption._query([user_id])
+        if room_id is not None:
+            async with self._sending:
+                event_id = await self.encryption.client.send_event(
+                    room_id, "m.room.message", self.verifications.request_content(user_id))
+            return self.verifications.requested_in_room(user_id, room_id, event_id)
         own = self.encryption.account.device_id
         device_ids = [d.device_id for d in self.encryption.devices.devices(user_id)
                       if (device_id is None or d.device_id == device_id) and not (user_id == self.encryption.account.user_id
@@ -82,12 +92,40 @@ class Verifier:
         self.verifications.expire()
         await self.flush()
 
+    async def receive_room(self, events: list[TimelineEvent]) -> None:
+        """Take the verification events of a sync's timelines (others are skipped)."""
+        own = self.encryption.account.user_id
+        taken: list[tuple[str, str, dict[str, Any], tuple[str, str, int]]] = []
+        for event in events:
+            content, sender = event.content, event.raw.get("sender")
+            if event.room_id is None or not isinstance(sender, str) or sender == own or not isinstance(event.event_id, str):
+                continue
+            if event.type == "m.room.message" and content.get("msgtype") == PREFIX + "request":
+                if content.get("to") == own:
+                    taken.append((sender, PREFIX + "request", content, (event.room_id, event.event_id, event.origin_server_ts or 0)))
+            elif is_verification(event.type):
+                relation = content.get("m.relates_to")
+                if isinstance(relation, dict) and relation.get("rel_type") == "m.reference" and isinstance(relation.get("event_id"), str):
+                    taken.append((sender, event.type, content, (event.room_id, relation["event_id"], event.origin_server_ts or 0)))
+        if not taken:
+            return
+        unknown = {sender for sender, _, content, _ in taken if isinstance(content.get("from_device"), str)
+                   and self.encryption.devices.device(sender, content["from_device"]) is None}
+        if unknown:
+            await self.encryption._query(unknown)
+        for sender, event_type, content, room in taken:
+            self.verifications.receive(sender, event_type, content, room)
+        await self.flush()
+
     async def flush(self) -> None:
         """Send what the verifications queued, then act on what they noticed."""
         async with self._sending:
             outbox, self.verifications.outbox = self.verifications.outbox, []
             for message in outbox:
-                await self.encryption._send_to_device(message.event_type, [(message.user_id, message.device_id, message.content)])
+                if message.room_id is not None:
+                    await self.encryption.client.send_event(message.room_id, message.event_type, message.content)
+                else:
+                    await self.encryption._send_to_device(message.event_type, [(message.user_id, message.device_id, message.content)])
         notices, self.verifications.notices = self.verifications.notices, []
         client = self.encryption.client
         for kind, verification in notices:
