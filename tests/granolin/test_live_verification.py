@@ -54,6 +54,8 @@ async def syncing(bot: Client) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if task.done():
+            await task  # the loop failed: its error is the test's
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -125,3 +127,36 @@ async def test_the_bot_and_element_s_crypto_verify_with_emoji(live_hs: TestHomes
             assert result["verified"] is False and result["locallyVerified"] is False
             assert not bot.encryption.is_verified(alice_device)
             assert bot.encryption.devices.trusted_master(alice.user_id) is None
+
+
+async def logged_in_bot(hs: TestHomeserver, name: str, client_class: type[Client]) -> Client:
+    user = await hs.register_user(name)
+    bot = client_class(hs.base_url, hardcopy=None, timeout=500)
+    await bot.login(user.localpart, user.password)
+    return bot
+
+
+async def test_two_bots_verify_each_other_and_the_default_hooks_decline(live_hs: TestHomeserver) -> None:
+    """granolin on both sides: the hooks run in tasks while both keep syncing; a client that
+    overrides nothing declines a request (m.user), and the asking side is told so."""
+    asking = await logged_in_bot(live_hs, "asking", VerifyingBot)
+    answering = await logged_in_bot(live_hs, "answering", VerifyingBot)
+    plain = await logged_in_bot(live_hs, "plain", Client)
+    async with asking, answering, plain:
+        for bot in (asking, answering, plain):
+            await bot.sync()
+        async with syncing(asking), syncing(answering), syncing(plain):
+            verification = await asking.verify_device(str(answering.user_id), answering.device_id)
+            assert await asyncio.wait_for(verification.wait(), 30) is True
+            [theirs] = await eventually(lambda: answering.shown if answering.shown and answering.shown[0].verified else None,
+                                        timeout=20, what="the answering bot's side to finish")
+            assert theirs.emoji == verification.emoji and theirs.decimals == verification.decimals
+            assert asking.encryption and answering.encryption and plain.encryption
+            answering_device = asking.encryption.devices.device(str(answering.user_id), str(answering.device_id))
+            assert answering_device is not None and asking.encryption.is_verified(answering_device)
+
+            declined = await asking.verify_device(str(plain.user_id), plain.device_id)
+            assert await asyncio.wait_for(declined.wait(), 30) is False
+            assert declined.cancel_code == "m.user" and declined.cancelled_by_them
+            plain_device = asking.encryption.devices.device(str(plain.user_id), str(plain.device_id))
+            assert plain_device is not None and not asking.encryption.is_verified(plain_device)

@@ -128,7 +128,7 @@ class Verification:
         self.cancel_code: str | None = None
         self.cancel_reason: str | None = None
         self.cancelled_by_them = False
-        self._finished = asyncio.Event()
+        self._settled = asyncio.Event()
         self.start_content: dict[str, Any] | None = None
         self.we_started = False
         self.pending_start: dict[str, Any] | None = None
@@ -160,13 +160,17 @@ class Verification:
         return self.phase in (Phase.DONE, Phase.CANCELLED)
 
     async def wait(self) -> bool:
-        """Wait until the verification ends: True when the other device was verified, False when it was cancelled."""
-        await self._finished.wait()
+        """Wait until the verification ends: True when the other device was verified (and is trusted), False
+        when it was cancelled."""
+        await self._settled.wait()
         return self.verified
+
+    def settle(self) -> None:
+        """Wake :meth:`wait`: called once what the end implies was done (the device trusted)."""
+        self._settled.set()
 
     def _end(self, phase: Phase) -> None:
         self.phase = phase
-        self._finished.set()
 
     def __repr__(self) -> str:
         return f"<Verification {self.transaction_id} with {self.user_id} {self.device_id}: {self.phase.value}>"

@@ -135,10 +135,12 @@ class Verifier:
                 self._spawn(verification, self._decide(verification, client.on_sas, self._compare))
             elif kind == "verified":
                 await self.encryption.trust_verified(verification)
+                verification.settle()
             elif kind == "cancelled":
                 task = self._tasks.pop(id(verification), None)
                 if task is not None and task is not asyncio.current_task():
                     task.cancel()
+                verification.settle()
 
     def _accept_or_decline(self, verification: Verification, accepted: object) -> None:
         if accepted is True:
@@ -176,9 +178,12 @@ class Verifier:
         task.add_done_callback(forget)
 
     def close(self) -> None:
+        """Stop the hooks still running; a ``wait()`` on an unfinished verification returns False."""
         for task in self._tasks.values():
             task.cancel()
         self._tasks.clear()
+        for verification in self.verifications.active.values():
+            verification.settle()
 
 
 def is_verification(event_type: object) -> bool:
