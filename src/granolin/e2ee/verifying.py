@@ -75,27 +75,31 @@ class Verifier:
                       if (device_id is None or d.device_id == device_id) and not (user_id == self.encryption.account.user_id
                                                                                    and d.device_id == own)]
         if not device_ids:
-            raise GranolinError(f"{user_id} has no device {device_id or ''} with valid keys to verify".replace("  ", " "))
+            which = f"device {device_id}" if device_id is not None else "other device"
+            raise GranolinError(f"{user_id} has no {which} with valid keys to verify")
         verification = self.verifications.request(user_id, device_ids)
         await self.flush()
         return verification
 
     async def receive(self, messages: list[tuple[str, str, dict[str, Any]]]) -> None:
-        """Take a sync's verification messages (sender, type, content); expire what ran out of time."""
-        unknown = {sender for sender, _, content in messages
-                   if isinstance(content.get("from_device"), str)
+        """Take a sync's to-device verification messages (sender, type, content); expire what ran out of time."""
+        await self._take([(sender, event_type, content, None) for sender, event_type, content in messages])
+        self.verifications.expire()
+        await self.flush()
+
+    async def _take(self, messages: list[tuple[str, str, dict[str, Any], tuple[str, str, int] | None]]) -> None:
+        """Look up the devices the messages name that are not known yet (one query), then feed the messages."""
+        unknown = {sender for sender, _, content, _ in messages if isinstance(content.get("from_device"), str)
                    and self.encryption.devices.device(sender, content["from_device"]) is None}
         if unknown:
             await self.encryption._query(unknown)
-        for sender, event_type, content in messages:
-            self.verifications.receive(sender, event_type, content)
-        self.verifications.expire()
-        await self.flush()
+        for sender, event_type, content, room in messages:
+            self.verifications.receive(sender, event_type, content, room)
 
     async def receive_room(self, events: list[TimelineEvent]) -> None:
         """Take the verification events of a sync's timelines (others are skipped)."""
         own = self.encryption.account.user_id
-        taken: list[tuple[str, str, dict[str, Any], tuple[str, str, int]]] = []
+        taken: list[tuple[str, str, dict[str, Any], tuple[str, str, int] | None]] = []
         for event in events:
             content, sender = event.content, event.raw.get("sender")
             if event.room_id is None or not isinstance(sender, str) or sender == own or not isinstance(event.event_id, str):
@@ -107,15 +111,9 @@ class Verifier:
                 relation = content.get("m.relates_to")
                 if isinstance(relation, dict) and relation.get("rel_type") == "m.reference" and isinstance(relation.get("event_id"), str):
                     taken.append((sender, event.type, content, (event.room_id, relation["event_id"], event.origin_server_ts or 0)))
-        if not taken:
-            return
-        unknown = {sender for sender, _, content, _ in taken if isinstance(content.get("from_device"), str)
-                   and self.encryption.devices.device(sender, content["from_device"]) is None}
-        if unknown:
-            await self.encryption._query(unknown)
-        for sender, event_type, content, room in taken:
-            self.verifications.receive(sender, event_type, content, room)
-        await self.flush()
+        if taken:
+            await self._take(taken)
+            await self.flush()
 
     async def flush(self) -> None:
         """Send what the verifications queued, then act on what they noticed."""
