@@ -367,8 +367,9 @@ class Client(EncryptedRooms):
             if not (initial and self.skip_backlog):
                 decrypted = await self.encryption.decrypt_timelines(response)
         self._collecting = collected = []
+        events = [*late, *self.sync_events(response, initial=initial, decrypted=decrypted)]
         try:
-            for event in [*late, *self.sync_events(response, initial=initial, decrypted=decrypted)]:
+            for event in events:
                 room_token = current_room_id.set(event.room_id)
                 try:
                     await self._invoke(self.handle_event, event)
@@ -384,6 +385,7 @@ class Client(EncryptedRooms):
         for job in collected:
             self._work.add(job, self._concurrent_handlers(job))  # the handlers start at the next await
         self.save_state()
+        await self.room_verifications(events)
         if self.encryption is not None and self.encryption.store is not None:
             for event, reason in self.encryption.take_undecryptable(self.undecryptable_timeout):
                 await self._invoke(self.on_undecryptable, event, reason)

@@ -20,13 +20,16 @@ from typing import TYPE_CHECKING, Any
 from .dispatch import WorkQueue
 from .e2ee import attachment_cipher, encryption_class, store_path_for
 from .errors import GranolinError, MatrixError
-from .events import TimelineEvent
+from .events import Event, TimelineEvent
 from .history import History
 from .rooms import Room
 from .transport import log
 
+VERIFICATION_PREFIX = "m.key.verification."
+
 if TYPE_CHECKING:
     from .e2ee.machine import Encryption
+    from .e2ee.verification import Verification
 
 
 class EncryptedRooms(History):
@@ -137,6 +140,48 @@ class EncryptedRooms(History):
         """Called for an encrypted event that cannot be decrypted: its room key did not arrive within
         ``undecryptable_timeout`` seconds, or it is not a Megolm event granolin can read. The default logs a warning."""
         log.warning("event %s of %s in %s cannot be decrypted: %s", event.event_id, event.sender, event.room_id, reason)
+
+    # --- interactive verification ----------------------------------------------
+
+    async def verify_device(self, user_id: str, device_id: str | None = None, *, room_id: str | None = None) -> Verification:
+        """Ask a device of ``user_id`` (every device when ``device_id`` is None) to verify with emoji (SAS),
+        by to-device messages; with ``room_id`` (a direct chat with the user), by a request in that room,
+        which any of their devices may answer (how clients verify another user).
+
+        :meth:`on_sas` then compares the strings; ``await verification.wait()``
+        is True once the device is verified (and trusted), False when the
+        verification was cancelled (``verification.cancel_code`` says why).
+        """
+        if self.encryption is None:
+            raise GranolinError("verification needs end-to-end encryption (granolin[e2e])")
+        await self.prepare_encryption()
+        return await self.encryption.verify(user_id, device_id, room_id)
+
+    async def room_verifications(self, events: list[Event]) -> None:
+        """Hand the verification events among a sync's dispatched events to the verifier (requests in a room
+        name the bot in ``to``; the other messages reference the request)."""
+        if self.encryption is None or self.encryption.store is None:
+            return
+        found = [event for event in events if isinstance(event, TimelineEvent) and (
+            event.type.startswith(VERIFICATION_PREFIX)
+            or (event.type == "m.room.message" and event.content.get("msgtype") == f"{VERIFICATION_PREFIX}request"))]
+        await self.encryption.verifier.receive_room(found)
+
+    async def on_verification_request(self, verification: Verification) -> bool:
+        """Called when another device asks to verify with the bot (``verification.user_id``,
+        ``verification.device_id``): return True to go on, False to decline. The default declines."""
+        log.info("a verification request from %s %s is declined (override on_verification_request to accept)",
+                 verification.user_id, verification.device_id)
+        return False
+
+    async def on_sas(self, verification: Verification) -> bool | None:
+        """Called with the short authentication strings (``verification.emoji``, ``verification.decimals``) to compare
+        with the other device: True when they match, False when they differ (the verification is cancelled with
+        ``m.mismatched_sas``), None when they cannot be compared (cancelled with ``m.user``). The default returns None.
+        It may take up to the 10 minutes a verification lasts (an operator's answer): the bot keeps syncing."""
+        log.warning("verification with %s %s: nothing compares the emoji (override on_sas): cancelled",
+                    verification.user_id, verification.device_id)
+        return None
 
     def _decrypt_pending(self) -> None:
         """Decrypt the events of the pending jobs of the hardcopy (saved as they arrived, encrypted)."""

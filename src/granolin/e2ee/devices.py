@@ -75,6 +75,7 @@ class DeviceRegistry:
                 if device is not None:
                     self._devices[user_id][device_id] = device
         self._trusted: dict[str, str] = store.load("trusted_device")
+        self._trusted_masters: dict[str, str] = store.load("trusted_master")
 
     # --- tracking ---------------------------------------------------------------
 
@@ -143,6 +144,21 @@ class DeviceRegistry:
         key = row.get("master_key") if row is not None else None
         return key if isinstance(key, dict) else None
 
+    def published_master_key(self, user_id: str) -> str | None:
+        """The public Ed25519 key of the master key ``user_id`` published, or None."""
+        return cross_signing_key(self.master_key(user_id), user_id, "master")
+
+    def cross_signed(self, device: Device, master: str) -> bool:
+        """Whether ``device`` is signed by its user's self-signing key, itself signed by the master key ``master``."""
+        user_id = device.user_id
+        if self.published_master_key(user_id) != master:
+            return False
+        self_signing = self.self_signing_key(user_id)
+        public = cross_signing_key(self_signing, user_id, "self_signing")
+        return public is not None and self_signing is not None \
+            and signature_is_valid(self_signing, user_id, f"ed25519:{master}", master) \
+            and signature_is_valid(device.keys, user_id, f"ed25519:{public}", public)
+
     def self_signing_key(self, user_id: str) -> dict[str, Any] | None:
         row = self._users.get(user_id)
         key = row.get("self_signing_key") if row is not None else None
@@ -157,3 +173,11 @@ class DeviceRegistry:
 
     def is_trusted(self, device: Device) -> bool:
         return self._trusted.get(f"{device.user_id}|{device.device_id}") == device.ed25519
+
+    def trust_master(self, user_id: str, master: str) -> None:
+        """Remember that ``master`` is ``user_id``'s master key (verified interactively): the devices it cross-signs are trusted."""
+        self._trusted_masters[user_id] = master
+        self.store.put("trusted_master", user_id, master)
+
+    def trusted_master(self, user_id: str) -> str | None:
+        return self._trusted_masters.get(user_id)

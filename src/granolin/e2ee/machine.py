@@ -39,6 +39,8 @@ from .devices import Device, DeviceRegistry
 from .megolm import MegolmError, MegolmSessions, OutboundSession
 from .olm import MEGOLM, SIGNED_CURVE25519, OlmAccount, OlmError, signature_is_valid
 from .store import CryptoStore
+from .verification import Verification
+from .verifying import Verifier, is_verification
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -59,6 +61,7 @@ class Encryption:
         self._megolm: MegolmSessions | None = None
         self._devices: DeviceRegistry | None = None
         self._cross_signing: CrossSigningKeys | None = None
+        self._verifier: Verifier | None = None
         self._cross_signing_tried = False
         self._held: dict[str, dict[str, Any]] = {}
         self._decrypted: list[TimelineEvent] = []
@@ -93,6 +96,13 @@ class Encryption:
         self.open()
         assert self._cross_signing is not None
         return self._cross_signing
+
+    @property
+    def verifier(self) -> Verifier:
+        """Interactive (SAS) verification with other devices (see :mod:`granolin.e2ee.verifying`)."""
+        if self._verifier is None:
+            self._verifier = Verifier(self)
+        return self._verifier
 
     @property
     def identity_keys(self) -> dict[str, str]:
@@ -148,6 +158,8 @@ class Encryption:
             self._cross_signing_tried = True  # (a network error above is raised instead: tried again at the next sync)
 
     def close(self) -> None:
+        if self._verifier is not None:
+            self._verifier.close()
         if self.store is not None:
             self.store.close()
 
@@ -204,13 +216,17 @@ class Encryption:
     # --- trust ------------------------------------------------------------------
 
     def is_verified(self, device: Device) -> bool:
-        """The bot's own device; a device it was told to trust; one of its user's devices signed by its self-signing key."""
+        """The bot's own device; a device it was told to trust or verified interactively; one of its user's
+        devices signed by its self-signing key; a device cross-signed by a master key verified interactively."""
         account = self.account
         if device.user_id == account.user_id and device.device_id == account.device_id:
             return device.ed25519 == account.ed25519
         if self.devices.is_trusted(device):
             return True
-        return device.user_id == account.user_id and self.cross_signing.signed_device(device.keys)
+        if device.user_id == account.user_id:
+            return self.cross_signing.signed_device(device.keys)
+        master = self.devices.trusted_master(device.user_id)
+        return master is not None and self.devices.cross_signed(device, master)
 
     async def trust_device(self, user_id: str, device_id: str) -> Device:
         """Trust a device (after checking its Ed25519 key with its owner, out of band).
@@ -222,10 +238,31 @@ class Encryption:
         device = self.devices.device(user_id, device_id)
         if device is None:
             raise GranolinError(f"{user_id} has no device {device_id} with valid keys")
-        self.devices.trust(device)
-        if user_id == self.account.user_id and self.cross_signing.uploaded:
-            await self._upload_signature(self.cross_signing.sign_device(device.keys))
+        await self._trust(device)
         return device
+
+    async def _trust(self, device: Device) -> None:
+        self.devices.trust(device)
+        if device.user_id == self.account.user_id and self.cross_signing.uploaded:
+            await self._upload_signature(self.cross_signing.sign_device(device.keys))
+
+    async def verify(self, user_id: str, device_id: str | None = None, room_id: str | None = None) -> Verification:
+        """Begin a SAS verification with a device of ``user_id`` (all of them when ``device_id`` is None; in
+        ``room_id`` when given). The client's ``on_sas`` hook compares the strings; ``await verification.wait()``
+        tells how it ended.
+        """
+        return await self.verifier.request(user_id, device_id, room_id)
+
+    async def trust_verified(self, verification: Verification) -> None:
+        """Trust what a successful verification proved: the device, and the master key of another user when its MAC covered it."""
+        device = self.devices.device(verification.user_id, str(verification.device_id))
+        if device is None or f"ed25519:{device.device_id}" not in verification.verified_keys \
+                or verification.verified_keys[f"ed25519:{device.device_id}"] != device.ed25519:
+            return
+        await self._trust(device)
+        master = self.devices.published_master_key(device.user_id)
+        if device.user_id != self.account.user_id and master is not None and f"ed25519:{master}" in verification.verified_keys:
+            self.devices.trust_master(device.user_id, master)
 
     # --- devices and Olm sessions -----------------------------------------------
 
@@ -262,11 +299,12 @@ class Encryption:
                     else:
                         log.warning("no usable one-time key for device %s of %s: it gets no room key", device.device_id, device.user_id)
 
-    async def _send_to_device(self, event_type: str, messages: list[tuple[Device, dict[str, Any]]]) -> None:
+    async def _send_to_device(self, event_type: str, messages: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Send (user ID, device ID, content) messages, ``TO_DEVICE_CHUNK`` per request."""
         for start in range(0, len(messages), TO_DEVICE_CHUNK):
             body: dict[str, dict[str, Any]] = {}
-            for device, content in messages[start : start + TO_DEVICE_CHUNK]:
-                body.setdefault(device.user_id, {})[device.device_id] = content
+            for user_id, device_id, content in messages[start : start + TO_DEVICE_CHUNK]:
+                body.setdefault(user_id, {})[device_id] = content
             path = f"{CLIENT_V3}/sendToDevice/{quote_segment(event_type)}/{uuid.uuid4().hex}"
             await self.client._retrying(lambda path=path, body=body: self.client.api("PUT", path, json={"messages": body}))
 
@@ -279,7 +317,7 @@ class Encryption:
             for device in devices:
                 if account.has_session(device.curve25519):
                     messages.append((device, account.encrypt(device.recipient, event_type, content)))
-        await self._send_to_device("m.room.encrypted", messages)
+        await self._send_to_device("m.room.encrypted", [(device.user_id, device.device_id, sent) for device, sent in messages])
         return [device for device, _ in messages]
 
     # --- receiving --------------------------------------------------------------
@@ -289,14 +327,17 @@ class Encryption:
         account = self.account
         new_sessions: set[tuple[str, str]] = set()
         key_requests: list[dict[str, Any]] = []
+        verifying: list[tuple[str, str, dict[str, Any]]] = []
         with account.store.transaction():
             for raw in (response.get("to_device") or {}).get("events") or []:
                 if not isinstance(raw, dict) or not isinstance(raw.get("content"), dict) or not isinstance(raw.get("sender"), str):
                     continue
                 if raw.get("type") == "m.room.encrypted":
-                    self._receive_olm(raw["sender"], raw["content"], new_sessions)
+                    self._receive_olm(raw["sender"], raw["content"], new_sessions, verifying)
                 elif raw.get("type") == "m.room_key_request":
                     key_requests.append(raw)
+                elif is_verification(raw.get("type")):
+                    verifying.append((raw["sender"], raw["type"], raw["content"]))
             lists = response.get("device_lists") if isinstance(response.get("device_lists"), dict) else {}
             self.devices.changed(user for user in lists.get("changed") or [] if isinstance(user, str))
             self.devices.left(user for user in lists.get("left") or [] if isinstance(user, str) and user != account.user_id)
@@ -306,8 +347,10 @@ class Encryption:
             await self._retry_held(new_sessions)
         for request in key_requests:
             await self._answer_key_request(request)
+        await self.verifier.receive(verifying)
 
-    def _receive_olm(self, sender: str, content: dict[str, Any], new_sessions: set[tuple[str, str]]) -> None:
+    def _receive_olm(self, sender: str, content: dict[str, Any], new_sessions: set[tuple[str, str]],
+                     verifying: list[tuple[str, str, dict[str, Any]]]) -> None:
         try:
             sender_key, payload = self.account.decrypt(sender, content)
         except OlmError as exc:
@@ -324,6 +367,8 @@ class Encryption:
                 log.info("an m.room_key from %s is not a Megolm key: ignored", sender)
             elif self.megolm.add_inbound(room_id, session_id, session_key, sender_key, payload["keys"]["ed25519"]):
                 new_sessions.add((room_id, session_id))
+        elif is_verification(payload.get("type")) and isinstance(inner, dict):
+            verifying.append((sender, payload["type"], inner))
         elif payload.get("type") == "m.forwarded_room_key":
             log.info("an m.forwarded_room_key from %s is ignored (the bot requests no room keys)", sender)
 
