@@ -323,8 +323,10 @@ class RoomStore(AliasQueries):
         return EventRow(event, stream, redacted_by, visibility, txn_device, txn_id, group, replaces, group_after,
                         bool(outlier), bool(soft_failed))
 
-    async def get_event_rows(self, event_ids: Iterable[str]) -> dict[str, EventRow]:
-        """Events by ID, from the cache or one query for the rest."""
+    async def get_event_rows(self, event_ids: Iterable[str], *, cache: bool = True) -> dict[str, EventRow]:
+        """Events by ID, from the cache or one query for the rest; those read are cached
+        unless `cache` is False (a read of more events than the cache holds, which would
+        evict them all, and everyone else's)."""
         found: dict[str, EventRow] = {}
         missing = []
         for event_id in dict.fromkeys(event_ids):
@@ -344,8 +346,9 @@ class RoomStore(AliasQueries):
                 *chunk,
             )
             for raw in rows:
-                self._remember(self._row(raw))
-                found[raw[0]] = self._events[raw[0]]
+                row = found[raw[0]] = self._row(raw)
+                if cache:
+                    self._remember(row)
         return found
 
     def _remember(self, row: EventRow) -> None:
@@ -366,20 +369,22 @@ class RoomStore(AliasQueries):
         row = self._events.get(event_id)
         return row.event if row is not None else None
 
-    def cached_rows(self, raw_rows, known: Mapping[str, Event] | None = None) -> list[EventRow]:
+    def cached_rows(self, raw_rows, known: Mapping[str, Event] | None = None, *, cache: bool = True) -> list[EventRow]:
         """Rows of a query of `EVENT_COLUMNS` as EventRows, reusing the cached ones (and
-        caching the rest); events the caller holds parsed already may come in `known`."""
+        caching the rest unless `cache` is False); events the caller holds parsed already
+        may come in `known`."""
         result = []
         for raw in raw_rows:
             cached = self._events.get(raw[0])
             if cached is None:
                 cached = self._row(raw, known)
-                self._remember(cached)
+                if cache:
+                    self._remember(cached)
             result.append(cached)
         return result
 
-    async def get_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
-        rows = await self.get_event_rows(event_ids)
+    async def get_events(self, event_ids: Iterable[str], *, cache: bool = True) -> dict[str, Event]:
+        rows = await self.get_event_rows(event_ids, cache=cache)
         return {event_id: row.event for event_id, row in rows.items()}
 
     async def event_by_txn(self, room_id: str, sender: str, device_id: str, txn_id: str) -> str | None:
@@ -472,6 +477,26 @@ class RoomStore(AliasQueries):
         chain_length = await self.db.fetchval("SELECT chain_length FROM state_groups WHERE state_group = ?",
                                               state_group)
         return state, chain_length or 0
+
+    async def load_state_groups(self, state_groups: list[int]) -> dict[int, StateMap]:
+        """The full states of many groups (each its snapshot base and deltas), in one
+        recursive query per 500 groups."""
+        states: dict[int, StateMap] = {state_group: {} for state_group in state_groups}
+        for start in range(0, len(state_groups), 500):
+            chunk = state_groups[start:start + 500]
+            rows = await self.db.fetchall(
+                "WITH RECURSIVE chain(root, state_group, prev_group, n) AS ("
+                f" SELECT state_group, state_group, prev_group, 0 FROM state_groups WHERE state_group IN ({in_clause(len(chunk))})"
+                " UNION ALL"
+                " SELECT chain.root, g.state_group, g.prev_group, chain.n + 1"
+                " FROM state_groups g JOIN chain ON g.state_group = chain.prev_group"
+                ") SELECT chain.root, s.type, s.state_key, s.event_id FROM chain "
+                "JOIN state_group_entries s ON s.state_group = chain.state_group ORDER BY chain.root, chain.n DESC",
+                *chunk,
+            )
+            for root, event_type, state_key, event_id in rows:
+                states[root][(event_type, state_key)] = event_id
+        return states
 
     async def heads_of_rooms(self, room_ids: list[str]) -> dict[str, "HeadRow"]:
         """What the heads of many rooms are made of, in two queries per 500 rooms."""

@@ -44,6 +44,11 @@ class _Prefetched:
     heads: dict[str, RoomHead]
     recent: dict[str, list[EventRow]]
     histories: dict[str, list[tuple[int, str]]]
+    #: The user's memberships (room_id -> (membership, stream)), as `RoomServer.user_memberships`.
+    memberships: dict[str, tuple[str, int]]
+    #: The state groups a full section starts from when the room's state changed within
+    #: its timeline (group -> state IDs).
+    state_groups: dict[int, dict[StateKey, str]]
 
 
 @dataclass
@@ -157,15 +162,18 @@ class SyncService(StreamSections):
         deadline = time.monotonic() + min(timeout_ms, MAX_TIMEOUT_MS) / 1000
         while True:
             memberships = dict(await self.rooms.user_memberships(requester.user_id))
+            if since_token is None or full_state:  # answered at once: nothing to wait for
+                return await self._compute(requester, since_token, self.current_token(), sync_filter, full_state,
+                                           memberships)
             keys = [f"user:{requester.user_id}"] + [f"room:{room_id}" for room_id, (m, _) in memberships.items()
                                                       if m in ("join", "invite", "knock")]
             with self.notifier.subscribe(keys) as subscription:
                 now = self.current_token()
-                if since_token is not None and now == since_token and not full_state:
+                if now == since_token:
                     response = None
                 else:
                     response = await self._compute(requester, since_token, now, sync_filter, full_state, memberships)
-                    if since_token is None or full_state or _has_news(response):
+                    if _has_news(response):
                         return response
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not await subscription.wait(remaining) or self.notifier.closed:
@@ -274,7 +282,10 @@ class SyncService(StreamSections):
         does not look at the user's history: it is right for every reader joined before its
         `oldest_scanned` (for whom the history would not be consulted either)."""
         timeline_filter = window.sync_filter.room.timeline
-        memberships = await self.rooms.user_memberships(window.user_id)
+        allows_all = timeline_filter.is_everything
+        ignored = window.ignored
+        memberships = prefetched.memberships if prefetched is not None else \
+            await self.rooms.user_memberships(window.user_id)
         membership = memberships.get(room_id)
         # From their current join on, a member sees everything: only earlier events are checked.
         checked_below = membership[1] if membership is not None and membership[0] == "join" else upto + 1
@@ -300,9 +311,9 @@ class SyncService(StreamSections):
                 if history is not None and row.stream_ordering < checked_below \
                         and not is_visible(row, window.user_id, history):
                     continue
-                if row.event.sender in window.ignored and not row.event.is_state:
+                if ignored and row.event.sender in ignored and not row.event.is_state:
                     continue
-                if not timeline_filter.allows(row.event):
+                if not allows_all and not timeline_filter.allows(row.event):
                     if row.event.is_state:
                         hidden_state.append(row)
                     continue
@@ -320,7 +331,8 @@ class SyncService(StreamSections):
             batch = min(max(limit + 1 - len(found), 20), budget)
 
     async def _state_for(self, room_id: str, since_events: int | None, upto: int, timeline: _Slice,
-                         full: bool, head: RoomHead | None = None) -> dict[StateKey, str]:
+                         full: bool, head: RoomHead | None = None,
+                         prefetched: _Prefetched | None = None) -> dict[StateKey, str]:
         """The state section: the whole state at the start of the timeline when `full`,
         else what changed in the gap before it; with, either way, the state events the
         timeline filter left out of the timeline. With the room's `head`, a timeline
@@ -329,6 +341,9 @@ class SyncService(StreamSections):
         rows = timeline.rows
         if full and head is not None and rows and rows[0].state_group_before == head.state_group:
             state_ids = {key: event.event_id for key, event in head.state.items()}
+            later = rows[0].stream_ordering
+        elif full and prefetched is not None and rows and rows[0].state_group_before in prefetched.state_groups:
+            state_ids = dict(prefetched.state_groups[rows[0].state_group_before])
             later = rows[0].stream_ordering
         elif full:
             state_ids = await self._state_before(room_id, rows, upto)
@@ -346,20 +361,30 @@ class SyncService(StreamSections):
 
     async def _prefetch(self, window: _Window, shown_since: dict[str, int | None]) -> _Prefetched | None:
         """For a sync that shows several rooms (an initial sync above all, just after a
-        restart): their heads, the first batch of each timeline and the user's membership
-        histories, in a few queries for all of them instead of several per room."""
+        restart): their heads, the first batch of each timeline, the user's membership
+        histories and the state groups full sections start from, in a few queries for all
+        of them instead of several per room. The timelines come first: a head not in
+        memory takes the events they hold rather than reading and parsing them again."""
         if len(shown_since) < 2:
             return None
-        room_ids = list(shown_since)
-        heads = await self.rooms.heads(room_ids)
-        batch = _timeline_limit(window) + 1
+        cached = self.rooms.cached_heads(list(shown_since))
+        limit = _timeline_limit(window)
         recent = await self.queries.recent_events_of_rooms(
-            [(room_id, since or 0, window.now.events, batch) for room_id, since in shown_since.items()],
-            known={event.event_id: event for head in heads.values() for event in head.state.values()})
+            [(room_id, since or 0, window.now.events, limit + 1) for room_id, since in shown_since.items()],
+            {room_id: head.state for room_id, head in cached.items()})
+        heads = cached
+        if len(cached) < len(shown_since):  # the others' state and latest events may be in their timelines
+            heads = await self.rooms.heads(list(shown_since), known={
+                row.event.event_id: row.event for room_id, rows in recent.items() if room_id not in cached
+                for row in rows})
         memberships = await self.rooms.user_memberships(window.user_id)
         before_join = [room_id for room_id, rows in recent.items() if rows and _joined_after(memberships, room_id, rows[0])]
         histories = await self.queries.membership_histories(window.user_id, before_join) if before_join else {}
-        return _Prefetched(heads, recent, histories)
+        starts = {rows[max(len(rows) - limit, 0)].state_group_before: room_id for room_id, rows in recent.items()
+                  if rows and (shown_since[room_id] is None or window.full_state) and room_id in heads}
+        starts = [group for group, room_id in starts.items() if group and group != heads[room_id].state_group]
+        state_groups = await self.rooms.states.ids_of_groups(starts) if starts else {}
+        return _Prefetched(heads, recent, histories, memberships, state_groups)
 
     async def _joined_room(self, window: _Window, room_id: str, since_events: int | None,
                            ephemeral: list[dict[str, Any]], account_data: list[dict[str, Any]],
@@ -378,7 +403,8 @@ class SyncService(StreamSections):
         else:
             timeline = await self._timeline_rows(window, room_id, since_events, window.now.events,
                                                  _timeline_limit(window), prefetched)
-            state_ids = await self._state_for(room_id, since_events, window.now.events, timeline, full, head)
+            state_ids = await self._state_for(room_id, since_events, window.now.events, timeline, full, head,
+                                              prefetched)
             events = None
         rows = timeline.rows
         if rows:
@@ -486,11 +512,11 @@ class SyncService(StreamSections):
     async def _state_before(self, room_id: str, rows: list[EventRow], upto: int) -> dict[StateKey, str]:
         """The room state at the start of the timeline (or at `upto` when it is empty)."""
         if rows:
-            return await self.timeline.state_at_start(rows[0])
+            return dict(await self.timeline.state_at_start(rows[0]))  # a copy: the caller adds to it
         latest = await self.queries.recent_events(room_id, since=0, upto=upto, limit=1)
         if not latest:
             return {}
-        return await self.timeline.state_at(latest[0])
+        return dict(await self.timeline.state_at(latest[0]))
 
     async def _lazy_members(self, window: _Window, head: RoomHead, state_ids: dict[StateKey, str], rows: list[EventRow],
                             full: bool) -> dict[StateKey, str]:
