@@ -20,6 +20,7 @@ from ranvier.rooms.store import EventRow, StateKey
 from ranvier.rooms.sync_queries import SyncQueries
 from ranvier.rooms.visibility import is_visible
 from ranvier.sync.filters import SyncFilter, filter_json
+from ranvier.sync.room_members import LAZY_CONNECTIONS, RoomMembers
 from ranvier.sync.store import FilterStore
 from ranvier.sync.stream_sections import StreamSections, _Window
 from ranvier.notify.notifier import Notifier
@@ -29,7 +30,6 @@ from ranvier.notify.tokens import SyncToken
 
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMEOUT_MS = 5 * 60 * 1000
-_LAZY_CONNECTIONS = 10_000
 _FILTERS_PARSED = 10_000
 #: How many events a filtered timeline may scan per event it returns.
 _SCAN_FACTOR = 10
@@ -92,7 +92,7 @@ class _RoomDelta:
     events: list[dict[str, Any]] | None
 
 
-class SyncService(StreamSections):
+class SyncService(StreamSections, RoomMembers):
     def __init__(self, rooms: RoomServer, timeline: Timeline, notifier: Notifier, filters: FilterStore,
                  streams: Any) -> None:
         self.rooms = rooms
@@ -261,7 +261,7 @@ class SyncService(StreamSections):
             return cached[1]
         ignored = await account_data.ignored_users(user_id)
         self._ignored[user_id] = (account_data_position, ignored)
-        if len(self._ignored) > _LAZY_CONNECTIONS:
+        if len(self._ignored) > LAZY_CONNECTIONS:
             self._ignored.popitem(last=False)
         return ignored
 
@@ -412,16 +412,18 @@ class SyncService(StreamSections):
         else:
             prev_batch = room_token(position_after((head.depth, window.now.events)))
 
-        members_changed = any(row.event.type == MEMBER for row in rows) or any(key[0] == MEMBER for key in state_ids)
+        members_changed = full or any(row.event.type == MEMBER for row in rows) or any(
+            key[0] == MEMBER for key in state_ids)
         state_ids = await self._lazy_members(window, head, state_ids, rows, full)
         section: dict[str, Any] = {
             "timeline": {"limited": timeline.limited, "prev_batch": prev_batch},
             "state": {},
             "ephemeral": {"events": ephemeral},
             "account_data": {"events": [e for e in account_data
-                                        if window.sync_filter.room.account_data.allows_type(e["type"])]},
+                                        if window.sync_filter.room.account_data.allows_type(e["type"])]
+                                        if account_data else []},
         }
-        if full or members_changed:
+        if members_changed:
             section["summary"] = self._summary(head, window.user_id)
         return _PendingRoom(section, rows, state_ids, events)
 
@@ -517,74 +519,6 @@ class SyncService(StreamSections):
         if not latest:
             return {}
         return dict(await self.timeline.state_at(latest[0]))
-
-    async def _lazy_members(self, window: _Window, head: RoomHead, state_ids: dict[StateKey, str], rows: list[EventRow],
-                            full: bool) -> dict[StateKey, str]:
-        """With lazy_load_members: the member events of the timeline's senders as they were
-        at its start (and the user's own in a full sync). The membership changes of a gap
-        stay, since the client cannot know them otherwise. A member event this connection
-        was already sent (in state or timeline) is not repeated, unless the filter asks for
-        redundant members or the sync is full."""
-        state_filter = window.sync_filter.room.state
-        if not state_filter.lazy_load_members:
-            return state_ids
-        needed = {row.event.sender for row in rows}
-        if full:
-            needed.add(window.user_id)
-            result = {key: eid for key, eid in state_ids.items() if key[0] != MEMBER or key[1] in needed}
-        else:
-            result = dict(state_ids)
-            missing = [user_id for user_id in needed if (MEMBER, user_id) not in result]
-            if missing and rows:
-                at_start = await self._member_ids_at_start(head, rows[0], missing)
-                result.update(((MEMBER, user_id), event_id) for user_id, event_id in at_start.items())
-        in_timeline = {row.event.event_id for row in rows}
-        sent = self._lazy_sent_to(window, head.room_id)
-        redundant_ok = full or state_filter.include_redundant_members
-        result = {key: eid for key, eid in result.items() if eid not in in_timeline
-                  and (key[0] != MEMBER or redundant_ok or sent.get(key[1]) != eid)}
-        sent.update((key[1], eid) for key, eid in result.items() if key[0] == MEMBER)
-        sent.update((row.event.state_key, row.event.event_id) for row in rows if row.event.type == MEMBER)
-        return result
-
-    async def _member_ids_at_start(self, head: RoomHead, first: EventRow, user_ids: list[str]) -> dict[str, str]:
-        """user_id -> their member event just before `first`: from the room's head when no
-        state has changed since (the usual case), else from the state group."""
-        if first.state_group_before == head.state_group:
-            events = {user_id: head.state.get((MEMBER, user_id)) for user_id in user_ids}
-            return {user_id: event.event_id for user_id, event in events.items() if event is not None}
-        state = await self.timeline.state_at_start(first)
-        return {user_id: state[(MEMBER, user_id)] for user_id in user_ids if (MEMBER, user_id) in state}
-
-    def _lazy_sent_to(self, window: _Window, room_id: str) -> dict[str, str]:
-        """user_id -> member event ID sent on this (user, device) connection in this room."""
-        connection = (window.user_id, window.requester.device_id)
-        sent = self._lazy_sent.setdefault(connection, {})
-        self._lazy_sent.move_to_end(connection)
-        if len(self._lazy_sent) > _LAZY_CONNECTIONS:
-            self._lazy_sent.popitem(last=False)
-        return sent.setdefault(room_id, {})
-
-    def _summary(self, head: RoomHead, user_id: str) -> dict[str, Any]:
-        """The spec's room summary: joined and invited counts, and as heroes the first five
-        other joined or invited members in stream order (depth, which grows with the stream
-        within a room), or, when there are none, those who left or were banned."""
-        joined = invited = 0
-        present: list[tuple[int, str]] = []
-        gone: list[tuple[int, str]] = []
-        for (event_type, state_key), event in head.state.items():
-            if event_type != MEMBER:
-                continue
-            membership = event.membership
-            if membership == "join":
-                joined += 1
-            elif membership == "invite":
-                invited += 1
-            if state_key != user_id:
-                (present if membership in ("join", "invite") else gone).append((event.depth, state_key))
-        heroes = sorted(present or gone)[:5]
-        return {"m.heroes": [hero for _, hero in heroes], "m.joined_member_count": joined,
-                "m.invited_member_count": invited}
 
     async def _inviter(self, room_id: str, user_id: str) -> str | None:
         invite = await self.rooms.membership_event(room_id, user_id)
