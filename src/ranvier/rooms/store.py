@@ -323,10 +323,12 @@ class RoomStore(AliasQueries):
         return EventRow(event, stream, redacted_by, visibility, txn_device, txn_id, group, replaces, group_after,
                         bool(outlier), bool(soft_failed))
 
-    async def get_event_rows(self, event_ids: Iterable[str], *, cache: bool = True) -> dict[str, EventRow]:
+    async def get_event_rows(self, event_ids: Iterable[str], *, cache: bool = True,
+                             known: Mapping[str, Event] | None = None) -> dict[str, EventRow]:
         """Events by ID, from the cache or one query for the rest; those read are cached
         unless `cache` is False (a read of more events than the cache holds, which would
-        evict them all, and everyone else's)."""
+        evict them all, and everyone else's). Events the caller holds parsed already may
+        come in `known`."""
         found: dict[str, EventRow] = {}
         missing = []
         for event_id in dict.fromkeys(event_ids):
@@ -346,7 +348,7 @@ class RoomStore(AliasQueries):
                 *chunk,
             )
             for raw in rows:
-                row = found[raw[0]] = self._row(raw)
+                row = found[raw[0]] = self._row(raw, known)
                 if cache:
                     self._remember(row)
         return found

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from ranvier.events.model import MEMBER
+from ranvier.events.model import MEMBER, Event
 from ranvier.requester import Requester
 from ranvier.rooms.service import RoomHead, RoomServer
 from ranvier.rooms.store import EventRow, StateKey
@@ -60,6 +60,8 @@ class _PendingRoom:
     section: dict[str, Any]
     timeline_rows: list[EventRow]
     state_ids: dict[StateKey, str]
+    #: The room's current state (its head's), which holds most of the state section's events parsed.
+    current: dict[StateKey, Event]
     timeline_events: list[dict[str, Any]] | None = None
 
 
@@ -425,7 +427,7 @@ class SyncService(StreamSections, RoomMembers):
         }
         if members_changed:
             section["summary"] = self._summary(head, window.user_id)
-        return _PendingRoom(section, rows, state_ids, events)
+        return _PendingRoom(section, rows, state_ids, head.state, events)
 
     async def _shared_delta(self, window: _Window, room_id: str) -> _RoomDelta | None:
         """The room's delta for an incremental sync, computed by the first sync that asks
@@ -472,9 +474,13 @@ class SyncService(StreamSections, RoomMembers):
     async def _finish_joined_rooms(self, window: _Window, pending: dict[str, _PendingRoom]) -> dict[str, dict[str, Any]]:
         """Fill in the events of every joined room's section: the state events of all rooms
         looked up together, and all timelines, then all states, serialised in one call
-        each (a call reads what it bundles, such as relations, with one query)."""
+        each (a call reads what it bundles, such as relations, with one query). The state
+        events are read without filling the event cache (a sync of many rooms reads more
+        than it holds); those of the rooms' current state are not parsed again."""
+        known = {event_id: event for room in pending.values() for key, event_id in room.state_ids.items()
+                 if (event := room.current.get(key)) is not None and event.event_id == event_id}
         state_rows = await self.rooms.store.get_event_rows(
-            event_id for room in pending.values() for event_id in room.state_ids.values())
+            (event_id for room in pending.values() for event_id in room.state_ids.values()), cache=False, known=known)
         state_filter = window.sync_filter.room.state
         states = {room_id: [state_rows[event_id] for event_id in room.state_ids.values()
                             if event_id in state_rows and state_filter.allows(state_rows[event_id].event)]
