@@ -181,3 +181,15 @@ async def test_a_sync_of_more_rooms_than_the_caches_hold_evicts_nothing(server_c
                 == {room: section["summary"] for room, section in answers[0].items()}
     finally:
         await hs.stop()
+
+
+async def test_an_initial_sync_of_many_rooms_with_an_empty_timeline(api):
+    """Timeline limit 0: every room's section has its whole state and no events."""
+    alice, = await api.register_all("alice")
+    rooms = {await api.create_room(alice["access_token"], preset="private_chat", name=f"room {n}") for n in range(3)}
+    body = await api.sync(alice["access_token"], filter={"room": {"timeline": {"limit": 0}}})
+    assert set(body["rooms"]["join"]) == rooms
+    for section in body["rooms"]["join"].values():
+        assert section["timeline"]["events"] == [] and section["timeline"]["limited"]
+        types = {event["type"] for event in section["state"]["events"]}
+        assert {"m.room.create", "m.room.member", "m.room.name", "m.room.power_levels"} <= types

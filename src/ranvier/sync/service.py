@@ -383,7 +383,7 @@ class SyncService(StreamSections, RoomMembers):
         before_join = [room_id for room_id, rows in recent.items() if rows and _joined_after(memberships, room_id, rows[0])]
         histories = await self.queries.membership_histories(window.user_id, before_join) if before_join else {}
         starts = {rows[max(len(rows) - limit, 0)].state_group_before: room_id for room_id, rows in recent.items()
-                  if rows and (shown_since[room_id] is None or window.full_state) and room_id in heads}
+                  if rows and limit and (shown_since[room_id] is None or window.full_state) and room_id in heads}
         starts = [group for group, room_id in starts.items() if group and group != heads[room_id].state_group]
         state_groups = await self.rooms.states.ids_of_groups(starts) if starts else {}
         return _Prefetched(heads, recent, histories, memberships, state_groups)
