@@ -482,39 +482,48 @@ class RoomStore(AliasQueries):
 
     async def load_state_groups(self, state_groups: list[int]) -> dict[int, StateMap]:
         """The full states of many groups (each its snapshot base and deltas), in one
-        recursive query per 500 groups."""
+        recursive query per 500 groups on SQLite, one in all on PostgreSQL (an array)."""
         states: dict[int, StateMap] = {state_group: {} for state_group in state_groups}
-        for start in range(0, len(state_groups), 500):
-            chunk = state_groups[start:start + 500]
+        if self.db.dialect == "postgresql":
+            chunks = [("= ANY(?::bigint[])", [state_groups])] if state_groups else []
+        else:
+            chunks = [(f"IN ({in_clause(len(chunk))})", chunk)
+                      for chunk in (state_groups[start:start + 500] for start in range(0, len(state_groups), 500))]
+        for condition, args in chunks:
             rows = await self.db.fetchall(
                 "WITH RECURSIVE chain(root, state_group, prev_group, n) AS ("
-                f" SELECT state_group, state_group, prev_group, 0 FROM state_groups WHERE state_group IN ({in_clause(len(chunk))})"
+                f" SELECT state_group, state_group, prev_group, 0 FROM state_groups WHERE state_group {condition}"
                 " UNION ALL"
                 " SELECT chain.root, g.state_group, g.prev_group, chain.n + 1"
                 " FROM state_groups g JOIN chain ON g.state_group = chain.prev_group"
                 ") SELECT chain.root, s.type, s.state_key, s.event_id FROM chain "
                 "JOIN state_group_entries s ON s.state_group = chain.state_group ORDER BY chain.root, chain.n DESC",
-                *chunk,
+                *args,
             )
             for root, event_type, state_key, event_id in rows:
                 states[root][(event_type, state_key)] = event_id
         return states
 
     async def heads_of_rooms(self, room_ids: list[str]) -> dict[str, "HeadRow"]:
-        """What the heads of many rooms are made of, in two queries per 500 rooms."""
+        """What the heads of many rooms are made of, in two queries per 500 rooms on
+        SQLite, two in all on PostgreSQL (one array parameter: it plans a long IN list for
+        longer than it runs it)."""
         found: dict[str, HeadRow] = {}
-        for start in range(0, len(room_ids), 500):
-            chunk = room_ids[start:start + 500]
-            marks = in_clause(len(chunk))
+        if self.db.dialect == "postgresql":
+            chunks = [(room_ids, "= ANY(?::text[])", [room_ids])] if room_ids else []
+        else:
+            chunks = [(chunk, f"IN ({in_clause(len(chunk))})", chunk)
+                      for chunk in (room_ids[start:start + 500] for start in range(0, len(room_ids), 500))]
+        for chunk, condition, args in chunks:
             rooms = await self.db.fetchall(
                 "SELECT r.room_id, r.room_version, r.current_state_group, COALESCE(g.chain_length, 0), "
                 "r.forward_extremities FROM rooms r LEFT JOIN state_groups g ON g.state_group = r.current_state_group "
-                f"WHERE r.room_id IN ({marks})",
-                *chunk,
+                f"WHERE r.room_id {condition}",
+                *args,
             )
             states: dict[str, StateMap] = {row[0]: {} for row in rooms}
             for room_id, event_type, state_key, event_id in await self.db.fetchall(
-                    f"SELECT room_id, type, state_key, event_id FROM current_state WHERE room_id IN ({marks})", *chunk):
+                    f"SELECT room_id, type, state_key, event_id FROM current_state WHERE room_id {condition}", *args):
                 states[room_id][(event_type, state_key)] = event_id
             for room_id, version, group, chain_length, extremities in rooms:
                 found[room_id] = HeadRow(version, group, chain_length, orjson.loads(extremities), states[room_id])
