@@ -366,6 +366,11 @@ class RoomStore(AliasQueries):
                                     item.txn_device, item.txn_id, item.state_group_before, item.replaces_state,
                                     item.state_group_after, item.outlier, item.soft_failed))
 
+    def worth_caching(self, count: int) -> bool:
+        """Whether a read of `count` events may go into the event cache: at most half of
+        it, so that a big read (a sync of many rooms) does not evict everything else."""
+        return count <= _EVENT_CACHE_SIZE // 2
+
     def cached_event(self, event_id: str) -> Event | None:
         """An event from the cache only (those just written are always there)."""
         row = self._events.get(event_id)

@@ -125,10 +125,10 @@ class SyncQueries:
         """For each (room_id, since, upto, limit): the newest `limit` events with since < stream
         <= upto, oldest first. From memory where the recent buffer covers the window, the rest
         in one statement per 50 rooms on SQLite, per 1,000 on PostgreSQL (each window an
-        index range scan that stops at its limit). What is read is not cached (a sync of
-        many rooms reads more events than the event cache holds); a state event found in
-        its room's state as the caller holds it parsed (`states`: room_id -> state, the
-        rooms' heads) is taken from there rather than parsed again."""
+        index range scan that stops at its limit). What is read goes into the event cache
+        only if it is a small part of it (a sync of many rooms would evict it all); a state
+        event found in its room's state as the caller holds it parsed (`states`: room_id ->
+        state, the rooms' heads) is taken from there rather than parsed again."""
         result: dict[str, list[EventRow]] = {}
         missing = []
         for room_id, since, upto, limit in windows:
@@ -138,6 +138,7 @@ class SyncQueries:
             else:
                 result[room_id] = rows
         per_statement = 1000 if self.db.dialect == "postgresql" else 50
+        cache = self.store.worth_caching(sum(window[3] for window in missing))
         for start in range(0, len(missing), per_statement):
             chunk = missing[start:start + per_statement]
             by_room: dict[str, list] = {window[0]: [] for window in chunk}
@@ -150,7 +151,7 @@ class SyncQueries:
                 if state:
                     known = {raw[0]: event for raw in raws if raw[-1] is not None
                              and (event := state.get((raw[-2], raw[-1]))) is not None and event.event_id == raw[0]}
-                result[room_id] = self.store.cached_rows((raw[:-3] for raw in raws), known, cache=False)
+                result[room_id] = self.store.cached_rows((raw[:-3] for raw in raws), known, cache=cache)
         return result
 
     async def _recent_rows_of_windows(self, windows: list[tuple[str, int, int, int]]) -> list:

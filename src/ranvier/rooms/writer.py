@@ -138,17 +138,17 @@ class RoomWriter:
         left out. A loaded head is kept only while the cache has room: a sync of more rooms
         than it holds would otherwise evict the heads it loaded first (and everyone else's)
         and load them again the next time; those beyond are the caller's alone. Their
-        events are read without filling the event cache, for the same reason; those the
-        caller has parsed already may come in `known`."""
+        events go into the event cache only if they are a small part of it, for the same
+        reason; those the caller has parsed already may come in `known`."""
         found = self.cached_heads(room_ids)
         missing = [room_id for room_id in dict.fromkeys(room_ids) if room_id not in found]
         if not missing:
             return found
         known = known or {}
         rows = await self.store.heads_of_rooms(missing)
-        events = await self.store.get_events(
-            (event_id for row in rows.values() for event_id in (*row.extremities, *row.state.values())
-             if event_id not in known), cache=False)
+        wanted = [event_id for row in rows.values() for event_id in (*row.extremities, *row.state.values())
+                  if event_id not in known]
+        events = await self.store.get_events(wanted, cache=self.store.worth_caching(len(wanted)))
         events.update(known)
         for room_id, row in rows.items():
             head = self._heads.get(room_id)  # if written or loaded meanwhile: that one is current

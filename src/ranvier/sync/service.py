@@ -475,12 +475,13 @@ class SyncService(StreamSections, RoomMembers):
         """Fill in the events of every joined room's section: the state events of all rooms
         looked up together, and all timelines, then all states, serialised in one call
         each (a call reads what it bundles, such as relations, with one query). The state
-        events are read without filling the event cache (a sync of many rooms reads more
-        than it holds); those of the rooms' current state are not parsed again."""
+        events fill the event cache only if they are a small part of it (a sync of many
+        rooms would evict it all); those of the rooms' current state are not parsed again."""
         known = {event_id: event for room in pending.values() for key, event_id in room.state_ids.items()
                  if (event := room.current.get(key)) is not None and event.event_id == event_id}
+        state_ids = [event_id for room in pending.values() for event_id in room.state_ids.values()]
         state_rows = await self.rooms.store.get_event_rows(
-            (event_id for room in pending.values() for event_id in room.state_ids.values()), cache=False, known=known)
+            state_ids, cache=self.rooms.store.worth_caching(len(state_ids)), known=known)
         state_filter = window.sync_filter.room.state
         states = {room_id: [state_rows[event_id] for event_id in room.state_ids.values()
                             if event_id in state_rows and state_filter.allows(state_rows[event_id].event)]
