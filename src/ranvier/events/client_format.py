@@ -29,7 +29,8 @@ def serialize_event(
     `m.relations`). A redaction carries `redacts` both at the top level and in
     content, whatever its room version, as v11 asks for compatibility.
     """
-    unsigned: dict[str, Any] = {"age": now_ms - event.origin_server_ts}
+    pdu = event.pdu  # read directly: a big /sync serialises tens of thousands of events
+    unsigned: dict[str, Any] = {"age": now_ms - pdu.get("origin_server_ts", 0)}
     if transaction_id is not None:
         unsigned["transaction_id"] = transaction_id
     if prev_content is not None:
@@ -48,18 +49,19 @@ def serialize_event(
         unsigned["m.relations"] = relations
 
     if as_client:
+        content = pdu.get("content")
         serialized: dict[str, Any] = {
-            "content": event.content,
+            "content": content if isinstance(content, dict) else {},
             "event_id": event.event_id,
-            "origin_server_ts": event.origin_server_ts,
-            "room_id": event.room_id,
-            "sender": event.sender,
-            "type": event.type,
+            "origin_server_ts": pdu.get("origin_server_ts", 0),
+            "room_id": pdu.get("room_id") or event.room_id,
+            "sender": pdu["sender"],
+            "type": pdu["type"],
             "unsigned": unsigned,
         }
-        if event.is_state:
-            serialized["state_key"] = event.state_key
-        if event.type == REDACTION and event.redacts is not None:
+        if "state_key" in pdu:
+            serialized["state_key"] = pdu["state_key"]
+        if pdu["type"] == REDACTION and event.redacts is not None:
             serialized["redacts"] = event.redacts
             serialized["content"] = {**event.content, "redacts": event.redacts}
     else:

@@ -15,7 +15,7 @@ chains are loaded (one recursive query for the chains, one for the events).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from ranvier.events.model import Event
 from ranvier.events.room_versions import RoomVersion
@@ -67,6 +67,19 @@ class StateGroups:
 
     async def ids(self, state_group: int) -> StateMap:
         return (await self.load(state_group))[0]
+
+    async def ids_of_groups(self, state_groups: Iterable[int]) -> dict[int, StateMap]:
+        """The states of many groups (a sync of many rooms): those in memory from there,
+        the others in one query per 500 groups, not cached (they would evict the hot ones)."""
+        found: dict[int, StateMap] = {}
+        stored = []
+        for state_group in set(state_groups):
+            if state_group in self._cache or state_group in self._made or not state_group:
+                found[state_group] = await self.ids(state_group)
+            else:
+                stored.append(state_group)
+        found.update(await self.store.load_state_groups(stored))
+        return found
 
     async def events(self, state_ids: StateMap, known: Mapping[str, Event] | None = None) -> State:
         """The events of a state map (those in `known` taken from there)."""

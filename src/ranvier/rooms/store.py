@@ -323,8 +323,12 @@ class RoomStore(AliasQueries):
         return EventRow(event, stream, redacted_by, visibility, txn_device, txn_id, group, replaces, group_after,
                         bool(outlier), bool(soft_failed))
 
-    async def get_event_rows(self, event_ids: Iterable[str]) -> dict[str, EventRow]:
-        """Events by ID, from the cache or one query for the rest."""
+    async def get_event_rows(self, event_ids: Iterable[str], *, cache: bool = True,
+                             known: Mapping[str, Event] | None = None) -> dict[str, EventRow]:
+        """Events by ID, from the cache or one query for the rest; those read are cached
+        unless `cache` is False (a read of more events than the cache holds, which would
+        evict them all, and everyone else's). Events the caller holds parsed already may
+        come in `known`."""
         found: dict[str, EventRow] = {}
         missing = []
         for event_id in dict.fromkeys(event_ids):
@@ -344,8 +348,9 @@ class RoomStore(AliasQueries):
                 *chunk,
             )
             for raw in rows:
-                self._remember(self._row(raw))
-                found[raw[0]] = self._events[raw[0]]
+                row = found[raw[0]] = self._row(raw, known)
+                if cache:
+                    self._remember(row)
         return found
 
     def _remember(self, row: EventRow) -> None:
@@ -361,25 +366,32 @@ class RoomStore(AliasQueries):
                                     item.txn_device, item.txn_id, item.state_group_before, item.replaces_state,
                                     item.state_group_after, item.outlier, item.soft_failed))
 
+    def worth_caching(self, count: int) -> bool:
+        """Whether a read of `count` events may go into the event cache: at most half of
+        it, so that a big read (a sync of many rooms) does not evict everything else."""
+        return count <= _EVENT_CACHE_SIZE // 2
+
     def cached_event(self, event_id: str) -> Event | None:
         """An event from the cache only (those just written are always there)."""
         row = self._events.get(event_id)
         return row.event if row is not None else None
 
-    def cached_rows(self, raw_rows, known: Mapping[str, Event] | None = None) -> list[EventRow]:
+    def cached_rows(self, raw_rows, known: Mapping[str, Event] | None = None, *, cache: bool = True) -> list[EventRow]:
         """Rows of a query of `EVENT_COLUMNS` as EventRows, reusing the cached ones (and
-        caching the rest); events the caller holds parsed already may come in `known`."""
+        caching the rest unless `cache` is False); events the caller holds parsed already
+        may come in `known`."""
         result = []
         for raw in raw_rows:
             cached = self._events.get(raw[0])
             if cached is None:
                 cached = self._row(raw, known)
-                self._remember(cached)
+                if cache:
+                    self._remember(cached)
             result.append(cached)
         return result
 
-    async def get_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
-        rows = await self.get_event_rows(event_ids)
+    async def get_events(self, event_ids: Iterable[str], *, cache: bool = True) -> dict[str, Event]:
+        rows = await self.get_event_rows(event_ids, cache=cache)
         return {event_id: row.event for event_id, row in rows.items()}
 
     async def event_by_txn(self, room_id: str, sender: str, device_id: str, txn_id: str) -> str | None:
@@ -473,21 +485,50 @@ class RoomStore(AliasQueries):
                                               state_group)
         return state, chain_length or 0
 
+    async def load_state_groups(self, state_groups: list[int]) -> dict[int, StateMap]:
+        """The full states of many groups (each its snapshot base and deltas), in one
+        recursive query per 500 groups on SQLite, one in all on PostgreSQL (an array)."""
+        states: dict[int, StateMap] = {state_group: {} for state_group in state_groups}
+        if self.db.dialect == "postgresql":
+            chunks = [("= ANY(?::bigint[])", [state_groups])] if state_groups else []
+        else:
+            chunks = [(f"IN ({in_clause(len(chunk))})", chunk)
+                      for chunk in (state_groups[start:start + 500] for start in range(0, len(state_groups), 500))]
+        for condition, args in chunks:
+            rows = await self.db.fetchall(
+                "WITH RECURSIVE chain(root, state_group, prev_group, n) AS ("
+                f" SELECT state_group, state_group, prev_group, 0 FROM state_groups WHERE state_group {condition}"
+                " UNION ALL"
+                " SELECT chain.root, g.state_group, g.prev_group, chain.n + 1"
+                " FROM state_groups g JOIN chain ON g.state_group = chain.prev_group"
+                ") SELECT chain.root, s.type, s.state_key, s.event_id FROM chain "
+                "JOIN state_group_entries s ON s.state_group = chain.state_group ORDER BY chain.root, chain.n DESC",
+                *args,
+            )
+            for root, event_type, state_key, event_id in rows:
+                states[root][(event_type, state_key)] = event_id
+        return states
+
     async def heads_of_rooms(self, room_ids: list[str]) -> dict[str, "HeadRow"]:
-        """What the heads of many rooms are made of, in two queries per 500 rooms."""
+        """What the heads of many rooms are made of, in two queries per 500 rooms on
+        SQLite, two in all on PostgreSQL (one array parameter: it plans a long IN list for
+        longer than it runs it)."""
         found: dict[str, HeadRow] = {}
-        for start in range(0, len(room_ids), 500):
-            chunk = room_ids[start:start + 500]
-            marks = in_clause(len(chunk))
+        if self.db.dialect == "postgresql":
+            chunks = [(room_ids, "= ANY(?::text[])", [room_ids])] if room_ids else []
+        else:
+            chunks = [(chunk, f"IN ({in_clause(len(chunk))})", chunk)
+                      for chunk in (room_ids[start:start + 500] for start in range(0, len(room_ids), 500))]
+        for chunk, condition, args in chunks:
             rooms = await self.db.fetchall(
                 "SELECT r.room_id, r.room_version, r.current_state_group, COALESCE(g.chain_length, 0), "
                 "r.forward_extremities FROM rooms r LEFT JOIN state_groups g ON g.state_group = r.current_state_group "
-                f"WHERE r.room_id IN ({marks})",
-                *chunk,
+                f"WHERE r.room_id {condition}",
+                *args,
             )
             states: dict[str, StateMap] = {row[0]: {} for row in rooms}
             for room_id, event_type, state_key, event_id in await self.db.fetchall(
-                    f"SELECT room_id, type, state_key, event_id FROM current_state WHERE room_id IN ({marks})", *chunk):
+                    f"SELECT room_id, type, state_key, event_id FROM current_state WHERE room_id {condition}", *args):
                 states[room_id][(event_type, state_key)] = event_id
             for room_id, version, group, chain_length, extremities in rooms:
                 found[room_id] = HeadRow(version, group, chain_length, orjson.loads(extremities), states[room_id])

@@ -120,13 +120,15 @@ class SyncQueries:
         return histories
 
     async def recent_events_of_rooms(self, windows: list[tuple[str, int, int, int]],
-                                     known: Mapping[str, Event] | None = None) -> dict[str, list[EventRow]]:
+                                     states: Mapping[str, Mapping[StateKey, Event]] | None = None
+                                     ) -> dict[str, list[EventRow]]:
         """For each (room_id, since, upto, limit): the newest `limit` events with since < stream
         <= upto, oldest first. From memory where the recent buffer covers the window, the rest
         in one statement per 50 rooms on SQLite, per 1,000 on PostgreSQL (each window an
-        index range scan that stops at its limit). Events the caller has parsed already (the
-        rooms' state, in their heads) may come in `known`: with more rooms than the event
-        cache holds, they would be parsed twice."""
+        index range scan that stops at its limit). What is read goes into the event cache
+        only if it is a small part of it (a sync of many rooms would evict it all); a state
+        event found in its room's state as the caller holds it parsed (`states`: room_id ->
+        state, the rooms' heads) is taken from there rather than parsed again."""
         result: dict[str, list[EventRow]] = {}
         missing = []
         for room_id, since, upto, limit in windows:
@@ -136,24 +138,30 @@ class SyncQueries:
             else:
                 result[room_id] = rows
         per_statement = 1000 if self.db.dialect == "postgresql" else 50
+        cache = self.store.worth_caching(sum(window[3] for window in missing))
         for start in range(0, len(missing), per_statement):
             chunk = missing[start:start + per_statement]
-            rows = await self._recent_rows_of_windows(chunk)
             by_room: dict[str, list] = {window[0]: [] for window in chunk}
-            for raw in rows:
-                by_room[raw[-1]].append(raw[:-1])
+            for raw in await self._recent_rows_of_windows(chunk):
+                by_room[raw[-3]].append(raw)
             for room_id, raws in by_room.items():
                 raws.sort(key=lambda raw: raw[3])
-                result[room_id] = self.store.cached_rows(raws, known)
+                state = states.get(room_id) if states else None
+                known = None
+                if state:
+                    known = {raw[0]: event for raw in raws if raw[-1] is not None
+                             and (event := state.get((raw[-2], raw[-1]))) is not None and event.event_id == raw[0]}
+                result[room_id] = self.store.cached_rows((raw[:-3] for raw in raws), known, cache=cache)
         return result
 
     async def _recent_rows_of_windows(self, windows: list[tuple[str, int, int, int]]) -> list:
         """The raw rows of `recent_events_of_rooms` for these windows, each row ending with
-        its room. PostgreSQL takes the windows as arrays and one LATERAL, limited index
-        scan each, a statement planned once whatever their number (a UNION ALL of
-        many parts costs it more to plan than to run); SQLite, which has no LATERAL, plans
-        a UNION ALL of one limited scan per window cheaply."""
-        columns = f"{EVENT_COLUMNS}, e.room_id AS in_room FROM events e JOIN rooms r ON r.room_id = e.room_id"
+        its room, type and state key. PostgreSQL takes the windows as arrays and one
+        LATERAL, limited index scan each, a statement planned once whatever their number (a
+        UNION ALL of many parts costs it more to plan than to run); SQLite, which has no
+        LATERAL, plans a UNION ALL of one limited scan per window cheaply."""
+        columns = (f"{EVENT_COLUMNS}, e.room_id AS in_room, e.type AS of_type, e.state_key AS with_key "
+                   "FROM events e JOIN rooms r ON r.room_id = e.room_id")
         if self.db.dialect == "postgresql":
             room_ids, sinces, uptos, limits = (list(column) for column in zip(*windows))
             return await self.db.fetchall(

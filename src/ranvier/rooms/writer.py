@@ -15,7 +15,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 import orjson
 
@@ -132,32 +132,44 @@ class RoomWriter:
             self._remember_head(head)
         return self._heads[room_id]
 
-    async def heads(self, room_ids: list[str]) -> dict[str, RoomHead]:
+    async def heads(self, room_ids: list[str], known: Mapping[str, Event] | None = None) -> dict[str, RoomHead]:
         """The heads of many rooms: the cached ones, and the others loaded together (a few
         queries in all, not several per room: a cold /sync of many rooms). Unknown rooms are
-        left out."""
-        found: dict[str, RoomHead] = {}
-        missing = []
-        for room_id in dict.fromkeys(room_ids):
-            head = self._heads.get(room_id)
-            if head is None:
-                missing.append(room_id)
-            else:
-                self._heads.move_to_end(room_id)
-                found[room_id] = head
+        left out. A loaded head is kept only while the cache has room: a sync of more rooms
+        than it holds would otherwise evict the heads it loaded first (and everyone else's)
+        and load them again the next time; those beyond are the caller's alone. Their
+        events go into the event cache only if they are a small part of it, for the same
+        reason; those the caller has parsed already may come in `known`."""
+        found = self.cached_heads(room_ids)
+        missing = [room_id for room_id in dict.fromkeys(room_ids) if room_id not in found]
         if not missing:
             return found
+        known = known or {}
         rows = await self.store.heads_of_rooms(missing)
-        extremity_rows = await self.store.get_event_rows(
-            event_id for row in rows.values() for event_id in row.extremities)
-        events = await self.store.get_events(event_id for row in rows.values() for event_id in row.state.values())
+        wanted = [event_id for row in rows.values() for event_id in (*row.extremities, *row.state.values())
+                  if event_id not in known]
+        events = await self.store.get_events(wanted, cache=self.store.worth_caching(len(wanted)))
+        events.update(known)
         for room_id, row in rows.items():
-            if room_id not in self._heads:  # else written or loaded meanwhile: that one is current
-                self._remember_head(RoomHead(
+            head = self._heads.get(room_id)  # if written or loaded meanwhile: that one is current
+            if head is None:
+                head = RoomHead(
                     room_id, ROOM_VERSIONS[row.room_version], {key: events[eid] for key, eid in row.state.items()},
                     row.state_group, row.chain_length,
-                    {eid: extremity_rows[eid].event.depth for eid in row.extremities if eid in extremity_rows}))
-            found[room_id] = self._heads[room_id]
+                    {eid: events[eid].depth for eid in row.extremities if eid in events})
+                if len(self._heads) < _HEADS_CACHED:
+                    self._remember_head(head)
+            found[room_id] = head
+        return found
+
+    def cached_heads(self, room_ids: list[str]) -> dict[str, RoomHead]:
+        """The heads of these rooms that are in memory."""
+        found = {}
+        for room_id in room_ids:
+            head = self._heads.get(room_id)
+            if head is not None:
+                self._heads.move_to_end(room_id)
+                found[room_id] = head
         return found
 
     def _remember_head(self, head: RoomHead) -> None:

@@ -13,13 +13,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from ranvier.events.model import MEMBER
+from ranvier.events.model import MEMBER, Event
 from ranvier.requester import Requester
 from ranvier.rooms.service import RoomHead, RoomServer
 from ranvier.rooms.store import EventRow, StateKey
 from ranvier.rooms.sync_queries import SyncQueries
 from ranvier.rooms.visibility import is_visible
 from ranvier.sync.filters import SyncFilter, filter_json
+from ranvier.sync.room_members import LAZY_CONNECTIONS, RoomMembers
 from ranvier.sync.store import FilterStore
 from ranvier.sync.stream_sections import StreamSections, _Window
 from ranvier.notify.notifier import Notifier
@@ -29,7 +30,6 @@ from ranvier.notify.tokens import SyncToken
 
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMEOUT_MS = 5 * 60 * 1000
-_LAZY_CONNECTIONS = 10_000
 _FILTERS_PARSED = 10_000
 #: How many events a filtered timeline may scan per event it returns.
 _SCAN_FACTOR = 10
@@ -44,6 +44,11 @@ class _Prefetched:
     heads: dict[str, RoomHead]
     recent: dict[str, list[EventRow]]
     histories: dict[str, list[tuple[int, str]]]
+    #: The user's memberships (room_id -> (membership, stream)), as `RoomServer.user_memberships`.
+    memberships: dict[str, tuple[str, int]]
+    #: The state groups a full section starts from when the room's state changed within
+    #: its timeline (group -> state IDs).
+    state_groups: dict[int, dict[StateKey, str]]
 
 
 @dataclass
@@ -55,6 +60,8 @@ class _PendingRoom:
     section: dict[str, Any]
     timeline_rows: list[EventRow]
     state_ids: dict[StateKey, str]
+    #: The room's current state (its head's), which holds most of the state section's events parsed.
+    current: dict[StateKey, Event]
     timeline_events: list[dict[str, Any]] | None = None
 
 
@@ -87,7 +94,7 @@ class _RoomDelta:
     events: list[dict[str, Any]] | None
 
 
-class SyncService(StreamSections):
+class SyncService(StreamSections, RoomMembers):
     def __init__(self, rooms: RoomServer, timeline: Timeline, notifier: Notifier, filters: FilterStore,
                  streams: Any) -> None:
         self.rooms = rooms
@@ -157,15 +164,18 @@ class SyncService(StreamSections):
         deadline = time.monotonic() + min(timeout_ms, MAX_TIMEOUT_MS) / 1000
         while True:
             memberships = dict(await self.rooms.user_memberships(requester.user_id))
+            if since_token is None or full_state:  # answered at once: nothing to wait for
+                return await self._compute(requester, since_token, self.current_token(), sync_filter, full_state,
+                                           memberships)
             keys = [f"user:{requester.user_id}"] + [f"room:{room_id}" for room_id, (m, _) in memberships.items()
                                                       if m in ("join", "invite", "knock")]
             with self.notifier.subscribe(keys) as subscription:
                 now = self.current_token()
-                if since_token is not None and now == since_token and not full_state:
+                if now == since_token:
                     response = None
                 else:
                     response = await self._compute(requester, since_token, now, sync_filter, full_state, memberships)
-                    if since_token is None or full_state or _has_news(response):
+                    if _has_news(response):
                         return response
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not await subscription.wait(remaining) or self.notifier.closed:
@@ -253,7 +263,7 @@ class SyncService(StreamSections):
             return cached[1]
         ignored = await account_data.ignored_users(user_id)
         self._ignored[user_id] = (account_data_position, ignored)
-        if len(self._ignored) > _LAZY_CONNECTIONS:
+        if len(self._ignored) > LAZY_CONNECTIONS:
             self._ignored.popitem(last=False)
         return ignored
 
@@ -274,7 +284,10 @@ class SyncService(StreamSections):
         does not look at the user's history: it is right for every reader joined before its
         `oldest_scanned` (for whom the history would not be consulted either)."""
         timeline_filter = window.sync_filter.room.timeline
-        memberships = await self.rooms.user_memberships(window.user_id)
+        allows_all = timeline_filter.is_everything
+        ignored = window.ignored
+        memberships = prefetched.memberships if prefetched is not None else \
+            await self.rooms.user_memberships(window.user_id)
         membership = memberships.get(room_id)
         # From their current join on, a member sees everything: only earlier events are checked.
         checked_below = membership[1] if membership is not None and membership[0] == "join" else upto + 1
@@ -300,9 +313,9 @@ class SyncService(StreamSections):
                 if history is not None and row.stream_ordering < checked_below \
                         and not is_visible(row, window.user_id, history):
                     continue
-                if row.event.sender in window.ignored and not row.event.is_state:
+                if ignored and row.event.sender in ignored and not row.event.is_state:
                     continue
-                if not timeline_filter.allows(row.event):
+                if not allows_all and not timeline_filter.allows(row.event):
                     if row.event.is_state:
                         hidden_state.append(row)
                     continue
@@ -320,7 +333,8 @@ class SyncService(StreamSections):
             batch = min(max(limit + 1 - len(found), 20), budget)
 
     async def _state_for(self, room_id: str, since_events: int | None, upto: int, timeline: _Slice,
-                         full: bool, head: RoomHead | None = None) -> dict[StateKey, str]:
+                         full: bool, head: RoomHead | None = None,
+                         prefetched: _Prefetched | None = None) -> dict[StateKey, str]:
         """The state section: the whole state at the start of the timeline when `full`,
         else what changed in the gap before it; with, either way, the state events the
         timeline filter left out of the timeline. With the room's `head`, a timeline
@@ -329,6 +343,9 @@ class SyncService(StreamSections):
         rows = timeline.rows
         if full and head is not None and rows and rows[0].state_group_before == head.state_group:
             state_ids = {key: event.event_id for key, event in head.state.items()}
+            later = rows[0].stream_ordering
+        elif full and prefetched is not None and rows and rows[0].state_group_before in prefetched.state_groups:
+            state_ids = dict(prefetched.state_groups[rows[0].state_group_before])
             later = rows[0].stream_ordering
         elif full:
             state_ids = await self._state_before(room_id, rows, upto)
@@ -346,20 +363,30 @@ class SyncService(StreamSections):
 
     async def _prefetch(self, window: _Window, shown_since: dict[str, int | None]) -> _Prefetched | None:
         """For a sync that shows several rooms (an initial sync above all, just after a
-        restart): their heads, the first batch of each timeline and the user's membership
-        histories, in a few queries for all of them instead of several per room."""
+        restart): their heads, the first batch of each timeline, the user's membership
+        histories and the state groups full sections start from, in a few queries for all
+        of them instead of several per room. The timelines come first: a head not in
+        memory takes the events they hold rather than reading and parsing them again."""
         if len(shown_since) < 2:
             return None
-        room_ids = list(shown_since)
-        heads = await self.rooms.heads(room_ids)
-        batch = _timeline_limit(window) + 1
+        cached = self.rooms.cached_heads(list(shown_since))
+        limit = _timeline_limit(window)
         recent = await self.queries.recent_events_of_rooms(
-            [(room_id, since or 0, window.now.events, batch) for room_id, since in shown_since.items()],
-            known={event.event_id: event for head in heads.values() for event in head.state.values()})
+            [(room_id, since or 0, window.now.events, limit + 1) for room_id, since in shown_since.items()],
+            {room_id: head.state for room_id, head in cached.items()})
+        heads = cached
+        if len(cached) < len(shown_since):  # the others' state and latest events may be in their timelines
+            heads = await self.rooms.heads(list(shown_since), known={
+                row.event.event_id: row.event for room_id, rows in recent.items() if room_id not in cached
+                for row in rows})
         memberships = await self.rooms.user_memberships(window.user_id)
         before_join = [room_id for room_id, rows in recent.items() if rows and _joined_after(memberships, room_id, rows[0])]
         histories = await self.queries.membership_histories(window.user_id, before_join) if before_join else {}
-        return _Prefetched(heads, recent, histories)
+        starts = {rows[max(len(rows) - limit, 0)].state_group_before: room_id for room_id, rows in recent.items()
+                  if rows and limit and (shown_since[room_id] is None or window.full_state) and room_id in heads}
+        starts = [group for group, room_id in starts.items() if group and group != heads[room_id].state_group]
+        state_groups = await self.rooms.states.ids_of_groups(starts) if starts else {}
+        return _Prefetched(heads, recent, histories, memberships, state_groups)
 
     async def _joined_room(self, window: _Window, room_id: str, since_events: int | None,
                            ephemeral: list[dict[str, Any]], account_data: list[dict[str, Any]],
@@ -378,7 +405,8 @@ class SyncService(StreamSections):
         else:
             timeline = await self._timeline_rows(window, room_id, since_events, window.now.events,
                                                  _timeline_limit(window), prefetched)
-            state_ids = await self._state_for(room_id, since_events, window.now.events, timeline, full, head)
+            state_ids = await self._state_for(room_id, since_events, window.now.events, timeline, full, head,
+                                              prefetched)
             events = None
         rows = timeline.rows
         if rows:
@@ -386,18 +414,20 @@ class SyncService(StreamSections):
         else:
             prev_batch = room_token(position_after((head.depth, window.now.events)))
 
-        members_changed = any(row.event.type == MEMBER for row in rows) or any(key[0] == MEMBER for key in state_ids)
+        members_changed = full or any(row.event.type == MEMBER for row in rows) or any(
+            key[0] == MEMBER for key in state_ids)
         state_ids = await self._lazy_members(window, head, state_ids, rows, full)
         section: dict[str, Any] = {
             "timeline": {"limited": timeline.limited, "prev_batch": prev_batch},
             "state": {},
             "ephemeral": {"events": ephemeral},
             "account_data": {"events": [e for e in account_data
-                                        if window.sync_filter.room.account_data.allows_type(e["type"])]},
+                                        if window.sync_filter.room.account_data.allows_type(e["type"])]
+                                        if account_data else []},
         }
-        if full or members_changed:
+        if members_changed:
             section["summary"] = self._summary(head, window.user_id)
-        return _PendingRoom(section, rows, state_ids, events)
+        return _PendingRoom(section, rows, state_ids, head.state, events)
 
     async def _shared_delta(self, window: _Window, room_id: str) -> _RoomDelta | None:
         """The room's delta for an incremental sync, computed by the first sync that asks
@@ -444,9 +474,14 @@ class SyncService(StreamSections):
     async def _finish_joined_rooms(self, window: _Window, pending: dict[str, _PendingRoom]) -> dict[str, dict[str, Any]]:
         """Fill in the events of every joined room's section: the state events of all rooms
         looked up together, and all timelines, then all states, serialised in one call
-        each (a call reads what it bundles, such as relations, with one query)."""
+        each (a call reads what it bundles, such as relations, with one query). The state
+        events fill the event cache only if they are a small part of it (a sync of many
+        rooms would evict it all); those of the rooms' current state are not parsed again."""
+        known = {event_id: event for room in pending.values() for key, event_id in room.state_ids.items()
+                 if (event := room.current.get(key)) is not None and event.event_id == event_id}
+        state_ids = [event_id for room in pending.values() for event_id in room.state_ids.values()]
         state_rows = await self.rooms.store.get_event_rows(
-            event_id for room in pending.values() for event_id in room.state_ids.values())
+            state_ids, cache=self.rooms.store.worth_caching(len(state_ids)), known=known)
         state_filter = window.sync_filter.room.state
         states = {room_id: [state_rows[event_id] for event_id in room.state_ids.values()
                             if event_id in state_rows and state_filter.allows(state_rows[event_id].event)]
@@ -486,79 +521,11 @@ class SyncService(StreamSections):
     async def _state_before(self, room_id: str, rows: list[EventRow], upto: int) -> dict[StateKey, str]:
         """The room state at the start of the timeline (or at `upto` when it is empty)."""
         if rows:
-            return await self.timeline.state_at_start(rows[0])
+            return dict(await self.timeline.state_at_start(rows[0]))  # a copy: the caller adds to it
         latest = await self.queries.recent_events(room_id, since=0, upto=upto, limit=1)
         if not latest:
             return {}
-        return await self.timeline.state_at(latest[0])
-
-    async def _lazy_members(self, window: _Window, head: RoomHead, state_ids: dict[StateKey, str], rows: list[EventRow],
-                            full: bool) -> dict[StateKey, str]:
-        """With lazy_load_members: the member events of the timeline's senders as they were
-        at its start (and the user's own in a full sync). The membership changes of a gap
-        stay, since the client cannot know them otherwise. A member event this connection
-        was already sent (in state or timeline) is not repeated, unless the filter asks for
-        redundant members or the sync is full."""
-        state_filter = window.sync_filter.room.state
-        if not state_filter.lazy_load_members:
-            return state_ids
-        needed = {row.event.sender for row in rows}
-        if full:
-            needed.add(window.user_id)
-            result = {key: eid for key, eid in state_ids.items() if key[0] != MEMBER or key[1] in needed}
-        else:
-            result = dict(state_ids)
-            missing = [user_id for user_id in needed if (MEMBER, user_id) not in result]
-            if missing and rows:
-                at_start = await self._member_ids_at_start(head, rows[0], missing)
-                result.update(((MEMBER, user_id), event_id) for user_id, event_id in at_start.items())
-        in_timeline = {row.event.event_id for row in rows}
-        sent = self._lazy_sent_to(window, head.room_id)
-        redundant_ok = full or state_filter.include_redundant_members
-        result = {key: eid for key, eid in result.items() if eid not in in_timeline
-                  and (key[0] != MEMBER or redundant_ok or sent.get(key[1]) != eid)}
-        sent.update((key[1], eid) for key, eid in result.items() if key[0] == MEMBER)
-        sent.update((row.event.state_key, row.event.event_id) for row in rows if row.event.type == MEMBER)
-        return result
-
-    async def _member_ids_at_start(self, head: RoomHead, first: EventRow, user_ids: list[str]) -> dict[str, str]:
-        """user_id -> their member event just before `first`: from the room's head when no
-        state has changed since (the usual case), else from the state group."""
-        if first.state_group_before == head.state_group:
-            events = {user_id: head.state.get((MEMBER, user_id)) for user_id in user_ids}
-            return {user_id: event.event_id for user_id, event in events.items() if event is not None}
-        state = await self.timeline.state_at_start(first)
-        return {user_id: state[(MEMBER, user_id)] for user_id in user_ids if (MEMBER, user_id) in state}
-
-    def _lazy_sent_to(self, window: _Window, room_id: str) -> dict[str, str]:
-        """user_id -> member event ID sent on this (user, device) connection in this room."""
-        connection = (window.user_id, window.requester.device_id)
-        sent = self._lazy_sent.setdefault(connection, {})
-        self._lazy_sent.move_to_end(connection)
-        if len(self._lazy_sent) > _LAZY_CONNECTIONS:
-            self._lazy_sent.popitem(last=False)
-        return sent.setdefault(room_id, {})
-
-    def _summary(self, head: RoomHead, user_id: str) -> dict[str, Any]:
-        """The spec's room summary: joined and invited counts, and as heroes the first five
-        other joined or invited members in stream order (depth, which grows with the stream
-        within a room), or, when there are none, those who left or were banned."""
-        joined = invited = 0
-        present: list[tuple[int, str]] = []
-        gone: list[tuple[int, str]] = []
-        for (event_type, state_key), event in head.state.items():
-            if event_type != MEMBER:
-                continue
-            membership = event.membership
-            if membership == "join":
-                joined += 1
-            elif membership == "invite":
-                invited += 1
-            if state_key != user_id:
-                (present if membership in ("join", "invite") else gone).append((event.depth, state_key))
-        heroes = sorted(present or gone)[:5]
-        return {"m.heroes": [hero for _, hero in heroes], "m.joined_member_count": joined,
-                "m.invited_member_count": invited}
+        return dict(await self.timeline.state_at(latest[0]))
 
     async def _inviter(self, room_id: str, user_id: str) -> str | None:
         invite = await self.rooms.membership_event(room_id, user_id)

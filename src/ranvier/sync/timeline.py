@@ -67,14 +67,16 @@ class Timeline:
         ]
         others = await self.store.get_event_rows(linked) if linked else {}
         bundles = await self.relations.bundle(rows, requester, self.serialize) if self.relations else {}
-        erased_in = {row.event.room_id for row in rows if row.event.sender in self.erased}
+        erased = self.erased
+        erased_in = {row.event.room_id for row in rows if row.event.sender in erased} if erased else ()
         histories = {room_id: await self.store.membership_history(room_id, requester.user_id) for room_id in erased_in}
         now = int(time.time() * 1000)
+        device_id, user_id = requester.device_id, requester.user_id
         result = []
         for row in rows:
             event = row.event
             redaction = others.get(row.redacted_by) if row.redacted_by else None
-            if redaction is not None or (event.sender in self.erased
+            if redaction is not None or (erased and event.sender in erased
                                          and not joined_at(histories[event.room_id], row.stream_ordering)):
                 event = Event(redact(event.pdu, event.room_version), event.room_version, event.event_id)
             replaced = others.get(row.replaces_state) if row.replaces_state else None
@@ -85,8 +87,8 @@ class Timeline:
                     prev_event = Event(redact(prev_event.pdu, prev_event.room_version), prev_event.room_version,
                                        prev_event.event_id)
                 prev_content = prev_event.content
-            own_txn = row.txn_id if row.txn_device is not None and row.txn_device == requester.device_id \
-                and event.sender == requester.user_id else None
+            own_txn = row.txn_id if row.txn_device is not None and row.txn_device == device_id \
+                and event.sender == user_id else None
             result.append(serialize_event(
                 event, now_ms=now, as_client=as_client, transaction_id=own_txn, prev_content=prev_content,
                 redacted_because=redaction.event if redaction else None,
