@@ -14,9 +14,16 @@ import logging
 
 log = logging.getLogger(__name__)
 
-#: glibc's mallopt parameter for the most arenas.
+#: glibc's mallopt parameters: the most arenas, and the size from which a block gets its own
+#: mapping (returned to the system as soon as it is freed).
 _M_ARENA_MAX = -8
+_M_MMAP_THRESHOLD = -3
 _ARENAS = 2
+#: Fixed, which turns off glibc's sliding threshold: after a large mapped block is freed
+#: (a 19 MiB password hash, a decoded image), glibc would otherwise serve blocks up to
+#: that size from the arenas, where small long-lived objects later settle among them and
+#: keep their pages.
+_MMAP_THRESHOLD = 256 * 1024
 #: Seconds between two returns of free pages to the system.
 TRIM_INTERVAL_S = 30
 
@@ -34,9 +41,14 @@ _LIBC = _glibc()
 
 
 def limit_arenas() -> None:
-    """Call before any thread starts: threads then share two arenas."""
-    if _LIBC is not None and not _LIBC.mallopt(_M_ARENA_MAX, _ARENAS):
+    """Call before any thread starts: threads then share two arenas, and large blocks
+    always have mappings of their own."""
+    if _LIBC is None:
+        return
+    if not _LIBC.mallopt(_M_ARENA_MAX, _ARENAS):
         log.debug("mallopt(M_ARENA_MAX) refused")
+    if not _LIBC.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD):
+        log.debug("mallopt(M_MMAP_THRESHOLD) refused")
 
 
 async def release_free_memory() -> None:

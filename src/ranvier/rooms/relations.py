@@ -36,7 +36,9 @@ REPLACE, THREAD, REFERENCE = "m.replace", "m.thread", "m.reference"
 AGGREGATED = (REPLACE, THREAD, REFERENCE)
 #: A prepared value for events that write nothing to the thread list.
 _NEW = "new"
-_CHILDLESS_CACHED = 100_000
+#: Events known to have no relations, newest kept: enough for the pages clients read (the
+#: recent timelines), about 2 MiB; older events are asked about in one batched query.
+_CHILDLESS_CACHED = 10_000
 ENCRYPTED = "m.room.encrypted"
 #: How many links `recurse=true` follows (the spec asks for at least 3).
 MAX_RECURSION = 3

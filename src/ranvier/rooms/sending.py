@@ -23,8 +23,9 @@ from ranvier.rooms.head import Draft, RoomHead
 from ranvier.rooms.writer import INVITE, PendingCommit, RoomWriter, now_ms
 from ranvier.storage.engine import UniqueViolation
 
-#: Transaction IDs remembered in memory (older ones are found in the database).
-_TXNS_CACHED = 10_000
+#: Transaction IDs remembered in memory (older ones are found in the database): a client
+#: retries a send within seconds, long before 2,000 more sends (about 0.6 MiB).
+_TXNS_CACHED = 2_000
 #: The most queued sends of a room written in one transaction.
 SEND_BATCH = 100
 

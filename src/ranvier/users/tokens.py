@@ -41,7 +41,9 @@ class Tokens:
     def __init__(self, store: UserStore) -> None:
         self.store = store
         self._cache: OrderedDict[str, tuple[Requester, int | None, float]] = OrderedDict()
-        self._last_seen: dict[tuple[str, str], tuple[str | None, int]] = {}
+        #: (user, device) -> (ip, ms) of the last write of last_seen_*, oldest first; only
+        #: those written within LAST_SEEN_INTERVAL_MS are kept.
+        self._last_seen: OrderedDict[tuple[str, str], tuple[str | None, int]] = OrderedDict()
 
     def new_session(self, device_id: str, display_name: str | None, *, refreshable: bool, lifetime_ms: int,
                     ip: str | None = None, user_agent: str | None = None) -> tuple[NewSession, dict]:
@@ -74,19 +76,30 @@ class Tokens:
                 raise MatrixError("M_UNKNOWN_TOKEN", "Unknown access token", soft_logout=False)
             requester = Requester(info.user_id, info.device_id, info.is_guest, token_hash, info.locked, info.suspended)
             expires_ts = info.expires_ts
-            self._cache[token_hash] = (requester, expires_ts, time.monotonic())
-            if len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
+            self._remember(token_hash, (requester, expires_ts, time.monotonic()))
         if expires_ts is not None and expires_ts <= now:
             raise MatrixError("M_UNKNOWN_TOKEN", "Access token has expired", soft_logout=True)
         await self._note_last_seen(requester, ip, user_agent, now)
         return requester
+
+    def _remember(self, token_hash: str, entry: tuple[Requester, int | None, float]) -> None:
+        """Cache a validation, newest last; those past CACHE_SECONDS (never used again: they
+        are looked up afresh) and the oldest beyond _CACHE_SIZE go."""
+        self._cache[token_hash] = entry
+        self._cache.move_to_end(token_hash)
+        stale = entry[2] - CACHE_SECONDS
+        while self._cache and (len(self._cache) > _CACHE_SIZE or next(iter(self._cache.values()))[2] <= stale):
+            self._cache.popitem(last=False)
 
     async def _note_last_seen(self, requester: Requester, ip: str | None, user_agent: str | None, now: int) -> None:
         key = (requester.user_id, requester.device_id)
         seen = self._last_seen.get(key)
         if seen is None or seen[0] != ip or now - seen[1] >= LAST_SEEN_INTERVAL_MS:
             self._last_seen[key] = (ip, now)
+            self._last_seen.move_to_end(key)
+            # a device not seen for the interval is written on its next request anyway
+            while next(iter(self._last_seen.values()))[1] <= now - LAST_SEEN_INTERVAL_MS:
+                self._last_seen.popitem(last=False)
             await self.store.touch_device(requester.user_id, requester.device_id, ip, user_agent, now)
 
     def forget(self, token_hashes: list[str]) -> None:
