@@ -9,7 +9,7 @@ import asyncio
 import aiohttp
 
 from ranvier.server import Homeserver
-from tests.conftest import Api
+from tests.conftest import Api, with_server
 
 LAZY = {"room": {"timeline": {"limit": 10}, "state": {"lazy_load_members": True}}}
 
@@ -59,13 +59,7 @@ async def _cold_sync_reads(server_config, token: str, rooms: int) -> int:
 
 
 async def test_a_cold_initial_sync_reads_all_rooms_in_a_few_queries(server_config):
-    hs = Homeserver(server_config)
-    await hs.start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            alice, bob = await _build(Api(session, hs.base_url))
-    finally:
-        await hs.stop()
+    alice, bob = await with_server(server_config, _build)
     few = await _cold_sync_reads(server_config, bob, 3)
     many = await _cold_sync_reads(server_config, alice, 30)
     assert many <= 20, f"{many} reads for 30 rooms"
@@ -144,13 +138,7 @@ async def test_a_sync_of_more_rooms_than_the_caches_hold_evicts_nothing(server_c
     of it: each sync costs the same few reads and gives the same answer."""
     from ranvier.rooms import store, writer
 
-    hs = Homeserver(server_config)
-    await hs.start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            alice, bob = await _build(Api(session, hs.base_url))
-    finally:
-        await hs.stop()
+    alice, bob = await with_server(server_config, _build)
     monkeypatch.setattr(writer, "_HEADS_CACHED", 10)
     monkeypatch.setattr(store, "_EVENT_CACHE_SIZE", 100)
     hs = Homeserver(server_config)
