@@ -514,16 +514,22 @@ class RoomStore(AliasQueries):
                                               state_group)
         return state, chain_length or 0
 
+    def _id_batches(self, ids: list, sql_type: str) -> list[tuple[str, list]]:
+        """(condition, arguments) batches of a read by `column {condition}`: one array
+        parameter on PostgreSQL (it plans a long IN list for longer than it runs it), IN
+        lists of 500 on SQLite."""
+        if not ids:
+            return []
+        if self.db.dialect == "postgresql":
+            return [(f"= ANY(?::{sql_type}[])", [ids])]
+        return [(f"IN ({in_clause(len(chunk))})", chunk)
+                for chunk in (ids[start:start + 500] for start in range(0, len(ids), 500))]
+
     async def load_state_groups(self, state_groups: list[int]) -> dict[int, StateMap]:
         """The full states of many groups (each its snapshot base and deltas), in one
         recursive query per 500 groups on SQLite, one in all on PostgreSQL (an array)."""
         states: dict[int, StateMap] = {state_group: {} for state_group in state_groups}
-        if self.db.dialect == "postgresql":
-            chunks = [("= ANY(?::bigint[])", [state_groups])] if state_groups else []
-        else:
-            chunks = [(f"IN ({in_clause(len(chunk))})", chunk)
-                      for chunk in (state_groups[start:start + 500] for start in range(0, len(state_groups), 500))]
-        for condition, args in chunks:
+        for condition, args in self._id_batches(state_groups, "bigint"):
             rows = await self.db.fetchall(
                 "WITH RECURSIVE chain(root, state_group, prev_group, n) AS ("
                 f" SELECT state_group, state_group, prev_group, 0 FROM state_groups WHERE state_group {condition}"
@@ -543,12 +549,7 @@ class RoomStore(AliasQueries):
         SQLite, two in all on PostgreSQL (one array parameter: it plans a long IN list for
         longer than it runs it)."""
         found: dict[str, HeadRow] = {}
-        if self.db.dialect == "postgresql":
-            chunks = [(room_ids, "= ANY(?::text[])", [room_ids])] if room_ids else []
-        else:
-            chunks = [(chunk, f"IN ({in_clause(len(chunk))})", chunk)
-                      for chunk in (room_ids[start:start + 500] for start in range(0, len(room_ids), 500))]
-        for chunk, condition, args in chunks:
+        for condition, args in self._id_batches(room_ids, "text"):
             rooms = await self.db.fetchall(
                 "SELECT r.room_id, r.room_version, r.current_state_group, COALESCE(g.chain_length, 0), "
                 "r.forward_extremities FROM rooms r LEFT JOIN state_groups g ON g.state_group = r.current_state_group "
