@@ -36,6 +36,10 @@ async def test_initial_sync_shape(api):
     assert room["unread_notifications"] == {"notification_count": 0, "highlight_count": 0} or "unread_notifications" not in room
     for key in ("presence", "account_data", "to_device", "device_lists", "device_one_time_keys_count"):
         assert key in body
+    # ClientEventWithoutRoomID: the room is the key the events are listed under.
+    events = room["timeline"]["events"] + room["state"]["events"]
+    assert events and all("room_id" not in e and {"event_id", "sender", "type", "content", "origin_server_ts"} <= set(e)
+                          and isinstance(e["unsigned"]["age"], int) for e in events)
     invited = await sync(api, bob["access_token"])
     stripped = invited["rooms"]["invite"][room_id]["invite_state"]["events"]
     assert {(e["type"], e["state_key"]) for e in stripped} >= {("m.room.name", ""), ("m.room.member", "@bob:localhost")}
@@ -51,6 +55,7 @@ async def test_incremental_sync_has_exactly_the_new_events(api):
     await api.send_text(token, room_id, "two")
     second = await sync(api, token, since=first["next_batch"])
     assert timeline_bodies(second, room_id) == ["one", "two"]
+    assert all("room_id" not in e for e in second["rooms"]["join"][room_id]["timeline"]["events"])
     assert second["rooms"]["join"][room_id]["state"]["events"] == []
     third = await sync(api, token, since=second["next_batch"])
     assert third["rooms"]["join"] == {}
@@ -268,6 +273,7 @@ async def test_legacy_events_and_initial_sync(api):
     (room,) = snapshot["rooms"]
     assert room["room_id"] == room_id and room["membership"] == "join"
     assert [e["content"].get("body") for e in room["messages"]["chunk"]][-1] == "old"
+    assert all(e["room_id"] == room_id for e in room["messages"]["chunk"])  # the older API's events name their room
     await api.send_text(token, room_id, "new")
     status, stream = await api.get("/events", params={"from": snapshot["end"], "timeout": "1000"}, token=token)
     assert [e["content"]["body"] for e in stream["chunk"] if e["type"] == "m.room.message"] == ["new"]

@@ -182,3 +182,26 @@ async def test_an_initial_sync_of_many_rooms_with_an_empty_timeline(api):
         assert section["timeline"]["events"] == [] and section["timeline"]["limited"]
         types = {event["type"] for event in section["state"]["events"]}
         assert {"m.room.create", "m.room.member", "m.room.name", "m.room.power_levels"} <= types
+
+
+async def test_membership_histories_of_many_rooms_in_one_read(homeserver):
+    """The user's membership changes of each room asked for, oldest first, in one read
+    (rooms named twice or unknown included), and nothing of another user's."""
+    async with aiohttp.ClientSession() as session:
+        api = Api(session, homeserver.base_url)
+        alice, bob = await api.register_all("alice", "bob")
+        rooms = [await api.create_room(alice["access_token"], preset="public_chat") for _ in range(3)]
+        for room_id in rooms:
+            assert (await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"]))[0] == 200
+        assert (await api.post(f"/rooms/{rooms[0]}/leave", {}, token=bob["access_token"]))[0] == 200
+        assert (await api.post(f"/rooms/{rooms[0]}/join", {}, token=bob["access_token"]))[0] == 200
+    counter = QueryCounter(homeserver.db)
+    histories = await homeserver.sync.queries.membership_histories(
+        "@bob:localhost", [rooms[0], rooms[1], "!unknown:localhost", rooms[2], rooms[0]])
+    assert counter.count == 1
+    assert set(histories) == {*rooms, "!unknown:localhost"}
+    assert [m for _, m in histories[rooms[0]]] == ["join", "leave", "join"]
+    assert [m for _, m in histories[rooms[1]]] == [m for _, m in histories[rooms[2]]] == ["join"]
+    assert histories["!unknown:localhost"] == []
+    first = [stream for stream, _ in histories[rooms[0]]]
+    assert first == sorted(first) and len(set(first)) == 3

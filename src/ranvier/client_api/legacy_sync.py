@@ -49,7 +49,7 @@ async def initial_sync(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 10, minimum=0, maximum=1000)
     archived = query_bool(request, "archived", False)
     snapshot = await hs.sync.sync(who, since=None, timeout_ms=0, full_state=False,
-                                  sync_filter=_limited_filter(limit, archived))
+                                  sync_filter=_limited_filter(limit, archived), room_ids_in_events=True)
     end = snapshot["next_batch"]
     rooms = [await _room_snapshot(request, who, room_id, membership, section, end)
              for kind, membership in (("join", "join"), ("invite", "invite"), ("leave", "leave"))

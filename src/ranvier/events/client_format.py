@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from ranvier.events.model import REDACTION, Event
 
 
-def serialize_event(
+def client_unsigned(
     event: Event,
     *,
     now_ms: int,
@@ -16,21 +18,14 @@ def serialize_event(
     prev_content: dict | None = None,
     redacted_because: Event | dict | None = None,
     relations: dict | None = None,
-    event_fields: list[str] | None = None,
     replaces_state: str | None = None,
     membership: str | None = None,
-) -> dict:
-    """The event as sent to a client: the client format, or the federation PDU when
-    `as_client` is False (filter `event_format: federation`).
-
-    `unsigned` is built here, never copied from the PDU, so that server-to-server
-    data does not leak to clients: `age` is computed from `now_ms`, and the other
-    optional arguments fill the keys of the same names (`relations` becomes
-    `m.relations`). A redaction carries `redacts` both at the top level and in
-    content, whatever its room version, as v11 asks for compatibility.
-    """
-    pdu = event.pdu  # read directly: a big /sync serialises tens of thousands of events
-    unsigned: dict[str, Any] = {"age": now_ms - pdu.get("origin_server_ts", 0)}
+) -> dict[str, Any]:
+    """The `unsigned` object of an event as sent to a client. It is built here, never
+    copied from the PDU, so that server-to-server data does not leak to clients: `age` is
+    computed from `now_ms`, and the optional arguments fill the keys of the same names
+    (`relations` becomes `m.relations`)."""
+    unsigned: dict[str, Any] = {"age": now_ms - event.pdu.get("origin_server_ts", 0)}
     if transaction_id is not None:
         unsigned["transaction_id"] = transaction_id
     if prev_content is not None:
@@ -41,35 +36,61 @@ def serialize_event(
         unsigned["membership"] = membership
     if redacted_because is not None:
         unsigned["redacted_because"] = (
-            serialize_event(redacted_because, now_ms=now_ms, as_client=as_client)
+            serialize_event(redacted_because, client_unsigned(redacted_because, now_ms=now_ms), as_client=as_client)
             if isinstance(redacted_because, Event)
             else redacted_because
         )
     if relations:
         unsigned["m.relations"] = relations
+    return unsigned
 
+
+def serialize_event(event: Event, unsigned: dict[str, Any], *, as_client: bool = True,
+                    event_fields: list[str] | None = None, with_room_id: bool = True) -> dict:
+    """The event as sent to a client, with this `unsigned` (`client_unsigned`): the client
+    format (ClientEvent, or without its `room_id` where the room is implied, as in
+    /sync), or the federation PDU when `as_client` is False (filter `event_format:
+    federation`). A redaction carries `redacts` both at the top level and in content,
+    whatever its room version, as v11 asks for compatibility."""
     if as_client:
-        content = pdu.get("content")
-        serialized: dict[str, Any] = {
-            "content": content if isinstance(content, dict) else {},
-            "event_id": event.event_id,
-            "origin_server_ts": pdu.get("origin_server_ts", 0),
-            "room_id": pdu.get("room_id") or event.room_id,
-            "sender": pdu["sender"],
-            "type": pdu["type"],
-            "unsigned": unsigned,
-        }
-        if "state_key" in pdu:
-            serialized["state_key"] = pdu["state_key"]
-        if pdu["type"] == REDACTION and event.redacts is not None:
-            serialized["redacts"] = event.redacts
-            serialized["content"] = {**event.content, "redacts": event.redacts}
+        serialized = _client_fields(event, with_room_id=with_room_id)
+        serialized["unsigned"] = unsigned
     else:
         serialized = {**event.pdu, "unsigned": {**event.unsigned, **unsigned}}
-
     if event_fields is not None:
         return filter_event_fields(serialized, event_fields)
     return serialized
+
+
+def encoded_sync_event(event: Event, unsigned: dict[str, Any]) -> orjson.Fragment:
+    """The event in /sync's form (ClientEventWithoutRoomID: the room is the key it is
+    listed under) as JSON, ready to be embedded in an answer. Its fields but `unsigned`
+    are encoded once per parsed event and kept on it, since the same state events are
+    served again and again (every initial sync lists a room's state)."""
+    fields = event.sync_json
+    if fields is None:
+        fields = event.sync_json = orjson.dumps(_client_fields(event, with_room_id=False))[:-1]
+    return orjson.Fragment(b"".join((fields, b',"unsigned":', orjson.dumps(unsigned), b"}")))
+
+
+def _client_fields(event: Event, *, with_room_id: bool) -> dict[str, Any]:
+    pdu = event.pdu  # read directly: a big /sync serialises tens of thousands of events
+    content = pdu.get("content")
+    fields: dict[str, Any] = {
+        "content": content if isinstance(content, dict) else {},
+        "event_id": event.event_id,
+        "origin_server_ts": pdu.get("origin_server_ts", 0),
+        "sender": pdu["sender"],
+        "type": pdu["type"],
+    }
+    if with_room_id:
+        fields["room_id"] = pdu.get("room_id") or event.room_id
+    if "state_key" in pdu:
+        fields["state_key"] = pdu["state_key"]
+    if pdu["type"] == REDACTION and event.redacts is not None:
+        fields["redacts"] = event.redacts
+        fields["content"] = {**event.content, "redacts": event.redacts}
+    return fields
 
 
 def split_field_path(path: str) -> list[str]:

@@ -40,13 +40,16 @@ class Event:
     auth events.
     """
 
-    __slots__ = ("pdu", "room_version", "event_id", "rejected_reason")
+    __slots__ = ("pdu", "room_version", "event_id", "rejected_reason", "sync_json")
 
     def __init__(self, pdu: dict, room_version: RoomVersion, event_id: str) -> None:
         self.pdu = pdu
         self.room_version = room_version
         self.event_id = event_id
         self.rejected_reason: str | None = None
+        #: The client-format fields as /sync sends them, encoded once when first sent
+        #: (events.client_format.encoded_sync_event); the PDU is never changed in place.
+        self.sync_json: bytes | None = None
 
     @classmethod
     def from_pdu(cls, pdu: dict, room_version: RoomVersion) -> Event:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import orjson
+
 from ranvier.events.model import Event
 from ranvier.rooms.store import EVENT_COLUMNS, EventRow, RoomStore, StateKey, in_clause
 
@@ -102,21 +104,26 @@ class SyncQueries:
         return changes
 
     async def membership_histories(self, user_id: str, room_ids: list[str]) -> dict[str, list[tuple[int, str]]]:
-        """room_id -> the user's (stream, membership) changes there, oldest first: one
-        statement per 500 rooms on SQLite, one array parameter on PostgreSQL (which plans
-        a long IN list for longer than it runs it)."""
+        """room_id -> the user's (stream, membership) changes there, oldest first, in one
+        statement: the rooms as one array parameter on PostgreSQL (which plans a long IN
+        list for longer than it runs it), as one JSON array on SQLite, walked first (a
+        CROSS JOIN fixes that order), each room then a lookup in the primary key. SQLite
+        would otherwise answer `room_id IN (...)` by scanning all the user's history for
+        every statement: quadratic in the rooms of a user in thousands."""
         histories: dict[str, list[tuple[int, str]]] = {room_id: [] for room_id in room_ids}
-        columns = "SELECT room_id, stream_ordering, membership FROM membership_history WHERE user_id = ? "
+        if not room_ids:
+            return histories
         if self.db.dialect == "postgresql":
-            statements = [(columns + "AND room_id = ANY(?::text[]) ORDER BY stream_ordering", (user_id, room_ids))]
+            rows = await self.db.fetchall(
+                "SELECT room_id, stream_ordering, membership FROM membership_history "
+                "WHERE user_id = ? AND room_id = ANY(?::text[]) ORDER BY stream_ordering", user_id, room_ids)
         else:
-            statements = [(columns + f"AND room_id IN ({in_clause(len(chunk))}) ORDER BY stream_ordering",
-                           (user_id, *chunk))
-                          for chunk in (room_ids[start:start + 500] for start in range(0, len(room_ids), 500))]
-        for sql, args in statements:
-            rows = await self.db.fetchall(sql, *args)
-            for room_id, stream, membership in rows:
-                histories[room_id].append((stream, membership))
+            rows = await self.db.fetchall(
+                "SELECT m.room_id, m.stream_ordering, m.membership FROM json_each(?) AS wanted "
+                "CROSS JOIN membership_history m ON m.room_id = wanted.value AND m.user_id = ? "
+                "ORDER BY m.stream_ordering", orjson.dumps(list(histories)).decode(), user_id)
+        for room_id, stream, membership in rows:
+            histories[room_id].append((stream, membership))
         return histories
 
     async def recent_events_of_rooms(self, windows: list[tuple[str, int, int, int]],

@@ -153,7 +153,11 @@ class SyncService(StreamSections, RoomMembers):
     # -- the long poll -----------------------------------------------------------------------
 
     async def sync(self, requester: Requester, *, since: str | None, timeout_ms: int, full_state: bool,
-                   sync_filter: SyncFilter, set_presence: str | None = None) -> dict[str, Any]:
+                   sync_filter: SyncFilter, set_presence: str | None = None,
+                   room_ids_in_events: bool = False) -> dict[str, Any]:
+        """The /sync answer for `requester`, long-polled up to `timeout_ms` when incremental.
+        Its room events are in /sync's form, already encoded (`encoded_sync_event`); with
+        `room_ids_in_events` they are ClientEvent dicts instead (for the older /initialSync)."""
         since_token = SyncToken.parse(since) if since else None
         to_device = self._stream("to_device")
         if to_device is not None and since_token is not None:
@@ -166,7 +170,7 @@ class SyncService(StreamSections, RoomMembers):
             memberships = dict(await self.rooms.user_memberships(requester.user_id))
             if since_token is None or full_state:  # answered at once: nothing to wait for
                 return await self._compute(requester, since_token, self.current_token(), sync_filter, full_state,
-                                           memberships)
+                                           memberships, room_ids_in_events)
             keys = [f"user:{requester.user_id}"] + [f"room:{room_id}" for room_id, (m, _) in memberships.items()
                                                       if m in ("join", "invite", "knock")]
             with self.notifier.subscribe(keys) as subscription:
@@ -174,7 +178,8 @@ class SyncService(StreamSections, RoomMembers):
                 if now == since_token:
                     response = None
                 else:
-                    response = await self._compute(requester, since_token, now, sync_filter, full_state, memberships)
+                    response = await self._compute(requester, since_token, now, sync_filter, full_state, memberships,
+                                                   room_ids_in_events)
                     if _has_news(response):
                         return response
                 remaining = deadline - time.monotonic()
@@ -186,10 +191,11 @@ class SyncService(StreamSections, RoomMembers):
     # -- computing a response ----------------------------------------------------------------
 
     async def _compute(self, requester: Requester, since: SyncToken | None, now: SyncToken, sync_filter: SyncFilter,
-                       full_state: bool, memberships: dict[str, tuple[str, int]]) -> dict[str, Any]:
+                       full_state: bool, memberships: dict[str, tuple[str, int]],
+                       room_ids_in_events: bool = False) -> dict[str, Any]:
         account_data = self._stream("account_data")
         ignored = await self._ignored_users(requester.user_id, now.account_data)
-        window = _Window(requester, since, now, sync_filter, full_state, ignored)
+        window = _Window(requester, since, now, sync_filter, full_state, ignored, room_ids_in_events)
         if since is None:
             self._lazy_sent.pop((requester.user_id, requester.device_id), None)
 
@@ -396,7 +402,8 @@ class SyncService(StreamSections, RoomMembers):
         # holds, asking again would load each evicted head alone.
         head = prefetched.heads.get(room_id) if prefetched is not None else None
         head = head or await self.rooms.head(room_id)
-        delta = None if full or since_events != window.since.events else await self._shared_delta(window, room_id)
+        delta = None if full or window.room_ids_in_events or since_events != window.since.events \
+            else await self._shared_delta(window, room_id)
         if delta is not None:
             timeline, state_ids, events = delta.timeline, delta.state_ids, delta.events
             if events is not None and any(row.txn_device == window.requester.device_id
@@ -533,7 +540,8 @@ class SyncService(StreamSections, RoomMembers):
 
     async def _serialize(self, window: _Window, rows: list[EventRow]) -> list[dict[str, Any]]:
         return await self.timeline.serialize(rows, window.requester, event_filter_fields=_event_fields(window),
-                                             as_client=window.sync_filter.event_format == "client")
+                                             as_client=window.sync_filter.event_format == "client",
+                                             for_sync=not window.room_ids_in_events)
 
 
 def _event_fields(window: _Window) -> list[str] | None:

@@ -27,6 +27,8 @@ class _Window:
     sync_filter: SyncFilter
     full_state: bool
     ignored: set[str]
+    #: Room events as ClientEvent dicts (with their room ID) rather than /sync's encoded form.
+    room_ids_in_events: bool = False
 
     @property
     def user_id(self) -> str:

@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any, Awaitable, Callable
 
 from ranvier.errors import MatrixError
-from ranvier.events.client_format import serialize_event
+from ranvier.events.client_format import client_unsigned, encoded_sync_event, serialize_event
 from ranvier.events.model import MEMBER, Event
 from ranvier.events.redaction import redact
 from ranvier.requester import Requester
@@ -55,8 +55,10 @@ class Timeline:
     # -- serialisation -------------------------------------------------------------------
 
     async def serialize(self, rows: list[EventRow], requester: Requester, *, event_filter_fields: list[str] | None = None,
-                        as_client: bool = True) -> list[dict[str, Any]]:
+                        as_client: bool = True, for_sync: bool = False) -> list[Any]:
         """Client events: redacted where redacted, with prev_content and the reader's own txn IDs.
+        `for_sync`: in /sync's form (ClientEventWithoutRoomID), encoded once
+        (`encoded_sync_event`) unless fields are filtered or the federation format is asked for.
 
         An erased account's event is served redacted to readers who were not joined when
         it was sent (the spec's erasure)."""
@@ -72,6 +74,7 @@ class Timeline:
         histories = {room_id: await self.store.membership_history(room_id, requester.user_id) for room_id in erased_in}
         now = int(time.time() * 1000)
         device_id, user_id = requester.device_id, requester.user_id
+        encoded = for_sync and as_client and event_filter_fields is None
         result = []
         for row in rows:
             event = row.event
@@ -89,24 +92,25 @@ class Timeline:
                 prev_content = prev_event.content
             own_txn = row.txn_id if row.txn_device is not None and row.txn_device == device_id \
                 and event.sender == user_id else None
-            result.append(serialize_event(
+            unsigned = client_unsigned(
                 event, now_ms=now, as_client=as_client, transaction_id=own_txn, prev_content=prev_content,
-                redacted_because=redaction.event if redaction else None,
-                replaces_state=row.replaces_state, event_fields=event_filter_fields,
-                relations=bundles.get(event.event_id),
-            ))
+                redacted_because=redaction.event if redaction else None, replaces_state=row.replaces_state,
+                relations=bundles.get(event.event_id))
+            result.append(encoded_sync_event(event, unsigned) if encoded else serialize_event(
+                event, unsigned, as_client=as_client, event_fields=event_filter_fields, with_room_id=not for_sync))
         return result
 
     async def serialize_for_everyone(self, rows: list[EventRow], *, event_filter_fields: list[str] | None = None,
-                                     as_client: bool = True) -> list[dict[str, Any]] | None:
-        """The client events as every reader sees them, for sharing between readers; None
+                                     as_client: bool = True) -> list[Any] | None:
+        """The events in /sync's form as every reader sees them, for sharing between readers; None
         when a part depends on the reader: bundled aggregations (which children count
         depends on who reads), or an erased sender (redacted for some readers only).
         Transaction IDs are left out: the sending device's own copy is made for it alone."""
         if any(row.event.sender in self.erased for row in rows) or (
                 self.relations is not None and await self.relations.has_children(rows)):
             return None
-        return await self.serialize(rows, _NO_READER, event_filter_fields=event_filter_fields, as_client=as_client)
+        return await self.serialize(rows, _NO_READER, event_filter_fields=event_filter_fields, as_client=as_client,
+                                    for_sync=True)
 
     # -- single events -------------------------------------------------------------------
 
