@@ -62,7 +62,7 @@ class _PendingRoom:
     state_ids: dict[StateKey, str]
     #: The room's current state (its head's), which holds most of the state section's events parsed.
     current: dict[StateKey, Event]
-    timeline_events: list[dict[str, Any]] | None = None
+    timeline_events: list[Any] | None  # encoded events, or dicts (see Timeline.serialize) = None
 
 
 @dataclass
@@ -91,7 +91,7 @@ class _RoomDelta:
 
     timeline: _Slice
     state_ids: dict[StateKey, str]
-    events: list[dict[str, Any]] | None
+    events: list[Any] | None
 
 
 class SyncService(StreamSections, RoomMembers):
@@ -538,7 +538,7 @@ class SyncService(StreamSections, RoomMembers):
         invite = await self.rooms.membership_event(room_id, user_id)
         return invite.sender if invite is not None else None
 
-    async def _serialize(self, window: _Window, rows: list[EventRow]) -> list[dict[str, Any]]:
+    async def _serialize(self, window: _Window, rows: list[EventRow]) -> list[Any]:
         return await self.timeline.serialize(rows, window.requester, event_filter_fields=_event_fields(window),
                                              as_client=window.sync_filter.event_format == "client",
                                              for_sync=not window.room_ids_in_events)
