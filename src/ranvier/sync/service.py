@@ -62,7 +62,8 @@ class _PendingRoom:
     state_ids: dict[StateKey, str]
     #: The room's current state (its head's), which holds most of the state section's events parsed.
     current: dict[StateKey, Event]
-    timeline_events: list[Any] | None  # encoded events, or dicts (see Timeline.serialize) = None
+    #: Encoded events, or dicts with `event_fields` or the federation format (see Timeline.serialize).
+    timeline_events: list[Any] | None = None
 
 
 @dataclass
