@@ -180,3 +180,17 @@ async def test_a_receipt_updates_unread_counts_before_it_wakes_sync(api):
         woken = await poll
         assert woken["rooms"]["join"][room_id]["unread_notifications"]["notification_count"] == 0, receipt_type
         counted = woken
+
+
+async def test_heroes_leave_out_the_reader_whoever_reads(api):
+    """The members are counted once per state of the room; each reader's heroes are the
+    first five others, so the reader among the first five does not shorten the list."""
+    users = await api.register_all("alice", "bob", "carol", "dave", "erin", "frank", "grace")
+    room_id = await api.create_room(users[0]["access_token"], preset="public_chat")
+    for user in users[1:]:
+        assert (await api.post(f"/rooms/{room_id}/join", {}, token=user["access_token"]))[0] == 200
+    ids = [f"@{name}:localhost" for name in ("alice", "bob", "carol", "dave", "erin", "frank", "grace")]
+    for user, user_id in zip(users, ids):
+        summary = (await api.sync(user["access_token"]))["rooms"]["join"][room_id]["summary"]
+        assert summary["m.joined_member_count"] == 7
+        assert summary["m.heroes"] == [other for other in ids if other != user_id][:5]

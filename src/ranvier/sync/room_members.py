@@ -6,6 +6,7 @@ member counts).
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from typing import Any
 
@@ -17,6 +18,9 @@ from ranvier.sync.timeline import Timeline
 
 #: The (user, device) connections whose lazily sent members are remembered.
 LAZY_CONNECTIONS = 10_000
+#: Rooms whose member counts and heroes are kept (for their current state).
+SUMMARIES_KEPT = 5_000
+HEROES = 5
 
 
 class RoomMembers:
@@ -25,6 +29,8 @@ class RoomMembers:
 
     timeline: Timeline
     _lazy_sent: OrderedDict[tuple[str, str], dict[str, dict[str, str]]]
+    #: room_id -> (state group, `_count_members` of the room at it).
+    _member_summaries: OrderedDict[str, tuple[int, tuple[int, int, list[str], list[str]]]]
 
     async def _lazy_members(self, window: _Window, head: RoomHead, state_ids: dict[StateKey, str], rows: list[EventRow],
                             full: bool) -> dict[StateKey, str]:
@@ -80,20 +86,34 @@ class RoomMembers:
     def _summary(self, head: RoomHead, user_id: str) -> dict[str, Any]:
         """The spec's room summary: joined and invited counts, and as heroes the first five
         other joined or invited members in stream order (depth, which grows with the stream
-        within a room), or, when there are none, those who left or were banned."""
-        joined = invited = 0
-        present: list[tuple[int, str]] = []
-        gone: list[tuple[int, str]] = []
-        for (event_type, state_key), event in head.state.items():
-            if event_type != MEMBER:
-                continue
-            membership = event.membership
-            if membership == "join":
-                joined += 1
-            elif membership == "invite":
-                invited += 1
-            if state_key != user_id:
-                (present if membership in ("join", "invite") else gone).append((event.depth, state_key))
-        heroes = sorted(present or gone)[:5]
-        return {"m.heroes": [hero for _, hero in heroes], "m.joined_member_count": joined,
-                "m.invited_member_count": invited}
+        within a room), or, when there are none, those who left or were banned. The members
+        are counted once per state of the room, not once per sync: every member of a big
+        room syncs after a join."""
+        kept = self._member_summaries.get(head.room_id)
+        if kept is None or kept[0] != head.state_group:
+            kept = self._member_summaries[head.room_id] = (head.state_group, _count_members(head))
+            if len(self._member_summaries) > SUMMARIES_KEPT:
+                self._member_summaries.popitem(last=False)
+        joined, invited, present, gone = kept[1]
+        heroes = [member for member in present if member != user_id][:HEROES] or \
+            [member for member in gone if member != user_id][:HEROES]
+        return {"m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited}
+
+
+def _count_members(head: RoomHead) -> tuple[int, int, list[str], list[str]]:
+    """Joined and invited counts, and the first HEROES + 1 joined or invited members and
+    those who left or were banned, in stream order: enough heroes whoever the reader is."""
+    joined = invited = 0
+    present: list[tuple[int, str]] = []
+    gone: list[tuple[int, str]] = []
+    for (event_type, state_key), event in head.state.items():
+        if event_type != MEMBER:
+            continue
+        membership = event.membership
+        if membership == "join":
+            joined += 1
+        elif membership == "invite":
+            invited += 1
+        (present if membership in ("join", "invite") else gone).append((event.depth, state_key))
+    return (joined, invited, [member for _, member in heapq.nsmallest(HEROES + 1, present)],
+            [member for _, member in heapq.nsmallest(HEROES + 1, gone)])
