@@ -171,13 +171,19 @@ class SyncService(StreamSections, RoomMembers):
             if since_token is None or full_state:  # answered at once: nothing to wait for
                 return await self._compute(requester, since_token, self.current_token(), sync_filter, full_state,
                                            memberships)
+            # Most long polls come back to news (a fan-out's all do): those are answered
+            # without subscribing; the others subscribe, then look again if anything moved.
+            now = self.current_token()
+            response = None
+            if now != since_token:
+                response = await self._compute(requester, since_token, now, sync_filter, full_state, memberships)
+                if _has_news(response):
+                    return response
             keys = [f"user:{requester.user_id}"] + [f"room:{room_id}" for room_id, (m, _) in memberships.items()
                                                       if m in ("join", "invite", "knock")]
             with self.notifier.subscribe(keys) as subscription:
-                now = self.current_token()
-                if now == since_token:
-                    response = None
-                else:
+                if self.current_token() != now:
+                    now = self.current_token()
                     response = await self._compute(requester, since_token, now, sync_filter, full_state, memberships)
                     if _has_news(response):
                         return response
