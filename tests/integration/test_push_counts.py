@@ -177,3 +177,105 @@ async def test_invites_and_edits_and_members(homeserver, people):
                                         "m.relates_to": {"rel_type": "m.replace", "event_id": original}})
     assert pair(await counts(hs, bob, room)) == (1, 0)
     assert await hs.push.counts(bob.user_id, []) == {}
+
+
+def counting_queries(hs, during=None) -> list[str]:
+    """Wrap the count query: each call appends the user; `during(user_id)` (if given) is
+    awaited while the query is in flight, before it reads, to commit something meanwhile."""
+    asked: list[str] = []
+    unread = hs.push.store.unread
+
+    async def wrapped(user_id, room_ids):
+        asked.append(user_id)
+        if during is not None:
+            await during(user_id)
+        return await unread(user_id, room_ids)
+
+    hs.push.store.unread = wrapped
+    return asked
+
+
+async def test_kept_counts_follow_new_highlights_and_receipts_without_a_query(homeserver, people):
+    hs = homeserver
+    alice, bob, carol = people
+    room = await create_room(alice, preset="public_chat")
+    await bob.join(room)
+    await carol.join(room)
+    await alice.say(room, "hello")
+    asked = counting_queries(hs)
+    assert pair(await counts(hs, bob, room)) == (1, 0)
+    assert asked == [bob.user_id]
+
+    await alice.say(room, "hello bob")  # a highlight, counted into what is kept
+    await carol.say(room, "hi", **{"m.mentions": {"user_ids": [alice.user_id]}})  # bob: the generic outcome
+    assert pair(await counts(hs, bob, room)) == (3, 1)
+    assert asked == [bob.user_id], "served from memory"
+    stored = await hs.push.store.unread(bob.user_id, [room])
+    assert (sum(row[2] for row in stored), sum(row[3] for row in stored)) == (3, 1), "memory and database agree"
+
+    last = await carol.say(room, "bye")
+    await read_all(hs, bob, room, last)  # a receipt drops the kept counts: read afresh
+    assert pair(await counts(hs, bob, room)) == (0, 0)
+    assert asked == [bob.user_id, bob.user_id, bob.user_id]
+    await alice.say(room, "bob?")
+    assert pair(await counts(hs, bob, room)) == (1, 1)
+    assert asked == [bob.user_id, bob.user_id, bob.user_id]
+
+
+async def test_counts_read_while_another_room_changes_are_kept(homeserver, people):
+    hs = homeserver
+    alice, bob, carol = people
+    room = await create_room(alice, preset="public_chat")
+    other = await create_room(carol, preset="public_chat")
+    await bob.join(room)
+    await alice.join(other)
+    await alice.say(room, "hello")
+    receipt_room = await alice.say(other, "elsewhere")
+
+    async def meanwhile(user_id):  # a message and a receipt in another room while bob's counts are read
+        await carol.say(other, "busy elsewhere")
+        await read_all(hs, alice, other, receipt_room)
+
+    asked = counting_queries(hs, meanwhile)
+    assert pair(await counts(hs, bob, room)) == (1, 0)
+    assert pair(await counts(hs, bob, room)) == (1, 0)
+    assert asked == [bob.user_id], "the change elsewhere did not stop the counts from being kept"
+
+
+async def test_counts_read_while_their_room_changes_are_read_again(homeserver, people):
+    hs = homeserver
+    alice, bob, _ = people
+    room = await create_room(alice, preset="public_chat")
+    await bob.join(room)
+    await alice.say(room, "hello")
+    sent = []
+
+    async def meanwhile(user_id):  # a message into the same room commits while the query runs
+        if not sent:
+            sent.append(await alice.say(room, "while you were counting"))
+
+    asked = counting_queries(hs, meanwhile)
+    assert pair(await counts(hs, bob, room)) == (2, 0)
+    assert pair(await counts(hs, bob, room)) == (2, 0), "not counted twice"
+    assert asked == [bob.user_id, bob.user_id], "the first answer raced with the message: not kept"
+    await alice.say(room, "and one more")
+    assert pair(await counts(hs, bob, room)) == (3, 0)
+    assert asked == [bob.user_id, bob.user_id]
+
+
+async def test_counts_read_while_the_user_reads_are_read_again(homeserver, people):
+    hs = homeserver
+    alice, bob, _ = people
+    room = await create_room(alice, preset="public_chat")
+    await bob.join(room)
+    await alice.say(room, "hello")
+    last = await alice.say(room, "anyone?")
+
+    async def meanwhile(user_id):  # bob's receipt commits while his counts are read
+        if len(asked) == 1:
+            await read_all(hs, bob, room, last)
+
+    asked = counting_queries(hs, meanwhile)
+    assert pair(await counts(hs, bob, room)) == (0, 0)
+    assert pair(await counts(hs, bob, room)) == (0, 0)
+    assert asked == [bob.user_id, bob.user_id], "the first answer raced with the receipt: not kept"

@@ -80,6 +80,32 @@ async def test_long_poll_wakes_on_a_new_event(api):
     assert 0.45 <= elapsed < 2.0, elapsed
 
 
+async def test_a_message_committed_while_a_poll_finds_nothing_wakes_it_at_once(homeserver, api):
+    """A poll whose token is behind looks before it subscribes: what commits between that
+    look and the subscription must still wake it (it looks again), not wait for the timeout."""
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat")
+    await api.post(f"/rooms/{room_id}/join", {}, token=bob["access_token"])
+    elsewhere = await api.create_room(alice["access_token"])
+    start = await sync(api, bob["access_token"])
+    await api.send_text(alice["access_token"], elsewhere, "not for bob")  # bob's token is behind, with no news
+    compute = homeserver.sync._compute
+    sent = []
+
+    async def compute_then_send(*args):
+        response = await compute(*args)
+        if not sent:  # after the first look (which found nothing), before the subscription
+            sent.append(await api.send_text(alice["access_token"], room_id, "in between"))
+        return response
+
+    homeserver.sync._compute = compute_then_send
+    began = time.monotonic()
+    woke = await sync(api, bob["access_token"], since=start["next_batch"], timeout=10000,
+                      filter={"presence": {"not_types": ["*"]}})
+    assert sent and timeline_bodies(woke, room_id) == ["in between"]
+    assert time.monotonic() - began < 5.0
+
+
 async def test_long_poll_times_out_with_the_same_token(api):
     (alice,) = await api.register_all("alice")
     await api.create_room(alice["access_token"])

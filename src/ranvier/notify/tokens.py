@@ -4,10 +4,14 @@ position of every stream /sync reports) and a sliding sync `pos`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from ranvier.errors import MatrixError
 
 STREAMS = ("events", "account_data", "receipts", "typing", "presence", "to_device", "device_lists")
+#: Tokens parsed lately: the long-pollers of a room all come back with the same few.
+_PARSED_KEPT = 1_024
+_parsed: dict[str, "SyncToken"] = {}
 
 
 @dataclass(frozen=True)
@@ -23,14 +27,25 @@ class SyncToken:
     device_lists: int = 0
 
     def encode(self) -> str:
+        return self._encoded
+
+    @cached_property
+    def _encoded(self) -> str:  # every answer woken at one position carries the same token
         return "s" + "_".join(str(getattr(self, name)) for name in STREAMS)
 
     @classmethod
     def parse(cls, token: str) -> "SyncToken":
+        parsed = _parsed.get(token)
+        if parsed is not None:
+            return parsed
         parts = token[1:].split("_") if token.startswith("s") else []
         if not parts or len(parts) > len(STREAMS) or not token.isascii() or not all(p.isdigit() for p in parts):
             raise MatrixError("M_INVALID_PARAM", "Invalid sync token")
-        return cls(**{name: int(value) for name, value in zip(STREAMS, parts)})
+        parsed = cls(**{name: int(value) for name, value in zip(STREAMS, parts)})
+        if len(_parsed) >= _PARSED_KEPT:
+            _parsed.clear()
+        _parsed[token] = parsed
+        return parsed
 
 
 def encode_pos(events: int, seq: int, nonce: str) -> str:

@@ -15,7 +15,7 @@ import asyncio
 import copy
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import orjson
 
@@ -36,6 +36,8 @@ _THREADS_CACHED = 50_000
 _COUNTS_CACHED = 100_000
 #: Rooms whose audience is kept (as many as the room server keeps heads of).
 _AUDIENCES_CACHED = 5_000
+#: Rooms and (user, room) pairs whose last change of counts is remembered.
+_CHANGES_KEPT = 100_000
 
 Counts = dict[str, int]
 #: (notify, highlight, actions as JSON)
@@ -76,10 +78,10 @@ class PushService:
         self._suffix = ":" + server_name
         self._threads: OrderedDict[str, str] = OrderedDict()
         self._counts: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
-        #: room_id -> users with counts in memory, so a new event updates only those.
-        self._counted: dict[str, set[str]] = {}
-        #: Bumped by every change to counts, so a query that raced with one is not cached.
-        self._counts_version = 0
+        #: room_id -> {user: their counts in `_counts`}, so a new event updates only those.
+        self._counted: dict[str, dict[str, dict[str, Any]]] = {}
+        #: Which counts a query that raced with a change must not cache (see `_CountChanges`).
+        self._changes = _CountChanges()
         #: Users who changed their rules: what they chose, and it compiled.
         self._user_rules: dict[str, UserRules] = {}
         self._compiled: dict[str, RuleSet] = {}
@@ -141,6 +143,7 @@ class PushService:
         return prepared
 
     async def write(self, txn: Transaction, prepared: list[tuple[PersistedEvent, PreparedPush]]) -> None:
+        self._changes.note({item.event.room_id for item, _ in prepared})  # before the commit, see `counts`
         room_rows, member_rows, reads = [], [], []
         action_sets: dict[int, str] = {}
         for item, push in prepared:
@@ -167,14 +170,12 @@ class PushService:
         return actions_id
 
     def committed(self, prepared: list[tuple[PersistedEvent, PreparedPush]]) -> None:
-        self._counts_version += 1
+        self._changes.note({item.event.room_id for item, _ in prepared})
         for item, push in prepared:
             event = item.event
             room_id = event.room_id
-            for user_id in self._counted.get(room_id, ()):
-                notify, highlight, _ = push.outcome_for(user_id, event.sender)
-                if notify or highlight:
-                    _add(self._counts[(user_id, room_id)], push.thread_id, int(notify), int(highlight))
+            if (counted := self._counted.get(room_id)) is not None:
+                _count_event(counted, push, event.sender)
             if push.sender_reads and (cached := self._counts.get((event.sender, room_id))) is not None:
                 _clear(cached, push.thread_id)
             if push.thread_id is not None:
@@ -273,8 +274,9 @@ class PushService:
         """The user has read up to `stream_ordering`: in the whole room (`thread_id` None, an
         unthreaded receipt), in the main timeline (`"main"`) or in one thread (its root's ID).
         Positions only move forward, so the most advanced of m.read and m.read.private wins."""
+        self._changes.note([(user_id, room_id)])
         await self.store.advance((user_id, room_id, UNTHREADED if thread_id is None else thread_id, stream_ordering))
-        self._counts_version += 1
+        self._changes.note([(user_id, room_id)])
         self._forget_counts(user_id, room_id)
 
     async def stream_ordering_of(self, event_id: str) -> int | None:
@@ -294,19 +296,21 @@ class PushService:
         missing = [room_id for room_id in room_ids if room_id not in result]
         if not missing:
             return _copies(result)
-        version = self._counts_version
+        started = self._changes.generation
         fresh: dict[str, dict[str, Any]] = {
             room_id: {"notification_count": 0, "highlight_count": 0, "main": _zero(), "threads": {}}
             for room_id in missing
         }
         for room_id, thread_id, notifications, highlights in await self.store.unread(user_id, missing):
             _add(fresh[room_id], None if thread_id == MAIN else thread_id, notifications, highlights)
-        if version == self._counts_version:
-            for room_id, counts in fresh.items():
+        # Only the counts of rooms that nothing changed while the query ran are kept: a
+        # change elsewhere (another room's message, another user's receipt) does not matter.
+        for room_id, counts in fresh.items():
+            if self._changes.unchanged_since(started, room_id, (user_id, room_id)):
                 self._counts[(user_id, room_id)] = counts
-                self._counted.setdefault(room_id, set()).add(user_id)
-            while len(self._counts) > _COUNTS_CACHED:
-                self._forget_counts(*next(iter(self._counts)))
+                self._counted.setdefault(room_id, {})[user_id] = counts
+        while len(self._counts) > _COUNTS_CACHED:
+            self._forget_counts(*next(iter(self._counts)))
         result.update(fresh)
         return _copies(result)
 
@@ -314,7 +318,7 @@ class PushService:
         self._counts.pop((user_id, room_id), None)
         users = self._counted.get(room_id)
         if users is not None:
-            users.discard(user_id)
+            users.pop(user_id, None)
             if not users:
                 del self._counted[room_id]
 
@@ -337,6 +341,51 @@ def _actions(stored: str | None, highlight: bool) -> list[Any]:
     if stored is not None:
         return orjson.loads(stored)
     return ["notify", {"set_tweak": "highlight"}] if highlight else ["notify"]
+
+
+class _CountChanges:
+    """When each room's counts (a room ID: an event committed there) and each user's in a
+    room (a (user, room) pair: a read receipt) last changed, in generations of one counter.
+
+    A count query that started at generation G may be cached only if nothing it covers
+    changed after G: the room is noted both before its events commit (`write`, so a query
+    that read before the commit and returns after it is not kept) and after (`committed`,
+    which updates the counts already kept). Past `_CHANGES_KEPT` entries all are forgotten
+    and queries started before then are not cached.
+    """
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self._changed: dict[str | tuple[str, str], int] = {}
+        self._forgotten_at = 0
+
+    def note(self, keys: Iterable[str | tuple[str, str]]) -> None:
+        self.generation += 1
+        if len(self._changed) > _CHANGES_KEPT:
+            self._changed.clear()
+            self._forgotten_at = self.generation
+        for key in keys:
+            self._changed[key] = self.generation
+
+    def unchanged_since(self, generation: int, *keys: str | tuple[str, str]) -> bool:
+        return generation >= self._forgotten_at and all(self._changed.get(key, 0) <= generation for key in keys)
+
+
+def _count_event(counted: dict[str, dict[str, Any]], push: PreparedPush, sender: str) -> None:
+    """Add one committed event to the kept counts of the users it notified (`outcome_for`
+    for each, worked out for the many at once: the joined members but the sender get the
+    generic outcome, those in `members` their own)."""
+    thread_id = push.thread_id
+    notify, highlight = int(push.generic[0]), int(push.generic[1])
+    if notify or highlight:
+        generic_users = counted.keys() & push.joined.keys()
+        generic_users.discard(sender)
+        generic_users.difference_update(push.members)
+        for user_id in generic_users:
+            _add(counted[user_id], thread_id, notify, highlight)
+    for user_id, (own_notify, own_highlight, _) in push.members.items():
+        if (own_notify or own_highlight) and (counts := counted.get(user_id)) is not None:
+            _add(counts, thread_id, int(own_notify), int(own_highlight))
 
 
 def _add(room: dict[str, Any], thread_id: str | None, notifications: int, highlights: int) -> None:

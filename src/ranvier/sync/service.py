@@ -93,6 +93,11 @@ class _RoomDelta:
     timeline: _Slice
     state_ids: dict[StateKey, str]
     events: list[Any] | None
+    #: (sender, sending device) of the timeline's events: that device's own copy differs
+    #: (it carries the transaction IDs).
+    sending_devices: frozenset[tuple[str, str]]
+    #: Whether the timeline or the gap's state holds member events (the summary is sent then).
+    members_changed: bool
 
 
 class SyncService(StreamSections, RoomMembers):
@@ -116,21 +121,20 @@ class SyncService(StreamSections, RoomMembers):
         #: long-poller. A None result means "compute your own" (its computation failed).
         self._deltas: dict[tuple, asyncio.Future] = {}
         self._deltas_at = 0
+        self._current: tuple[tuple[int, ...], SyncToken] = ((), SyncToken())
 
     def current_token(self) -> SyncToken:
+        """The token of now; the same object while no stream moves, so the syncs woken
+        together share it (and its encoding)."""
         def position(name: str) -> int:
             stream = self._stream(name)
             return stream.position if stream is not None else 0
 
-        return SyncToken(
-            events=self.rooms.positions.current,
-            account_data=position("account_data"),
-            receipts=position("receipts"),
-            typing=position("typing"),
-            presence=position("presence"),
-            to_device=position("to_device"),
-            device_lists=position("device_lists"),
-        )
+        positions = (self.rooms.positions.current, position("account_data"), position("receipts"),
+                     position("typing"), position("presence"), position("to_device"), position("device_lists"))
+        if positions != self._current[0]:
+            self._current = (positions, SyncToken(*positions))
+        return self._current[1]
 
     async def resolve_filter(self, user_id: str, raw: str | None) -> SyncFilter:
         """The `filter` parameter: inline JSON or the ID of a stored filter (a stored filter
@@ -173,13 +177,20 @@ class SyncService(StreamSections, RoomMembers):
             if since_token is None or full_state:  # answered at once: nothing to wait for
                 return await self._compute(requester, since_token, self.current_token(), sync_filter, full_state,
                                            memberships, room_ids_in_events)
+            # Most long polls come back to news (a fan-out's all do): those are answered
+            # without subscribing; the others subscribe, then look again if anything moved.
+            now = self.current_token()
+            response = None
+            if now != since_token:
+                response = await self._compute(requester, since_token, now, sync_filter, full_state, memberships,
+                                               room_ids_in_events)
+                if _has_news(response):
+                    return response
             keys = [f"user:{requester.user_id}"] + [f"room:{room_id}" for room_id, (m, _) in memberships.items()
                                                       if m in ("join", "invite", "knock")]
             with self.notifier.subscribe(keys) as subscription:
-                now = self.current_token()
-                if now == since_token:
-                    response = None
-                else:
+                if self.current_token() != now:
+                    now = self.current_token()
                     response = await self._compute(requester, since_token, now, sync_filter, full_state, memberships,
                                                    room_ids_in_events)
                     if _has_news(response):
@@ -408,8 +419,7 @@ class SyncService(StreamSections, RoomMembers):
             else await self._shared_delta(window, room_id)
         if delta is not None:
             timeline, state_ids, events = delta.timeline, delta.state_ids, delta.events
-            if events is not None and any(row.txn_device == window.requester.device_id
-                                          and row.event.sender == window.user_id for row in timeline.rows):
+            if events is not None and (window.user_id, window.requester.device_id) in delta.sending_devices:
                 events = None  # the sending device's own copy carries its transaction IDs
         else:
             timeline = await self._timeline_rows(window, room_id, since_events, window.now.events,
@@ -423,8 +433,8 @@ class SyncService(StreamSections, RoomMembers):
         else:
             prev_batch = room_token(position_after((head.depth, window.now.events)))
 
-        members_changed = full or any(row.event.type == MEMBER for row in rows) or any(
-            key[0] == MEMBER for key in state_ids)
+        members_changed = delta.members_changed if delta is not None else full or any(
+            row.event.type == MEMBER for row in rows) or any(key[0] == MEMBER for key in state_ids)
         state_ids = await self._lazy_members(window, head, state_ids, rows, full)
         section: dict[str, Any] = {
             "timeline": {"limited": timeline.limited, "prev_batch": prev_batch},
@@ -461,7 +471,7 @@ class SyncService(StreamSections, RoomMembers):
                     del self._deltas[key]
                 raise
             future.set_result(delta)
-        delta = await asyncio.shield(future)
+        delta = future.result() if future.done() else await asyncio.shield(future)
         if delta is None:
             return None
         membership = (await self.rooms.user_memberships(window.user_id)).get(room_id)
@@ -478,7 +488,10 @@ class SyncService(StreamSections, RoomMembers):
         state_ids = await self._state_for(room_id, window.since.events, window.now.events, timeline, False)
         events = await self.timeline.serialize_for_everyone(timeline.rows, event_filter_fields=_event_fields(window),
                                                             as_client=window.sync_filter.event_format == "client")
-        return _RoomDelta(timeline, state_ids, events)
+        sending_devices = frozenset((row.event.sender, row.txn_device) for row in timeline.rows)
+        members_changed = any(row.event.type == MEMBER for row in timeline.rows) or any(
+            key[0] == MEMBER for key in state_ids)
+        return _RoomDelta(timeline, state_ids, events, sending_devices, members_changed)
 
     async def _finish_joined_rooms(self, window: _Window, pending: dict[str, _PendingRoom]) -> dict[str, dict[str, Any]]:
         """Fill in the events of every joined room's section: the state events of all rooms

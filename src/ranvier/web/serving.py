@@ -127,20 +127,11 @@ def forwarded_address(header: str | None) -> str | None:
         return None
 
 
-@web.middleware
-async def forwarded_for(request: web.Request, handler) -> web.StreamResponse:
-    """On a listener with `x_forwarded`, the request's remote address is the client's as the
-    proxy reports it."""
-    if getattr(request.protocol, "x_forwarded", False):
-        address = forwarded_address(request.headers.get("X-Forwarded-For"))
-        if address is not None:
-            request = request.clone(remote=address)
-    return await handler(request)
-
-
 class InFlight:
     """Counts the requests being handled, so a stop can wait for them; while draining,
-    each response closes its connection."""
+    each response closes its connection. Its middleware (the outermost, one for both
+    jobs: every layer costs each request) also gives a request on a listener with
+    `x_forwarded` the client's address as the proxy reports it."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -150,6 +141,10 @@ class InFlight:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
+        if getattr(request.protocol, "x_forwarded", False):
+            address = forwarded_address(request.headers.get("X-Forwarded-For"))
+            if address is not None:
+                request = request.clone(remote=address)
         self.count += 1
         self._idle.clear()
         try:
@@ -178,7 +173,6 @@ class HttpServer:
                  access_log: logging.Logger | None, access_log_class: type) -> None:
         self.in_flight = InFlight()
         app.middlewares.insert(0, self.in_flight.middleware)
-        app.middlewares.insert(1, forwarded_for)
         self.guard = ConnectionGuard(per_address)
         self._handler_args = {"keepalive_timeout": header_timeout_s, "access_log": access_log,
                               "access_log_class": access_log_class}
