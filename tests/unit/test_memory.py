@@ -38,3 +38,30 @@ def kept_mib(mode: str) -> int:
 def test_large_blocks_freed_are_returned_at_once():
     assert kept_mib("default") >= 10, "glibc's own setting keeps the second block's pages"
     assert kept_mib("limited") <= 2
+
+
+FREED_IN_THE_MIDDLE = """
+import sys
+from ranvier import memory
+memory.limit_arenas()
+
+def resident_mib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) // 1024
+
+blocks = [bytearray(64 * 1024) for _ in range(320)]  # 20 MiB of blocks under the mapping threshold
+last = bytearray(64 * 1024)  # above them: the heap cannot shrink from its end
+before = resident_mib()
+del blocks
+freed = resident_mib()
+memory.return_free_memory()
+print(before - freed, before - resident_mib())
+"""
+
+
+@pytest.mark.skipif(memory._LIBC is None or not sys.platform.startswith("linux"), reason="glibc on Linux only")
+def test_free_pages_inside_the_heap_are_returned_when_asked():
+    done = subprocess.run([sys.executable, "-c", FREED_IN_THE_MIDDLE], capture_output=True, text=True, check=True)
+    returned_by_free, returned_when_asked = map(int, done.stdout.split())
+    assert returned_by_free <= 2, "free() alone keeps pages below a block still in use"
+    assert returned_when_asked >= 15

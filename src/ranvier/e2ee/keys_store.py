@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ranvier.e2ee.sql import CHUNK, chunks, placeholders
+from ranvier.e2ee.sql import CHUNK, any_of, chunks, placeholders
 from ranvier.errors import MatrixError
 from ranvier.storage.engine import Database, Transaction
 
@@ -177,37 +177,31 @@ class KeyStore:
 
     async def device_keys(self, user_ids: Sequence[str]) -> list[tuple[str, str, str, str | None]]:
         """(user, device, key JSON, device display name) of every existing device with keys."""
-        rows: list[tuple[str, str, str, str | None]] = []
-        for chunk in chunks(user_ids):
-            rows += await self.db.fetchall(
-                "SELECT k.user_id, k.device_id, k.key_json, d.display_name FROM e2e_device_keys k "
-                "JOIN devices d ON d.user_id = k.user_id AND d.device_id = k.device_id "
-                f"WHERE k.user_id IN ({placeholders(len(chunk))})",
-                *chunk,
-            )
-        return rows
+        condition, ids = any_of(self.db, user_ids)
+        return await self.db.fetchall(
+            "SELECT k.user_id, k.device_id, k.key_json, d.display_name FROM e2e_device_keys k "
+            "JOIN devices d ON d.user_id = k.user_id AND d.device_id = k.device_id "
+            f"WHERE k.user_id {condition}",
+            ids,
+        )
 
     async def cross_signing_keys(self, user_ids: Sequence[str]) -> list[tuple[str, str, str, str]]:
         """(user, usage, public key, key JSON) of the users' cross-signing keys."""
-        rows: list[tuple[str, str, str, str]] = []
-        for chunk in chunks(user_ids):
-            rows += await self.db.fetchall(
-                "SELECT user_id, usage, public_key, key_json FROM e2e_cross_signing_keys "
-                f"WHERE user_id IN ({placeholders(len(chunk))})",
-                *chunk,
-            )
-        return rows
+        condition, ids = any_of(self.db, user_ids)
+        return await self.db.fetchall(
+            "SELECT user_id, usage, public_key, key_json FROM e2e_cross_signing_keys "
+            f"WHERE user_id {condition}",
+            ids,
+        )
 
     async def signatures(self, user_ids: Sequence[str]) -> list[tuple[str, str, str, str, str]]:
         """(target user, target key ID, signer, signer's key ID, signature) of the users' keys."""
-        rows: list[tuple[str, str, str, str, str]] = []
-        for chunk in chunks(user_ids):
-            rows += await self.db.fetchall(
-                "SELECT target_user_id, target_key_id, signer_user_id, signer_key_id, signature FROM e2e_signatures "
-                f"WHERE target_user_id IN ({placeholders(len(chunk))})",
-                *chunk,
-            )
-        return rows
+        condition, ids = any_of(self.db, user_ids)
+        return await self.db.fetchall(
+            "SELECT target_user_id, target_key_id, signer_user_id, signer_key_id, signature FROM e2e_signatures "
+            f"WHERE target_user_id {condition}",
+            ids,
+        )
 
     # -- cross-signing -----------------------------------------------------------------------
 
@@ -295,14 +289,12 @@ class KeyStore:
 
     async def sharing_a_room(self, user_id: str, candidates: Sequence[str]) -> set[str]:
         """Those of `candidates` who share a joined room with `user_id` now."""
-        sharing: set[str] = set()
-        for chunk in chunks(candidates):
-            rows = await self.db.fetchall(
-                "SELECT DISTINCT theirs.user_id FROM memberships mine "
-                "JOIN memberships theirs ON theirs.room_id = mine.room_id "
-                "WHERE mine.user_id = ? AND mine.membership = 'join' AND theirs.membership = 'join' "
-                f"AND theirs.user_id IN ({placeholders(len(chunk))})",
-                user_id, *chunk,
-            )
-            sharing.update(row[0] for row in rows)
-        return sharing
+        condition, ids = any_of(self.db, candidates)
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT theirs.user_id FROM memberships mine "
+            "JOIN memberships theirs ON theirs.room_id = mine.room_id "
+            "WHERE mine.user_id = ? AND mine.membership = 'join' AND theirs.membership = 'join' "
+            f"AND theirs.user_id {condition}",
+            user_id, ids,
+        )
+        return {row[0] for row in rows}

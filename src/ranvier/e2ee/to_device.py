@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 
-from ranvier.e2ee.sql import chunks, placeholders
+from ranvier.e2ee.sql import any_of, chunks, placeholders
 from ranvier.events.identifiers import domain_of
 from ranvier.storage.engine import Database, UniqueViolation
 from ranvier.notify.notifier import Notifier
@@ -35,12 +35,10 @@ class ToDeviceStore:
 
     async def devices_of(self, user_ids: list[str]) -> dict[str, list[str]]:
         devices: dict[str, list[str]] = {user_id: [] for user_id in user_ids}
-        for chunk in chunks(user_ids):
-            rows = await self.db.fetchall(
-                f"SELECT user_id, device_id FROM devices WHERE user_id IN ({placeholders(len(chunk))})", *chunk
-            )
-            for user_id, device_id in rows:
-                devices[user_id].append(device_id)
+        condition, ids = any_of(self.db, user_ids)
+        for user_id, device_id in await self.db.fetchall(
+                f"SELECT user_id, device_id FROM devices WHERE user_id {condition}", ids):
+            devices[user_id].append(device_id)
         return devices
 
     async def add(self, sender: tuple[str, str, str], position: int, messages: list[tuple[str, str, str]],

@@ -17,7 +17,6 @@ to the system (`malloc_trim`, glibc), since its per-thread arenas otherwise keep
 
 from __future__ import annotations
 
-import ctypes
 import io
 import math
 import warnings
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from PIL import ExifTags, Image, ImageSequence
 
 from ranvier.media.sizes import CannotThumbnail, ImageTooLarge, Size
+from ranvier.memory import return_free_memory
 
 #: Pillow only warns between its limit and twice its limit; a warning must stop decoding too.
 warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
@@ -69,7 +69,7 @@ def render(path: str, size: Size | None, animated: bool, max_pixels: int) -> Ren
     try:
         return _render_file(path, size, animated, max_pixels)
     finally:
-        return_memory()  # once the decoded image, a local of the call above, is gone
+        return_free_memory()  # once the decoded image, a local of the call above, is gone
 
 
 def _render_file(path: str, size: Size | None, animated: bool, max_pixels: int) -> Rendered:
@@ -81,22 +81,6 @@ def _render_file(path: str, size: Size | None, animated: bool, max_pixels: int) 
         raise ImageTooLarge() from None
     except Exception as exc:
         raise CannotThumbnail(str(exc)) from None
-
-
-def _trim_function():
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc: nothing to ask
-        return None
-
-
-_MALLOC_TRIM = _trim_function()
-
-
-def return_memory() -> None:
-    """Ask glibc to give the memory freed after a render back to the system."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
 
 
 def _render(image: Image.Image, size: Size | None, animated: bool, max_pixels: int) -> Rendered:
