@@ -12,6 +12,10 @@ import orjson
 from ranvier.events.model import Event
 from ranvier.rooms.store import EVENT_COLUMNS, EventRow, RoomStore, StateKey, in_clause
 
+#: Rooms whose newest events one statement reads: its raw rows become events before the
+#: next statement runs, so a sync of many rooms never holds all of them raw.
+_WINDOWS_PER_STATEMENT = 1000
+
 
 class SyncQueries:
     """The room reads /sync needs: everything bounded by stream positions, so their cost
@@ -131,8 +135,7 @@ class SyncQueries:
                                      ) -> dict[str, list[EventRow]]:
         """For each (room_id, since, upto, limit): the newest `limit` events with since < stream
         <= upto, oldest first. From memory where the recent buffer covers the window, the rest
-        in one statement per 50 rooms on SQLite, per 1,000 on PostgreSQL (each window an
-        index range scan that stops at its limit). What is read goes into the event cache
+        in one statement per 1,000 rooms (`_recent_rows_of_windows`). What is read goes into the event cache
         only if it is a small part of it (a sync of many rooms would evict it all); a state
         event found in its room's state as the caller holds it parsed (`states`: room_id ->
         state, the rooms' heads) is taken from there rather than parsed again."""
@@ -144,10 +147,9 @@ class SyncQueries:
                 missing.append((room_id, max(since, 0), upto, limit))
             else:
                 result[room_id] = rows
-        per_statement = 1000 if self.db.dialect == "postgresql" else 50
         cache = self.store.worth_caching(sum(window[3] for window in missing))
-        for start in range(0, len(missing), per_statement):
-            chunk = missing[start:start + per_statement]
+        for start in range(0, len(missing), _WINDOWS_PER_STATEMENT):
+            chunk = missing[start:start + _WINDOWS_PER_STATEMENT]
             by_room: dict[str, list] = {window[0]: [] for window in chunk}
             for raw in await self._recent_rows_of_windows(chunk):
                 by_room[raw[-3]].append(raw)
@@ -163,23 +165,34 @@ class SyncQueries:
 
     async def _recent_rows_of_windows(self, windows: list[tuple[str, int, int, int]]) -> list:
         """The raw rows of `recent_events_of_rooms` for these windows, each row ending with
-        its room, type and state key. PostgreSQL takes the windows as arrays and one
-        LATERAL, limited index scan each, a statement planned once whatever their number (a
-        UNION ALL of many parts costs it more to plan than to run); SQLite, which has no
-        LATERAL, plans a UNION ALL of one limited scan per window cheaply."""
-        columns = (f"{EVENT_COLUMNS}, e.room_id AS in_room, e.type AS of_type, e.state_key AS with_key "
-                   "FROM events e JOIN rooms r ON r.room_id = e.room_id")
+        its room, type and state key: each window one index range scan that stops at its
+        limit, whatever their number in one statement of the same text. PostgreSQL takes
+        the windows as arrays, one LATERAL scan each (a UNION ALL of many parts cost it
+        more to plan than to run); SQLite, which has no LATERAL, walks them as a JSON array
+        with a correlated `IN` subquery per window, one statement per distinct limit (a
+        sync's windows share theirs): a UNION ALL of 50 parts was a prepared statement of
+        about 200 KiB in every reader."""
+        columns = f"{EVENT_COLUMNS}, e.room_id AS in_room, e.type AS of_type, e.state_key AS with_key"
         if self.db.dialect == "postgresql":
             room_ids, sinces, uptos, limits = (list(column) for column in zip(*windows))
             return await self.db.fetchall(
                 "SELECT x.* FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::int[]) AS w(room_id, since, upto, n) "
-                f"CROSS JOIN LATERAL (SELECT {columns} WHERE e.room_id = w.room_id AND e.stream_ordering > w.since "
+                f"CROSS JOIN LATERAL (SELECT {columns} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+                "WHERE e.room_id = w.room_id AND e.stream_ordering > w.since "
                 "AND e.stream_ordering <= w.upto ORDER BY e.stream_ordering DESC LIMIT w.n) AS x",
                 room_ids, sinces, uptos, limits)
-        parts = [f"SELECT * FROM (SELECT {columns} WHERE e.room_id = ? AND e.stream_ordering > ? "
-                 f"AND e.stream_ordering <= ? ORDER BY e.stream_ordering DESC LIMIT ?) AS w{i}"
-                 for i in range(len(windows))]
-        return await self.db.fetchall(" UNION ALL ".join(parts), *(p for window in windows for p in window))
+        by_limit: dict[int, list[tuple[str, int, int]]] = {}
+        for room_id, since, upto, limit in windows:
+            by_limit.setdefault(limit, []).append((room_id, since, upto))
+        rows = []
+        for limit, bounds in by_limit.items():
+            rows += await self.db.fetchall(
+                f"SELECT {columns} FROM json_each(?) AS w, events e, rooms r WHERE e.stream_ordering IN "
+                "(SELECT x.stream_ordering FROM events x WHERE x.room_id = json_extract(w.value, '$[0]') "
+                "AND x.stream_ordering > json_extract(w.value, '$[1]') "
+                "AND x.stream_ordering <= json_extract(w.value, '$[2]') ORDER BY x.stream_ordering DESC LIMIT ?) "
+                "AND r.room_id = e.room_id", orjson.dumps(bounds).decode(), limit)
+        return rows
 
     async def latest_of_types(self, room_ids: list[str], types: tuple[str, ...]) -> dict[str, int]:
         """room_id -> stream position of the room's newest event of one of `types` that /sync
