@@ -64,12 +64,15 @@ def serialize_event(event: Event, unsigned: dict[str, Any], *, as_client: bool =
 
 def encoded_sync_event(event: Event, unsigned: dict[str, Any]) -> orjson.Fragment:
     """The event in /sync's form (ClientEventWithoutRoomID: the room is the key it is
-    listed under) as JSON, ready to be embedded in an answer. Its fields but `unsigned`
-    are encoded once per parsed event and kept on it, since the same state events are
-    served again and again (every initial sync lists a room's state)."""
+    listed under) as JSON, ready to be embedded in an answer. A state event's fields but
+    `unsigned` are encoded once and kept on it, since the same state events are served
+    again and again (every initial sync lists a room's state); a message is encoded
+    once per wake-up of its readers anyway, and keeping that would only cost memory."""
     fields = event.sync_json
     if fields is None:
-        fields = event.sync_json = orjson.dumps(_client_fields(event, with_room_id=False))[:-1]
+        fields = orjson.dumps(_client_fields(event, with_room_id=False))[:-1]
+        if "state_key" in event.pdu:
+            event.sync_json = fields
     return orjson.Fragment(b"".join((fields, b',"unsigned":', orjson.dumps(unsigned), b"}")))
 
 

@@ -47,8 +47,8 @@ class Event:
         self.room_version = room_version
         self.event_id = event_id
         self.rejected_reason: str | None = None
-        #: The client-format fields as /sync sends them, encoded once when first sent
-        #: (events.client_format.encoded_sync_event); the PDU is never changed in place.
+        #: A state event's client-format fields as /sync sends them, encoded once when
+        #: first sent (events.client_format.encoded_sync_event); the PDU is never changed in place.
         self.sync_json: bytes | None = None
 
     @classmethod
