@@ -43,6 +43,14 @@ async def create_room(user: User, **body) -> str:
     return result["room_id"]
 
 
+async def public_room(creator: User, *members: User) -> str:
+    """A public room made by `creator` and joined by `members`."""
+    room = await create_room(creator, preset="public_chat")
+    for member in members:
+        await member.join(room)
+    return room
+
+
 async def counts(hs, user: User, room_id: str) -> dict:
     return (await hs.push.counts(user.user_id, [room_id]))[room_id]
 
@@ -68,9 +76,7 @@ async def test_one_to_one_room_notifies_the_other_member_only(homeserver, people
 async def test_group_room_counts_mentions_and_resets_on_read(homeserver, people):
     hs = homeserver
     alice, bob, carol = people
-    room = await create_room(alice, preset="public_chat")
-    await bob.join(room)
-    await carol.join(room)
+    room = await public_room(alice, bob, carol)
     status, body = await bob.api.put(f"/rooms/{room}/state/m.room.member/{bob.user_id}",
                                      {"membership": "join", "displayname": "Bobby Tables"}, token=bob.token)
     assert status == 200, body
@@ -198,9 +204,7 @@ def counting_queries(hs, during=None) -> list[str]:
 async def test_kept_counts_follow_new_highlights_and_receipts_without_a_query(homeserver, people):
     hs = homeserver
     alice, bob, carol = people
-    room = await create_room(alice, preset="public_chat")
-    await bob.join(room)
-    await carol.join(room)
+    room = await public_room(alice, bob, carol)
     await alice.say(room, "hello")
     asked = counting_queries(hs)
     assert pair(await counts(hs, bob, room)) == (1, 0)

@@ -1,12 +1,11 @@
-"""`e2ee.sql.any_of`: a column tested against any number of strings through one parameter,
+"""`storage.engine.any_of`: a column tested against any number of strings through one parameter,
 on both engines, with the same statement text whatever the count."""
 
 from __future__ import annotations
 
 import pytest
 
-from ranvier.e2ee.sql import any_of
-from ranvier.storage.engine import open_database
+from ranvier.storage.engine import any_of, open_database
 
 
 @pytest.fixture

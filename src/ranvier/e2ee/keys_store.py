@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ranvier.e2ee.sql import CHUNK, any_of, chunks, placeholders
+from ranvier.e2ee.sql import CHUNK, chunks, placeholders
 from ranvier.errors import MatrixError
-from ranvier.storage.engine import Database, Transaction
+from ranvier.storage.engine import Database, Transaction, any_of
 
 #: How many times a claim retries a device whose chosen key another claim took first.
 _CLAIM_ROUNDS = 100

@@ -13,9 +13,9 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 
-from ranvier.e2ee.sql import any_of, chunks, placeholders
+from ranvier.e2ee.sql import chunks, placeholders
 from ranvier.events.identifiers import domain_of
-from ranvier.storage.engine import Database, UniqueViolation
+from ranvier.storage.engine import Database, UniqueViolation, any_of
 from ranvier.notify.notifier import Notifier
 from ranvier.notify.streams import StreamPositions
 

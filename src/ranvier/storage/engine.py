@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import json
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -28,6 +29,18 @@ class Queries(abc.ABC):
     async def fetchval(self, sql: str, *args: Any) -> Any:
         row = await self.fetchone(sql, *args)
         return row[0] if row else None
+
+
+def any_of(db: "Database", values: Sequence[str]) -> tuple[str, Any]:
+    """`(condition, parameter)` that tests a column against any number of strings with one
+    parameter: `= ANY(array)` on PostgreSQL, a JSON array read by `json_each` on SQLite.
+
+    The statement's text is then the same for every count. Each connection caches each
+    text it prepared, and an `IN` list of 500 placeholders is 113 KiB of SQLite's memory,
+    once per reader: a key query for a thousand users left 1.8 MiB of such statements."""
+    if db.dialect == "postgresql":
+        return "= ANY(?::text[])", list(values)
+    return "IN (SELECT value FROM json_each(?))", json.dumps(list(values))
 
 
 @dataclass(frozen=True, slots=True)

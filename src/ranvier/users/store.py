@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ranvier.errors import MatrixError
-from ranvier.rooms.statements import in_clause
-from ranvier.storage.engine import Database, Transaction
+from ranvier.storage.engine import Database, Transaction, any_of
 
 
 class UiaSessionUsed(Exception):
@@ -256,10 +255,9 @@ class UserStore:
         return _token_info(row[1:])
 
     async def lookup_access_tokens(self, token_hashes: list[str]) -> dict[str, TokenInfo]:
-        """Many tokens at once (at most a few hundred: one statement's parameters): those
-        that exist, by hash."""
-        rows = await self.db.fetchall(_TOKEN_QUERY + f"WHERE t.token_hash IN ({in_clause(len(token_hashes))})",
-                                      *token_hashes)
+        """Many tokens at once, in one statement: those that exist, by hash."""
+        condition, hashes = any_of(self.db, token_hashes)
+        rows = await self.db.fetchall(_TOKEN_QUERY + f"WHERE t.token_hash {condition}", hashes)
         return {row[0]: _token_info(row[1:]) for row in rows}
 
     async def rotate_refresh_token(self, old_hash: str, new_session: NewSession, now: int) -> tuple[str, str] | None:
