@@ -5,11 +5,14 @@ copies of its target when the cache and a recent buffer hold different ones."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from ranvier.events.model import Event
 from ranvier.events.room_versions import ROOM_VERSIONS
+from ranvier.rooms import relations as relations_module
 from ranvier.rooms import store as store_module
+from ranvier.rooms.relations import RelationsService
 from ranvier.rooms.store import EventRow, PersistedEvent, RoomStore
 
 VERSION = ROOM_VERSIONS["10"]
@@ -86,3 +89,62 @@ def test_a_redaction_marks_the_cached_and_the_recent_row(monkeypatch, reread):
                                state_group_before=1, history_visibility="shared", redacts="$!r-1")
     committed(store, [redaction])
     assert cached_row.redacted_by == recent_row.redacted_by == "$!r-2"
+
+
+def test_cached_events_share_their_recurring_strings():
+    """Two events parsed apart hold their own copies of the room, sender and referenced IDs;
+    once cached they point at one copy each, and every value is unchanged."""
+    first_pdu = orjson.loads(orjson.dumps({"type": "m.room.member", "room_id": "!shared:hs", "sender": "@a:hs",
+                                           "state_key": "@a:hs", "content": {"membership": "join"},
+                                           "auth_events": ["$create"], "prev_events": ["$create"], "depth": 2}))
+    first = Event(first_pdu, VERSION, "".join(["$", "first"]))
+    second_pdu = orjson.loads(orjson.dumps({"type": "m.room.member", "room_id": "!shared:hs", "sender": "@a:hs",
+                                            "state_key": "@a:hs", "content": {"membership": "join"},
+                                            "auth_events": ["$create"], "prev_events": ["$first"], "depth": 3}))
+    second = Event(second_pdu, VERSION, "$second")
+    before = (orjson.dumps(first.pdu), orjson.dumps(second.pdu))
+    assert first.pdu["room_id"] is not second.pdu["room_id"]
+    store = RoomStore(db=None)
+    committed(store, [PersistedEvent(first, 1, 1, "shared"), PersistedEvent(second, 2, 1, "shared")])
+    assert (orjson.dumps(first.pdu), orjson.dumps(second.pdu)) == before, "no value changed"
+    for key in ("room_id", "sender", "type", "state_key"):
+        assert first.pdu[key] is second.pdu[key], key
+    assert first.pdu["auth_events"][0] is second.pdu["auth_events"][0]
+    assert second.pdu["prev_events"][0] is first.event_id, "a reference shares the referenced event's ID"
+    assert first.content["membership"] is second.content["membership"]
+
+
+def relations_asking(store: RoomStore) -> tuple[RelationsService, list[list[str]]]:
+    """A relations service whose database says no event has children, and what it was asked."""
+    relations = RelationsService(store)
+    asked: list[list[str]] = []
+
+    async def relation_children(parent_ids, rel_types):
+        asked.append(sorted(parent_ids))
+        return []
+
+    relations.queries.relation_children = relation_children
+    return relations, asked
+
+
+async def test_events_known_childless_are_bounded(monkeypatch):
+    monkeypatch.setattr(relations_module, "_CHILDLESS_CACHED", 3)
+    store = RoomStore(db=None)
+    relations, asked = relations_asking(store)
+    items = [persisted("!r", number) for number in range(1, 5)]
+    committed(store, items)
+    relations.committed([(item, ("new", None)) for item in items])
+    await relations._children(store.cached_rows([(item.event.event_id,) for item in items]))
+    assert asked == [["$!r-1"]], "only the oldest, past the bound, is asked about"
+
+
+async def test_an_event_that_gained_a_relation_is_asked_about_again():
+    store = RoomStore(db=None)
+    relations, asked = relations_asking(store)
+    items = [persisted("!r", number) for number in range(1, 4)]
+    committed(store, items)
+    relations.committed([(item, ("new", None)) for item in items])
+    reply = persisted("!r", 4, relates_to="$!r-2", rel_type="m.reference")
+    relations.committed([(reply, ("new", None))])
+    await relations._children(store.cached_rows([(item.event.event_id,) for item in items]))
+    assert asked == [["$!r-2"]]

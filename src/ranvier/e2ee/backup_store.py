@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ranvier.e2ee.sql import chunks, placeholders
-from ranvier.storage.engine import Database, Transaction
+from ranvier.storage.engine import Database, Transaction, tuples_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,19 +123,15 @@ class BackupStore:
                 await self._count_change(txn, user_id, version, added)
             return await self._etag_and_count(txn, user_id, version)
 
-    @staticmethod
-    async def _stored_keys(txn: Transaction, user_id: str, version: int,
+    async def _stored_keys(self, txn: Transaction, user_id: str, version: int,
                            keys: Sequence[RoomKey]) -> dict[tuple[str, str], RoomKey]:
-        pairs = sorted({(key.room_id, key.session_id) for key in keys})
-        stored: dict[tuple[str, str], RoomKey] = {}
-        for chunk in chunks(pairs, 400):
-            rows = await txn.fetchall(
-                f"SELECT {_KEY_COLUMNS} FROM backup_keys WHERE user_id = ? AND version = ? "
-                f"AND (room_id, session_id) IN (VALUES {placeholders(len(chunk), 2)})",
-                user_id, version, *(value for pair in chunk for value in pair),
-            )
-            stored.update({(row[0], row[1]): _room_key(row) for row in rows})
-        return stored
+        sessions, params = tuples_of(self.db, sorted({(key.room_id, key.session_id) for key in keys}), 2)
+        rows = await txn.fetchall(
+            f"SELECT {_KEY_COLUMNS} FROM backup_keys WHERE user_id = ? AND version = ? "
+            f"AND (room_id, session_id) IN ({sessions})",
+            user_id, version, *params,
+        )
+        return {(row[0], row[1]): _room_key(row) for row in rows}
 
     async def delete_keys(self, user_id: str, version: int, room_id: str | None = None,
                           session_id: str | None = None) -> tuple[int, int]:

@@ -28,6 +28,9 @@ from ranvier.notify.streams import StreamPositions
 #: some clients upload one-time keys only once they have read a count for it.
 SIGNED_CURVE25519 = "signed_curve25519"
 _COUNTS_CACHED = 10_000
+#: Distinct (counts, fallback algorithms) values kept for sharing: most devices report the
+#: same few, so the cached counts of thousands of devices point at a handful of objects.
+_ALIKE_COUNTS_KEPT = 1_000
 #: What `failures` says for a server that could not be asked.
 UNREACHABLE = {"status": 503, "message": "That server could not be reached"}
 
@@ -90,6 +93,8 @@ class KeyService:
         #: user -> {device: (one-time key counts, unused fallback algorithms)}, what every
         #: /sync reports, so a sync reads no key counts from the database.
         self._counts: OrderedDict[str, dict[str, tuple[dict[str, int], list[str]]]] = OrderedDict()
+        #: The values of `_counts`, one object per distinct value (never changed by readers).
+        self._alike_counts: dict[tuple, tuple[dict[str, int], list[str]]] = {}
         #: Set by the server when federation is on: other servers' users' keys.
         self.remote: RemoteKeys | None = None
         #: Told of each change of a local user's devices or keys (other servers are sent it):
@@ -129,12 +134,21 @@ class KeyService:
         cached = devices.get(device_id) if devices is not None else None
         if cached is None:
             counts, fallback = await self.store.key_counts(user_id, device_id)
-            cached = ({SIGNED_CURVE25519: 0, **counts}, fallback)
+            cached = self._shared_counts({SIGNED_CURVE25519: 0, **counts}, fallback)
             self._counts.setdefault(user_id, {})[device_id] = cached
             if len(self._counts) > _COUNTS_CACHED:
                 self._counts.popitem(last=False)
         self._counts.move_to_end(user_id)
         return cached
+
+    def _shared_counts(self, counts: dict[str, int], fallback: list[str]) -> tuple[dict[str, int], list[str]]:
+        alike = (tuple(sorted(counts.items())), tuple(fallback))
+        shared = self._alike_counts.get(alike)
+        if shared is None:
+            shared = (counts, fallback)
+            if len(self._alike_counts) < _ALIKE_COUNTS_KEPT:
+                self._alike_counts[alike] = shared
+        return shared
 
     def _forget_counts(self, user_id: str) -> None:
         self._counts.pop(user_id, None)

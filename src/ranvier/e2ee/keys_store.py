@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ranvier.e2ee.sql import CHUNK, chunks, placeholders
 from ranvier.errors import MatrixError
-from ranvier.storage.engine import Database, Transaction, any_of
+from ranvier.storage.engine import Database, Transaction, any_of, tuples_of
 
 #: How many times a claim retries a device whose chosen key another claim took first.
 _CLAIM_ROUNDS = 100
@@ -75,20 +74,19 @@ class KeyStore:
                 )
             return True
 
-    @staticmethod
-    async def _check_one_time_key_ids(txn: Transaction, user_id: str, device_id: str,
+    async def _check_one_time_key_ids(self, txn: Transaction, user_id: str, device_id: str,
                                       keys: list[OneTimeKey]) -> None:
         uploaded = {(algorithm, key_id): key for algorithm, key_id, key in keys}
-        for chunk in chunks(sorted({key_id for _, key_id, _ in keys})):
-            rows = await txn.fetchall(
-                f"SELECT algorithm, key_id, key_json FROM e2e_one_time_keys WHERE user_id = ? AND device_id = ? "
-                f"AND key_id IN ({placeholders(len(chunk))})",
-                user_id, device_id, *chunk,
-            )
-            for algorithm, key_id, key in rows:
-                if uploaded.get((algorithm, key_id), key) != key:
-                    raise MatrixError("M_INVALID_PARAM",
-                                      f"One-time key {algorithm}:{key_id} already exists with a different key")
+        condition, key_ids = any_of(self.db, sorted({key_id for _, key_id, _ in keys}))
+        rows = await txn.fetchall(
+            "SELECT algorithm, key_id, key_json FROM e2e_one_time_keys WHERE user_id = ? AND device_id = ? "
+            f"AND key_id {condition}",
+            user_id, device_id, key_ids,
+        )
+        for algorithm, key_id, key in rows:
+            if uploaded.get((algorithm, key_id), key) != key:
+                raise MatrixError("M_INVALID_PARAM",
+                                  f"One-time key {algorithm}:{key_id} already exists with a different key")
 
     async def key_counts(self, user_id: str, device_id: str) -> tuple[dict[str, int], list[str]]:
         """({algorithm: unclaimed one-time keys}, [algorithms of unused fallback keys])."""
@@ -119,57 +117,56 @@ class KeyStore:
                 break
             lost: list[tuple[str, str, str]] = []
             async with self.db.transaction() as txn:
-                for chunk in chunks(pending, CHUNK // 4):
-                    candidates = await self._oldest_one_time_keys(txn, chunk)
-                    taken = await self._take(txn, candidates)
-                    without_keys = []
-                    for user_id, device_id, algorithm in chunk:
-                        key_id = candidates.get((user_id, device_id, algorithm))
-                        key = taken.get((user_id, device_id, algorithm, key_id))
-                        if key_id is None:
-                            without_keys.append((user_id, device_id, algorithm))
-                        elif key is not None:
-                            claimed[(user_id, device_id)] = (algorithm, key_id, key)
-                        else:
-                            lost.append((user_id, device_id, algorithm))
-                    claimed.update(await self._use_fallback_keys(txn, without_keys))
+                candidates = await self._oldest_one_time_keys(txn, pending)
+                taken = await self._take(txn, candidates)
+                without_keys = []
+                for user_id, device_id, algorithm in pending:
+                    key_id = candidates.get((user_id, device_id, algorithm))
+                    key = taken.get((user_id, device_id, algorithm, key_id))
+                    if key_id is None:
+                        without_keys.append((user_id, device_id, algorithm))
+                    elif key is not None:
+                        claimed[(user_id, device_id)] = (algorithm, key_id, key)
+                    else:
+                        lost.append((user_id, device_id, algorithm))
+                claimed.update(await self._use_fallback_keys(txn, without_keys))
             pending = lost
         return claimed
 
-    @staticmethod
-    async def _oldest_one_time_keys(txn: Transaction,
+    async def _oldest_one_time_keys(self, txn: Transaction,
                                     wanted: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+        devices, params = tuples_of(self.db, wanted, 3)
         rows = await txn.fetchall(
             "SELECT user_id, device_id, algorithm, key_id FROM ("
             "SELECT user_id, device_id, algorithm, key_id, ROW_NUMBER() OVER ("
             "PARTITION BY user_id, device_id, algorithm ORDER BY upload_id, key_id) AS n "
-            f"FROM e2e_one_time_keys WHERE (user_id, device_id, algorithm) IN (VALUES {placeholders(len(wanted), 3)})"
+            f"FROM e2e_one_time_keys WHERE (user_id, device_id, algorithm) IN ({devices})"
             ") ranked WHERE n = 1",
-            *(value for triple in wanted for value in triple),
+            *params,
         )
         return {(u, d, a): key_id for u, d, a, key_id in rows}
 
-    @staticmethod
-    async def _take(txn: Transaction, candidates: dict[tuple[str, str, str], str]) -> dict[tuple[str, str, str, str], str]:
+    async def _take(self, txn: Transaction,
+                    candidates: dict[tuple[str, str, str], str]) -> dict[tuple[str, str, str, str], str]:
         if not candidates:
             return {}
-        keys = [(*triple, key_id) for triple, key_id in candidates.items()]
+        keys, params = tuples_of(self.db, [(*triple, key_id) for triple, key_id in candidates.items()], 4)
         rows = await txn.fetchall(
-            "DELETE FROM e2e_one_time_keys WHERE (user_id, device_id, algorithm, key_id) IN "
-            f"(VALUES {placeholders(len(keys), 4)}) RETURNING user_id, device_id, algorithm, key_id, key_json",
-            *(value for key in keys for value in key),
+            f"DELETE FROM e2e_one_time_keys WHERE (user_id, device_id, algorithm, key_id) IN ({keys}) "
+            "RETURNING user_id, device_id, algorithm, key_id, key_json",
+            *params,
         )
         return {(u, d, a, k): key for u, d, a, k, key in rows}
 
-    @staticmethod
-    async def _use_fallback_keys(txn: Transaction,
+    async def _use_fallback_keys(self, txn: Transaction,
                                  wanted: list[tuple[str, str, str]]) -> dict[tuple[str, str], tuple[str, str, str]]:
         if not wanted:
             return {}
+        devices, params = tuples_of(self.db, wanted, 3)
         rows = await txn.fetchall(
-            f"UPDATE e2e_fallback_keys SET used = 1 WHERE (user_id, device_id, algorithm) IN "
-            f"(VALUES {placeholders(len(wanted), 3)}) RETURNING user_id, device_id, algorithm, key_id, key_json",
-            *(value for triple in wanted for value in triple),
+            f"UPDATE e2e_fallback_keys SET used = 1 WHERE (user_id, device_id, algorithm) IN ({devices}) "
+            "RETURNING user_id, device_id, algorithm, key_id, key_json",
+            *params,
         )
         return {(u, d): (a, k, key) for u, d, a, k, key in rows}
 

@@ -13,7 +13,6 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 
-from ranvier.e2ee.sql import chunks, placeholders
 from ranvier.events.identifiers import domain_of
 from ranvier.storage.engine import Database, UniqueViolation, any_of
 from ranvier.notify.notifier import Notifier
@@ -23,7 +22,6 @@ from ranvier.notify.streams import StreamPositions
 MAX_PER_SYNC = 100
 #: How long a sender's transaction ID is remembered, so a retried send is not delivered twice.
 TXN_MEMORY_MS = 24 * 60 * 60 * 1000
-_ROWS_PER_INSERT = 250
 
 
 class ToDeviceStore:
@@ -56,12 +54,12 @@ class ToDeviceStore:
                     "INSERT INTO to_device_txns (user_id, device_id, txn_id, sent_ts) VALUES (?, ?, ?, ?)",
                     user_id, device_id, txn_id, now,
                 )
-                for chunk in chunks(messages, _ROWS_PER_INSERT):  # rows in one statement: a fan-out is a few
-                    await txn.execute(
-                        "INSERT INTO to_device_messages (user_id, device_id, stream_id, event_json) "
-                        f"VALUES {placeholders(len(chunk), 4)}",
-                        *(value for user, device, event in chunk for value in (user, device, position, event)),
-                    )
+                # one statement text for any fan-out (a multi-row VALUES list was a statement of
+                # up to 125 KiB for each count, kept prepared by the writer)
+                await txn.executemany(
+                    "INSERT INTO to_device_messages (user_id, device_id, stream_id, event_json) VALUES (?, ?, ?, ?)",
+                    [(user, device, position, event) for user, device, event in messages],
+                )
                 await txn.execute("UPDATE to_device_stream SET stream_id = ? WHERE id = 1 AND stream_id < ?",
                                   position, position)
         except UniqueViolation:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Iterable
 
 from ranvier.events.canonical_json import MAX_SAFE_INTEGER
@@ -16,6 +17,10 @@ JOIN_RULES = "m.room.join_rules"
 THIRD_PARTY_INVITE = "m.room.third_party_invite"
 REDACTION = "m.room.redaction"
 ALIASES = "m.room.aliases"
+
+
+#: PDU fields whose values recur across many events (see Event.share_strings).
+_RECURRING_FIELDS = ("room_id", "sender", "type", "state_key")
 
 
 def _event_ids_of(references: Any) -> list[str]:
@@ -64,6 +69,30 @@ class Event:
 
     def __repr__(self) -> str:
         return f"<Event {self.event_id} {self.type} state_key={self.state_key!r} sender={self.sender}>"
+
+    def share_strings(self) -> None:
+        """Replace the strings that recur across events (room, sender, type, state key,
+        membership, the IDs of referenced events and the event's own ID) by the one copy
+        Python interns of each, for an event that stays in a cache: a message then holds
+        about a fifth fewer bytes. Values and their order are unchanged."""
+        pdu = self.pdu
+        for key in _RECURRING_FIELDS:
+            value = pdu.get(key)
+            if type(value) is str:
+                pdu[key] = sys.intern(value)
+        for key in ("auth_events", "prev_events"):
+            references = pdu.get(key)
+            if type(references) is not list:
+                continue
+            for i, reference in enumerate(references):
+                if type(reference) is str:
+                    references[i] = sys.intern(reference)
+                elif type(reference) is list and reference and type(reference[0]) is str:
+                    reference[0] = sys.intern(reference[0])
+        content = pdu.get("content")
+        if type(content) is dict and type(content.get("membership")) is str:
+            content["membership"] = sys.intern(content["membership"])
+        self.event_id = sys.intern(self.event_id)
 
     @property
     def type(self) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ranvier.storage.engine import Database, Transaction
+from ranvier.storage.engine import Database, Transaction, any_of, rows_of
 
 #: `thread_id` of a notification in the main timeline (the spec's thread ID for it).
 MAIN = "main"
@@ -138,8 +138,9 @@ class PushStore:
         only keeps more)."""
         if not room_ids:
             return []
+        wanted, ids = rows_of(self.db, room_ids)
         rows = await self.db.fetchall(
-            f"WITH wanted(room_id) AS (VALUES {', '.join('(?)' for _ in room_ids)}), "
+            f"WITH wanted(room_id) AS ({wanted}), "
             "members AS (SELECT m.room_id, m.user_id, COALESCE((SELECT MAX(h.stream_ordering) FROM membership_history h "
             "WHERE h.room_id = m.room_id AND h.user_id = m.user_id AND h.membership <> 'join'), 0) AS left_at "
             "FROM memberships m JOIN wanted w ON w.room_id = m.room_id "
@@ -150,7 +151,7 @@ class PushStore:
             "FROM members s "
             "LEFT JOIN push_read_positions u ON u.user_id = s.user_id AND u.room_id = s.room_id AND u.thread_id = '' "
             "LEFT JOIN push_read_positions t ON t.user_id = s.user_id AND t.room_id = s.room_id AND t.thread_id = 'main'",
-            *room_ids, local_pattern,
+            ids, local_pattern,
         )
         return [(room_id, user_id, max(joined, unthreaded, main), max(joined, unthreaded))
                 for room_id, user_id, joined, unthreaded, main in rows]
@@ -212,13 +213,13 @@ class PushStore:
         """
         if not room_ids:
             return []
-        values = ", ".join("(?)" for _ in room_ids)
+        wanted, ids = rows_of(self.db, room_ids)
         threads_unread = (
             "LEFT JOIN push_read_positions t ON t.user_id = ? AND t.room_id = {a}.room_id "
             "AND t.thread_id = {a}.thread_id WHERE (t.stream_ordering IS NULL OR {a}.stream_ordering > t.stream_ordering)"
         )
         rows = await self.db.fetchall(
-            f"WITH wanted(room_id) AS (VALUES {values}), "
+            f"WITH wanted(room_id) AS ({wanted}), "
             "stays AS (SELECT wanted.room_id, COALESCE((SELECT MAX(h.stream_ordering) FROM membership_history h "
             "WHERE h.room_id = wanted.room_id AND h.user_id = ? AND h.membership <> 'join'), 0) AS left_at FROM wanted), "
             "starts AS (SELECT s.room_id, COALESCE(u.stream_ordering, 0) AS unthreaded, "
@@ -246,7 +247,7 @@ class PushStore:
             "JOIN room_notifications b ON b.room_id = starts.room_id AND b.stream_ordering > starts.unthreaded "
             "AND b.stream_ordering > starts.joined AND b.thread_id <> 'main' "
             + threads_unread.format(a="b") + f" AND {_NOT_OWN} GROUP BY b.room_id, b.thread_id",
-            *room_ids, *[user_id] * 10,
+            ids, *[user_id] * 10,
         )
         return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
 
@@ -279,9 +280,10 @@ class PushStore:
         """(room_id, thread_id) -> read position, for the user's rooms given."""
         if not room_ids:
             return {}
+        condition, ids = any_of(self.db, room_ids)
         rows = await self.db.fetchall(
-            f"SELECT room_id, thread_id, stream_ordering FROM push_read_positions WHERE user_id = ? "
-            f"AND room_id IN ({', '.join('?' * len(room_ids))})", user_id, *room_ids,
+            f"SELECT room_id, thread_id, stream_ordering FROM push_read_positions WHERE user_id = ? AND room_id {condition}",
+            user_id, ids,
         )
         return {(room_id, thread_id): stream for room_id, thread_id, stream in rows}
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from ranvier.events.model import Event
 from ranvier.rooms.store import RoomStore, in_clause
-
-_CHUNK = 500
+from ranvier.storage.engine import any_of
 
 
 class GraphQueries:
@@ -21,18 +20,17 @@ class GraphQueries:
         reachable. Auth edges are stored for state events, the only ones an auth chain
         passes through; for any event, its chain is its auth events and their chains
         (`auth_chain_of`)."""
-        chain: set[str] = set()
-        for start in range(0, len(event_ids), _CHUNK):
-            chunk = event_ids[start:start + _CHUNK]
-            rows = await self.db.fetchall(
-                "WITH RECURSIVE chain(event_id) AS ("
-                f" SELECT auth_id FROM event_auth WHERE event_id IN ({in_clause(len(chunk))})"
-                " UNION SELECT a.auth_id FROM event_auth a JOIN chain c ON a.event_id = c.event_id"
-                ") SELECT event_id FROM chain",
-                *chunk,
-            )
-            chain.update(row[0] for row in rows)
-        return chain
+        if not event_ids:
+            return set()
+        condition, ids = any_of(self.db, event_ids)
+        rows = await self.db.fetchall(
+            "WITH RECURSIVE chain(event_id) AS ("
+            f" SELECT auth_id FROM event_auth WHERE event_id {condition}"
+            " UNION SELECT a.auth_id FROM event_auth a JOIN chain c ON a.event_id = c.event_id"
+            ") SELECT event_id FROM chain",
+            ids,
+        )
+        return {row[0] for row in rows}
 
     async def auth_chain_of(self, events: list[Event]) -> set[str]:
         """The union of the events' auth chains: their auth events, and all those lead to."""

@@ -4,7 +4,7 @@ the room store."""
 from __future__ import annotations
 
 from ranvier.rooms.statements import in_clause
-from ranvier.storage.engine import Database
+from ranvier.storage.engine import Database, any_of
 
 
 class MembershipQueries:
@@ -38,15 +38,12 @@ class MembershipQueries:
 
     async def memberships_of(self, room_ids: list[str], user_id: str) -> dict[str, str]:
         """room_id -> the user's membership, for those of the rooms they have one in."""
-        found: dict[str, str] = {}
-        for start in range(0, len(room_ids), 500):
-            chunk = room_ids[start:start + 500]
-            rows = await self.db.fetchall(
-                f"SELECT room_id, membership FROM memberships WHERE user_id = ? AND room_id IN ({in_clause(len(chunk))})",
-                user_id, *chunk,
-            )
-            found.update((room_id, membership) for room_id, membership in rows)
-        return found
+        if not room_ids:
+            return {}
+        condition, ids = any_of(self.db, room_ids)
+        rows = await self.db.fetchall(
+            f"SELECT room_id, membership FROM memberships WHERE user_id = ? AND room_id {condition}", user_id, ids)
+        return dict(rows)
 
     async def membership_event_id(self, room_id: str, user_id: str) -> str | None:
         """The user's latest membership event in the room."""

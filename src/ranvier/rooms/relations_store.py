@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ranvier.rooms.store import EVENT_COLUMNS, EventRow, RoomStore, in_clause, position_bounds
-from ranvier.storage.engine import Queries
+from ranvier.storage.engine import Queries, any_of
 
 
 class RelationQueries:
@@ -50,20 +50,19 @@ class RelationQueries:
                                 rel_types: tuple[str, ...]) -> list[tuple[str, str, EventRow]]:
         """(parent ID, rel_type, child) of every child of the given events with one of the
         relation types, oldest first."""
-        result: list[tuple[str, str, EventRow]] = []
-        for start in range(0, len(parent_ids), 500):
-            chunk = parent_ids[start:start + 500]
-            rows = await self.db.fetchall(
-                f"SELECT e.relates_to, e.rel_type, {EVENT_COLUMNS} FROM events e "
-                "JOIN rooms r ON r.room_id = e.room_id "
-                f"WHERE e.relates_to IN ({in_clause(len(chunk))}) "
-                f"AND e.rel_type IN ({in_clause(len(rel_types))}) AND e.redacted_by IS NULL "
-                "ORDER BY e.depth, e.stream_ordering",
-                *chunk, *rel_types,
-            )
-            children = self.store.cached_rows([raw[2:] for raw in rows])
-            result += [(raw[0], raw[1], child) for raw, child in zip(rows, children)]
-        return result
+        if not parent_ids:
+            return []
+        condition, ids = any_of(self.db, parent_ids)
+        rows = await self.db.fetchall(
+            f"SELECT e.relates_to, e.rel_type, {EVENT_COLUMNS} FROM events e "
+            "JOIN rooms r ON r.room_id = e.room_id "
+            f"WHERE e.relates_to {condition} "
+            f"AND e.rel_type IN ({in_clause(len(rel_types))}) AND e.redacted_by IS NULL "
+            "ORDER BY e.depth, e.stream_ordering",
+            ids, *rel_types,
+        )
+        children = self.store.cached_rows([raw[2:] for raw in rows])
+        return [(raw[0], raw[1], child) for raw, child in zip(rows, children)]
 
     async def relation_target(self, queries: Queries, event_id: str) -> tuple[str, str, str | None] | None:
         """(room_id, sender, rel_type) of an event, read with `queries` (a transaction, to see its writes)."""

@@ -25,7 +25,7 @@ from ranvier.storage.engine import UniqueViolation
 
 #: Transaction IDs remembered in memory (older ones are found in the database): a client
 #: retries a send within seconds, long before 2,000 more sends (about 0.6 MiB).
-_TXNS_CACHED = 2_000
+_TXNS_CACHED = 1_000
 #: The most queued sends of a room written in one transaction.
 SEND_BATCH = 100
 

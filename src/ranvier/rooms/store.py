@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, NamedTuple, Protocol
@@ -24,17 +25,17 @@ from ranvier.rooms import statements
 from ranvier.rooms.alias_store import AliasQueries
 from ranvier.rooms.membership_store import MembershipQueries
 from ranvier.rooms.statements import in_clause
-from ranvier.storage.engine import Database, Statement, Transaction
+from ranvier.storage.engine import Database, Statement, Transaction, any_of
 
 StateKey = tuple[str, str]
 StateMap = dict[StateKey, str]
 
-#: Parsed events kept, least recently used first out: a parsed PDU costs about 2.3 KiB, so
-#: this bounds the cache near 5 MiB. What the hot paths read again and again (each room's
-#: auth events and forward extremities) stays in; older events are one query away. An
-#: initial sync of 100 rooms reads about 1,500 events: with 1,000 its warm repeats parsed
-#: them all again and took 40 ms more.
-_EVENT_CACHE_SIZE = 2_000
+#: Parsed events kept, least recently used first out: a parsed message costs about 2 KiB,
+#: so this bounds the cache near 2 MiB. What the hot paths read again and again (each
+#: room's auth events and forward extremities) is in the rooms' heads besides; the recent
+#: timelines are in the recent buffers below; older events are one query away. An initial
+#: sync of 100 rooms (1,000 timeline events) took as long warm with 1,000 as with 2,000.
+_EVENT_CACHE_SIZE = 1_000
 RECENT_EVENTS_PER_ROOM = 64
 #: Rows in all the rooms' recent buffers together (about 2.5 MiB): past it, the buffers of
 #: the rooms written to least recently are dropped (their /sync reads the database until
@@ -371,12 +372,11 @@ class RoomStore(AliasQueries, MembershipQueries):
         EVENT_CACHE_HITS.inc(len(found))
         if missing:
             EVENT_CACHE_MISSES.inc(len(missing))
-        for start in range(0, len(missing), 500):
-            chunk = missing[start:start + 500]
+        if missing:
+            condition, ids = any_of(self.db, missing)
             rows = await self.db.fetchall(
-                f"SELECT {EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
-                f"WHERE e.event_id IN ({in_clause(len(chunk))})",
-                *chunk,
+                f"SELECT {EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id WHERE e.event_id {condition}",
+                ids,
             )
             for raw in rows:
                 row = found[raw[0]] = self._row(raw, known)
@@ -385,6 +385,8 @@ class RoomStore(AliasQueries, MembershipQueries):
         return found
 
     def _remember(self, row: EventRow) -> None:
+        row.event.share_strings()
+        row.history_visibility = sys.intern(row.history_visibility)
         self._events[row.event.event_id] = row
         if len(self._events) > _EVENT_CACHE_SIZE:
             self._events.popitem(last=False)
@@ -516,15 +518,14 @@ class RoomStore(AliasQueries, MembershipQueries):
         return state, chain_length or 0
 
     def _id_batches(self, ids: list, sql_type: str) -> list[tuple[str, list]]:
-        """(condition, arguments) batches of a read by `column {condition}`: one array
-        parameter on PostgreSQL (it plans a long IN list for longer than it runs it), IN
-        lists of 500 on SQLite."""
+        """(condition, arguments) of a read by `column {condition}`: one array parameter on
+        PostgreSQL (it plans a long IN list for longer than it runs it), one JSON array on
+        SQLite (one statement text for any count: see `any_of`)."""
         if not ids:
             return []
         if self.db.dialect == "postgresql":
             return [(f"= ANY(?::{sql_type}[])", [ids])]
-        return [(f"IN ({in_clause(len(chunk))})", chunk)
-                for chunk in (ids[start:start + 500] for start in range(0, len(ids), 500))]
+        return [("IN (SELECT value FROM json_each(?))", [orjson.dumps(ids).decode()])]
 
     async def load_state_groups(self, state_groups: list[int]) -> dict[int, StateMap]:
         """The full states of many groups (each its snapshot base and deltas), in one

@@ -11,6 +11,7 @@ import orjson
 
 from ranvier.events.model import Event
 from ranvier.rooms.store import EVENT_COLUMNS, EventRow, RoomStore, StateKey, in_clause
+from ranvier.storage.engine import any_of
 
 #: Rooms whose newest events one statement reads: its raw rows become events before the
 #: next statement runs, so a sync of many rooms never holds all of them raw.
@@ -94,18 +95,17 @@ class SyncQueries:
 
     async def room_membership_changes(self, room_ids: list[str], *, since: int, upto: int) -> list[tuple[str, str, str]]:
         """(room_id, user_id, membership) of the rooms' membership events in (since, upto], in order."""
-        changes: list[tuple[str, str, str]] = []
-        for start in range(0, len(room_ids), 500):
-            chunk = room_ids[start:start + 500]
-            rows = await self.db.fetchall(
-                "SELECT e.room_id, h.user_id, h.membership FROM events e JOIN membership_history h "
-                "ON h.room_id = e.room_id AND h.user_id = e.state_key AND h.stream_ordering = e.stream_ordering "
-                f"WHERE e.room_id IN ({in_clause(len(chunk))}) AND e.stream_ordering > ? "
-                "AND e.stream_ordering <= ? AND e.type = 'm.room.member' ORDER BY e.stream_ordering",
-                *chunk, since, upto,
-            )
-            changes += [(r[0], r[1], r[2]) for r in rows]
-        return changes
+        if not room_ids:
+            return []
+        condition, ids = any_of(self.db, room_ids)
+        rows = await self.db.fetchall(
+            "SELECT e.room_id, h.user_id, h.membership FROM events e JOIN membership_history h "
+            "ON h.room_id = e.room_id AND h.user_id = e.state_key AND h.stream_ordering = e.stream_ordering "
+            f"WHERE e.room_id {condition} AND e.stream_ordering > ? "
+            "AND e.stream_ordering <= ? AND e.type = 'm.room.member' ORDER BY e.stream_ordering",
+            ids, since, upto,
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
 
     async def membership_histories(self, user_id: str, room_ids: list[str]) -> dict[str, list[tuple[int, str]]]:
         """room_id -> the user's (stream, membership) changes there, oldest first, in one
@@ -211,18 +211,17 @@ class SyncQueries:
 
     async def room_kinds(self, room_ids: list[str]) -> dict[str, tuple[str | None, bool]]:
         """room_id -> (room type from its create event, whether it has an m.room.encryption
-        state event), one query per 500 rooms."""
-        found: dict[str, tuple[str | None, bool]] = {}
-        for start in range(0, len(room_ids), 500):
-            chunk = room_ids[start:start + 500]
-            rows = await self.db.fetchall(
-                "SELECT r.room_id, r.room_type, c.event_id FROM rooms r LEFT JOIN current_state c "
-                "ON c.room_id = r.room_id AND c.type = 'm.room.encryption' AND c.state_key = '' "
-                f"WHERE r.room_id IN ({in_clause(len(chunk))})",
-                *chunk,
-            )
-            found.update({room_id: (room_type, event_id is not None) for room_id, room_type, event_id in rows})
-        return found
+        state event), in one query."""
+        if not room_ids:
+            return {}
+        condition, ids = any_of(self.db, room_ids)
+        rows = await self.db.fetchall(
+            "SELECT r.room_id, r.room_type, c.event_id FROM rooms r LEFT JOIN current_state c "
+            "ON c.room_id = r.room_id AND c.type = 'm.room.encryption' AND c.state_key = '' "
+            f"WHERE r.room_id {condition}",
+            ids,
+        )
+        return {room_id: (room_type, event_id is not None) for room_id, room_type, event_id in rows}
 
     async def departures(self, user_id: str) -> dict[str, tuple[int, str, str, bool]]:
         """room_id -> (stream, event ID, sender, ever joined) of each of the user's leave and

@@ -43,6 +43,25 @@ def any_of(db: "Database", values: Sequence[str]) -> tuple[str, Any]:
     return "IN (SELECT value FROM json_each(?))", json.dumps(list(values))
 
 
+def tuples_of(db: "Database", rows: Sequence[Sequence[str]], width: int) -> tuple[str, list[Any]]:
+    """`(query, parameters)`: a query of these rows of `width` strings, one statement text
+    for any count (as `any_of`), for `(a, b, ...) IN (query)`: the columns as arrays
+    unnested together on PostgreSQL, a JSON array of arrays on SQLite."""
+    if db.dialect == "postgresql":
+        columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
+        return "SELECT * FROM unnest(" + ", ".join(["?::text[]"] * width) + ")", columns
+    return ("SELECT " + ", ".join(f"value->>{i}" for i in range(width)) + " FROM json_each(?)",
+            [json.dumps([list(row) for row in rows])])
+
+
+def rows_of(db: "Database", values: Sequence[str]) -> tuple[str, Any]:
+    """`(query, parameter)`: a one-column query of these strings, one parameter for any
+    count (as `any_of`), for a `WITH wanted(x) AS (query)` that other tables join."""
+    if db.dialect == "postgresql":
+        return "SELECT unnest(?::text[])", list(values)
+    return "SELECT value FROM json_each(?)", json.dumps(list(values))
+
+
 @dataclass(frozen=True, slots=True)
 class Statement:
     """One write of a batch: `args` are its parameters, or a list of parameter tuples if `many`."""

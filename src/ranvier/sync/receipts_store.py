@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from ranvier.storage.engine import Database, Transaction
+from ranvier.storage.engine import Database, Transaction, any_of
 
 
 @dataclass
@@ -52,30 +52,27 @@ class ReceiptStore:
     async def changed(self, reader: str, room_ids: Iterable[str], since: int, upto: int) -> list[Receipt]:
         """Receipts of the rooms written in (since, upto]; private ones only the reader's own."""
         rooms = list(dict.fromkeys(room_ids))
-        found: list[Receipt] = []
-        for start in range(0, len(rooms), 500):
-            chunk = rooms[start:start + 500]
-            rows = await self.db.fetchall(
-                f"SELECT {_COLUMNS} FROM receipts WHERE room_id IN ({', '.join('?' * len(chunk))}) "
-                "AND stream_id > ? AND stream_id <= ? AND (receipt_type <> 'm.read.private' OR user_id = ?)",
-                *chunk, since, upto, reader,
-            )
-            found.extend(Receipt(*row) for row in rows)
-        return found
+        if not rooms:
+            return []
+        condition, ids = any_of(self.db, rooms)
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM receipts WHERE room_id {condition} "
+            "AND stream_id > ? AND stream_id <= ? AND (receipt_type <> 'm.read.private' OR user_id = ?)",
+            ids, since, upto, reader,
+        )
+        return [Receipt(*row) for row in rows]
 
     async def public_receipts_at(self, room_ids: Iterable[str], event_ids: Iterable[str]) -> list[Receipt]:
         """The m.read receipts of these rooms that point at one of these events (the key's
         room and type prefix keeps it to the rooms' receipts)."""
         rooms, events = list(dict.fromkeys(room_ids)), list(dict.fromkeys(event_ids))
-        found: list[Receipt] = []
-        for start in range(0, len(events), 500):
-            chunk = events[start:start + 500]
-            for room_start in range(0, len(rooms), 500):
-                room_chunk = rooms[room_start:room_start + 500]
-                rows = await self.db.fetchall(
-                    f"SELECT {_COLUMNS} FROM receipts WHERE room_id IN ({', '.join('?' * len(room_chunk))}) "
-                    f"AND receipt_type = 'm.read' AND event_id IN ({', '.join('?' * len(chunk))})",
-                    *room_chunk, *chunk,
-                )
-                found.extend(Receipt(*row) for row in rows)
-        return found
+        if not rooms or not events:
+            return []
+        in_rooms, room_list = any_of(self.db, rooms)
+        at_events, event_list = any_of(self.db, events)
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM receipts WHERE room_id {in_rooms} "
+            f"AND receipt_type = 'm.read' AND event_id {at_events}",
+            room_list, event_list,
+        )
+        return [Receipt(*row) for row in rows]

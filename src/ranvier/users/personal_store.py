@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from ranvier.storage.engine import Database, Transaction
+from ranvier.storage.engine import Database, Transaction, any_of
 
 #: Users who share a joined room with the user given as parameter (the user included).
 _SHARING_A_ROOM = (
@@ -41,16 +41,11 @@ class ProfileStore:
 
     async def member_fields(self, user_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
         """user_id -> (displayname, avatar_url) of those of `user_ids` that are local users."""
-        found: dict[str, tuple[str | None, str | None]] = {}
-        for start in range(0, len(user_ids), 500):
-            chunk = user_ids[start:start + 500]
-            rows = await self.db.fetchall(
-                f"SELECT user_id, displayname, avatar_url FROM profiles "
-                f"WHERE user_id IN ({', '.join('?' * len(chunk))})",
-                *chunk,
-            )
-            found.update((row[0], (row[1], row[2])) for row in rows)
-        return found
+        if not user_ids:
+            return {}
+        condition, ids = any_of(self.db, user_ids)
+        rows = await self.db.fetchall(f"SELECT user_id, displayname, avatar_url FROM profiles WHERE user_id {condition}", ids)
+        return {row[0]: (row[1], row[2]) for row in rows}
 
     async def set_displayname(self, user_id: str, value: str | None) -> None:
         await self.db.execute("UPDATE profiles SET displayname = ? WHERE user_id = ?", value, user_id)
@@ -180,30 +175,28 @@ class PresenceStore:
 
     async def visible_rows(self, viewer: str, user_ids: list[str]) -> dict[str, PresenceRow]:
         """The presence rows of those of `user_ids` who are the viewer or share a joined room with them."""
-        found: dict[str, PresenceRow] = {}
-        for start in range(0, len(user_ids), 500):
-            chunk = user_ids[start:start + 500]
-            rows = await self.db.fetchall(
-                f"SELECT {_PRESENCE_COLUMNS} FROM presence WHERE user_id IN ({', '.join('?' * len(chunk))}) "
-                f"AND (user_id = ? OR user_id IN ({_SHARING_A_ROOM}))",
-                *chunk, viewer, viewer,
-            )
-            found.update((row[0], PresenceRow(*row)) for row in rows)
-        return found
+        if not user_ids:
+            return {}
+        condition, ids = any_of(self.db, user_ids)
+        rows = await self.db.fetchall(
+            f"SELECT {_PRESENCE_COLUMNS} FROM presence WHERE user_id {condition} "
+            f"AND (user_id = ? OR user_id IN ({_SHARING_A_ROOM}))",
+            ids, viewer, viewer,
+        )
+        return {row[0]: PresenceRow(*row) for row in rows}
 
     async def sharing_a_room_with(self, viewer: str, user_ids: list[str]) -> set[str]:
         """Those of `user_ids` who share a joined room with the viewer (the viewer included)."""
-        shared: set[str] = set()
-        for start in range(0, len(user_ids), 500):
-            chunk = user_ids[start:start + 500]
-            rows = await self.db.fetchall(
-                f"SELECT DISTINCT theirs.user_id FROM memberships mine JOIN memberships theirs "
-                f"ON theirs.room_id = mine.room_id WHERE mine.user_id = ? AND mine.membership = 'join' "
-                f"AND theirs.membership = 'join' AND theirs.user_id IN ({', '.join('?' * len(chunk))})",
-                viewer, *chunk,
-            )
-            shared.update(row[0] for row in rows)
-        return shared
+        if not user_ids:
+            return set()
+        condition, ids = any_of(self.db, user_ids)
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT theirs.user_id FROM memberships mine JOIN memberships theirs "
+            "ON theirs.room_id = mine.room_id WHERE mine.user_id = ? AND mine.membership = 'join' "
+            f"AND theirs.membership = 'join' AND theirs.user_id {condition}",
+            viewer, ids,
+        )
+        return {row[0] for row in rows}
 
     async def shares_a_room(self, user_id: str, other: str) -> bool:
         found = await self.db.fetchval(
@@ -216,16 +209,12 @@ class PresenceStore:
 
     async def joined_rooms_of(self, user_ids: list[str]) -> set[str]:
         """The rooms any of these users is joined to (to wake their readers)."""
-        rooms: set[str] = set()
-        for start in range(0, len(user_ids), 500):
-            chunk = user_ids[start:start + 500]
-            rows = await self.db.fetchall(
-                f"SELECT DISTINCT room_id FROM memberships WHERE membership = 'join' "
-                f"AND user_id IN ({', '.join('?' * len(chunk))})",
-                *chunk,
-            )
-            rooms.update(r[0] for r in rows)
-        return rooms
+        if not user_ids:
+            return set()
+        condition, ids = any_of(self.db, user_ids)
+        rows = await self.db.fetchall(
+            f"SELECT DISTINCT room_id FROM memberships WHERE membership = 'join' AND user_id {condition}", ids)
+        return {r[0] for r in rows}
 
 
 def _like_escape(text: str) -> str:

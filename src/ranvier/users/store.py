@@ -197,8 +197,8 @@ class UserStore:
         """The guest accounts among `user_ids` (one query)."""
         if not user_ids:
             return []
-        marks = ", ".join("?" * len(user_ids))
-        rows = await self.db.fetchall(f"SELECT user_id FROM users WHERE is_guest = 1 AND user_id IN ({marks})", *user_ids)
+        condition, ids = any_of(self.db, user_ids)
+        rows = await self.db.fetchall(f"SELECT user_id FROM users WHERE is_guest = 1 AND user_id {condition}", ids)
         return [row[0] for row in rows]
 
     async def get_profile(self, user_id: str) -> tuple[str | None, str | None] | None:
