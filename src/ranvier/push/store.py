@@ -65,9 +65,14 @@ class PushStore:
     @staticmethod
     async def insert(txn: Transaction, action_sets: Sequence[tuple[int, str]], room_rows: Sequence[RoomRow],
                      member_rows: Sequence[MemberRow]) -> None:
-        """Store notifications, with the lists of actions they name (new or not)."""
+        """Store notifications, with the lists of actions they name (new or not).
+
+        Writes to different rooms commit concurrently on PostgreSQL, and two may add the
+        same new list (the same number and text) at once: a conflict on either unique
+        column is then nothing to do. (Naming only the number as the conflict target let
+        a race on the text's index fail the send.)"""
         await txn.executemany("INSERT INTO push_action_sets (actions_id, actions) VALUES (?, ?) "
-                              "ON CONFLICT (actions_id) DO NOTHING", action_sets)
+                              "ON CONFLICT DO NOTHING", action_sets)
         await txn.executemany(
             "INSERT INTO room_notifications (room_id, stream_ordering, thread_id, notify, highlight, actions_id) "
             "VALUES (?, ?, ?, ?, ?, ?)", room_rows,
