@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 
 from ranvier.events.identifiers import domain_of
-from ranvier.storage.engine import Database, UniqueViolation, any_of
+from ranvier.storage.engine import Database, Transaction, UniqueViolation, any_of
 from ranvier.notify.notifier import Notifier
 from ranvier.notify.streams import StreamPositions
 
@@ -54,17 +54,32 @@ class ToDeviceStore:
                     "INSERT INTO to_device_txns (user_id, device_id, txn_id, sent_ts) VALUES (?, ?, ?, ?)",
                     user_id, device_id, txn_id, now,
                 )
-                # one statement text for any fan-out (a multi-row VALUES list was a statement of
-                # up to 125 KiB for each count, kept prepared by the writer)
-                await txn.executemany(
-                    "INSERT INTO to_device_messages (user_id, device_id, stream_id, event_json) VALUES (?, ?, ?, ?)",
-                    [(user, device, position, event) for user, device, event in messages],
-                )
+                await self._insert_messages(txn, messages, position)
                 await txn.execute("UPDATE to_device_stream SET stream_id = ? WHERE id = 1 AND stream_id < ?",
                                   position, position)
         except UniqueViolation:
             return False
         return True
+
+    async def _insert_messages(self, txn: Transaction, messages: list[tuple[str, str, str]], position: int) -> None:
+        """The messages' rows in one statement text whatever their number (a multi-row VALUES
+        list was a statement of up to 125 KiB, for each count, kept prepared by SQLite's
+        writer): one prepared insert run for each row on SQLite, in-process; the rows as
+        arrays on PostgreSQL, where running a statement per row costs a round trip each."""
+        if not messages:
+            return
+        if self.db.dialect == "postgresql":
+            await txn.execute(
+                "INSERT INTO to_device_messages (user_id, device_id, stream_id, event_json) "
+                "SELECT m.user_id, m.device_id, ?::bigint, m.event_json "
+                "FROM unnest(?::text[], ?::text[], ?::text[]) AS m(user_id, device_id, event_json)",
+                position, *(list(column) for column in zip(*messages)),
+            )
+        else:
+            await txn.executemany(
+                "INSERT INTO to_device_messages (user_id, device_id, stream_id, event_json) VALUES (?, ?, ?, ?)",
+                [(user, device, position, event) for user, device, event in messages],
+            )
 
     async def newest_per_device(self, user_id: str | None = None) -> dict[tuple[str, str], int]:
         """(user, device) -> newest stored position, of every device with messages (or of one user's)."""
