@@ -152,8 +152,7 @@ async def test_threads_are_counted_apart_and_read_apart(homeserver, people):
 async def test_sending_reads_what_came_before_in_its_thread(homeserver, people):
     hs = homeserver
     alice, bob, _ = people
-    room = await create_room(alice, preset="public_chat")
-    await bob.join(room)
+    room = await public_room(alice, bob)
     root = await bob.say(room, "hello")
     thread = {"m.relates_to": {"rel_type": "m.thread", "event_id": root}}
     await bob.say(room, "in a thread", **thread)
@@ -172,8 +171,7 @@ async def test_sending_reads_what_came_before_in_its_thread(homeserver, people):
 async def test_invites_and_edits_and_members(homeserver, people):
     hs = homeserver
     alice, bob, carol = people
-    room = await create_room(alice, preset="public_chat")
-    await bob.join(room)
+    room = await public_room(alice, bob)
     status, body = await alice.api.post(f"/rooms/{room}/invite", {"user_id": carol.user_id}, token=alice.token)
     assert status == 200, body
     assert pair(await counts(hs, carol, room)) == (1, 0)  # .m.rule.invite_for_me
@@ -249,8 +247,7 @@ async def test_counts_read_while_another_room_changes_are_kept(homeserver, peopl
 async def test_counts_read_while_their_room_changes_are_read_again(homeserver, people):
     hs = homeserver
     alice, bob, _ = people
-    room = await create_room(alice, preset="public_chat")
-    await bob.join(room)
+    room = await public_room(alice, bob)
     await alice.say(room, "hello")
     sent = []
 
@@ -270,8 +267,7 @@ async def test_counts_read_while_their_room_changes_are_read_again(homeserver, p
 async def test_counts_read_while_the_user_reads_are_read_again(homeserver, people):
     hs = homeserver
     alice, bob, _ = people
-    room = await create_room(alice, preset="public_chat")
-    await bob.join(room)
+    room = await public_room(alice, bob)
     await alice.say(room, "hello")
     last = await alice.say(room, "anyone?")
 

@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 
 from ranvier.events.identifiers import domain_of
-from ranvier.storage.engine import Database, Transaction, UniqueViolation, any_of
+from ranvier.storage.engine import Database, Transaction, UniqueViolation, any_of, tuples_of
 from ranvier.notify.notifier import Notifier
 from ranvier.notify.streams import StreamPositions
 
@@ -69,11 +69,11 @@ class ToDeviceStore:
         if not messages:
             return
         if self.db.dialect == "postgresql":
+            rows, columns = tuples_of(self.db, messages, 3)
             await txn.execute(
-                "INSERT INTO to_device_messages (user_id, device_id, stream_id, event_json) "
-                "SELECT m.user_id, m.device_id, ?::bigint, m.event_json "
-                "FROM unnest(?::text[], ?::text[], ?::text[]) AS m(user_id, device_id, event_json)",
-                position, *(list(column) for column in zip(*messages)),
+                "INSERT INTO to_device_messages (user_id, device_id, event_json, stream_id) "
+                f"SELECT m.*, ?::bigint FROM ({rows}) AS m",
+                position, *columns,
             )
         else:
             await txn.executemany(

@@ -37,7 +37,7 @@ AGGREGATED = (REPLACE, THREAD, REFERENCE)
 #: A prepared value for events that write nothing to the thread list.
 _NEW = "new"
 #: Events known to have no relations, newest kept: enough for the pages clients read (the
-#: recent timelines, at most 1,024 events in all), about 0.5 MiB; older events are asked
+#: recent timelines, at most 1,024 events in all), about 0.8 MiB; older events are asked
 #: about in one batched query.
 _CHILDLESS_CACHED = 4_096
 ENCRYPTED = "m.room.encrypted"
