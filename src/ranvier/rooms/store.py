@@ -517,54 +517,47 @@ class RoomStore(AliasQueries, MembershipQueries):
                                               state_group)
         return state, chain_length or 0
 
-    def _id_batches(self, ids: list, sql_type: str) -> list[tuple[str, list]]:
-        """(condition, arguments) of a read by `column {condition}`: one array parameter on
-        PostgreSQL (it plans a long IN list for longer than it runs it), one JSON array on
-        SQLite (one statement text for any count: see `any_of`)."""
-        if not ids:
-            return []
-        if self.db.dialect == "postgresql":
-            return [(f"= ANY(?::{sql_type}[])", [ids])]
-        return [("IN (SELECT value FROM json_each(?))", [orjson.dumps(ids).decode()])]
-
     async def load_state_groups(self, state_groups: list[int]) -> dict[int, StateMap]:
         """The full states of many groups (each its snapshot base and deltas), in one
-        recursive query per 500 groups on SQLite, one in all on PostgreSQL (an array)."""
+        recursive query, the groups as one array (as `any_of` does for strings)."""
         states: dict[int, StateMap] = {state_group: {} for state_group in state_groups}
-        for condition, args in self._id_batches(state_groups, "bigint"):
-            rows = await self.db.fetchall(
-                "WITH RECURSIVE chain(root, state_group, prev_group, n) AS ("
-                f" SELECT state_group, state_group, prev_group, 0 FROM state_groups WHERE state_group {condition}"
-                " UNION ALL"
-                " SELECT chain.root, g.state_group, g.prev_group, chain.n + 1"
-                " FROM state_groups g JOIN chain ON g.state_group = chain.prev_group"
-                ") SELECT chain.root, s.type, s.state_key, s.event_id FROM chain "
-                "JOIN state_group_entries s ON s.state_group = chain.state_group ORDER BY chain.root, chain.n DESC",
-                *args,
-            )
-            for root, event_type, state_key, event_id in rows:
-                states[root][(event_type, state_key)] = event_id
+        if not state_groups:
+            return states
+        if self.db.dialect == "postgresql":
+            condition, groups = "= ANY(?::bigint[])", state_groups
+        else:
+            condition, groups = "IN (SELECT value FROM json_each(?))", orjson.dumps(state_groups).decode()
+        rows = await self.db.fetchall(
+            "WITH RECURSIVE chain(root, state_group, prev_group, n) AS ("
+            f" SELECT state_group, state_group, prev_group, 0 FROM state_groups WHERE state_group {condition}"
+            " UNION ALL"
+            " SELECT chain.root, g.state_group, g.prev_group, chain.n + 1"
+            " FROM state_groups g JOIN chain ON g.state_group = chain.prev_group"
+            ") SELECT chain.root, s.type, s.state_key, s.event_id FROM chain "
+            "JOIN state_group_entries s ON s.state_group = chain.state_group ORDER BY chain.root, chain.n DESC",
+            groups,
+        )
+        for root, event_type, state_key, event_id in rows:
+            states[root][(event_type, state_key)] = event_id
         return states
 
     async def heads_of_rooms(self, room_ids: list[str]) -> dict[str, "HeadRow"]:
-        """What the heads of many rooms are made of, in two queries per 500 rooms on
-        SQLite, two in all on PostgreSQL (one array parameter: it plans a long IN list for
-        longer than it runs it)."""
-        found: dict[str, HeadRow] = {}
-        for condition, args in self._id_batches(room_ids, "text"):
-            rooms = await self.db.fetchall(
-                "SELECT r.room_id, r.room_version, r.current_state_group, COALESCE(g.chain_length, 0), "
-                "r.forward_extremities FROM rooms r LEFT JOIN state_groups g ON g.state_group = r.current_state_group "
-                f"WHERE r.room_id {condition}",
-                *args,
-            )
-            states: dict[str, StateMap] = {row[0]: {} for row in rooms}
-            for room_id, event_type, state_key, event_id in await self.db.fetchall(
-                    f"SELECT room_id, type, state_key, event_id FROM current_state WHERE room_id {condition}", *args):
-                states[room_id][(event_type, state_key)] = event_id
-            for room_id, version, group, chain_length, extremities in rooms:
-                found[room_id] = HeadRow(version, group, chain_length, orjson.loads(extremities), states[room_id])
-        return found
+        """What the heads of many rooms are made of, in two queries."""
+        if not room_ids:
+            return {}
+        condition, ids = any_of(self.db, room_ids)
+        rooms = await self.db.fetchall(
+            "SELECT r.room_id, r.room_version, r.current_state_group, COALESCE(g.chain_length, 0), "
+            "r.forward_extremities FROM rooms r LEFT JOIN state_groups g ON g.state_group = r.current_state_group "
+            f"WHERE r.room_id {condition}",
+            ids,
+        )
+        states: dict[str, StateMap] = {row[0]: {} for row in rooms}
+        for room_id, event_type, state_key, event_id in await self.db.fetchall(
+                f"SELECT room_id, type, state_key, event_id FROM current_state WHERE room_id {condition}", ids):
+            states[room_id][(event_type, state_key)] = event_id
+        return {room_id: HeadRow(version, group, chain_length, orjson.loads(extremities), states[room_id])
+                for room_id, version, group, chain_length, extremities in rooms}
 
     async def current_state_ids(self, room_id: str) -> StateMap:
         rows = await self.db.fetchall("SELECT type, state_key, event_id FROM current_state WHERE room_id = ?", room_id)
