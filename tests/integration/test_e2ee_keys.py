@@ -4,6 +4,7 @@ and the key counts of /sync."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 from e2ee_support import Device, sync
 
@@ -121,6 +122,33 @@ async def test_query_returns_devices_with_display_names(api):
     assert body["device_keys"].get("@nobody:localhost", {}) == {}
     assert "@carol:elsewhere.example" not in body["device_keys"]
     assert list(body["failures"]) == ["elsewhere.example"]
+
+
+def _without_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    assert len(keys) == len(set(keys)), f"a key repeated in {keys}"
+    return dict(pairs)
+
+
+async def test_query_names_each_device_once_whatever_its_upload_carried(api):
+    """The answer's `unsigned` is the server's: an uploaded one is replaced, not repeated,
+    and a display name needing escapes stays intact."""
+    name = 'Ali "the" \\ phone \u2713\n'
+    alice = Device.of(await api.register("alice", initial_device_display_name=name))
+    uploaded = {**alice.device_keys(), "unsigned": {"custom": 1, "device_display_name": "spoofed"}}
+    await upload(api, alice, device_keys=uploaded)
+    bob = Device.of(await api.register("bob"))
+    await upload(api, bob, device_keys={**bob.device_keys(), "unsigned": {"custom": 2}})
+    carol = Device.of(await api.register("carol"))
+    async with api.session.post(f"{api.base_url}/_matrix/client/v3/keys/query",
+                                json={"device_keys": {alice.user_id: [], bob.user_id: []}},
+                                headers={"Authorization": f"Bearer {carol.token}"}) as response:
+        assert response.status == 200
+        raw = json.loads(await response.read(), object_pairs_hook=_without_repeated_keys)
+    phone = raw["device_keys"][alice.user_id][alice.device_id]
+    assert phone["unsigned"] == {"device_display_name": name}
+    assert {k: v for k, v in phone.items() if k != "unsigned"} == alice.device_keys()
+    assert raw["device_keys"][bob.user_id][bob.device_id]["unsigned"] == {"custom": 2}
 
 
 async def test_malformed_queries_and_claims_are_refused(api):

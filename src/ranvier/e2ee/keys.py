@@ -165,11 +165,8 @@ class KeyService:
         for user_id, device_id, key_json, display_name in await self.store.device_keys(local):
             if wanted[user_id] and device_id not in wanted[user_id]:
                 continue
-            keys = orjson.loads(key_json)
-            _merge_signatures(keys, signatures.get((user_id, device_id), ()))
-            if display_name is not None:
-                keys["unsigned"] = {"device_display_name": display_name}
-            device_keys[user_id][device_id] = keys
+            device_keys[user_id][device_id] = _answered_device_keys(
+                key_json, signatures.get((user_id, device_id), ()), display_name)
         response: dict[str, Any] = {"device_keys": device_keys, "failures": {}, "master_keys": {},
                                     "self_signing_keys": {}, "user_signing_keys": {}}
         for user_id, usage, public_key, key_json in await self.store.cross_signing_keys(local):
@@ -239,7 +236,7 @@ class KeyService:
         claimed = await self.store.claim(local)
         one_time_keys: dict[str, dict[str, Any]] = {}
         for (user_id, device_id), (algorithm, key_id, key_json) in claimed.items():
-            one_time_keys.setdefault(user_id, {})[device_id] = {f"{algorithm}:{key_id}": orjson.loads(key_json)}
+            one_time_keys.setdefault(user_id, {})[device_id] = {f"{algorithm}:{key_id}": orjson.Fragment(key_json)}
         for user_id, _, _ in local:
             self._forget_counts(user_id)
         response = {"one_time_keys": one_time_keys}
@@ -272,6 +269,24 @@ class KeyService:
             devices = await self.devices_for_federation(user_id)
             for listener in self.device_list_listeners:
                 await listener(user_id, position, devices)
+
+
+def _answered_device_keys(key_json: str, signatures, display_name: str | None) -> dict[str, Any] | orjson.Fragment:
+    """A device's keys as /keys/query answers them: as uploaded, with the stored signatures
+    of others merged in and the display name in `unsigned`. Most have no signatures beyond
+    the device's own, and their stored text (orjson's, so a key is never escaped) has no
+    `unsigned` to replace: their answer is that text, with the display name appended,
+    rather than a parsed copy; a query of a thousand devices then builds no objects."""
+    if not signatures and '"unsigned"' not in key_json:
+        if display_name is None:
+            return orjson.Fragment(key_json)
+        unsigned = orjson.dumps({"device_display_name": display_name}).decode()
+        return orjson.Fragment(f'{key_json[:-1]},"unsigned":{unsigned}}}')
+    keys = orjson.loads(key_json)
+    _merge_signatures(keys, signatures)
+    if display_name is not None:
+        keys["unsigned"] = {"device_display_name": display_name}
+    return keys
 
 
 def _merge_signatures(key: dict[str, Any], signatures) -> None:
