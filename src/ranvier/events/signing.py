@@ -25,13 +25,15 @@ class SignatureError(ValueError):
 class SigningKey:
     """A server's ed25519 signing key and its version (the part after `ed25519:`)."""
 
-    __slots__ = ("version", "_key")
+    __slots__ = ("version", "key_id", "_key")
 
     def __init__(self, seed: bytes, version: str) -> None:
         if not version or any(ch not in _VERSION_ALPHABET for ch in version):
             raise ValueError(f"invalid key version {version!r}: use letters, digits and '_'")
         self._key = nacl.signing.SigningKey(seed)
         self.version = version
+        #: `ed25519:<version>`, one string for every signature made (each event holds it).
+        self.key_id = f"{ALGORITHM}:{version}"
 
     @classmethod
     def generate(cls, version: str | None = None) -> SigningKey:
@@ -58,10 +60,6 @@ class SigningKey:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(line)
-
-    @property
-    def key_id(self) -> str:
-        return f"{ALGORITHM}:{self.version}"
 
     @property
     def verify_key(self) -> nacl.signing.VerifyKey:

@@ -6,6 +6,7 @@ nothing from the database.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
 
 from ranvier.events.model import MEMBER, Event
 from ranvier.events.room_versions import RoomVersion
@@ -17,6 +18,7 @@ JOIN = "join"
 MAX_PREV_EVENTS = 10
 
 State = dict[StateKey, Event]
+T = TypeVar("T")
 
 
 @dataclass
@@ -33,10 +35,29 @@ class RoomHead:
     extremities: dict[str, int]
     #: user_id -> their join event, kept in step with `state` (push rules and fan-out need it).
     joined: dict[str, Event] = field(default_factory=dict)
+    #: What `derived` computed from `state`, by the function that computed it.
+    _derived: dict[Callable[[State], Any], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.joined:
             self.joined = joined_members(self.state)
+
+    def with_extremities(self, extremities: dict[str, int]) -> RoomHead:
+        """This head after events that changed no state: the same state, members and derived
+        values, new forward extremities."""
+        return RoomHead(self.room_id, self.version, self.state, self.state_group, self.chain_length, extremities,
+                        self.joined, self._derived)
+
+    def derived(self, compute: Callable[[State], T]) -> T:
+        """compute(state), computed once for this head. A head's state is never changed in
+        place (a change of state makes a new head), so the value lives exactly as long as
+        the state it was computed from is current and in memory: no separate cache to
+        bound, and no cache that a sync of more rooms than it holds would empty."""
+        try:
+            return self._derived[compute]
+        except KeyError:
+            value = self._derived[compute] = compute(self.state)
+            return value
 
     @property
     def depth(self) -> int:

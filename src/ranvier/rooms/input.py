@@ -135,8 +135,7 @@ class EventInput:
             batch.new_head = RoomHead(head.room_id, head.version, draft.full_state(), draft.state_group,
                                       draft.chain_length, extremities, draft.joined_members())
         else:
-            batch.new_head = RoomHead(head.room_id, head.version, head.state, head.state_group, head.chain_length,
-                                      extremities, head.joined)
+            batch.new_head = head.with_extremities(extremities)
         return batch
 
     # -- events from anywhere ------------------------------------------------------------

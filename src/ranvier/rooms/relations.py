@@ -37,9 +37,10 @@ AGGREGATED = (REPLACE, THREAD, REFERENCE)
 #: A prepared value for events that write nothing to the thread list.
 _NEW = "new"
 #: Events known to have no relations, newest kept: enough for the pages clients read (the
-#: recent timelines, at most 1,024 events in all), about 0.8 MiB; older events are asked
-#: about in one batched query.
-_CHILDLESS_CACHED = 4_096
+#: recent timelines, at most 1,024 events in all), about 0.6 MiB; older events are asked
+#: about in one batched query. Not 4,096: a set that ever holds 4,096 entries gets a table
+#: of 32,768 slots (512 KiB), one of at most 4,095 a table of 16,384.
+_CHILDLESS_CACHED = 4_000
 ENCRYPTED = "m.room.encrypted"
 #: How many links `recurse=true` follows (the spec asks for at least 3).
 MAX_RECURSION = 3

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ranvier.events.model import MEMBER
+from ranvier.rooms.head import State
 from ranvier.rooms.service import RoomHead
 from ranvier.rooms.store import EventRow, StateKey
 from ranvier.sync.stream_sections import _Window
@@ -18,8 +19,6 @@ from ranvier.sync.timeline import Timeline
 
 #: The (user, device) connections whose lazily sent members are remembered.
 LAZY_CONNECTIONS = 10_000
-#: Rooms whose member counts and heroes are kept (for their current state).
-SUMMARIES_KEPT = 5_000
 HEROES = 5
 
 
@@ -29,8 +28,6 @@ class RoomMembers:
 
     timeline: Timeline
     _lazy_sent: OrderedDict[tuple[str, str], dict[str, dict[str, str]]]
-    #: room_id -> (state group, `_count_members` of the room at it).
-    _member_summaries: OrderedDict[str, tuple[int, tuple[int, int, list[str], list[str]]]]
 
     async def _lazy_members(self, window: _Window, head: RoomHead, state_ids: dict[StateKey, str], rows: list[EventRow],
                             full: bool) -> dict[StateKey, str]:
@@ -87,26 +84,21 @@ class RoomMembers:
         """The spec's room summary: joined and invited counts, and as heroes the first five
         other joined or invited members in stream order (depth, which grows with the stream
         within a room), or, when there are none, those who left or were banned. The members
-        are counted once per state of the room, not once per sync: every member of a big
-        room syncs after a join."""
-        kept = self._member_summaries.get(head.room_id)
-        if kept is None or kept[0] != head.state_group:
-            kept = self._member_summaries[head.room_id] = (head.state_group, _count_members(head))
-            if len(self._member_summaries) > SUMMARIES_KEPT:
-                self._member_summaries.popitem(last=False)
-        joined, invited, present, gone = kept[1]
+        are counted once per state of the room (kept with its head), not once per sync:
+        every member of a big room syncs after a join."""
+        joined, invited, present, gone = head.derived(_count_members)
         heroes = [member for member in present if member != user_id][:HEROES] or \
             [member for member in gone if member != user_id][:HEROES]
         return {"m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited}
 
 
-def _count_members(head: RoomHead) -> tuple[int, int, list[str], list[str]]:
+def _count_members(state: State) -> tuple[int, int, list[str], list[str]]:
     """Joined and invited counts, and the first HEROES + 1 joined or invited members and
     those who left or were banned, in stream order: enough heroes whoever the reader is."""
     joined = invited = 0
     present: list[tuple[int, str]] = []
     gone: list[tuple[int, str]] = []
-    for (event_type, state_key), event in head.state.items():
+    for (event_type, state_key), event in state.items():
         if event_type != MEMBER:
             continue
         membership = event.membership

@@ -112,7 +112,6 @@ class SyncService(StreamSections, RoomMembers):
         #: receipts, typing, presence, push counts); absent ones stay empty.
         self.streams = streams
         self._lazy_sent: OrderedDict[tuple[str, str], dict[str, dict[str, str]]] = OrderedDict()
-        self._member_summaries = OrderedDict()
         self._ignored: OrderedDict[str, tuple[int, set[str]]] = OrderedDict()
         self._parsed_filters: OrderedDict[str | tuple[str, str], SyncFilter] = OrderedDict()
         #: The room deltas computed for the syncs answering at `_deltas_at` (the events

@@ -14,7 +14,6 @@ membership histories, event rows, push counts) and serialised in one call.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -31,7 +30,6 @@ from ranvier.notify.tokens import SyncToken
 from ranvier.rooms.tokens import position_after, room_token
 
 HEROES = 5
-_SUMMARIES_CACHED = 5_000
 #: Heroes are joined members first, then invited ones, then those who left or were banned.
 _HERO_ORDER = {"join": 0, "invite": 1}
 
@@ -79,8 +77,6 @@ class RoomResults:
         self.timeline = sync.timeline
         self.queries = sync.queries
         self.facts = facts
-        #: room_id -> (state group, summary) of joined rooms.
-        self._summaries: OrderedDict[str, tuple[int, _Summary]] = OrderedDict()
 
     async def compute(self, requester: Requester, requests: Mapping[str, RoomRequest], base: ConnectionState,
                       now: SyncToken, marks: Marks, ignored: set[str]) -> tuple[dict[str, dict], dict[str, RoomSent]]:
@@ -118,7 +114,7 @@ class RoomResults:
             head = heads.get(room_id) if entry.membership == "join" else None
             fields = {"membership": entry.membership,
                       "bump_stamp": bumps.get(room_id, entry.membership_stream) if head else entry.membership_stream,
-                      **work.cheap, **self._summary(room_id, head, sources[room_id], user_id)}
+                      **work.cheap, **self._summary(head, sources[room_id], user_id)}
             changed = _changed_fields(fields, None if work.initial else work.sent.fields)
             updated[room_id] = RoomSent(entry.membership, entry.membership_stream, work.upto, work.covered_from,
                                         work.request.config, held, fields)
@@ -145,18 +141,12 @@ class RoomResults:
                                 entry.membership_stream + 1, request.config, {}, {"membership": entry.membership},
                                 stripped=True)
 
-    def _summary(self, room_id: str, head: RoomHead | None, state: Mapping[StateKey, Event],
+    def _summary(self, head: RoomHead | None, state: Mapping[StateKey, Event],
                  user_id: str) -> dict[str, Any]:
         """name, avatar, heroes (when there is no name), joined and invited counts. A joined
-        room's is kept until its state changes (the members are counted once per state)."""
-        if head is None:
-            return _for_user(_summarise(state), user_id)
-        cached = self._summaries.get(room_id)
-        if cached is None or cached[0] != head.state_group:
-            cached = self._summaries[room_id] = (head.state_group, _summarise(state))
-            if len(self._summaries) > _SUMMARIES_CACHED:
-                self._summaries.popitem(last=False)
-        return _for_user(cached[1], user_id)
+        room's (its state is its head's) is kept with its head: the members are counted
+        once per state."""
+        return _for_user(_summarise(state) if head is None else head.derived(_summarise), user_id)
 
     # -- reading, in batches -------------------------------------------------------------
 
