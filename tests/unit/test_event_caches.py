@@ -5,6 +5,8 @@ copies of its target when the cache and a recent buffer hold different ones."""
 
 from __future__ import annotations
 
+import sys
+
 import orjson
 import pytest
 
@@ -112,6 +114,19 @@ def test_cached_events_share_their_recurring_strings():
     assert first.pdu["auth_events"][0] is second.pdu["auth_events"][0]
     assert second.pdu["prev_events"][0] is first.event_id, "a reference shares the referenced event's ID"
     assert first.content["membership"] is second.content["membership"]
+
+
+def test_a_cached_events_pdu_is_held_at_its_size():
+    """A parsed PDU keeps room to grow; cached, it is rebuilt without it, same keys in the same order."""
+    pdu = orjson.loads(orjson.dumps({"type": "m.room.message", "room_id": "!r:hs", "sender": "@a:hs", "depth": 4,
+                                     "content": {"body": "hi"}, "auth_events": ["$a", "$b", "$c"],
+                                     "prev_events": ["$p"], "origin_server_ts": 1, "hashes": {"sha256": "h"},
+                                     "signatures": {"hs": {"ed25519:k": "s"}}, "unsigned": {"age_ts": 1}}))
+    parsed_size, keys = sys.getsizeof(pdu), list(pdu)
+    cached = Event(pdu, VERSION, "$m")
+    committed(RoomStore(db=None), [PersistedEvent(cached, 1, 1, "shared")])
+    assert list(cached.pdu) == keys and cached.pdu == pdu
+    assert sys.getsizeof(cached.pdu) < parsed_size
 
 
 def relations_asking(store: RoomStore) -> tuple[RelationsService, list[list[str]]]:

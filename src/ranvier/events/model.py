@@ -74,8 +74,10 @@ class Event:
         """Replace the strings that recur across events (room, sender, type, state key,
         membership, the IDs of referenced events and the event's own ID) by the one copy
         Python interns of each, for an event that stays in a cache: a message then holds
-        about a fifth fewer bytes. Values and their order are unchanged."""
-        pdu = self.pdu
+        about a fifth fewer bytes. The PDU dict itself is rebuilt at its size: a parsed or
+        copied one keeps room to grow (632 bytes for a message's eleven keys, 464 rebuilt).
+        Values and their order are unchanged."""
+        pdu = self.pdu = {key: value for key, value in self.pdu.items()}
         for key in _RECURRING_FIELDS:
             value = pdu.get(key)
             if type(value) is str:
