@@ -21,13 +21,19 @@ def head_of(*members: Event, group: int) -> RoomHead:
     return RoomHead("!r:hs", VERSION, {("m.room.member", e.state_key): e for e in members}, group, 0, {"$x": 1})
 
 
-def test_derived_values_are_computed_once_per_head():
-    calls = []
+def counting():
+    """A derivation (the state's size) and the list of states it was called with."""
+    calls: list = []
 
     def count(state):
         calls.append(state)
         return len(state)
 
+    return calls, count
+
+
+def test_derived_values_are_computed_once_per_head():
+    calls, count = counting()
     first = head_of(member("@a:hs", "join", 1), group=1)
     assert (first.derived(count), first.derived(count)) == (1, 1)
     assert len(calls) == 1
@@ -45,12 +51,7 @@ def test_the_member_summary_follows_the_state_of_each_head():
 
 
 def test_a_head_after_a_message_keeps_what_was_derived():
-    calls = []
-
-    def count(state):
-        calls.append(state)
-        return len(state)
-
+    calls, count = counting()
     head = head_of(member("@a:hs", "join", 1), group=1)
     head.derived(count)
     later = head.with_extremities({"$message": 2})
