@@ -1,4 +1,4 @@
-"""ranvier's own metrics, in prometheus-client's default registry.
+"""ranvier's own metrics, declared in the process's registry (`metrics_registry`).
 
 Every metric is counted whether or not anyone scrapes it: the cost is a counter increment
 per request, per committed batch of events or per wake-up, never one per event per member.
@@ -13,7 +13,9 @@ import time
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+
+from ranvier.metrics_registry import (CONTENT_TYPE, Counter, CounterChild, Gauge, Histogram, HistogramChild,
+                                      process_stats, render_text)
 
 #: Request latency buckets (seconds): /sync long polls land in the last ones.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -45,7 +47,7 @@ EVENT_CACHE_MISSES = CACHE_LOOKUPS.labels("events", "miss")
 TOKEN_CACHE_HITS = CACHE_LOOKUPS.labels("access_tokens", "hit")
 TOKEN_CACHE_MISSES = CACHE_LOOKUPS.labels("access_tokens", "miss")
 
-_request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_request_children: dict[tuple[str, str, int], tuple[CounterChild, HistogramChild]] = {}
 
 
 def count_request(method: str, endpoint: str, status: int, seconds: float) -> None:
@@ -60,22 +62,6 @@ def count_request(method: str, endpoint: str, status: int, seconds: float) -> No
     children[1].observe(seconds)
 
 
-class Timer:
-    """`with Timer(histogram_child):` observes the block's duration."""
-
-    __slots__ = ("child", "started")
-
-    def __init__(self, child) -> None:
-        self.child = child
-
-    def __enter__(self) -> "Timer":
-        self.started = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.child.observe(time.perf_counter() - self.started)
-
-
 # -- exposition ------------------------------------------------------------------------
 
 
@@ -83,21 +69,14 @@ async def serve_metrics(request: web.Request) -> web.Response:
     """GET /metrics (own listener) or GET /_synapse/metrics (main listener, when
     `metrics.main_listener` is on): every metric as Prometheus text. No authentication:
     expose it only where the scraper can reach it."""
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=render_text(), headers={"Content-Type": CONTENT_TYPE})
 
 
 def metrics_app() -> web.Application:
+    """The application of the metrics' own listener (`metrics.enabled`)."""
     app = web.Application()
     app.router.add_get("/metrics", serve_metrics)
     return app
-
-
-#: The families the web admin draws; each as {name: [[labels, value], ...]}.
-SNAPSHOT_FAMILIES = (
-    "ranvier_http_requests", "ranvier_http_request_duration_seconds", "ranvier_events_persisted",
-    "ranvier_sync_waiters", "ranvier_notifier_wakeups", "ranvier_db_connections_in_use",
-    "ranvier_ratelimit_refusals", "process_resident_memory_bytes", "process_cpu_seconds",
-)
 
 
 def _is_long_poll(endpoint: str) -> bool:
@@ -107,28 +86,19 @@ def _is_long_poll(endpoint: str) -> bool:
 
 
 def snapshot() -> dict[str, Any]:
-    """The current samples of the families the web admin draws, summed over endpoints
-    (the browser computes rates and percentiles from two snapshots); latency buckets
-    leave the long polls out."""
-    wanted = set(SNAPSHOT_FAMILIES)
-    totals: dict[str, Any] = {"requests": 0.0, "events_persisted": 0.0, "sync_waiters": 0.0,
-                              "notifier_wakeups": 0.0, "db_connections_in_use": 0.0, "ratelimit_refusals": 0.0,
-                              "memory_bytes": 0.0, "cpu_seconds": 0.0, "latency_buckets": {}}
-    plain = {"ranvier_http_requests_total": "requests", "ranvier_events_persisted_total": "events_persisted",
-             "ranvier_sync_waiters": "sync_waiters", "ranvier_notifier_wakeups_total": "notifier_wakeups",
-             "ranvier_db_connections_in_use": "db_connections_in_use",
-             "ranvier_ratelimit_refusals_total": "ratelimit_refusals",
-             "process_resident_memory_bytes": "memory_bytes", "process_cpu_seconds_total": "cpu_seconds"}
-    buckets: dict[str, float] = totals["latency_buckets"]
-    for family in REGISTRY.collect():
-        if family.name not in wanted:
-            continue
-        for sample in family.samples:
-            if sample.name in plain:
-                totals[plain[sample.name]] += sample.value
-            elif sample.name == "ranvier_http_request_duration_seconds_bucket" and not _is_long_poll(
-                    sample.labels["endpoint"]):
-                bound = sample.labels["le"]
-                buckets[bound] = buckets.get(bound, 0.0) + sample.value
-    totals["time"] = time.time()
-    return totals
+    """The current values the web admin draws, summed over labels (the browser computes
+    rates and percentiles from two snapshots); latency buckets, cumulative by `le`, leave
+    the long polls out."""
+    buckets: dict[str, int] = {}
+    for (endpoint,), child in REQUEST_SECONDS.children():
+        if not _is_long_poll(endpoint):
+            for bound, count in zip(REQUEST_SECONDS.bucket_labels, child.cumulative()):
+                buckets[bound] = buckets.get(bound, 0) + count
+    process = process_stats()
+    return {"requests": sum(child.value for _, child in REQUESTS.children()),
+            "events_persisted": EVENTS_PERSISTED.value, "sync_waiters": SYNC_WAITERS.value,
+            "notifier_wakeups": NOTIFIER_WAKEUPS.value, "db_connections_in_use": DB_CONNECTIONS_IN_USE.value,
+            "ratelimit_refusals": sum(child.value for _, child in RATE_LIMITED.children()),
+            "memory_bytes": process.resident_bytes if process else 0.0,
+            "cpu_seconds": process.cpu_seconds if process else 0.0,
+            "latency_buckets": buckets, "time": time.time()}

@@ -8,6 +8,7 @@ import re
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ranvier.errors import MatrixError
 from ranvier.metrics import RATE_LIMITED
@@ -60,6 +61,25 @@ async def test_requests_events_and_caches_are_counted_by_route_pattern(api):
     assert "ranvier_sync_waiters" in after and "ranvier_db_connections_in_use" in after
 
 
+async def test_the_scrape_parses_as_prometheus_text_with_the_process_and_python_families(api):
+    await api.register("alice")
+    async with api.session.get(api.base_url + "/_synapse/metrics") as response:
+        assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        text = await response.text()
+    types = {family.name: family.type for family in text_string_to_metric_families(text)}
+    assert "untyped" not in types.values()  # the parser makes a sample outside its family an untyped one
+    assert types["ranvier_http_requests"] == "counter" and types["ranvier_http_requests_created"] == "gauge"
+    assert types["ranvier_http_request_duration_seconds"] == "histogram"
+    assert types["ranvier_sync_waiters"] == "gauge" and types["ranvier_db_connections_in_use"] == "gauge"
+    for name in ("process_resident_memory_bytes", "process_virtual_memory_bytes", "process_start_time_seconds",
+                 "process_open_fds", "process_max_fds", "python_info"):
+        assert types[name] == "gauge", name
+    for name in ("process_cpu_seconds", "python_gc_objects_collected", "python_gc_objects_uncollectable",
+                 "python_gc_collections"):
+        assert types[name] == "counter", name
+    assert sample(text, "process_resident_memory_bytes") > 0
+
+
 async def test_sync_waiters_and_wakeups(api):
     alice = await api.register("alice")
     room = await api.create_room(alice["access_token"])
@@ -84,11 +104,11 @@ async def test_sync_waiters_and_wakeups(api):
 def test_rate_limit_refusals_are_counted():
     limiter = RateLimiter(1.0, 1, name="test_only")
     counter = RATE_LIMITED.labels("test_only")
-    before = counter._value.get()
+    before = counter.value
     limiter.check("k")
     with pytest.raises(MatrixError):
         limiter.check("k")
-    assert counter._value.get() == before + 1
+    assert counter.value == before + 1
 
 
 @pytest.mark.parametrize("engine", ["sqlite"])
