@@ -85,8 +85,8 @@ class CounterChild:
 
 
 class GaugeChild:
-    """The value of a gauge for one combination of label values: set, moved, or read
-    from a function at each exposition."""
+    """The value of a gauge for one combination of label values: moved, or read from a
+    function at each exposition."""
 
     __slots__ = ("_value", "_function")
 
@@ -99,9 +99,6 @@ class GaugeChild:
 
     def dec(self, amount: float = 1.0) -> None:
         self._value -= amount
-
-    def set(self, value: float) -> None:
-        self._value = float(value)
 
     def set_function(self, function: Callable[[], float]) -> None:
         """Read the value from `function` from now on."""
@@ -214,9 +211,6 @@ class Gauge(_Metric[GaugeChild]):
 
     def dec(self, amount: float = 1.0) -> None:
         self._only.dec(amount)
-
-    def set(self, value: float) -> None:
-        self._only.set(value)
 
     def set_function(self, function: Callable[[], float]) -> None:
         """Read the value from `function` at each exposition from now on."""
