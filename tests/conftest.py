@@ -20,11 +20,18 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
+from hypothesis import settings
 
 from ranvier.config import Config
 from ranvier.server import Homeserver
 
 ENGINES = ["sqlite", "postgresql"]
+
+# The property tests check behaviour, not speed: on a machine whose cores are shared, an
+# example that takes longer than Hypothesis's default deadline (200 ms) would fail its test
+# though every assertion held.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 
 def _postgres_bindir() -> str:
