@@ -24,6 +24,7 @@ import itertools
 import os
 import platform
 import time
+from abc import ABC, abstractmethod
 from typing import Callable, Generic, Iterable, NamedTuple, Sequence, TypeVar
 
 #: The Content-Type of `render_text()`'s output.
@@ -137,9 +138,10 @@ class HistogramChild:
 ChildT = TypeVar("ChildT", CounterChild, GaugeChild, HistogramChild)
 
 
-class _Metric(Generic[ChildT]):
+class _Metric(ABC, Generic[ChildT]):
     """A named metric and its children, one per combination of label values; a metric
-    without label names has one child, which its own methods update."""
+    without label names has one child, which its own methods update. Each kind says how
+    its children are made and how they are exposed."""
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str] = (), *,
                  registry: Registry | None = None) -> None:
@@ -151,11 +153,13 @@ class _Metric(Generic[ChildT]):
         if not self.labelnames:
             self._only = self.labels()
 
+    @abstractmethod
     def _new_child(self) -> ChildT:
-        raise NotImplementedError
+        """A child of this kind, at zero."""
 
+    @abstractmethod
     def collect(self) -> list[Family]:
-        raise NotImplementedError
+        """The families this metric's children are exposed as."""
 
     def labels(self, *values: object) -> ChildT:
         """The child for these label values (in the order of the label names), made on
