@@ -438,6 +438,8 @@ class Homeserver:
             await self.pushers.stop()
         if self.federation is not None:
             await self.federation.stop()
+        if self.media is not None:
+            await self.media.close()
         await self.tasks.stop()
         await background.cancel(self._deactivation_sweeper)
         self._deactivation_sweeper = None

@@ -11,7 +11,6 @@ import zlib
 import pytest
 from PIL import Image
 
-import ranvier.media.thumbnails
 from tests.integration.test_media import error, fetch, media_settings, server_config, token, upload  # noqa: F401
 
 THUMBNAIL = "/_matrix/client/v1/media/thumbnail/localhost/{}"
@@ -83,10 +82,10 @@ async def test_thumbnails_are_cached(api, token, homeserver, monkeypatch):
     status, _, first = await thumbnail(api, token, media_id, width=96, height=96, method="crop")
     assert status == 200
 
-    def no_rendering(*args):
+    async def no_rendering(*args):
         raise AssertionError("a cached thumbnail was rendered again")
 
-    monkeypatch.setattr(ranvier.media.thumbnails, "render", no_rendering)
+    monkeypatch.setattr(homeserver.media.renderer, "render", no_rendering)
     status, _, again = await thumbnail(api, token, media_id, width=90, height=90, method="crop")
     assert (status, again) == (200, first)
 
@@ -226,7 +225,7 @@ asyncio.run(main())
 
 def test_a_tiny_png_of_huge_dimensions_costs_little_memory(tmp_path):
     """A palette PNG of 5,700 x 5,700 pixels compresses to a few KiB; rendering its
-    thumbnail (in a worker thread, as the server does) must not cost hundreds of MiB, nor
+    thumbnail (as a render worker does) must not cost hundreds of MiB, nor
     keep them afterwards. Measured in a process of its own."""
     import subprocess
     import sys

@@ -19,6 +19,7 @@ from ranvier.errors import MatrixError, not_found
 from ranvier.events.identifiers import MEDIA_ID_RE, is_valid_server_name
 from ranvier.media.files import ContentTooLarge, FileStore
 from ranvier.media.store import Content, Media, MediaStore, StoredThumbnail
+from ranvier.media.renderer import ThumbnailRenderer
 from ranvier.media.sizes import CannotThumbnail, ImageTooLarge, Size, choose_size
 from ranvier.storage.engine import Database
 from ranvier.users.tokens import now_ms
@@ -33,7 +34,8 @@ MAX_UPLOAD_NAME = 255
 MAX_WAIT_MS = 60_000
 #: How often a waiter looks at the database, for uploads finished by another process.
 WAIT_POLL_SECONDS = 1.0
-#: Thumbnails rendered at once; each may hold a decoded image of up to max_image_pixels.
+#: Thumbnails rendered at once, each by a worker process of its own that may hold a decoded
+#: image of up to max_image_pixels.
 THUMBNAIL_WORKERS = 2
 
 
@@ -74,7 +76,7 @@ class MediaService:
         self.previewer = _previewer(self.config) if self.config.url_preview.enabled else None
         # Replaced at every finished upload; waiters for pending media wake on it.
         self._upload_finished = asyncio.Event()
-        self._thumbnail_slots = asyncio.Semaphore(THUMBNAIL_WORKERS)
+        self.renderer = ThumbnailRenderer(THUMBNAIL_WORKERS)
         #: Set by the server when federation is on: another server's media,
         #: remote(server_name, media_id) -> (bytes, content type, file name).
         self.remote: Callable[[str, str], Awaitable[tuple[bytes, str | None, str | None]]] | None = None
@@ -82,6 +84,10 @@ class MediaService:
 
     def mxc(self, media_id: str) -> str:
         return f"mxc://{self.server_name}/{media_id}"
+
+    async def close(self) -> None:
+        """Stop the thumbnail render workers."""
+        await self.renderer.close()
 
     def public_config(self) -> dict[str, Any]:
         return {"m.upload.size": self.config.max_upload_bytes}
@@ -177,17 +183,13 @@ class MediaService:
         return Servable(self.files.path(stored.thumbnail_hash), stored.content_type, stored.size)
 
     async def _render(self, media: Media, size: Size | None, animated: bool) -> StoredThumbnail:
-        from ranvier.media.thumbnails import render  # Pillow is loaded on the first thumbnail
-
-        async with self._thumbnail_slots:
-            try:
-                rendered = await asyncio.to_thread(
-                    render, self.files.path(media.content_hash), size, animated, self.config.max_image_pixels
-                )
-            except ImageTooLarge:
-                raise MatrixError("M_TOO_LARGE", "Content is too large to thumbnail") from None
-            except CannotThumbnail:
-                raise MatrixError("M_UNKNOWN", "Cannot generate thumbnails for the requested content") from None
+        try:
+            rendered = await self.renderer.render(self.files.path(media.content_hash), size, animated,
+                                                  self.config.max_image_pixels)
+        except ImageTooLarge:
+            raise MatrixError("M_TOO_LARGE", "Content is too large to thumbnail") from None
+        except CannotThumbnail:
+            raise MatrixError("M_UNKNOWN", "Cannot generate thumbnails for the requested content") from None
         if rendered.data is None:
             return StoredThumbnail(media.content_hash, rendered.content_type, media.size)
         thumbnail_hash = await self.files.write_bytes(rendered.data)

@@ -1,5 +1,5 @@
-"""Which thumbnail size answers a request: pure, so that serving needs no image library
-until something has to be rendered."""
+"""Which thumbnail size answers a request, and what rendering one gives: pure, so that
+the server needs no image library (only its render workers do)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ class Size:
 SIZES = (Size(32, 32, "crop"), Size(96, 96, "crop"), Size(320, 240, "scale"), Size(640, 480, "scale"),
          Size(800, 600, "scale"))
 METHODS = ("crop", "scale")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A thumbnail; `data` is None when the original is already fit to serve."""
+
+    data: bytes | None
+    content_type: str
 
 
 class CannotThumbnail(Exception):

@@ -1,6 +1,6 @@
 """Thumbnails with Pillow: which size answers a request, and rendering it.
 
-`render` is blocking and runs in a worker thread. Its work is bounded before any pixel is
+`render` is blocking and runs in a render worker process (`render_worker.py`). Its work is bounded before any pixel is
 decoded: an image with more than `max_pixels` pixels is refused from its header alone
 (a decompression bomb costs nothing), and an animation is only kept when its frames
 together stay within the same budget.
@@ -20,11 +20,10 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from dataclasses import dataclass
 
 from PIL import ExifTags, Image, ImageSequence
 
-from ranvier.media.sizes import CannotThumbnail, ImageTooLarge, Size
+from ranvier.media.sizes import CannotThumbnail, ImageTooLarge, Rendered, Size
 from ranvier.memory import return_free_memory
 
 #: Pillow only warns between its limit and twice its limit; a warning must stop decoding too.
@@ -40,14 +39,6 @@ ANIMATED_FORMATS = {"GIF", "PNG", "WEBP"}
 
 #: EXIF orientations that turn the image by 90 degrees, swapping width and height.
 _TRANSPOSING = {5, 6, 7, 8}
-
-
-@dataclass(frozen=True, slots=True)
-class Rendered:
-    """A thumbnail; `data` is None when the original is already fit to serve."""
-
-    data: bytes | None
-    content_type: str
 
 
 #: Rows of a band are at most about this many bytes once converted.
