@@ -56,6 +56,15 @@ class FederationConfig:
     verify_certificates: bool = True
     #: Notary servers asked for another server's keys when that server cannot be reached.
     trusted_key_servers: list[str] = field(default_factory=list)
+    #: DNS servers (`IP` or `IP:port`, `[IPv6]:port`) asked for every name federation
+    #: resolves (SRV records of server names, addresses of hosts); empty: the system's
+    #: resolver configuration (/etc/resolv.conf).
+    dns_servers: list[str] = field(default_factory=list)
+
+    @property
+    def nameservers(self) -> list[tuple[str, int]]:
+        """`dns_servers` as (address, port) pairs; ValueError for an entry that is not one."""
+        return [_address_and_port(entry, default_port=53) for entry in self.dns_servers]
 
 
 @dataclass
@@ -290,6 +299,11 @@ class Config:
         for index, notary in enumerate(self.federation.trusted_key_servers):
             if not is_valid_server_name(notary):
                 raise ConfigError(f"federation.trusted_key_servers[{index}]: {notary!r} is not a server name")
+        for index, entry in enumerate(self.federation.dns_servers):
+            try:
+                _address_and_port(entry, default_port=53)
+            except ValueError:
+                raise ConfigError(f"federation.dns_servers[{index}]: {entry!r} is not IP or IP:port") from None
 
     def _validate_outbound(self) -> None:
         outbound = self.outbound
@@ -358,6 +372,22 @@ class Config:
         listener = self.listeners[0]
         host = "127.0.0.1" if listener.bind in ("0.0.0.0", "::", "") else listener.bind
         return f"http://{host}:{listener.port}"
+
+
+def _address_and_port(text: str, *, default_port: int) -> tuple[str, int]:
+    """`IP`, `IPv4:port` or `[IPv6]:port` as (address, port); ValueError for anything else."""
+    address, port = text, str(default_port)
+    if text.startswith("["):
+        address, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(text)
+        if rest:
+            port = rest[1:]
+    elif text.count(":") == 1:
+        address, port = text.split(":")
+    if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        raise ValueError(text)
+    return str(ipaddress.ip_address(address)), int(port)
 
 
 def _check_networks(networks: list[str], option: str) -> None:

@@ -45,6 +45,9 @@ federation:
   verify_certificates: true
   # Notary servers asked for another server's signing keys when it cannot be reached.
   trusted_key_servers: []
+  # DNS servers ("IP" or "IP:port") asked for every name federation resolves: SRV records
+  # of server names and addresses of hosts. Empty: the system's (/etc/resolv.conf).
+  dns_servers: []
 
 database:
   # sqlite:PATH or postgresql://USER:PASSWORD@HOST:PORT/DB. Empty: SQLite in data_dir.

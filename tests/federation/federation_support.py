@@ -65,6 +65,29 @@ async def room_bodies(api: Api, token: str, room_id: str, limit: int = 100) -> l
             if e["type"] == "m.room.message" and "body" in e.get("content", {})]
 
 
+async def chat_both_ways(first: Federated, first_user: dict, second: Federated, second_user: dict,
+                         room_id: str) -> None:
+    """`first_user` writes in the room, `second_user` answers once their server shows that
+    message (sent before, the two would be concurrent: a fork whose order is the servers'
+    choice), and both servers end up showing the two messages in that order."""
+    hello, answer = f"hello from {first.name}", f"hello from {second.name}"
+    await first.api.send_text(first_user["access_token"], room_id, hello)
+
+    async def second_sees_first():
+        return hello in await room_bodies(second.api, second_user["access_token"], room_id)
+
+    await eventually(second_sees_first)
+    await second.api.send_text(second_user["access_token"], room_id, answer)
+
+    async def both_see_both():
+        on_first = await room_bodies(first.api, first_user["access_token"], room_id)
+        on_second = await room_bodies(second.api, second_user["access_token"], room_id)
+        return answer in on_first and (on_first, on_second)
+
+    on_first, on_second = await eventually(both_see_both)
+    assert on_first[-2:] == on_second[-2:] == [hello, answer]
+
+
 async def bodies_paging_back(api: Api, token: str, room_id: str, page_size: int, pages: int) -> list[str]:
     """The bodies of the room's messages, oldest first, read as a client scrolls back:
     page after page of /messages from the newest (each page may make the server backfill),

@@ -8,7 +8,7 @@ import asyncio
 
 import aiohttp
 
-from federation_support import bodies_paging_back, eventually, room_bodies
+from federation_support import bodies_paging_back, chat_both_ways, eventually, room_bodies
 from ranvier.server import Homeserver
 from tests.conftest import Api
 
@@ -26,23 +26,7 @@ async def test_a_user_joins_the_other_servers_room_and_they_chat_both_ways(pair)
     status, joined = await b.api.post(f"/join/{room_id}", {}, token=bob["access_token"],
                                       params={"via": a.name})
     assert status == 200, joined
-    await b.api.send_text(bob["access_token"], room_id, "hello from b")
-
-    async def a_sees_b():
-        return "hello from b" in await room_bodies(a.api, alice["access_token"], room_id)
-
-    # Alice answers once she has read Bob (sent before that, the two would be concurrent:
-    # a fork whose order is the servers' choice).
-    await eventually(a_sees_b)
-    await a.api.send_text(alice["access_token"], room_id, "hello from a")
-
-    async def both_see_both():
-        on_a = await room_bodies(a.api, alice["access_token"], room_id)
-        on_b = await room_bodies(b.api, bob["access_token"], room_id)
-        return "hello from a" in on_b and (on_a, on_b)
-
-    on_a, on_b = await eventually(both_see_both)
-    assert on_a[-2:] == on_b[-2:] == ["hello from b", "hello from a"]
+    await chat_both_ways(b, bob, a, alice, room_id)
     status, members = await a.api.get(f"/rooms/{room_id}/joined_members", token=alice["access_token"])
     assert set(members["joined"]) == {alice["user_id"], bob["user_id"]}
 

@@ -50,12 +50,27 @@ def test_overrides_apply_on_top_of_the_file(tmp_path):
     ({"support": {"support_page": "example.org/help"}}, "support.support_page"),
     ({"turn": {"uris": ["stun:example.org"]}}, "turn.uris[0]: must start with turn: or turns:"),
     ({"turn": {"credential_lifetime_ms": 0}}, "turn.credential_lifetime_ms"),
+    ({"federation": {"dns_servers": "127.0.0.1"}}, "federation.dns_servers: must be a list"),
+    ({"federation": {"dns_servers": ["dns.example.org"]}}, "federation.dns_servers[0]: 'dns.example.org' is not IP"),
+    ({"federation": {"dns_servers": ["10.0.0.1", "10.0.0.2:0"]}}, "federation.dns_servers[1]"),
+    ({"federation": {"dns_servers": ["10.0.0.1:70000"]}}, "federation.dns_servers[0]"),
+    ({"federation": {"dns_servers": ["10.0.0.1:"]}}, "federation.dns_servers[0]"),
+    ({"federation": {"dns_servers": ["[::1]53"]}}, "federation.dns_servers[0]"),
+    ({"federation": {"dns_servers": ["[::1]:"]}}, "federation.dns_servers[0]"),
+    ({"federation": {"dns_servers": ["[::1"]}}, "federation.dns_servers[0]"),
 ])
 def test_wrong_values_name_the_option(data, message):
     with pytest.raises(ConfigError) as raised:
         Config.from_dict(data)
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_dns_servers_are_ip_addresses_with_an_optional_port():
+    config = Config.from_dict({"federation": {"dns_servers": ["10.0.0.1", "127.0.0.1:5353", "::1", "[::1]:5353",
+                                                              "[2001:db8::53]"]}})
+    assert config.federation.nameservers == [("10.0.0.1", 53), ("127.0.0.1", 5353), ("::1", 53), ("::1", 5353),
+                                             ("2001:db8::53", 53)]
 
 
 def test_unreadable_and_invalid_files(tmp_path):

@@ -1,5 +1,5 @@
-"""The pure parts of federation: the X-Matrix header, server ACLs, resolving server names,
-and the format checks of received PDUs."""
+"""The pure parts of federation: the X-Matrix header, server ACLs, and the format checks of
+received PDUs (resolving server names: test_federation_discovery.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from ranvier.events.model import build_event
 from ranvier.events.room_versions import ROOM_VERSIONS
 from ranvier.events.signing import SigningKey, verify_signed_json
 from ranvier.federation.acl import acl_allows
-from ranvier.federation.discovery import ServerResolver, Target, split_server_name
 from ranvier.federation.pdus import InvalidPdu, parse_pdu
 from ranvier.federation.request_auth import authorization_header, parse_authorization, request_json
 
@@ -59,47 +58,6 @@ def test_headers_that_are_not_x_matrix_are_refused(header):
 ])
 def test_server_acls(content, server, allowed):
     assert acl_allows(content, server) is allowed
-
-
-@pytest.mark.parametrize("name,parts", [
-    ("example.org", ("example.org", None)), ("example.org:8448", ("example.org", 8448)),
-    ("1.2.3.4:99", ("1.2.3.4", 99)), ("[::1]:8448", ("::1", 8448)), ("[::1]", ("::1", None)),
-])
-def test_server_names_split_into_host_and_port(name, parts):
-    assert split_server_name(name) == parts
-
-
-async def test_server_names_resolve_as_the_spec_says():
-    asked: list[str] = []
-    answers = {
-        "https://delegated.test/.well-known/matrix/server": (200, "max-age=60", b'{"m.server": "matrix.delegated.test:443"}'),
-        "https://toip.test/.well-known/matrix/server": (200, None, b'{"m.server": "10.0.0.1"}'),
-        "https://bare.test/.well-known/matrix/server": (200, None, b'{"m.server": "other.test"}'),
-        "https://broken.test/.well-known/matrix/server": (200, None, b'not json'),
-    }
-
-    async def fetch(url):
-        asked.append(url)
-        if url not in answers:
-            raise OSError("no such host")
-        return answers[url]
-
-    resolver = ServerResolver(fetch)
-    assert await resolver.resolve("1.2.3.4") == Target("1.2.3.4", 8448, "1.2.3.4", None)
-    assert await resolver.resolve("[::1]:99") == Target("::1", 99, "[::1]:99", None)
-    assert await resolver.resolve("example.org:1234") == Target("example.org", 1234, "example.org:1234", "example.org")
-    assert await resolver.resolve("delegated.test") == Target("matrix.delegated.test", 443, "matrix.delegated.test:443",
-                                                              "matrix.delegated.test")
-    assert await resolver.resolve("toip.test") == Target("10.0.0.1", 8448, "10.0.0.1", None)
-    assert await resolver.resolve("bare.test") == Target("other.test", 8448, "other.test", "other.test")
-    assert await resolver.resolve("broken.test") == Target("broken.test", 8448, "broken.test", "broken.test")
-    assert await resolver.resolve("unreachable.test") == Target("unreachable.test", 8448, "unreachable.test",
-                                                                "unreachable.test")
-    asked.clear()
-    await resolver.resolve("delegated.test")
-    await resolver.resolve("unreachable.test")
-    assert asked == []  # answers, failures too, are kept a while
-    assert Target("::1", 99, "x", None).url_host == "[::1]"
 
 
 def _pdu(version_id="11", **changes):

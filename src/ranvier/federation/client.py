@@ -1,5 +1,7 @@
-"""Requests to other servers: found through `discovery`, signed with X-Matrix, over HTTPS,
-only to the addresses `outbound.allowed_networks` permits besides public ones."""
+"""Requests to other servers: found through `discovery` (DNS through `nameservers`), signed
+with X-Matrix, over HTTPS, only to the addresses `outbound.allowed_networks` permits besides
+public ones. When an SRV answer gives several targets, one that cannot be connected to (or
+is at an address that may not be reached) is passed over for the next."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from yarl import URL
 
 from ranvier.events.signing import SigningKey
 from ranvier.federation.discovery import ServerResolver, Target
+from ranvier.federation.nameservers import NameserverResolver, Nameservers
 from ranvier.federation.request_auth import authorization_header
 from ranvier.outbound.addresses import BlockedAddress, Network, checked_session, literal_allowed
 
@@ -50,13 +53,16 @@ def path_segment(value: str) -> str:
 
 class FederationClient:
     def __init__(self, server_name: str, signing_key: SigningKey, *, allowed: list[Network], verify_tls: bool,
-                 timeout_s: float) -> None:
+                 timeout_s: float, nameservers: list[tuple[str, int]] | None = None) -> None:
+        """`nameservers`: the (address, port) of the DNS servers asked for every name;
+        none: the system's."""
         self.server_name = server_name
         self.signing_key = signing_key
         self.allowed = allowed
         self.verify_tls = verify_tls
         self.timeout_s = timeout_s
-        self.resolver = ServerResolver(self._fetch_well_known)
+        self.dns = Nameservers(nameservers or [])
+        self.resolver = ServerResolver(self._fetch_well_known, self.dns.srv)
         self._session: aiohttp.ClientSession | None = None
         #: destination -> the lock its transactions are sent under, one at a time.
         self.transaction_locks: dict[str, asyncio.Lock] = {}
@@ -65,7 +71,8 @@ class FederationClient:
         """The HTTP client, limited to the allowed addresses (made on first use)."""
         if self._session is None:
             self._session = checked_session(self.allowed, timeout_s=self.timeout_s, user_agent=USER_AGENT,
-                                            verify_tls=self.verify_tls)
+                                            verify_tls=self.verify_tls,
+                                            resolver=NameserverResolver(self.dns) if self.dns.configured else None)
         return self._session
 
     async def close(self) -> None:
@@ -110,18 +117,28 @@ class FederationClient:
         if body is not None:
             data = orjson.dumps(body)
             headers["Content-Type"] = "application/json"
+        timeout = aiohttp.ClientTimeout(total=timeout_s or self.timeout_s)
         try:
-            target = await self.resolver.resolve(destination)
-            url = URL(f"https://{target.url_host}:{target.port}{uri}", encoded=True)
-            if not literal_allowed(url, self.allowed):
-                raise BlockedAddress(f"{destination} is at an address that may not be reached")
-            headers["Host"] = target.host_header
-            timeout = aiohttp.ClientTimeout(total=timeout_s or self.timeout_s)
-            async with self.session().request(method, url, data=data, headers=headers, timeout=timeout,
-                                              allow_redirects=False, **_tls_name(target)) as response:
-                return response.status, dict(response.headers), await _read_limited(response, limit)
+            *others, last = await self.resolver.resolve(destination)
+            for target in others:
+                try:
+                    return await self._send(method, destination, target, uri, headers, data, timeout, limit)
+                except (aiohttp.ClientConnectorError, BlockedAddress) as exc:  # nothing was sent: the next one
+                    log.info("%s: %s:%d cannot be reached (%s), trying the next target", destination, target.host,
+                             target.port, _reason(exc))
+            return await self._send(method, destination, last, uri, headers, data, timeout, limit)
         except (aiohttp.ClientError, asyncio.TimeoutError, BlockedAddress, OSError, ValueError) as exc:
-            raise Unreachable(f"{destination}: {exc or exc.__class__.__name__}") from None
+            raise Unreachable(f"{destination}: {_reason(exc)}") from None
+
+    async def _send(self, method: str, destination: str, target: Target, uri: str, headers: dict[str, str],
+                    data: bytes | None, timeout: aiohttp.ClientTimeout, limit: int) -> tuple[int, dict[str, str], bytes]:
+        """One request to one target: (status, headers, body bytes)."""
+        url = URL(f"https://{target.url_host}:{target.port}{uri}", encoded=True)
+        if not literal_allowed(url, self.allowed):
+            raise BlockedAddress(f"{destination} is at an address that may not be reached")
+        async with self.session().request(method, url, data=data, headers={**headers, "Host": target.host_header},
+                                          timeout=timeout, allow_redirects=False, **_tls_name(target)) as response:
+            return response.status, dict(response.headers), await _read_limited(response, limit)
 
     async def get(self, destination: str, path: str, **kwargs: Any) -> Any:
         return await self.request("GET", destination, path, **kwargs)
@@ -131,6 +148,13 @@ class FederationClient:
 
     async def post(self, destination: str, path: str, body: Any, **kwargs: Any) -> Any:
         return await self.request("POST", destination, path, body=body, **kwargs)
+
+
+def _reason(exc: Exception) -> str:
+    """Why a request failed, in a few words (an address refused is named as such)."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, BlockedAddress):
+        return str(exc.os_error)
+    return str(exc) or exc.__class__.__name__
 
 
 def _tls_name(target: Target) -> dict[str, Any]:

@@ -36,7 +36,8 @@ class Federation:
         self.store = FederationStore(db)
         self.client = FederationClient(
             config.server_name, signing_key, allowed=parse_networks(config.outbound.allowed_networks),
-            verify_tls=config.federation.verify_certificates, timeout_s=config.outbound.request_timeout_ms / 1000)
+            verify_tls=config.federation.verify_certificates, timeout_s=config.outbound.request_timeout_ms / 1000,
+            nameservers=config.federation.nameservers)
         self.keys = ServerKeys(self.store, self.client, config.server_name, signing_key,
                                config.federation.trusted_key_servers)
         policy = retry_policy(config.outbound.initial_backoff_ms, config.outbound.max_backoff_ms)

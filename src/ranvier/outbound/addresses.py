@@ -46,11 +46,12 @@ def literal_allowed(url: URL, allowed: list[Network]) -> bool:
 
 
 class CheckingResolver(AbstractResolver):
-    """Resolves through the system resolver and drops every address that is not allowed."""
+    """Resolves through `inner` (the system resolver unless given) and drops every address
+    that is not allowed."""
 
-    def __init__(self, allowed: list[Network]) -> None:
+    def __init__(self, allowed: list[Network], inner: AbstractResolver | None = None) -> None:
         self._allowed = allowed
-        self._inner = ThreadedResolver()
+        self._inner = inner or ThreadedResolver()
 
     async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
@@ -63,11 +64,12 @@ class CheckingResolver(AbstractResolver):
         await self._inner.close()
 
 
-def checked_session(allowed: list[Network], *, timeout_s: float, user_agent: str,
-                    verify_tls: bool = True) -> aiohttp.ClientSession:
+def checked_session(allowed: list[Network], *, timeout_s: float, user_agent: str, verify_tls: bool = True,
+                    resolver: AbstractResolver | None = None) -> aiohttp.ClientSession:
     """An HTTP client that connects only to allowed addresses (proxies from the environment
-    ignored); `verify_tls=False` accepts any certificate (tests on loopback)."""
-    connector = aiohttp.TCPConnector(resolver=CheckingResolver(allowed), use_dns_cache=False,
+    ignored), finding them with `resolver` (the system's unless given); `verify_tls=False`
+    accepts any certificate (tests on loopback)."""
+    connector = aiohttp.TCPConnector(resolver=CheckingResolver(allowed, resolver), use_dns_cache=False,
                                      ssl=None if verify_tls else False)
     return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_s),
                                  trust_env=False, headers={"User-Agent": user_agent})
