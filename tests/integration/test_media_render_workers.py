@@ -11,6 +11,7 @@ import time
 import pytest
 from PIL import Image
 
+from ranvier.media import renderer as renderer_module
 from ranvier.media.renderer import ThumbnailRenderer
 from ranvier.media.sizes import CannotThumbnail, ImageTooLarge, Size
 
@@ -129,10 +130,20 @@ async def test_a_dying_worker_fails_one_thumbnail_only(renderers, image, tmp_pat
 
 
 async def test_a_slow_render_is_killed(renderers, image, tmp_path):
-    render = renderers(timeout_seconds=0.5)
+    render = renderers(timeout_seconds=1.0)
     with pytest.raises(CannotThumbnail):
         await render.render(stalled(tmp_path, "fifo"), SMALL, False, MAX_PIXELS)
     await until(lambda: not workers())
+    assert (await render.render(image, SMALL, False, MAX_PIXELS)).data
+
+
+async def test_a_worker_that_is_not_ready_in_time_is_killed(renderers, image, monkeypatch):
+    monkeypatch.setattr(renderer_module, "START_SECONDS", 0.001)
+    render = renderers()
+    with pytest.raises(CannotThumbnail):
+        await render.render(image, SMALL, False, MAX_PIXELS)
+    await until(lambda: not workers())
+    monkeypatch.setattr(renderer_module, "START_SECONDS", 30.0)
     assert (await render.render(image, SMALL, False, MAX_PIXELS)).data
 
 

@@ -1,8 +1,9 @@
 """A thumbnail render worker: the process `ThumbnailRenderer` starts (`python -m
 ranvier.media.render_worker`).
 
-It reads one job a line on its standard input and answers each on its standard output,
-in order, until its input ends:
+Once Pillow is loaded it writes `ready` and a newline on its standard output; then it
+reads one job a line on its standard input and answers each on its standard output, in
+order, until its input ends:
 
 - job: a JSON object `{"path", "size": [width, height, method] | null, "animated",
   "max_pixels"}` (`thumbnails.render`'s arguments);
@@ -21,8 +22,12 @@ import json
 import os
 import signal
 import sys
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
+from ranvier.media.sizes import CannotThumbnail, ImageTooLarge, Rendered, Size
+
+#: The line a worker writes once it can render.
+READY = b"ready\n"
 #: The `error` values of an answer.
 TOO_LARGE = "too_large"
 CANNOT = "cannot"
@@ -35,10 +40,7 @@ def job(path: str, size: tuple[int, int, str] | None, animated: bool, max_pixels
     return json.dumps({"path": path, "size": size, "animated": animated, "max_pixels": max_pixels}).encode() + b"\n"
 
 
-def _answer(request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    from ranvier.media.sizes import CannotThumbnail, ImageTooLarge, Size
-    from ranvier.media.thumbnails import render
-
+def _answer(request: dict[str, Any], render: Callable[..., Rendered]) -> tuple[dict[str, Any], bytes]:
     size = Size(*request["size"]) if request["size"] else None
     try:
         rendered = render(request["path"], size, request["animated"], request["max_pixels"])
@@ -51,9 +53,13 @@ def _answer(request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
 
 
 def serve(requests: BinaryIO, answers: BinaryIO) -> None:
-    """Answer every job line of `requests` until it ends."""
+    """Load Pillow and say READY, then answer every job line of `requests` until it ends."""
+    from ranvier.media.thumbnails import render
+
+    answers.write(READY)
+    answers.flush()
     for line in requests:
-        header, data = _answer(json.loads(line))
+        header, data = _answer(json.loads(line), render)
         answers.write(json.dumps(header).encode() + b"\n" + data)
         answers.flush()
 

@@ -7,10 +7,11 @@ thumbnail (M_UNKNOWN) instead of the server, and the decoded image, Pillow itsel
 the worker's, handed back to the system when it exits.
 
 At most `workers` processes run, each rendering one image at a time. A worker is started
-by the first thumbnail that finds none idle (about 0.15 s: Python and Pillow loading),
-kept for the next ones, and stopped once it has been idle for `idle_seconds`. A worker
-that dies, answers nonsense or takes longer than `timeout_seconds` is killed and the
-thumbnail refused; a request cancelled while its worker renders kills that worker too,
+by the first thumbnail that finds none idle (about 0.15 s: Python and Pillow loading; it
+says when it is ready, and the render's time limit starts then), kept for the next ones,
+and stopped once it has been idle for `idle_seconds`. A worker that dies, answers
+nonsense or takes longer than `timeout_seconds` to render is killed and the thumbnail
+refused; a request cancelled while its worker renders kills that worker too,
 since its answer would be read by the next job.
 """
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 30.0
 #: Longest render accepted; a 32-megapixel PNG takes about two seconds here.
 TIMEOUT_SECONDS = 60.0
+#: Longest start of a worker (Python and Pillow loading: about 0.15 s on an idle machine).
+START_SECONDS = 30.0
 #: Seconds a stopped worker has to exit before it is killed.
 _EXIT_SECONDS = 5.0
 #: Where the `ranvier` package is, for workers started from a source checkout.
@@ -91,8 +94,8 @@ class ThumbnailRenderer:
         async with self._slots:
             try:
                 worker = self._idle.pop() if self._idle else await self._start()
-            except OSError as exc:
-                log.error("cannot start a thumbnail worker: %s", exc)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError) as exc:
+                log.error("cannot start a thumbnail worker: %r", exc)
                 raise CannotThumbnail("no render worker") from None
             if worker.retirement is not None:
                 worker.retirement.cancel()
@@ -132,6 +135,15 @@ class ThumbnailRenderer:
         )
         worker = _Worker(process)
         self._running.add(worker)
+        assert process.stdout is not None
+        try:
+            ready = await asyncio.wait_for(process.stdout.readuntil(b"\n"), START_SECONDS)
+        except BaseException:
+            self._kill(worker)
+            raise
+        if ready != render_worker.READY:
+            self._kill(worker)
+            raise OSError(f"the worker said {ready[:80]!r} instead of being ready")
         return worker
 
     def _rest(self, worker: _Worker) -> None:
