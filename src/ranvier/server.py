@@ -114,8 +114,8 @@ def route_tables():
     from ranvier.client_api import admin, appservice, openid, threepid, thirdparty, voip
     from ranvier.client_api import keys, mutual_rooms, room_keys, room_summary, to_device
     from ranvier.federation_api import openid as federation_openid
-    from ranvier.federation_api import (backfill, events, invites, joins, knocks, leaving, public_rooms, query,
-                                        transactions, user_keys, version, wellknown)
+    from ranvier.federation_api import (backfill, events, hierarchy, invites, joins, knocks, leaving, public_rooms,
+                                        query, transactions, user_keys, version, wellknown)
     from ranvier.federation_api import keys as server_keys
     from ranvier.federation_api import media as federation_media
     from ranvier import admin_api
@@ -128,8 +128,8 @@ def route_tables():
             room_summary.routes, mutual_rooms.routes, keys.routes, to_device.routes, room_keys.routes,
             search.routes, federation_openid.routes, wellknown.routes, server_keys.routes, version.routes,
             transactions.routes, joins.routes, leaving.routes, invites.routes, knocks.routes, events.routes,
-            backfill.routes, query.routes, public_rooms.routes, federation_media.routes, user_keys.routes,
-            *admin_api.route_tables()] + legacy_routes()
+            backfill.routes, query.routes, public_rooms.routes, hierarchy.routes, federation_media.routes,
+            user_keys.routes, *admin_api.route_tables()] + legacy_routes()
 
 
 @dataclass
@@ -397,6 +397,7 @@ class Homeserver:
         self.profiles.remote = remote.profile
         self.directory.remote_alias = remote.resolve_alias
         self.directory.remote_public_rooms = remote.public_rooms
+        self.hierarchy.remote = federation.remote_spaces.lookup
         self.timeline.backfill = federation.receiver.backfill
 
         async def remote_media(server_name: str, media_id: str) -> tuple[bytes, str | None, str | None]:

@@ -8,8 +8,10 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from ranvier.federation.certificates import write_self_signed_pair
+from ranvier.federation.client import FederationError
 from ranvier.server import Homeserver
 from tests.conftest import Api, test_config
 
@@ -103,3 +105,37 @@ async def bodies_paging_back(api: Api, token: str, room_id: str, page_size: int,
         if position is None:
             break
     return list(reversed(seen))
+
+
+async def signed(b: Federated, a: Federated, method: str, path: str, body=None, query=None):
+    """b's signed request to a: (status, answer)."""
+    try:
+        return 200, await b.hs.federation.client.request(method, a.name, path, body=body, query=query)
+    except FederationError as exc:
+        return exc.status, exc.body
+
+
+async def new_room(api: Api, token: str, name: str, *, space: bool = False, preset: str = "public_chat") -> str:
+    """A named room (a space with `space`) made with `preset`; its ID."""
+    body = {"name": name, "preset": preset, **({"creation_content": {"type": "m.space"}} if space else {})}
+    return await api.create_room(token, **body)
+
+
+async def link_child(api: Api, token: str, parent: str, child: str, via: list[str], **content) -> None:
+    """The m.space.child event of `child` in the space `parent`."""
+    status, body = await api.put(f"/rooms/{quote(parent)}/state/m.space.child/{quote(child)}",
+                                 {"via": via, **content}, token=token)
+    assert status == 200, body
+
+
+async def hierarchy_names(api: Api, token: str, room_id: str, **params) -> list[str]:
+    """The names of the rooms of every page of the space's hierarchy, as the client API gives it."""
+    names, query = [], {key: str(value).lower() for key, value in params.items()}
+    while True:
+        status, body = await api.get(f"/_matrix/client/v1/rooms/{quote(room_id)}/hierarchy", token=token,
+                                     params=query)
+        assert status == 200, body
+        names += [room.get("name") for room in body["rooms"]]
+        if "next_batch" not in body:
+            return names
+        query["from"] = body["next_batch"]

@@ -7,9 +7,9 @@ import aiohttp
 import orjson
 import pytest
 
-from federation_support import eventually
+from federation_support import eventually, signed
 from ranvier.events.signing import SigningKey
-from ranvier.federation.client import FederationError, Unreachable, path_segment
+from ranvier.federation.client import Unreachable, path_segment
 from ranvier.federation.request_auth import authorization_header
 
 FED = "/_matrix/federation"
@@ -22,14 +22,6 @@ async def raw(a, method: str, path: str, *, headers: dict | None = None, body: b
                                    data=body, ssl=False) as answer:
             text = await answer.read()
             return answer.status, (orjson.loads(text) if text else {})
-
-
-async def signed(b, a, method: str, path: str, body=None, query=None):
-    """b's signed request to a: (status, answer)."""
-    try:
-        return 200, await b.hs.federation.client.request(method, a.name, path, body=body, query=query)
-    except FederationError as exc:
-        return exc.status, exc.body
 
 
 async def test_requests_must_be_signed_by_their_origin_for_this_server(pair):

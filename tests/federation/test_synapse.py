@@ -1,6 +1,6 @@
 """ranvier and Synapse share rooms: users of each join the other's room and chat both ways,
-see each other's typing and receipts, download each other's media, and a room of Synapse
-with history is joined and backfilled."""
+see each other's typing and receipts, download each other's media, a room of Synapse
+with history is joined and backfilled, and each browses a space the other hosts."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from federation_support import bodies_paging_back, eventually, room_bodies
+from federation_support import bodies_paging_back, eventually, hierarchy_names, link_child, new_room, room_bodies
 from synapse_support import start_synapse
 from tests.conftest import Api
 
@@ -158,3 +158,38 @@ async def test_a_synapse_room_with_history_is_joined_and_backfilled(ranvier, syn
                                           params={"via": synapse.name})
     assert status == 200, body
     assert await bodies_paging_back(ranvier.api, alice["access_token"], room_id, page_size=20, pages=20) == sent
+
+
+async def _space(api: Api, token: str, server_name: str) -> str:
+    """Space (public) -> One (public, suggested), Private (invite-only), Two (public); its ID."""
+    space = await new_room(api, token, "Space", space=True)
+    for order, (name, preset, suggested) in enumerate((("One", "public_chat", True),
+                                                       ("Private", "private_chat", False),
+                                                       ("Two", "public_chat", False))):
+        room_id = await new_room(api, token, name, preset=preset)
+        await link_child(api, token, space, room_id, [server_name], order=str(order), suggested=suggested)
+    return space
+
+
+async def test_a_ranvier_user_browses_a_synapse_space(ranvier, synapse, synapse_api):
+    """Synapse's room IDs name no server, so the space is joined first (its children are
+    rooms ranvier is not in, asked of Synapse)."""
+    sam = await synapse_api.register(unique("sam"))
+    space = await _space(synapse_api, sam["access_token"], synapse.name)
+    alice = (await ranvier.user("alice"))["access_token"]
+    status, body = await ranvier.api.post(f"/join/{space}", {}, token=alice, params={"via": synapse.name})
+    assert status == 200, body
+    assert await hierarchy_names(ranvier.api, alice, space) == ["Space", "One", "Two"], synapse.log_tail()
+    assert await hierarchy_names(ranvier.api, alice, space, suggested_only=True, limit=1) == ["Space", "One"]
+
+
+async def test_a_synapse_user_browses_a_ranvier_space(ranvier, synapse, synapse_api):
+    alice = (await ranvier.user("alice"))["access_token"]
+    space = await _space(ranvier.api, alice, ranvier.name)
+    sam = await synapse_api.register(unique("sam"))
+    status, body = await synapse_api.post(f"/join/{space}", {}, token=sam["access_token"],
+                                          params={"server_name": ranvier.name})
+    assert status == 200, (body, synapse.log_tail())
+    token = sam["access_token"]
+    assert await hierarchy_names(synapse_api, token, space) == ["Space", "One", "Two"], synapse.log_tail()
+    assert await hierarchy_names(synapse_api, token, space, suggested_only=True) == ["Space", "One"]

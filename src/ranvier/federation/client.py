@@ -88,11 +88,11 @@ class FederationClient:
             return response.status, response.headers.get("Cache-Control"), body
 
     async def request(self, method: str, destination: str, path: str, *, query: dict[str, Any] | None = None,
-                      body: Any | None = None, timeout_s: float | None = None) -> Any:
+                      body: Any | None = None, timeout_s: float | None = None, limit: int = MAX_RESPONSE_BYTES) -> Any:
         """A signed JSON request; the parsed answer, FederationError for an error status,
-        Unreachable when no answer came."""
+        Unreachable when no answer came (or one larger than `limit` bytes)."""
         status, _, raw = await self.request_raw(method, destination, path, query=query, body=body,
-                                                timeout_s=timeout_s)
+                                                timeout_s=timeout_s, limit=limit)
         try:
             parsed = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:

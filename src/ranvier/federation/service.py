@@ -12,6 +12,7 @@ from ranvier.errors import MatrixError
 from ranvier.events.signing import SigningKey
 from ranvier.federation.client import FederationClient
 from ranvier.federation.edus import Edus
+from ranvier.federation.hierarchy import HierarchyServing, RemoteSpaces
 from ranvier.federation.keys import ServerKeys
 from ranvier.federation.membership import Memberships
 from ranvier.federation.receiver import PduReceiver
@@ -48,6 +49,8 @@ class Federation:
         self.edus = Edus(rooms, self.edu_sender, self.pdus, services)
         self.remote = RemoteQueries(self.client, config.media.max_upload_bytes)
         self.serving = Serving(rooms)
+        self.hierarchy = HierarchyServing(rooms)
+        self.remote_spaces = RemoteSpaces(self.client)
         self.rooms = rooms
         #: (origin, transaction ID) -> its answer: a repeated transaction is answered again.
         self._transactions: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
