@@ -57,7 +57,9 @@ async def test_a_backup_under_load_restores_every_acknowledged_event(homeserver,
             n += 1
 
     senders = [asyncio.create_task(sender(user, room)) for user, room in zip(users, rooms)]
-    await asyncio.sleep(1.0)
+    deadline = time.monotonic() + 30
+    while len(acked) <= SENDERS * 5 and time.monotonic() < deadline:  # the load is running
+        await asyncio.sleep(0.05)
     config_file = write_config(tmp_path / "ranvier.yaml", homeserver.config)
     backup_dir = tmp_path / "backup"
     started = time.monotonic()
