@@ -9,7 +9,8 @@ import random
 import pytest
 
 from ranvier.federation.discovery import (
-    ExpiringCache, ServerResolver, SrvAnswer, SrvRecord, Target, order_srv_records, split_server_name)
+    ServerResolver, SrvAnswer, SrvRecord, Target, order_srv_records, split_server_name)
+from ranvier.federation.expiring import ExpiringCache
 
 HOUR = 3600
 
@@ -273,7 +274,7 @@ async def test_well_known_answers_are_kept_for_their_max_age_and_failures_an_hou
 
 def test_a_cache_keeps_a_bounded_number_of_answers():
     now = [0.0]
-    cache: ExpiringCache[int] = ExpiringCache(2, lambda: now[0])
+    cache: ExpiringCache[str, int] = ExpiringCache(2, lambda: now[0])
     for index, key in enumerate("abc"):
         cache.put(key, index, 10)
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == (None, (1,), (2,))

@@ -33,13 +33,13 @@ import logging
 import random
 import re
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Generic, Protocol, TypeVar
+from typing import Awaitable, Callable, Protocol
 
 import orjson
 
 from ranvier.events.identifiers import is_valid_server_name
+from ranvier.federation.expiring import ExpiringCache
 
 log = logging.getLogger(__name__)
 
@@ -153,32 +153,6 @@ def order_srv_records(records: tuple[SrvRecord, ...], rng: RandomSource) -> list
     return ordered
 
 
-V = TypeVar("V")
-
-
-class ExpiringCache(Generic[V]):
-    """Answers kept until their expiry, at most `size` of them (the one stored longest ago
-    goes first)."""
-
-    def __init__(self, size: int, clock: Callable[[], float]) -> None:
-        self._size = size
-        self._clock = clock
-        self._entries: OrderedDict[str, tuple[V, float]] = OrderedDict()
-
-    def get(self, key: str) -> tuple[V] | None:
-        """(the answer,) while it is fresh, else None."""
-        entry = self._entries.get(key)
-        if entry is None or entry[1] <= self._clock():
-            return None
-        return (entry[0],)
-
-    def put(self, key: str, value: V, lifetime_s: float) -> None:
-        self._entries.pop(key, None)
-        self._entries[key] = (value, self._clock() + lifetime_s)
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-
-
 class ServerResolver:
     """Resolves server names into connection targets; `fetch` gets a well-known document,
     `srv_lookup` asks DNS for SRV records."""
@@ -188,8 +162,8 @@ class ServerResolver:
         self._fetch = fetch
         self._srv_lookup = srv_lookup
         self._rng = rng or random.Random()
-        self._well_known_cache: ExpiringCache[str | None] = ExpiringCache(CACHE_ENTRIES, clock)
-        self._srv_cache: ExpiringCache[tuple[SrvRecord, ...]] = ExpiringCache(CACHE_ENTRIES, clock)
+        self._well_known_cache: ExpiringCache[str, str | None] = ExpiringCache(CACHE_ENTRIES, clock)
+        self._srv_cache: ExpiringCache[str, tuple[SrvRecord, ...]] = ExpiringCache(CACHE_ENTRIES, clock)
 
     async def resolve(self, server_name: str) -> list[Target]:
         """The targets for `server_name`, in the order to try them (several only when an

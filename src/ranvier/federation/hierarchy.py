@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from typing import Any, Callable
 
 from ranvier.errors import MatrixError
@@ -28,6 +27,7 @@ from ranvier.events import auth as auth_rules
 from ranvier.events.identifiers import domain_of
 from ranvier.federation.acl import server_allowed
 from ranvier.federation.client import FederationClient, FederationError, Unreachable, path_segment
+from ranvier.federation.expiring import ExpiringCache
 from ranvier.federation.space_answers import checked_answer
 from ranvier.rooms.hierarchy import RemoteSpace, allowed_rooms, open_to_anyone, restricted, space_entry, \
     suggested_children
@@ -86,24 +86,20 @@ class HierarchyServing:
 class RemoteSpaces:
     def __init__(self, client: FederationClient, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
-        self.clock = clock
-        #: (room ID, suggested_only) -> (until when it is kept, the answer or None).
-        self._cache: OrderedDict[tuple[str, bool], tuple[float, RemoteSpace | None]] = OrderedDict()
+        #: (room ID, suggested_only) -> the answer, or None when no server gave one.
+        self._cache: ExpiringCache[tuple[str, bool], RemoteSpace | None] = ExpiringCache(MAX_CACHED, clock)
 
     async def lookup(self, room_id: str, servers: list[str], suggested_only: bool) -> RemoteSpace | None:
         key = (room_id, suggested_only)
         cached = self._cache.get(key)
-        if cached is not None and cached[0] > self.clock():
-            return cached[1]
+        if cached is not None:
+            return cached[0]
         space = None
         for server in servers[:MAX_SERVERS]:
             space = await self._ask(server, room_id, suggested_only)
             if space is not None:
                 break
-        self._cache[key] = (self.clock() + (ANSWER_TTL_S if space is not None else FAILURE_TTL_S), space)
-        self._cache.move_to_end(key)
-        while len(self._cache) > MAX_CACHED:
-            self._cache.popitem(last=False)
+        self._cache.put(key, space, ANSWER_TTL_S if space is not None else FAILURE_TTL_S)
         return space
 
     async def _ask(self, server: str, room_id: str, suggested_only: bool) -> RemoteSpace | None:

@@ -18,6 +18,7 @@ since its answer would be read by the next job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -161,10 +162,8 @@ class ThumbnailRenderer:
         self._await_exit(worker, _EXIT_SECONDS)
 
     def _kill(self, worker: _Worker) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it may have exited already
             worker.process.kill()
-        except ProcessLookupError:  # it has exited already
-            pass
         self._await_exit(worker, None)
 
     def _await_exit(self, worker: _Worker, seconds: float | None) -> None:
