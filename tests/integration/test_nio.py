@@ -75,3 +75,30 @@ async def test_nio_deletes_a_device_with_password_auth(homeserver, tmp_path):
     finally:
         await client.close()
         await other.close()
+
+
+async def test_nio_uploads_an_image_and_gets_its_thumbnail_from_a_render_worker(homeserver, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from tests.integration.test_media_render_workers import workers
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1200, 900), (20, 120, 220)).save(buffer, "JPEG")
+    photo = buffer.getvalue()
+    client = nio.AsyncClient(homeserver.base_url, "@pictures:localhost", store_path=str(tmp_path))
+    try:
+        assert isinstance(await client.register("pictures", "correct horse"), nio.RegisterResponse)
+        uploaded, _ = await client.upload(io.BytesIO(photo), content_type="image/jpeg", filename="photo.jpg",
+                                          filesize=len(photo))
+        assert isinstance(uploaded, nio.UploadResponse), uploaded
+        server_name, media_id = uploaded.content_uri.removeprefix("mxc://").split("/")
+        assert not workers()
+        thumbnail = await client.thumbnail(server_name, media_id, 320, 240, nio.ResizingMethod.scale)
+        assert isinstance(thumbnail, nio.ThumbnailResponse), thumbnail
+        assert thumbnail.content_type == "image/jpeg"
+        assert Image.open(io.BytesIO(thumbnail.body)).size == (320, 240)
+        assert len(workers()) == 1, "rendered by a worker process of the server"
+    finally:
+        await client.close()
