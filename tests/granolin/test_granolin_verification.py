@@ -331,6 +331,29 @@ def test_a_message_out_of_order_is_unexpected(clock: Clock) -> None:
     assert verification.cancel_code == UNEXPECTED_MESSAGE and cancels(bot) == [UNEXPECTED_MESSAGE]
 
 
+def test_a_done_that_overtakes_its_mac_waits_for_the_mac(clock: Clock) -> None:
+    """A client sending its MAC and done at once (matrix-js-sdk does) may have them delivered in either order."""
+    bot, alice = pair(clock)
+    on_bot, on_alice = to_sas(bot, alice, alice_requests=False)
+    bot.machine.confirm(on_bot)
+    assert deliver(bot, alice) == ["mac"]
+    alice.machine.confirm(on_alice)
+    mac, done = alice.machine.outbox
+    assert (mac.event_type, done.event_type) == (PREFIX + "mac", PREFIX + "done")
+    bot.machine.receive(alice.party.user_id, done.event_type, done.content)
+    assert not on_bot.finished and bot.machine.outbox == []
+    bot.machine.receive(alice.party.user_id, mac.event_type, mac.content)
+    assert on_bot.verified and bot.notices("verified") == [on_bot]
+    assert [m.event_type for m in bot.machine.outbox] == [PREFIX + "done"]
+
+
+def test_a_done_before_the_bot_s_mac_is_unexpected(clock: Clock) -> None:
+    bot, alice = pair(clock)
+    on_bot, _ = to_sas(bot, alice)
+    bot.machine.receive(alice.party.user_id, PREFIX + "done", {"transaction_id": on_bot.transaction_id})
+    assert on_bot.cancel_code == UNEXPECTED_MESSAGE and cancels(bot) == [UNEXPECTED_MESSAGE]
+
+
 def test_a_device_the_sender_does_not_have_is_a_user_mismatch(clock: Clock) -> None:
     bot, alice = pair(clock)
     bot.machine.receive(alice.party.user_id, PREFIX + "request", {

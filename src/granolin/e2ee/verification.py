@@ -504,7 +504,12 @@ class Verifications:
                  verification.user_id)
 
     def _on_done(self, verification: Verification, content: dict[str, Any]) -> None:
-        raise Cancel(UNEXPECTED_MESSAGE, "a done came before the MACs were both checked")
+        """The other side's done, before the bot has finished. Once the bot has sent its MAC, a done that came
+        before the other side's MAC is let pass: a client may send its MAC and its done at once, and the two
+        requests may reach the server in either order (in a room, the timeline then shows the done first);
+        the MAC still decides. A done before the bot's own MAC cannot answer it: unexpected."""
+        if verification.phase is not Phase.COMPARING or not verification.confirmed:
+            raise Cancel(UNEXPECTED_MESSAGE, "a done came before the bot sent its MAC")
 
     def _on_cancel(self, verification: Verification, content: dict[str, Any]) -> None:
         code = content.get("code")
