@@ -347,6 +347,47 @@ def test_a_done_that_overtakes_its_mac_waits_for_the_mac(clock: Clock) -> None:
     assert [m.event_type for m in bot.machine.outbox] == [PREFIX + "done"]
 
 
+def test_a_mac_that_overtakes_its_key_is_checked_once_the_key_is_in(clock: Clock) -> None:
+    """The bot started; her client sends its key and, her user confirming at once, its MAC: the server
+    may order the two requests either way."""
+    bot, alice = pair(clock)
+    on_bot = bot.machine.request(alice.party.user_id, [alice.party.device_id])
+    deliver(bot, alice)
+    [on_alice] = alice.notices("request")
+    alice.machine.accept(on_alice)
+    assert deliver(alice, bot) == ["ready"]
+    assert deliver(bot, alice) == ["start"]
+    assert deliver(alice, bot) == ["accept"]
+    assert deliver(bot, alice) == ["key"]
+    alice.machine.confirm(on_alice)
+    key, mac = alice.machine.outbox
+    alice.machine.outbox = []
+    assert (key.event_type, mac.event_type) == (PREFIX + "key", PREFIX + "mac")
+    bot.machine.receive(alice.party.user_id, mac.event_type, mac.content)
+    assert on_bot.phase is Phase.ACCEPTED and bot.machine.outbox == []
+    bot.machine.receive(alice.party.user_id, key.event_type, key.content)
+    assert on_bot.phase is Phase.COMPARING and on_bot.their_mac_checked and on_bot.emoji == on_alice.emoji
+    bot.machine.confirm(on_bot)
+    assert exchange(bot, alice) == ["mac", "done", "done"]
+    assert on_bot.verified and on_alice.verified
+
+
+def test_a_mac_before_she_can_have_the_bot_s_key_is_unexpected(clock: Clock) -> None:
+    """She started: the bot sends its key only after hers, so a MAC before her key cannot be hers in order."""
+    bot, alice = pair(clock)
+    alice.machine.request(bot.party.user_id, [bot.party.device_id])
+    deliver(alice, bot)
+    [on_bot] = bot.notices("request")
+    bot.machine.accept(on_bot)
+    assert deliver(bot, alice) == ["ready"]
+    assert deliver(alice, bot) == ["start"]
+    assert on_bot.phase is Phase.ACCEPTED and [m.event_type for m in bot.machine.outbox] == [PREFIX + "accept"]
+    bot.machine.outbox.clear()
+    bot.machine.receive(alice.party.user_id, PREFIX + "mac", {"transaction_id": on_bot.transaction_id,
+                                                              "mac": {"ed25519:ALICEPHONE": "x"}, "keys": "y"})
+    assert on_bot.cancel_code == UNEXPECTED_MESSAGE and cancels(bot) == [UNEXPECTED_MESSAGE]
+
+
 def test_a_done_before_the_bot_s_mac_is_unexpected(clock: Clock) -> None:
     bot, alice = pair(clock)
     on_bot, _ = to_sas(bot, alice)

@@ -140,6 +140,8 @@ class Verification:
         self.sas_methods: list[str] = []
         self.confirmed = False
         self.their_mac_checked = False
+        self.early_mac: dict[str, Any] | None = None
+        """The other side's MAC, come before its key (see ``Verifications._on_mac``)."""
 
     @property
     def emoji(self) -> list[tuple[str, str]]:
@@ -463,8 +465,17 @@ class Verifications:
         verification.short_auth_string = keys.short_auth_string(info)
         verification.phase = Phase.COMPARING
         self.notices.append(("sas", verification))
+        early, verification.early_mac = verification.early_mac, None
+        if early is not None:
+            self._on_mac(verification, early)
 
     def _on_mac(self, verification: Verification, content: dict[str, Any]) -> None:
+        """The other side's MAC of its keys. One that comes while the bot, having started, still awaits
+        the other side's key is kept and checked once the key is in: a client may send its key and, as
+        soon as its user confirms, its MAC, by two requests that reach the server in either order."""
+        if verification.phase is Phase.ACCEPTED and verification.we_started and verification.early_mac is None:
+            verification.early_mac = content
+            return
         if verification.phase is not Phase.COMPARING or verification.their_mac_checked:
             raise Cancel(UNEXPECTED_MESSAGE, "a MAC was not expected now")
         macs = content.get("mac")
