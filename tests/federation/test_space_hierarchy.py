@@ -80,6 +80,20 @@ async def test_a_member_of_the_space_whose_server_lacks_the_children(pair):
     assert suggested == ["Space", "Bee", "Sub", "Cee"]
 
 
+async def test_an_invitee_browses_a_version_12_space_before_joining(pair):
+    """A v12 room ID names no server: a's only way to b's private space is the invite's sender."""
+    a, b = pair
+    bob = (await b.user("bob"))["access_token"]
+    alice = await a.user("alice")
+    space = await b.api.create_room(bob, name="Space", preset="private_chat", room_version="12",
+                                    creation_content={"type": "m.space"})
+    kid = await new_room(b.api, bob, "Kid")
+    await link_child(b.api, bob, space, kid, [b.name])
+    status, body = await b.api.post(f"/rooms/{space}/invite", {"user_id": alice["user_id"]}, token=bob)
+    assert status == 200, body
+    assert await hierarchy_names(a.api, alice["access_token"], space) == ["Space", "Kid"]
+
+
 async def test_b_answers_for_its_rooms_and_only_those_a_may_see(pair):
     a, b = pair
     rooms = await _space_on_b(a, b)

@@ -270,6 +270,21 @@ class SpaceHierarchy:
             return _Node(entry, remote_children(entry, space, suggested_only))
         return _local_node(head, suggested_only) if head is not None else None
 
+    async def _inviting_servers(self, user_id: str, room_id: str) -> list[str]:
+        """For a room of another server that the user is only invited to: the inviter's
+        server, which is in the room. A room ID of version 12 names no server, so without
+        it such a space could not be browsed before joining."""
+        if self.remote is None:
+            return []
+        head = await self._head(room_id)
+        if head is None or head.resident:
+            return []
+        invite = await self.rooms.membership_event(room_id, user_id)
+        if invite is None or invite.membership != INVITE:
+            return []
+        server = domain_of(invite.sender)
+        return [server] if server else []
+
     async def hierarchy(self, user_id: str, room_id: str, *, suggested_only: bool = False,
                         max_depth: int | None = None, limit: int | None = None,
                         from_token: str | None = None) -> dict[str, Any]:
@@ -295,11 +310,12 @@ class SpaceHierarchy:
                 return False
             return await accessible(node.head) if node.head is not None else await accessible.remote(node.entry)
 
-        root = await self._node(_Child(room_id, []), suggested_only, depth_limit > 0, lookups)
+        root_child = _Child(room_id, await self._inviting_servers(user_id, room_id))
+        root = await self._node(root_child, suggested_only, depth_limit > 0, lookups)
         if not await visible(root):
             raise MatrixError("M_FORBIDDEN", "You are not allowed to view this room")
 
-        stack: list[tuple[_Child, int]] = [(_Child(room_id, []), 0)]
+        stack: list[tuple[_Child, int]] = [(root_child, 0)]
         processed: set[str] = set()
         found = 0
         rooms: list[dict[str, Any]] = []
