@@ -41,8 +41,9 @@ async def hierarchy(request: web.Request) -> web.Response:
     """GET /v1/rooms/{roomId}/hierarchy: the space's rooms depth-first in the spec's child order
     (`suggested_only`, `max_depth` up to 32, `limit` up to 100, `from`); rooms the caller may
     neither see nor join are left out. With federation, a room this server is not in is asked
-    of the servers its `m.space.child` event names (and its room ID's server), answers kept
-    5 minutes; rooms no server answers for, or that it calls inaccessible, are left out."""
+    of the servers its `m.space.child` event names (and its room ID's server; a space the
+    caller is only invited to, of the inviter's server), answers kept 5 minutes; rooms no
+    server answers for, or that it calls inaccessible, are left out."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     result = await hs.hierarchy.hierarchy(
