@@ -1,0 +1,554 @@
+"""mautrix-python (the asyncio framework under maubot and the mautrix bridges) against a real
+ranvier, driven through its own API as a bot drives it: password login and the versions check,
+rooms, state and members, messages with replies, edits, reactions and redactions read back,
+the sync loop with its event handlers (an invite joined at once, another user's message
+answered), typing, receipts, account data, profile and presence, media (authenticated
+download and thumbnails), aliases and the room directory, and end-to-end encryption with
+mautrix's OlmMachine talking to a matrix-nio client both ways."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+
+import nio
+import pytest
+from mautrix.api import Method, Path
+from mautrix.client import Client, InternalEventType
+from mautrix.client.state_store.memory import MemoryStateStore
+from mautrix.crypto import OlmMachine
+from mautrix.crypto.store import StateStore as CryptoStateStore
+from mautrix.crypto.store.memory import MemoryCryptoStore
+from mautrix.errors import MForbidden, MNotFound, MRoomInUse, MUnknownToken
+from mautrix.types import (
+    ContentURI,
+    EventType,
+    LoginType,
+    Filter,
+    Membership,
+    MessageType,
+    PaginationDirection,
+    PowerLevelStateEventContent,
+    PresenceState,
+    PushActionType,
+    PushRuleKind,
+    PushRuleScope,
+    RoomAlias,
+    RoomCreatePreset,
+    RoomDirectoryVisibility,
+    RoomEventFilter,
+    RoomFilter,
+    RoomID,
+    RoomNameStateEventContent,
+    RoomTagInfo,
+    RoomTopicStateEventContent,
+    SpecVersions,
+    StateEvent,
+    TextMessageEventContent,
+    UserID,
+)
+
+from nio_e2ee import encrypting_client, receive, send, settle
+
+pytestmark = pytest.mark.interop
+
+PASSWORD = "correct horse"
+
+
+class BotStateStore(MemoryStateStore, CryptoStateStore):
+    """mautrix's memory state store with the one query its OlmMachine adds (as maubot's and
+    the bridges' stores have it): the rooms the bot shares with a user."""
+
+    async def find_shared_rooms(self, user_id: UserID) -> list[RoomID]:
+        return [room_id for room_id, members in self.members.items()
+                if members.get(user_id) and members[user_id].membership == Membership.JOIN]
+
+
+class MautrixTrouble(logging.Handler):
+    """Records what mautrix logs when a server's answer does not parse or a sync fails."""
+
+    SIGNS = ("Failed to deserialize", "Sync request errored", "Fatal error while syncing", "errored")
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR or any(sign in message for sign in self.SIGNS):
+            self.messages.append(f"{record.name}: {message}")
+
+
+@pytest.fixture
+def mautrix_trouble():
+    handler = MautrixTrouble()
+    logger = logging.getLogger("mau")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+    assert not handler.messages, handler.messages
+
+
+@pytest.fixture
+async def bots(homeserver, api, mautrix_trouble):
+    """`make(localpart)`: a user registered on the server and logged in by a mautrix Client with
+    memory state and sync stores, as a bot is; every client is stopped and closed afterwards."""
+    made: list[Client] = []
+
+    async def make(localpart: str, device_name: str = "mautrix bot") -> Client:
+        await api.register(localpart, PASSWORD)
+        client = Client(mxid=UserID(f"@{localpart}:localhost"), base_url=homeserver.base_url,
+                        state_store=BotStateStore())
+        made.append(client)
+        login = await client.login(password=PASSWORD, device_name=device_name)
+        assert login.user_id == f"@{localpart}:localhost" and login.access_token and login.device_id
+        return client
+
+    yield make
+    for client in made:
+        client.stop()
+        await client.api.session.close()
+
+
+async def wait_for(condition, seconds: float = 10, what: str = "condition"):
+    """Poll `condition()` (sync or async) until it is truthy; its value."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_login_versions_whoami_logout(bots, homeserver):
+    bot = await bots("loginbot")
+    versions = await bot.versions()
+    assert versions.supports(SpecVersions.V111), versions.versions  # authenticated media
+    assert versions.supports(SpecVersions.V13)
+    flows = await bot.get_login_flows()
+    assert flows.supports_type(LoginType.PASSWORD)
+
+    who = await bot.whoami()
+    assert who.user_id == "@loginbot:localhost" and who.device_id == bot.device_id
+
+    second = Client(mxid=UserID("@loginbot:localhost"), base_url=homeserver.base_url)
+    try:
+        login = await second.login(password=PASSWORD, device_name="second")
+        assert login.device_id != bot.device_id
+        await second.logout(clear_access_token=False)
+        with pytest.raises(MUnknownToken):
+            await second.whoami()
+    finally:
+        await second.api.session.close()
+    assert (await bot.whoami()).user_id == "@loginbot:localhost"  # the other device is untouched
+
+    wrong = Client(mxid=UserID("@loginbot:localhost"), base_url=homeserver.base_url)
+    try:
+        with pytest.raises(MForbidden):
+            await wrong.login(password="wrong")
+    finally:
+        await wrong.api.session.close()
+
+
+async def test_rooms_state_and_members(bots):
+    bot = await bots("statebot")
+    friend = await bots("friend")
+    room_id = await bot.create_room(name="Bot room", topic="first topic", preset=RoomCreatePreset.PRIVATE)
+    assert await bot.get_joined_rooms() == [room_id]
+    await bot.invite_user(room_id, friend.mxid)
+    invited = await bot.get_members(room_id, membership=Membership.INVITE)
+    assert [m.state_key for m in invited] == [friend.mxid]
+    assert await friend.join_room_by_id(room_id) == room_id
+
+    await bot.send_state_event(room_id, EventType.ROOM_NAME, RoomNameStateEventContent(name="Renamed"))
+    await bot.send_state_event(room_id, EventType.ROOM_TOPIC, RoomTopicStateEventContent(topic="second topic"))
+    levels = await bot.get_state_event(room_id, EventType.ROOM_POWER_LEVELS)
+    assert isinstance(levels, PowerLevelStateEventContent) and levels.get_user_level(bot.mxid) == 100
+    levels.set_user_level(friend.mxid, 50)
+    await bot.send_state_event(room_id, EventType.ROOM_POWER_LEVELS, levels)
+
+    assert (await friend.get_state_event(room_id, EventType.ROOM_NAME)).name == "Renamed"
+    topic_event = await friend.get_state_event(room_id, EventType.ROOM_TOPIC, format="event")
+    assert isinstance(topic_event, StateEvent) and topic_event.content.topic == "second topic"
+    assert topic_event.sender == bot.mxid
+    assert (await friend.get_state_event(room_id, EventType.ROOM_POWER_LEVELS)).get_user_level(friend.mxid) == 50
+    with pytest.raises(MNotFound):
+        await friend.get_state_event(room_id, EventType.ROOM_AVATAR)
+
+    state = await friend.get_state(room_id)
+    by_key = {(e.type, e.state_key): e for e in state}
+    assert by_key[(EventType.ROOM_CREATE, "")].sender == bot.mxid
+    assert by_key[(EventType.ROOM_MEMBER, friend.mxid)].content.membership == Membership.JOIN
+    assert by_key[(EventType.ROOM_NAME, "")].content.name == "Renamed"
+
+    joined = await friend.get_joined_members(room_id)
+    assert set(joined) == {bot.mxid, friend.mxid}
+    assert joined[friend.mxid].displayname == "friend"
+
+    # The member list at a token taken before the invite shows the room creator alone.
+    sync = await bot.sync(timeout=0)
+    prev_batch = sync["rooms"]["join"][room_id]["timeline"].get("prev_batch")
+    early = await bot.get_messages(room_id, PaginationDirection.FORWARD, limit=3)
+    members_then = await bot.get_members(room_id, at=early.end)
+    assert {m.state_key for m in members_then if m.content.membership == Membership.JOIN} == {bot.mxid}
+    members_now = await bot.get_members(room_id, membership=Membership.JOIN)
+    assert {m.state_key for m in members_now} == {bot.mxid, friend.mxid}
+    assert prev_batch  # a bot's history fetch starts there
+
+    await friend.leave_room(room_id)
+    left = await bot.get_members(room_id, not_membership=Membership.JOIN)
+    assert [(m.state_key, m.content.membership) for m in left] == [(friend.mxid, Membership.LEAVE)]
+    await bot.ban_user(room_id, friend.mxid, reason="spam")
+    banned = await bot.get_members(room_id, membership=Membership.BAN)
+    assert [m.state_key for m in banned] == [friend.mxid] and banned[0].content.reason == "spam"
+
+
+async def test_messages_replies_edits_reactions_redactions(bots):
+    bot = await bots("chatbot")
+    room_id = await bot.create_room(name="Chat")
+    text_id = await bot.send_text(room_id, "hello", html="<b>hello</b>")
+    notice_id = await bot.send_notice(room_id, "a notice")
+    emote_id = await bot.send_emote(room_id, "waves")
+    reply = TextMessageEventContent(msgtype=MessageType.TEXT, body="a reply")
+    reply.set_reply(text_id)
+    reply_id = await bot.send_message(room_id, reply)
+    edit = TextMessageEventContent(msgtype=MessageType.TEXT, body="hello again")
+    edit.set_edit(text_id)  # mautrix writes m.new_content and the "* " fallback itself
+    edit_id = await bot.send_message(room_id, edit)
+    reaction_id = await bot.react(room_id, text_id, "👍")
+    redaction_id = await bot.redact(room_id, notice_id, reason="oops")
+
+    page = await bot.get_messages(room_id, PaginationDirection.BACKWARD, limit=7)
+    newest_first = [e.event_id for e in page.events]
+    assert newest_first == [redaction_id, reaction_id, edit_id, reply_id, emote_id, notice_id, text_id]
+    assert page.end and page.start
+    by_id = {e.event_id: e for e in page.events}
+    assert by_id[text_id].content.formatted_body == "<b>hello</b>"
+    assert by_id[emote_id].content.msgtype == MessageType.EMOTE and by_id[emote_id].content.body == "waves"
+    assert by_id[reply_id].content.get_reply_to() == text_id
+    assert by_id[edit_id].content.get_edit() == text_id
+    assert by_id[edit_id].content.body == "hello again"  # mautrix reads m.new_content
+    assert by_id[reaction_id].content.relates_to.key == "👍"
+    assert by_id[redaction_id].redacts == notice_id
+    assert by_id[notice_id].content.serialize() == {}  # redacted in place
+
+    fetched = await bot.get_event(room_id, text_id)
+    assert fetched.content.body == "hello" and fetched.sender == bot.mxid
+    redacted = await bot.get_event(room_id, notice_id)
+    assert redacted.type == EventType.ROOM_MESSAGE and "body" not in redacted.content.serialize()
+    raw_redacted = await bot.api.request(Method.GET, Path.v3.rooms[room_id].event[notice_id])
+    assert raw_redacted["unsigned"]["redacted_because"]["event_id"] == redaction_id
+    assert (await bot.get_event(room_id, redaction_id)).content.reason == "oops"
+
+    context = await bot.get_event_context(room_id, reply_id, limit=2)
+    assert context.event.event_id == reply_id
+    assert [e.event_id for e in context.events_before] == [emote_id]
+    assert [e.event_id for e in context.events_after] == [edit_id]
+
+    # mautrix has no method for /relations; a bot calls it through mautrix's own request and paths.
+    relations = await bot.api.request(Method.GET, Path.v1.rooms[room_id].relations[text_id])
+    assert {e["event_id"] for e in relations["chunk"]} == {edit_id, reaction_id}
+    raw_edit = next(e for e in relations["chunk"] if e["event_id"] == edit_id)
+    assert raw_edit["content"]["body"] == "* hello again"
+    assert raw_edit["content"]["m.new_content"] == {"msgtype": "m.text", "body": "hello again"}
+    annotations = await bot.api.request(Method.GET, Path.v1.rooms[room_id].relations[text_id]["m.annotation"])
+    assert [e["event_id"] for e in annotations["chunk"]] == [reaction_id]
+
+    # The page after the first goes on from its end token.
+    older = await bot.get_messages(room_id, PaginationDirection.BACKWARD, from_token=page.end, limit=100)
+    assert older.events and all(e.event_id not in by_id for e in older.events)
+    assert older.events[-1].type == EventType.ROOM_CREATE
+
+
+async def test_sync_loop_joins_on_invite_and_answers(bots, api):
+    bot = await bots("echobot")
+    friend = await bots("human")
+    answered = asyncio.Event()
+    seen: list = []
+    stopped: list = []
+
+    async def on_member(evt: StateEvent) -> None:
+        if evt.state_key == bot.mxid and evt.content.membership == Membership.INVITE:
+            await bot.join_room_by_id(evt.room_id)
+
+    async def on_message(evt) -> None:
+        if evt.sender == bot.mxid:
+            return
+        seen.append(evt)
+        reply = TextMessageEventContent(msgtype=MessageType.NOTICE, body=f"you said {evt.content.body}")
+        reply.set_reply(evt)
+        await bot.send_message(evt.room_id, reply)
+        answered.set()
+
+    async def on_typing(evt) -> None:
+        seen.append(evt)
+
+    async def on_stopped(error=None, **_) -> None:
+        stopped.append(error)
+
+    bot.add_event_handler(EventType.ROOM_MEMBER, on_member)
+    bot.add_event_handler(EventType.ROOM_MESSAGE, on_message)
+    bot.add_event_handler(EventType.TYPING, on_typing)
+    bot.add_event_handler(InternalEventType.SYNC_STOPPED, on_stopped)
+    bot.ignore_initial_sync = True
+    bot.start(Filter())
+    await wait_for(lambda: bot.sync_store.get_next_batch(), what="the first sync")
+
+    room_id = await friend.create_room(invitees=[bot.mxid])
+    await wait_for(lambda: bot.get_joined_rooms(), what="the bot to join")
+    assert (await friend.get_joined_members(room_id)).keys() == {bot.mxid, friend.mxid}
+    await friend.set_typing(room_id, 5000)
+    message_id = await friend.send_text(room_id, "ping")
+    await asyncio.wait_for(answered.wait(), 10)
+    messages = [e for e in seen if getattr(e, "type", None) == EventType.ROOM_MESSAGE]
+    assert [(e.event_id, e.content.body, e.room_id) for e in messages] == [(message_id, "ping", room_id)]
+    await wait_for(lambda: any(e.type == EventType.TYPING and friend.mxid in e.content.user_ids for e in seen),
+                   what="the typing notification")
+
+    page = await friend.get_messages(room_id, PaginationDirection.BACKWARD, limit=1)
+    answer = page.events[0]
+    assert answer.sender == bot.mxid and answer.content.body == "you said ping"
+    assert answer.content.get_reply_to() == message_id
+    assert not stopped, stopped
+
+
+async def test_typing_receipts_account_data_profile_presence(bots):
+    bot = await bots("busybot")
+    friend = await bots("reader")
+    room_id = await bot.create_room(invitees=[friend.mxid])
+    await friend.join_room_by_id(room_id)
+    event_id = await bot.send_text(room_id, "read me")
+
+    await friend.set_typing(room_id, 10000)
+    await friend.send_receipt(room_id, event_id)
+    await friend.set_fully_read_marker(room_id, event_id, read_receipt=event_id)
+    synced = await bot.sync(timeout=0)
+    ephemeral = {e["type"]: e["content"] for e in synced["rooms"]["join"][room_id]["ephemeral"]["events"]}
+    assert ephemeral["m.typing"]["user_ids"] == [friend.mxid]
+    assert friend.mxid in ephemeral["m.receipt"][event_id]["m.read"]
+    await friend.set_typing(room_id, 0)
+    after = await bot.sync(since=synced["next_batch"], timeout=0)
+    typing = [e for e in after["rooms"]["join"][room_id]["ephemeral"]["events"] if e["type"] == "m.typing"]
+    assert typing and typing[-1]["content"]["user_ids"] == []
+    fully_read = await friend.get_account_data("m.fully_read", room_id)
+    assert fully_read == {"event_id": event_id}
+
+    await bot.set_account_data("org.example.bot.config", {"prefix": "!"})
+    await bot.set_account_data("org.example.bot.room", {"muted": True}, room_id)
+    assert await bot.get_account_data("org.example.bot.config") == {"prefix": "!"}
+    assert await bot.get_account_data("org.example.bot.room", room_id) == {"muted": True}
+    with pytest.raises(MNotFound):
+        await friend.get_account_data("org.example.bot.config")
+    await bot.set_room_tag(room_id, "u.bots", RoomTagInfo(order=0.5))
+    assert (await bot.get_room_tag(room_id, "u.bots")).order == 0.5
+
+    await bot.set_displayname("Busy Bot")
+    await bot.set_avatar_url(ContentURI("mxc://localhost/avatar"))
+    assert await friend.get_displayname(bot.mxid) == "Busy Bot"
+    assert await friend.get_avatar_url(bot.mxid) == "mxc://localhost/avatar"
+    profile = await friend.get_profile(bot.mxid)
+    assert (profile.displayname, profile.avatar_url) == ("Busy Bot", "mxc://localhost/avatar")
+    joined = await friend.get_joined_members(room_id)
+    assert joined[bot.mxid].displayname == "Busy Bot"  # the member event follows the profile
+
+    await bot.set_presence(PresenceState.UNAVAILABLE, status="thinking")
+    presence = await friend.get_presence(bot.mxid)
+    assert presence.presence == PresenceState.UNAVAILABLE and presence.status_msg == "thinking"
+    await bot.set_presence(PresenceState.ONLINE)
+    assert (await friend.get_presence(bot.mxid)).presence == PresenceState.ONLINE
+
+
+async def test_media_upload_download_thumbnail(bots):
+    from PIL import Image
+
+    bot = await bots("mediabot")
+    config = await bot.get_media_repo_config()
+    assert config.upload_size and config.upload_size > 1024
+
+    data = b"plain bytes from a bot\n" * 100
+    mxc = await bot.upload_media(data, mime_type="text/plain", filename="notes.txt")
+    assert mxc.startswith("mxc://localhost/")
+    assert await bot.download_media(mxc) == data  # over /_matrix/client/v1/media, with the token
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (640, 480), (200, 40, 40)).save(buffer, "PNG")
+    image_mxc = await bot.upload_media(buffer.getvalue(), mime_type="image/png", filename="red.png")
+    thumbnail = await bot.download_thumbnail(image_mxc, width=64, height=48, resize_method="scale")
+    small = Image.open(io.BytesIO(thumbnail))
+    # At least the size asked for, in the picture's proportions, and smaller than the picture.
+    assert 64 <= small.width < 640 and 48 <= small.height < 480 and small.width * 3 == small.height * 4
+    assert small.convert("RGB").getpixel((10, 10))[0] > 150
+
+    room_id = await bot.create_room()
+    file_event = await bot.send_file(room_id, mxc, file_name="notes.txt", file_type=MessageType.FILE)
+    sent = await bot.get_event(room_id, file_event)
+    assert sent.content.msgtype == MessageType.FILE and sent.content.url == mxc
+
+
+async def test_aliases_and_room_directory(bots):
+    bot = await bots("dirbot")
+    visitor = await bots("visitor")
+    room_id = await bot.create_room(name="Bot lobby", topic="ask the bot", alias_localpart="lobby",
+                                    visibility=RoomDirectoryVisibility.PUBLIC, preset=RoomCreatePreset.PUBLIC)
+    assert (await visitor.resolve_room_alias(RoomAlias("#lobby:localhost"))).room_id == room_id
+    await bot.add_room_alias(room_id, "lobby2")
+    info = await visitor.resolve_room_alias(RoomAlias("#lobby2:localhost"))
+    assert info.room_id == room_id and info.servers == ["localhost"]
+    with pytest.raises(MRoomInUse):
+        await bot.add_room_alias(room_id, "lobby2")
+    await bot.add_room_alias(room_id, "lobby2", override=True)
+
+    assert await visitor.get_room_directory_visibility(room_id) == RoomDirectoryVisibility.PUBLIC
+    listing = await visitor.get_room_directory()
+    entry = next(r for r in listing.chunk if r.room_id == room_id)
+    assert (entry.name, entry.topic, entry.canonical_alias, entry.num_joined_members) == (
+        "Bot lobby", "ask the bot", "#lobby:localhost", 1)
+    searched = await visitor.get_room_directory(search_query="lobby", limit=5)
+    assert [r.room_id for r in searched.chunk] == [room_id]
+
+    assert await visitor.join_room("#lobby2:localhost") == room_id
+    assert (await bot.get_joined_members(room_id)).keys() == {bot.mxid, visitor.mxid}
+
+    await bot.set_room_directory_visibility(room_id, RoomDirectoryVisibility.PRIVATE)
+    assert await visitor.get_room_directory_visibility(room_id) == RoomDirectoryVisibility.PRIVATE
+    assert room_id not in [r.room_id for r in (await visitor.get_room_directory(search_query="lobby")).chunk]
+    await bot.remove_room_alias("lobby2")
+    with pytest.raises(MNotFound):
+        await visitor.resolve_room_alias(RoomAlias("#lobby2:localhost"))
+
+
+async def encrypting_bot(bot: Client) -> OlmMachine:
+    """Give `bot` mautrix's OlmMachine over memory stores, set up as maubot sets up a client's
+    encryption; its keys go up on the first sync (the one-time key count is below its target)."""
+    crypto_store = MemoryCryptoStore(account_id=bot.mxid, pickle_key="not secret")
+    await crypto_store.put_device_id(bot.device_id)
+    machine = OlmMachine(bot, crypto_store, bot.state_store)
+    await machine.load()
+    bot.crypto = machine
+    return machine
+
+
+async def test_encrypted_room_with_a_nio_user(bots, homeserver, tmp_path, api):
+    bot = await bots("cryptobot")
+    machine = await encrypting_bot(bot)
+    received: list = []
+
+    async def on_member(evt: StateEvent) -> None:
+        if evt.state_key == bot.mxid and evt.content.membership == Membership.INVITE:
+            await bot.join_room_by_id(evt.room_id)
+
+    async def on_message(evt) -> None:
+        if evt.sender != bot.mxid:
+            received.append(evt)
+
+    bot.add_event_handler(EventType.ROOM_MEMBER, on_member)
+    bot.add_event_handler(EventType.ROOM_MESSAGE, on_message)
+    bot.start(Filter())
+    await wait_for(lambda: machine.account.shared, what="the bot's keys to go up")
+    status, counts = await api.post("/keys/upload", {}, token=bot.api.token)
+    assert status == 200 and counts["one_time_key_counts"]["signed_curve25519"] >= 25, counts
+
+    alice = encrypting_client(homeserver, tmp_path, "alice")
+    try:
+        assert isinstance(await alice.register("alice", PASSWORD), nio.RegisterResponse)
+        await settle(alice)
+        encryption = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+        created = await alice.room_create(initial_state=[encryption], invite=[bot.mxid])
+        assert isinstance(created, nio.RoomCreateResponse), created
+        room_id = created.room_id
+        await wait_for(lambda: bot.state_store.is_encrypted(room_id), what="the bot to join the encrypted room")
+
+        for _ in range(40):  # nio sees the bot join, looks its device up and claims a one-time key
+            await settle(alice, timeout_ms=100)
+            if bot.mxid in alice.rooms[room_id].users and any(
+                    d.id == bot.device_id for d in alice.device_store.active_user_devices(bot.mxid)):
+                break
+        device = alice.device_store[bot.mxid][bot.device_id]
+        assert device.ed25519 == machine.account.signing_key
+        assert device.curve25519 == machine.account.identity_key
+
+        event_id = await send(alice, room_id, "hello bot")
+        await wait_for(lambda: received, what="the bot to decrypt nio's message")
+        assert [(e.event_id, e.content.body, e.sender) for e in received] == [(event_id, "hello bot", alice.user_id)]
+        raw = await bot.api.request(Method.GET, Path.v3.rooms[room_id].event[event_id])
+        assert raw["type"] == "m.room.encrypted" and "hello bot" not in str(raw)
+
+        answer_id = await bot.send_text(room_id, "hello nio")
+        raw_answer = await alice_raw_event(api, alice, room_id, answer_id)
+        assert raw_answer["type"] == "m.room.encrypted" and raw_answer["content"]["algorithm"] == "m.megolm.v1.aes-sha2"
+        decrypted = await receive(alice, room_id, "hello nio")
+        assert decrypted.decrypted and decrypted.sender == bot.mxid and decrypted.event_id == answer_id
+    finally:
+        await alice.close()
+
+
+async def alice_raw_event(api, client: nio.AsyncClient, room_id: str, event_id: str) -> dict:
+    status, event = await api.get(f"/rooms/{room_id}/event/{event_id}", token=client.access_token)
+    assert status == 200, event
+    return event
+
+
+async def test_filters_directory_push_rules_to_device_and_dms(bots, homeserver):
+    bot = await bots("toolbot")
+    friend = await bots("toolfriend")
+    await friend.set_displayname("Tool Friend")
+
+    filter_id = await bot.create_filter(Filter(room=RoomFilter(timeline=RoomEventFilter(limit=5))))
+    stored = await bot.get_filter(filter_id)
+    assert stored.room.timeline.limit == 5
+
+    await bot.set_push_rule(PushRuleScope.GLOBAL, PushRuleKind.CONTENT, "bot.keyword",
+                            [PushActionType.NOTIFY], pattern="deploy")
+    rule = await bot.get_push_rule(PushRuleScope.GLOBAL, PushRuleKind.CONTENT, "bot.keyword")
+    assert (rule.rule_id, rule.pattern, rule.enabled, rule.default) == ("bot.keyword", "deploy", True, False)
+    await bot.remove_push_rule(PushRuleScope.GLOBAL, PushRuleKind.CONTENT, "bot.keyword")
+    with pytest.raises(MNotFound):
+        await bot.get_push_rule(PushRuleScope.GLOBAL, PushRuleKind.CONTENT, "bot.keyword")
+
+    first = await friend.sync(timeout=0)
+    await bot.send_to_device(EventType("org.example.ping", EventType.Class.TO_DEVICE),
+                             {friend.mxid: {friend.device_id: {"n": 1}}})
+    later = await friend.sync(since=first["next_batch"], timeout=0)
+    assert [(e["type"], e["sender"], e["content"]) for e in later["to_device"]["events"]] == [
+        ("org.example.ping", bot.mxid, {"n": 1})]
+
+    # A direct chat as bots open one: trusted private preset, is_direct, the power levels overridden.
+    levels = PowerLevelStateEventContent(users={bot.mxid: 100, friend.mxid: 100})
+    dm_id = await bot.create_room(preset=RoomCreatePreset.TRUSTED_PRIVATE, is_direct=True,
+                                  invitees=[friend.mxid], power_level_override=levels, room_version="10")
+    invite = (await friend.sync(timeout=0))["rooms"]["invite"][dm_id]["invite_state"]["events"]
+    mine = next(e for e in invite if e["type"] == "m.room.member" and e["state_key"] == friend.mxid)
+    assert mine["content"]["is_direct"] is True
+    create = await bot.get_state_event(dm_id, EventType.ROOM_CREATE)
+    assert create.room_version == "10"
+    assert (await bot.get_state_event(dm_id, EventType.ROOM_POWER_LEVELS)).get_user_level(friend.mxid) == 100
+    assert (await bot.search_users("tool friend")).results == []  # no room shared yet
+    await friend.join_room_by_id(dm_id)
+    found = await bot.search_users("tool friend")
+    assert [u.user_id for u in found.results] == [friend.mxid] and not found.limit
+    # mautrix 0.21.1 reads a result's name from `displayname`; the spec (and Synapse) name it `display_name`.
+    raw = await bot.api.request(Method.POST, Path.v3.user_directory.search, {"search_term": "tool friend"})
+    assert [(u["user_id"], u["display_name"]) for u in raw["results"]] == [(friend.mxid, "Tool Friend")]
+    await friend.leave_room(dm_id)
+    await friend.forget_room(dm_id)
+    assert dm_id not in (await friend.get_joined_rooms())
+
+    # Knocking on a room whose join rule allows it; the bot lets the knocker in.
+    knock_room = await bot.create_room(room_version="10", initial_state=[
+        {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}])
+    assert await friend.knock_room(knock_room, reason="let me in") == knock_room
+    knocks = await bot.get_members(knock_room, membership=Membership.KNOCK)
+    assert [(m.state_key, m.content.reason) for m in knocks] == [(friend.mxid, "let me in")]
+    await bot.invite_user(knock_room, friend.mxid)
+    assert await friend.join_room(knock_room) == knock_room
+
+    await bot.logout_all(clear_access_token=False)
+    with pytest.raises(MUnknownToken):
+        await bot.whoami()
