@@ -11,18 +11,20 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import time
 
 import nio
 import pytest
-from mautrix.api import Method, Path
+from mautrix.api import MediaPath, Method, Path
 from mautrix.client import Client, InternalEventType
 from mautrix.client.state_store.memory import MemoryStateStore
 from mautrix.crypto import OlmMachine
 from mautrix.crypto.store import StateStore as CryptoStateStore
 from mautrix.crypto.store.memory import MemoryCryptoStore
-from mautrix.errors import MForbidden, MNotFound, MRoomInUse, MUnknownToken
+from mautrix.errors import MatrixRequestError, MForbidden, MNotFound, MRoomInUse, MUnknownToken
 from mautrix.types import (
     ContentURI,
+    EncryptionKeyAlgorithm,
     EventType,
     LoginType,
     Filter,
@@ -46,6 +48,7 @@ from mautrix.types import (
     SpecVersions,
     StateEvent,
     TextMessageEventContent,
+    TrustState,
     UserID,
 )
 
@@ -94,12 +97,14 @@ def mautrix_trouble():
 
 @pytest.fixture
 async def bots(homeserver, api, mautrix_trouble):
-    """`make(localpart)`: a user registered on the server and logged in by a mautrix Client with
+    """`make(localpart)`: a user registered on the server (unless `register=False`: another
+    device of a user registered already) and logged in by a mautrix Client with
     memory state and sync stores, as a bot is; every client is stopped and closed afterwards."""
     made: list[Client] = []
 
-    async def make(localpart: str, device_name: str = "mautrix bot") -> Client:
-        await api.register(localpart, PASSWORD)
+    async def make(localpart: str, device_name: str = "mautrix bot", register: bool = True) -> Client:
+        if register:
+            await api.register(localpart, PASSWORD, inhibit_login=True)
         client = Client(mxid=UserID(f"@{localpart}:localhost"), base_url=homeserver.base_url,
                         state_store=BotStateStore())
         made.append(client)
@@ -485,8 +490,28 @@ async def test_encrypted_room_with_a_nio_user(bots, homeserver, tmp_path, api):
         assert raw_answer["type"] == "m.room.encrypted" and raw_answer["content"]["algorithm"] == "m.megolm.v1.aes-sha2"
         decrypted = await receive(alice, room_id, "hello nio")
         assert decrypted.decrypted and decrypted.sender == bot.mxid and decrypted.event_id == answer_id
+
+        # Alice signs in on a second device: the bot hears of it through its sync's device
+        # lists, looks it up, and shares its next message's key with it too.
+        laptop = encrypting_client(homeserver, tmp_path, "alice")
+        try:
+            assert isinstance(await laptop.login(PASSWORD, device_name="laptop"), nio.LoginResponse)
+            await settle(laptop)
+            await wait_for(lambda: machine.crypto_store.get_devices(alice.user_id),
+                           what="the bot to know alice's devices")
+            await wait_for(lambda: _knows(machine, alice.user_id, laptop.device_id), what="the new device")
+            later_id = await bot.send_text(room_id, "for both your devices")
+            for device in (alice, laptop):
+                later = await receive(device, room_id, "for both your devices")
+                assert later.decrypted and later.event_id == later_id
+        finally:
+            await laptop.close()
     finally:
         await alice.close()
+
+
+async def _knows(machine: OlmMachine, user_id: str, device_id: str) -> bool:
+    return device_id in (await machine.crypto_store.get_devices(user_id) or {})
 
 
 async def alice_raw_event(api, client: nio.AsyncClient, room_id: str, event_id: str) -> dict:
@@ -552,3 +577,74 @@ async def test_filters_directory_push_rules_to_device_and_dms(bots, homeserver):
     await bot.logout_all(clear_access_token=False)
     with pytest.raises(MUnknownToken):
         await bot.whoami()
+
+
+async def test_recovery_key_cross_signs_a_second_device(bots, api):
+    """mautrix's recovery key: the first device makes cross-signing keys, stores them in secret
+    storage (account data) and signs itself; a second device of the bot unlocks them with the
+    recovery key and signs itself too."""
+    bot = await bots("signbot", device_name="first")
+    machine = await encrypting_bot(bot)
+    await machine.share_keys()
+    recovery_key = await machine.generate_recovery_key()
+    assert recovery_key and machine._cross_signing_public_keys is not None
+    master = machine._cross_signing_public_keys.master_key
+
+    second = await bots("signbot", device_name="second", register=False)
+    second_machine = await encrypting_bot(second)
+    await second_machine.share_keys()
+    await second_machine.verify_with_recovery_key(recovery_key)
+    assert second_machine._cross_signing_public_keys.master_key == master
+
+    status, keys = await api.post("/keys/query", {"device_keys": {bot.mxid: []}}, token=bot.api.token)
+    assert status == 200, keys
+    assert list(keys["master_keys"][bot.mxid]["keys"].values()) == [master]
+    self_signing = list(keys["self_signing_keys"][bot.mxid]["keys"])
+    for device_id in (bot.device_id, second.device_id):
+        signatures = keys["device_keys"][bot.mxid][device_id]["signatures"][bot.mxid]
+        assert self_signing[0] in signatures, (device_id, signatures)
+    first_seen_by_second = await second_machine.get_or_fetch_device(bot.mxid, bot.device_id)
+    assert await second_machine.resolve_trust(first_seen_by_second) == TrustState.CROSS_SIGNED_TOFU
+
+
+async def test_asynchronous_upload_to_a_created_media_id(bots):
+    bot = await bots("asyncbot")
+    created = await bot.create_mxc()
+    assert created.content_uri.startswith("mxc://localhost/")
+    # mautrix 0.21.1 reads the expiry as `unused_expired_at`; the spec names it `unused_expires_at`.
+    raw = await bot.api.request(Method.POST, MediaPath.v1.create)
+    assert raw["unused_expires_at"] > time.time() * 1000 and raw["content_uri"] != created.content_uri
+    data = b"uploaded after the ID was handed out"
+    assert await bot.upload_media(data, mime_type="text/plain", mxc=created.content_uri) == created.content_uri
+    assert await bot.download_media(created.content_uri, timeout_ms=5000) == data
+    with pytest.raises(MatrixRequestError) as again:
+        await bot.upload_media(b"a second time", mime_type="text/plain", mxc=created.content_uri)
+    assert again.value.errcode == "M_CANNOT_OVERWRITE_MEDIA"
+
+    background = await bot.upload_media(data[::-1], mime_type="text/plain", async_upload=True)
+    assert await bot.download_media(background, timeout_ms=10000) == data[::-1]
+
+
+async def test_logging_in_again_on_the_same_device_keeps_its_keys(bots, homeserver):
+    """A bot that signs in again reuses its device ID (maubot keeps it with its crypto store):
+    the device stays one device, and the keys its OlmMachine uploaded stay with it."""
+    bot = await bots("returningbot")
+    machine = await encrypting_bot(bot)
+    await machine.share_keys()
+    count = (await bot.upload_keys())[EncryptionKeyAlgorithm.SIGNED_CURVE25519]
+    assert count > 0
+
+    again = Client(mxid=bot.mxid, base_url=homeserver.base_url)
+    try:
+        login = await again.login(password=PASSWORD, device_id=bot.device_id, device_name="renamed?")
+        assert login.device_id == bot.device_id and login.access_token != bot.api.token
+        assert (await again.whoami()).device_id == bot.device_id
+        devices = await again.api.request(Method.GET, Path.v3.devices)
+        assert [d["device_id"] for d in devices["devices"]] == [bot.device_id]
+        assert devices["devices"][0]["display_name"] == "mautrix bot"  # a known device keeps its name
+        keys = await again.query_keys([bot.mxid])
+        device = keys.device_keys[bot.mxid][bot.device_id]
+        assert device.ed25519 == machine.account.signing_key
+        assert (await again.upload_keys())[EncryptionKeyAlgorithm.SIGNED_CURVE25519] == count
+    finally:
+        await again.api.session.close()
