@@ -21,10 +21,11 @@ from mautrix.client.state_store.memory import MemoryStateStore
 from mautrix.crypto import OlmMachine
 from mautrix.crypto.store import StateStore as CryptoStateStore
 from mautrix.crypto.store.memory import MemoryCryptoStore
-from mautrix.errors import MatrixRequestError, MForbidden, MNotFound, MRoomInUse, MUnknownToken
+from mautrix.errors import MatrixRequestError, MForbidden, MNotFound, MRoomInUse, MUnknownToken, MUnrecognized
 from mautrix.types import (
     ContentURI,
     EncryptionKeyAlgorithm,
+    EventID,
     EventType,
     LoginType,
     Filter,
@@ -282,6 +283,8 @@ async def test_sync_loop_joins_on_invite_and_answers(bots, api):
     async def on_member(evt: StateEvent) -> None:
         if evt.state_key == bot.mxid and evt.content.membership == Membership.INVITE:
             await bot.join_room_by_id(evt.room_id)
+        elif evt.state_key == friend.mxid:
+            seen.append(evt)
 
     async def on_message(evt) -> None:
         if evt.sender == bot.mxid:
@@ -321,6 +324,13 @@ async def test_sync_loop_joins_on_invite_and_answers(bots, api):
     answer = page.events[0]
     assert answer.sender == bot.mxid and answer.content.body == "you said ping"
     assert answer.content.get_reply_to() == message_id
+
+    # A bot tells a rename from a join by the member event's previous content (unsigned.prev_content).
+    await friend.set_displayname("Human Being")
+    renamed = await wait_for(lambda: [e for e in seen if getattr(e, "type", None) == EventType.ROOM_MEMBER
+                                      and e.content.displayname == "Human Being"], what="the rename")
+    assert renamed[0].content.membership == Membership.JOIN
+    assert (renamed[0].prev_content.membership, renamed[0].prev_content.displayname) == (Membership.JOIN, "human")
     assert not stopped, stopped
 
 
@@ -648,3 +658,39 @@ async def test_logging_in_again_on_the_same_device_keeps_its_keys(bots, homeserv
         assert (await again.upload_keys())[EncryptionKeyAlgorithm.SIGNED_CURVE25519] == count
     finally:
         await again.api.session.close()
+
+
+async def test_moderation_private_receipts_and_errors(bots):
+    bot = await bots("modbot")
+    member = await bots("member")
+    room_id = await bot.create_room(preset=RoomCreatePreset.PUBLIC)
+    await member.join_room_by_id(room_id)
+    event_id = await member.send_text(room_id, "hi")
+
+    await bot.send_receipt(room_id, event_id, "m.read.private")
+    synced = await bot.sync(timeout=0)
+    receipts = [e["content"] for e in synced["rooms"]["join"][room_id]["ephemeral"]["events"] if e["type"] == "m.receipt"]
+    assert receipts and bot.mxid in receipts[-1][event_id]["m.read.private"]
+    member_view = await member.sync(timeout=0)
+    theirs = [e["content"] for e in member_view["rooms"]["join"][room_id]["ephemeral"]["events"] if e["type"] == "m.receipt"]
+    assert all("m.read.private" not in c.get(event_id, {}) for c in theirs)  # private to the bot
+
+    await bot.kick_user(room_id, member.mxid, reason="cool down")
+    kicked = await bot.get_state_event(room_id, EventType.ROOM_MEMBER, member.mxid, format="event")
+    assert (kicked.content.membership, kicked.content.reason, kicked.sender) == (Membership.LEAVE, "cool down", bot.mxid)
+    await bot.ban_user(room_id, member.mxid, reason="again")
+    with pytest.raises(MForbidden):
+        await member.join_room_by_id(room_id)
+    await bot.unban_user(room_id, member.mxid, reason="forgiven")
+    assert await member.join_room_by_id(room_id) == room_id
+    with pytest.raises(MForbidden):  # power level 0 may not kick
+        await member.kick_user(room_id, bot.mxid)
+
+    with pytest.raises(MNotFound):
+        await bot.get_profile(UserID("@nobody:localhost"))
+    with pytest.raises(MNotFound):
+        await bot.get_event(room_id, EventID("$doesnotexist"))
+    with pytest.raises((MForbidden, MNotFound)):  # ranvier says the room is unknown; Synapse, 403
+        await bot.get_messages(RoomID("!notjoined:localhost"), PaginationDirection.BACKWARD)
+    with pytest.raises(MUnrecognized):  # URL previews are off unless configured, as in Synapse
+        await bot.get_url_preview("http://127.0.0.1:9/")
