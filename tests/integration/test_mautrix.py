@@ -383,6 +383,9 @@ async def test_filters_directory_push_rules_to_device_and_dms(bots, homeserver):
     later = await friend.sync(since=first["next_batch"], timeout=0)
     assert [(e["type"], e["sender"], e["content"]) for e in later["to_device"]["events"]] == [
         ("org.example.ping", bot.mxid, {"n": 1})]
+    await bot.send_to_device(EventType("org.example.ping", EventType.Class.TO_DEVICE), {friend.mxid: {"*": {"n": 2}}})
+    latest = await friend.sync(since=later["next_batch"], timeout=0)
+    assert [e["content"] for e in latest["to_device"]["events"]] == [{"n": 2}]  # "*": every device
 
     # A direct chat as bots open one: trusted private preset, is_direct, the power levels overridden.
     levels = PowerLevelStateEventContent(users={bot.mxid: 100, friend.mxid: 100})
@@ -471,3 +474,25 @@ async def test_moderation_private_receipts_and_errors(bots):
         await bot.get_messages(RoomID("!notjoined:localhost"), PaginationDirection.BACKWARD)
     with pytest.raises(MUnrecognized):  # URL previews are off unless configured, as in Synapse
         await bot.get_url_preview("http://127.0.0.1:9/")
+
+
+async def test_threads_as_bots_answer_in_them(bots):
+    bot = await bots("threadbot")
+    room_id = await bot.create_room()
+    root_id = await bot.send_text(room_id, "!help")
+    answer = TextMessageEventContent(msgtype=MessageType.NOTICE, body="commands: ...")
+    answer.set_thread_parent(root_id)  # with the reply fallback to the root, as mautrix writes it
+    answer_id = await bot.send_message(room_id, answer)
+    follow = TextMessageEventContent(msgtype=MessageType.TEXT, body="thanks")
+    follow.set_thread_parent(root_id, last_event_in_thread=answer_id)
+    follow_id = await bot.send_message(room_id, follow)
+
+    sent = await bot.get_event(room_id, follow_id)
+    assert sent.content.get_thread_parent() == root_id and sent.content.get_reply_to() == answer_id
+    thread = await bot.api.request(Method.GET, Path.v1.rooms[room_id].relations[root_id]["m.thread"])
+    assert [e["event_id"] for e in thread["chunk"]] == [follow_id, answer_id]
+    threads = await bot.api.request(Method.GET, Path.v1.rooms[room_id].threads)
+    assert [e["event_id"] for e in threads["chunk"]] == [root_id]
+    summary = threads["chunk"][0]["unsigned"]["m.relations"]["m.thread"]
+    assert summary["count"] == 2 and summary["latest_event"]["event_id"] == follow_id
+    assert summary["current_user_participated"] is True

@@ -11,7 +11,16 @@ import pytest
 from mautrix.api import Method, Path
 from mautrix.client import Client
 from mautrix.crypto import OlmMachine
-from mautrix.types import EncryptionKeyAlgorithm, EventType, Filter, Membership, StateEvent, TrustState
+from mautrix.types import (
+    EncryptionKeyAlgorithm,
+    EventType,
+    Filter,
+    Membership,
+    MessageType,
+    StateEvent,
+    TextMessageEventContent,
+    TrustState,
+)
 
 from mautrix_support import PASSWORD, bots, encrypting_bot, mautrix_trouble, wait_for  # noqa: F401 (fixtures)
 from nio_e2ee import encrypting_client, receive, send, settle
@@ -69,6 +78,19 @@ async def test_encrypted_room_with_a_nio_user(bots, homeserver, tmp_path, api):
         assert raw_answer["type"] == "m.room.encrypted" and raw_answer["content"]["algorithm"] == "m.megolm.v1.aes-sha2"
         decrypted = await receive(alice, room_id, "hello nio")
         assert decrypted.decrypted and decrypted.sender == bot.mxid and decrypted.event_id == answer_id
+
+        # An edit is encrypted with its relation left in the clear (mautrix copies m.relates_to
+        # out), so the server relates it; a reaction is never encrypted.
+        edit = TextMessageEventContent(msgtype=MessageType.TEXT, body="hello again, nio")
+        edit.set_edit(answer_id)
+        edit_id = await bot.send_message(room_id, edit)
+        reaction_id = await bot.react(room_id, event_id, "🔐")
+        assert (await receive(alice, room_id, "* hello again, nio")).event_id == edit_id
+        edits = await bot.api.request(Method.GET, Path.v1.rooms[room_id].relations[answer_id]["m.replace"])
+        assert [(e["event_id"], e["type"]) for e in edits["chunk"]] == [(edit_id, "m.room.encrypted")]
+        assert edits["chunk"][0]["content"]["m.relates_to"] == {"rel_type": "m.replace", "event_id": answer_id}
+        reactions = await bot.api.request(Method.GET, Path.v1.rooms[room_id].relations[event_id])
+        assert [(e["event_id"], e["type"]) for e in reactions["chunk"]] == [(reaction_id, "m.reaction")]
 
         # Alice signs in on a second device: the bot hears of it through its sync's device
         # lists, looks it up, and shares its next message's key with it too.
