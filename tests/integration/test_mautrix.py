@@ -324,6 +324,13 @@ async def test_media_upload_download_thumbnail(bots):
     assert 64 <= small.width < 640 and 48 <= small.height < 480 and small.width * 3 == small.height * 4
     assert small.convert("RGB").getpixel((10, 10))[0] > 150
 
+    async def stream():  # a bridge passes a file on as it arrives: no Content-Length, chunked
+        for n in range(8):
+            yield bytes([n]) * 65536
+
+    streamed = await bot.upload_media(stream(), mime_type="application/octet-stream")
+    assert await bot.download_media(streamed) == b"".join(bytes([n]) * 65536 for n in range(8))
+
     room_id = await bot.create_room()
     file_event = await bot.send_file(room_id, mxc, file_name="notes.txt", file_type=MessageType.FILE)
     sent = await bot.get_event(room_id, file_event)
