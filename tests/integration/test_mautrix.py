@@ -1,10 +1,12 @@
 """mautrix-python (the asyncio framework under maubot and the mautrix bridges) against a real
 ranvier, driven through its own API as a bot drives it: password login and the versions check,
 rooms, state and members, messages with replies, edits, reactions and redactions read back,
-the sync loop with its event handlers (an invite joined at once, another user's message
-answered, a rename told from a join), typing, receipts, account data, profile and presence,
-media (authenticated download, thumbnails, an upload to a reserved media ID), aliases and the
-room directory, filters, push rules, to-device messages, direct chats, knocks and moderation.
+threads, the sync loop with its event handlers (an invite joined at once, another user's
+message answered, a rename told from a join), typing, receipts, account data, profile and
+presence, media (authenticated download, thumbnails, a streamed upload, an upload to a
+reserved media ID), aliases and the room directory, filters, push rules, to-device messages,
+direct chats, knocks and moderation. A test fails if mautrix logged that an answer did not
+parse or a sync failed.
 Its end-to-end encryption is in test_mautrix_encryption.py."""
 
 from __future__ import annotations
