@@ -179,6 +179,20 @@ async def test_login_reusing_a_device_revokes_its_old_token(api):
     assert [d["device_id"] for d in devices["devices"]] == ["DESK"]
 
 
+@pytest.mark.parametrize("first_name", ["Desk", None], ids=["named", "unnamed"])
+async def test_login_reusing_a_device_ignores_its_initial_display_name(api, first_name):
+    first = await api.register("erin", device_id="DESK", **({"initial_device_display_name": first_name} if first_name else {}))
+    status, second = await api.post("/login", {"type": "m.login.password", "user": "erin", "password": "correct horse",
+                                                "device_id": "DESK", "initial_device_display_name": "renamed?"})
+    assert (status, second["device_id"]) == (200, "DESK")
+    status, device = await api.get("/devices/DESK", token=second["access_token"])
+    assert status == 200 and device.get("display_name") == first_name
+    status, other = await api.post("/login", {"type": "m.login.password", "user": "erin", "password": "correct horse",
+                                               "device_id": "LAPTOP", "initial_device_display_name": "Laptop"})
+    status, device = await api.get("/devices/LAPTOP", token=other["access_token"])
+    assert device["display_name"] == "Laptop"  # a new device takes it
+
+
 async def test_token_login_via_get_token(api):
     user = await api.register("frank")
     status, body = await password_auth(api, "/_matrix/client/v1/login/get_token", {}, "@frank:localhost",

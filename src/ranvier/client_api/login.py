@@ -28,7 +28,8 @@ async def login(request: web.Request) -> web.Response:
     """POST /login: `m.login.password` (identifier `m.id.user` or legacy `user`) or
     `m.login.token`; rate-limited per address, failed attempts per (account, address) and
     per address (a stranger cannot lock the owner out); deactivated accounts 403
-    M_USER_DEACTIVATED, locked ones 401 M_USER_LOCKED."""
+    M_USER_DEACTIVATED, locked ones 401 M_USER_LOCKED. A known `device_id` is reused (its old
+    tokens revoked, its name and keys kept: `initial_device_display_name` names new devices only)."""
     hs = request.app[HOMESERVER]
     body = await read_json(request)
     ip = client_ip(request)

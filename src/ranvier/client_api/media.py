@@ -112,14 +112,17 @@ async def create(request: web.Request) -> web.Response:
 @large_body
 async def upload_to(request: web.Request) -> web.Response:
     """PUT /_matrix/media/v3/upload/{serverName}/{mediaId}: upload the content of a reserved URI;
-    its creator only (403), once (409 M_CANNOT_OVERWRITE_MEDIA), before it expires (404)."""
+    its creator only (403), once (409 M_CANNOT_OVERWRITE_MEDIA), before it expires (404). The
+    answer names the URI again, as POST /upload's does: the spec's is an empty object, but
+    mautrix-python's upload to a reserved URI reads `content_uri` from it and fails without."""
     who = await requester(request)
+    server_name, media_id = request.match_info["server_name"], request.match_info["media_id"]
     await request.app[HOMESERVER].media.upload_to(
-        who.user_id, request.match_info["server_name"], request.match_info["media_id"], body_chunks(request),
+        who.user_id, server_name, media_id, body_chunks(request),
         content_length=request.content_length, content_type=request.headers.get("Content-Type"),
         upload_name=query_str(request, "filename"),
     )
-    return json_response({})
+    return json_response({"content_uri": f"mxc://{server_name}/{media_id}"})
 
 
 # -- downloads and thumbnails ----------------------------------------------------------------------

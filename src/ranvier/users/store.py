@@ -209,7 +209,8 @@ class UserStore:
     # -- devices and access tokens -------------------------------------------------------
 
     async def add_session(self, user_id: str, session: NewSession, now: int) -> list[str]:
-        """Record a login; a reused device keeps its name but loses its old tokens.
+        """Record a login; a reused device keeps its name (the login's initial display name is
+        for a new device only) but loses its old tokens.
 
         Returns the hashes of the access tokens it revoked, so caches can forget them.
         """
@@ -228,7 +229,6 @@ class UserStore:
         await txn.execute(
             "INSERT INTO devices (user_id, device_id, display_name, last_seen_ip, last_seen_ts, last_seen_user_agent) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, device_id) DO UPDATE SET "
-            "display_name = COALESCE(excluded.display_name, devices.display_name), "
             "last_seen_ip = excluded.last_seen_ip, last_seen_ts = excluded.last_seen_ts, "
             "last_seen_user_agent = excluded.last_seen_user_agent",
             user_id, session.device_id, session.display_name, session.ip, now, session.user_agent,
