@@ -74,6 +74,11 @@ async def test_unread_counts_receipts_edits_reactions_and_redactions(homeserver)
     assert (public["total"], public["highlight"]) == (0, 0) and public["phone"] == {"total": 0, "highlight": 0}
     assert public["bobSeesRead"] == public["phoneFullyRead"] == public["phoneReadUpTo"] == mention
 
+    markers = steps["read markers"]
+    assert markers["typing"] is True and markers["phone"] == {"total": 0, "highlight": 0}
+    assert markers["phoneReadUpTo"] == markers["later"]
+    assert markers["bobSees"] == mention  # the private receipt is not shown to Bob
+
     edit = steps["reply and edit"]
     assert edit["body"] == "lunch at 1" and edit["original"] == "lunch at 12" and edit["edited"] is True
     assert edit["replyTo"]
@@ -118,12 +123,16 @@ async def test_a_new_device_restores_encrypted_history_with_the_recovery_key(hom
     steps = await _run(homeserver, "element_restore.mjs")
     setup = steps["recovery set up"]
     assert setup["secretStorageReady"] is True and setup["version"] and setup["recoveryKey"] == 12
+    thread = steps["encrypted thread"]
+    assert thread["server"] == {thread["root"]: {"notification_count": 1, "highlight_count": 0}}
+    assert thread["serverMain"] == {"notification_count": 1, "highlight_count": 0}  # Bob's "noted"
     assert steps["history sent"]["sessions"] == 2  # Alice's room key and Bob's
     restored = steps["restored"]
     assert restored["failedBefore"] == 3  # the new device could not read the history at first
     assert (restored["total"], restored["imported"]) == (2, 2)
     assert restored["backupVersion"] == setup["version"] and restored["trusted"] is True
     assert restored["bodies"] == ["remember the milk", "and the bread", "noted"]
+    assert restored["threadReplyOnTablet"] == "oat milk?"
     verified = steps["tablet verified"]
     assert verified == {"step": "tablet verified", "crossSigningVerified": True, "seenByFirstDevice": True,
                         "masterKeyCached": True, "sameMaster": True}

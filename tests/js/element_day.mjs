@@ -3,7 +3,8 @@
 // tests/integration/test_js_sdk_element_day.py: node element_day.mjs BASE_URL
 // Bob writes to Alice and mentions her: her unread counts rise (the mention highlights), a
 // private read receipt and then a public one bring them back to 0 (on a new session of
-// hers too, whose counts come from the server alone), and her fully-read marker moves.
+// hers too, whose counts come from the server alone), and her fully-read marker moves,
+// also with a private receipt through /read_markers; Alice sees Bob typing.
 // Bob replies to a message and edits it (the edit is shown live and after a new session's
 // initial sync); both react to it (the reactions are counted by key, from the timeline and
 // from /relations); Bob redacts a reaction and a message. Prints one JSON line per step; exits non-zero on the first failure.
@@ -57,6 +58,23 @@ await run(async () => {
   say({ step: "public receipt", ...counts(), bobSeesRead: bobSees && sent[2], phone: counts(onPhone),
         phoneFullyRead: onPhone.getAccountData(EventType.FullyRead)?.getContent().event_id ?? null,
         phoneReadUpTo: onPhone.getEventReadUpTo(alice.getUserId(), true), mention: sent[2] });
+
+  // Element with "send read receipts" off: /read_markers moves the fully-read marker and a
+  // private receipt together; Bob, typing, is shown typing.
+  await bob.sendTyping(roomId, true, 30000);
+  const typing = await until("alice sees bob typing", () => room.getMember(bob.getUserId())?.typing === true);
+  await bob.sendTyping(roomId, false, 0);  // Element's composer stops typing as it sends
+  const { event_id: later } = await bob.sendMessage(roomId, text("one more thing"));
+  await until("bob stops typing", () => room.getMember(bob.getUserId())?.typing === false);
+  await until("the phone counts it", () => counts(onPhone).total === 1, { describe: () => counts(onPhone) });
+  await seen(later);
+  await alice.setRoomReadMarkers(roomId, later, undefined, room.findEventById(later));
+  await until("the phone's counts clear again", () => counts(onPhone).total === 0, { describe: () => counts(onPhone) });
+  await until("the phone's fully-read marker moves again",
+    () => onPhone.getAccountData(EventType.FullyRead)?.getContent().event_id === later);
+  say({ step: "read markers", typing, later, phone: counts(onPhone),
+        phoneReadUpTo: onPhone.getEventReadUpTo(alice.getUserId(), true),
+        bobSees: bob.getRoom(roomId).getEventReadUpTo(alice.getUserId(), true) });
   phone.stopClient();
 
   // Replies, edits, reactions, redactions.

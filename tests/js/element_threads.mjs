@@ -18,7 +18,9 @@ const text = (body, extra = {}) => ({ msgtype: "m.text", body, ...extra });
 await run(async () => {
   const aliceAccount = await register(baseUrl, "alice");
   const alice = await start(client(baseUrl, aliceAccount));
-  const bob = await start(client(baseUrl, await register(baseUrl, "bob")));
+  // Bob only writes: his client does not sync, so a reply's echo from /sync cannot race its
+  // /send answer (34.13.0 can throw "not a local echo" when one lands in a thread first).
+  const bob = client(baseUrl, await register(baseUrl, "bob"));
   const { room_id: roomId } = await alice.createRoom({ preset: "public_chat", name: "threads" });
   await bob.joinRoom(roomId);
   const room = await until("alice sees bob join", () => {
