@@ -278,3 +278,38 @@ async def test_members_keep_their_tags_direct_chats_and_room_rules(api):
     synced = await api.sync(alice)
     assert synced["rooms"]["join"][new]["account_data"]["events"] == [
         {"type": "m.tag", "content": {"tags": {"m.favourite": {"order": 0.25}}}}]
+
+
+async def test_a_user_joining_the_new_room_later_gets_their_settings(api):
+    """Synapse also carries the settings over when a user joins the new room (the spec's
+    wording), for upgrades made on another server or while the user was not in the old
+    room; only for a room the old room's tombstone names, as anyone may claim a predecessor."""
+    alice, bob = [await _user(api, name) for name in ("alice", "bob")]
+    old = await api.create_room(alice, preset="public_chat")
+    assert (await api.post(f"/join/{quote(old)}", {}, token=bob))[0] == 200
+    assert (await api.put(f"/user/@bob:localhost/rooms/{quote(old)}/tags/m.favourite", {}, token=bob))[0] == 200
+    assert (await api.put("/user/@bob:localhost/account_data/m.direct", {"@alice:localhost": [old]}, token=bob))[0] == 200
+    mute = {"conditions": [{"kind": "event_match", "key": "room_id", "pattern": old}], "actions": []}
+    assert (await api.put(f"/pushrules/global/override/{quote(old)}", mute, token=bob))[0] == 200
+    assert (await api.post(f"/rooms/{quote(old)}/leave", {}, token=bob))[0] == 200
+    # A room that claims the old one as its predecessor, without the old room's say-so.
+    impostor = await api.create_room(alice, preset="public_chat",
+                                     creation_content={"predecessor": {"room_id": old, "event_id": "$x"}})
+    assert (await api.post(f"/join/{quote(impostor)}", {}, token=bob))[0] == 200
+    status, tags = await api.get(f"/user/@bob:localhost/rooms/{quote(impostor)}/tags", token=bob)
+    assert tags == {"tags": {}}
+
+    status, body = await _upgrade(api, alice, old, "11")
+    assert status == 200, body
+    new = body["replacement_room"]
+    status, tags = await api.get(f"/user/@bob:localhost/rooms/{quote(new)}/tags", token=bob)
+    assert tags == {"tags": {}}  # Bob was not in the old room at the upgrade
+    assert (await api.post(f"/rooms/{quote(new)}/join", {}, token=bob))[0] == 200
+    status, tags = await api.get(f"/user/@bob:localhost/rooms/{quote(new)}/tags", token=bob)
+    assert tags == {"tags": {"m.favourite": {}}}
+    status, direct = await api.get("/user/@bob:localhost/account_data/m.direct", token=bob)
+    assert direct == {"@alice:localhost": [old, new]}
+    status, rule = await api.get(f"/pushrules/global/override/{quote(new)}", token=bob)
+    assert status == 200 and rule["conditions"][0]["pattern"] == new
+    status, rule = await api.get(f"/pushrules/global/override/{quote(impostor)}", token=bob)
+    assert status == 404
