@@ -85,12 +85,12 @@ await run(async () => {
     const room = alice.getRoom(upgraded);
     return room?.getMember(bobId)?.membership === "join" && room;
   });
+  await until("bob's client has the new room", () => bob.getRoom(upgraded)?.getMyMembership() === "join");
   say({ step: "upgrade", upgraded, version, tombstone: tombstone.getContent().replacement_room,
         predecessor: newRoom.findPredecessor()?.roomId ?? null, newVersion: newRoom.getVersion(),
         name: newRoom.name, history: alice.getRoomUpgradeHistory(upgraded).map((room) => room.roomId),
         bobMayPostInOld: bob.getRoom(team).currentState.maySendMessage(bobId),
-        aliceMayPost: newRoom.currentState.maySendMessage(alice.getUserId()),
-        bobMembership: bob.getRoom(upgraded).getMyMembership() });
+        aliceMayPost: newRoom.currentState.maySendMessage(alice.getUserId()) });
 
   const { event_id: quietAgain } = await bob.sendMessage(upgraded, text("still muted?"));
   await bob.sendMessage(dm, text("still there?"));

@@ -1,6 +1,8 @@
-// What the "Element's day" scripts (element_day.mjs, element_rooms.mjs, element_restore.mjs)
-// share: accounts, matrix-js-sdk clients made as Element Web makes them (thread support on),
-// waiting for the SDK's models to reach a state, and one JSON line per step.
+// What the "Element's day" scripts (element_threads.mjs, element_day.mjs, element_rooms.mjs,
+// element_restore.mjs, run by tests/integration/test_js_sdk_element_day.py) share: accounts,
+// matrix-js-sdk clients made and started as Element Web makes and starts them (threads and
+// timelines on, members loaded lazily), waiting for the SDK's models to reach a state, and
+// one JSON line per step.
 import * as sdk from "matrix-js-sdk";
 import { logger } from "matrix-js-sdk/lib/logger.js";
 
@@ -27,11 +29,12 @@ export async function login(baseUrl, account, deviceName) {
   return { ...account, accessToken: session.access_token, deviceId: session.device_id };
 }
 
-/** A client of `session` as Element Web creates it: threads on. */
+/** A client of `session` as Element Web creates it: threads on, timelines (permalinks and
+ * jumps into history through /context) on. */
 export function client(baseUrl, session, options = {}) {
   return sdk.createClient({
     baseUrl, accessToken: session.accessToken, userId: session.userId, deviceId: session.deviceId,
-    threadSupport: true, ...options,
+    threadSupport: true, timelineSupport: true, ...options,
   });
 }
 
