@@ -140,9 +140,9 @@ class AccountData:
         m.direct list holding the old room gets the new one, as Synapse does. Nothing is
         written when there is nothing to copy."""
         async with self._tag_lock:
-            old_tags = await self.tags(user_id, old_room_id)
-            if old_tags:
-                tags = {**await self.tags(user_id, new_room_id), **old_tags}
+            current = await self.tags(user_id, new_room_id)
+            tags = {**current, **await self.tags(user_id, old_room_id)}
+            if tags != current:
                 await self.put(user_id, TAGS, {"tags": tags}, new_room_id)
         direct = await self.store.get(user_id, "", DIRECT)
         if not direct:
