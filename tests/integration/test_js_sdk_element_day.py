@@ -12,7 +12,8 @@ its steps reports:
 - element_rooms.mjs: direct chats (is_direct, m.direct), room tags, a room muted with a push
   rule, and room upgrades, whose members keep their tags, mutes and direct chats;
 - element_restore.mjs: secret storage and key backup set up with a recovery key, then a new
-  device restoring the encrypted history from the backup and cross-signing itself.
+  device restoring the encrypted history (a thread and an edit too) from the backup and
+  cross-signing itself.
 
 `scripts/test` installs node and the pinned matrix-js-sdk (tests/js/package-lock.json).
 """
@@ -127,11 +128,11 @@ async def test_a_new_device_restores_encrypted_history_with_the_recovery_key(hom
     assert thread["serverMain"] == {"notification_count": 1, "highlight_count": 0}  # Bob's "noted"
     assert steps["history sent"]["sessions"] == 2  # Alice's room key and Bob's
     restored = steps["restored"]
-    assert restored["failedBefore"] == 3  # the new device could not read the history at first
+    assert restored["failedBefore"] == 4  # the new device could not read the history at first
     assert (restored["total"], restored["imported"]) == (2, 2)
     assert restored["backupVersion"] == setup["version"] and restored["trusted"] is True
-    assert restored["bodies"] == ["remember the milk", "and the bread", "noted"]
-    assert restored["threadReplyOnTablet"] == "oat milk?"
+    assert restored["bodies"] == ["remember the milk", "and the bread", "noted, thanks", "* noted, thanks"]
+    assert restored["threadReplyOnTablet"] == "oat milk?" and restored["editedOnTablet"] == "noted, thanks"
     verified = steps["tablet verified"]
     assert verified == {"step": "tablet verified", "crossSigningVerified": True, "seenByFirstDevice": True,
                         "masterKeyCached": True, "sameMaster": True}

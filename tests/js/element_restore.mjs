@@ -3,12 +3,12 @@
 // node element_restore.mjs BASE_URL
 // Alice's first device bootstraps cross-signing and secret storage with a new recovery key
 // and a new key backup (as Element's "set up recovery" does); Bob and she chat in an
-// encrypted room, in a thread too (counted apart by the server), and the room keys reach her
-// backup. Alice logs in on a new device, which cannot read that history until she enters the
-// recovery key: it loads the backup key from secret storage, restores the backup, decrypts
-// the earlier messages and the thread's, and cross-signs itself with the keys from secret
-// storage, which her first device sees. Prints one JSON line per step; exits non-zero on the
-// first failure.
+// encrypted room, in a thread too (counted apart by the server), Bob edits a message, and the
+// room keys reach her backup. Alice logs in on a new device, which cannot read that history
+// until she enters the recovery key: it loads the backup key from secret storage, restores
+// the backup, decrypts the earlier messages, the thread's and the edit (shown in place of
+// the message), and cross-signs itself with the keys from secret storage, which her first
+// device sees. Prints one JSON line per step; exits non-zero on the first failure.
 import { EventType } from "matrix-js-sdk";
 import { decodeRecoveryKey } from "matrix-js-sdk/lib/crypto-api/recovery-key.js";
 import { client, login, register, run, say, start, until } from "./element_support.mjs";
@@ -72,9 +72,13 @@ await run(async () => {
   for (const body of history) await alice.sendTextMessage(roomId, body);
   const decryptedBodies = (matrixClient) => matrixClient.getRoom(roomId)?.getLiveTimeline().getEvents()
     .filter((event) => event.isEncrypted() && !event.isDecryptionFailure()).map((event) => event.getContent().body) ?? [];
-  await bob.sendTextMessage(roomId, "noted");
+  const { event_id: noted } = await bob.sendTextMessage(roomId, "noted");
   await until("alice reads bob's answer", () => decryptedBodies(alice).includes("noted"),
     { seconds: 30, describe: () => decryptedBodies(alice) });
+  await bob.sendMessage(roomId, { msgtype: "m.text", body: "* noted, thanks", "m.new_content": { msgtype: "m.text", body: "noted, thanks" },
+    "m.relates_to": { rel_type: "m.replace", event_id: noted } });
+  await until("alice reads bob's edit", () => alice.getRoom(roomId).findEventById(noted)?.getContent().body === "noted, thanks",
+    { seconds: 30, describe: () => alice.getRoom(roomId).findEventById(noted)?.getContent() });
   // An encrypted thread.
   const root = alice.getRoom(roomId).getLiveTimeline().getEvents()
     .find((event) => event.getContent().body === history[0]).getId();
@@ -109,8 +113,7 @@ await run(async () => {
   await tabletCrypto.loadSessionBackupPrivateKeyFromSecretStorage();
   const check = await tabletCrypto.checkKeyBackupAndEnable();
   const restored = await tabletCrypto.restoreKeyBackup();
-  const bodies = await until("the tablet decrypts the history",
-    () => encrypted.every((event) => !event.isDecryptionFailure()) && encrypted.map((event) => event.getContent().body),
+  await until("the tablet decrypts the history", () => encrypted.every((event) => !event.isDecryptionFailure()),
     { describe: () => encrypted.map((event) => event.decryptionFailureReason) });
   const tabletThread = await until("the tablet has the thread", () => tablet.getRoom(roomId).getThread(root));
   await until("the tablet fetches the thread", () => tabletThread.initialEventsFetched);
@@ -118,7 +121,12 @@ await run(async () => {
     const event = tabletThread.events.find((candidate) => candidate.getId() === threadReply);
     return event && !event.isDecryptionFailure() && event.getContent().body;
   }, { describe: () => tabletThread.events.map((event) => event.getId()) });
-  say({ step: "restored", failedBefore: before, threadReplyOnTablet, total: restored.total, imported: restored.imported,
+  const editedOnTablet = await until("the tablet shows bob's edit", () => {
+    const body = tablet.getRoom(roomId).findEventById(noted)?.getContent().body;
+    return body === "noted, thanks" && body;
+  }, { describe: () => tablet.getRoom(roomId).findEventById(noted)?.getContent() });
+  const bodies = encrypted.map((event) => event.getContent().body);
+  say({ step: "restored", failedBefore: before, threadReplyOnTablet, editedOnTablet, total: restored.total, imported: restored.imported,
         backupVersion: check?.backupInfo?.version ?? null, trusted: check?.trustInfo?.matchesDecryptionKey ?? null, bodies });
 
   await tabletCrypto.bootstrapCrossSigning({});
