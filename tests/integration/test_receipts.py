@@ -150,3 +150,35 @@ async def test_a_receipt_clears_notification_counts(api, homeserver):
     assert before == 2
     assert (await receipt(api, bob, room_id, last, "m.read.private"))[0] == 200
     assert (await homeserver.push.counts("@bob:localhost", [room_id]))[room_id]["notification_count"] == 0
+
+
+async def test_a_sync_that_sees_a_receipt_sees_the_counts_it_cleared(api, homeserver, monkeypatch):
+    """Element sends m.fully_read and a receipt together (/read_markers): the fully-read
+    marker wakes the user's other sessions at once, and a sync made while the receipt is
+    written must not see the receipt with the counts from before it. Else it moves past the
+    receipt and the session shows the room unread until something else happens there."""
+    import asyncio
+
+    alice, bob, room_id = await joined_room(api)
+    last = await api.send_text(alice["access_token"], room_id, "unread", "t1")
+    since = (await api.sync(bob["access_token"]))["next_batch"]
+    counting, release = asyncio.Event(), asyncio.Event()
+    mark_read = homeserver.push.mark_read
+
+    async def slow_mark_read(*args, **kwargs):
+        counting.set()
+        await release.wait()
+        await mark_read(*args, **kwargs)
+
+    monkeypatch.setattr(homeserver.push, "mark_read", slow_mark_read)
+    markers = asyncio.ensure_future(api.post(f"/rooms/{room_id}/read_markers",
+                                             {"m.fully_read": last, "m.read.private": last}, token=bob["access_token"]))
+    await asyncio.wait_for(counting.wait(), 10)
+    seen = {}
+    during = await api.sync(bob["access_token"], since=since, timeout="0")
+    seen.update({room: joined.get("unread_notifications") for room, joined in during["rooms"]["join"].items()})
+    release.set()
+    assert (await markers)[0] == 200
+    after = await api.sync(bob["access_token"], since=during["next_batch"], timeout="0")
+    seen.update({room: joined.get("unread_notifications") for room, joined in after["rooms"]["join"].items()})
+    assert seen[room_id] == {"notification_count": 0, "highlight_count": 0}

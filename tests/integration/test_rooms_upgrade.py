@@ -232,3 +232,84 @@ async def test_a_refused_follow_up_of_an_upgrade_is_logged(api, caplog):
     assert status == 200, body
     warnings = [r.getMessage() for r in caplog.records if r.name == "ranvier.rooms.upgrade"]
     assert any(old in message and "power levels" in message for message in warnings), warnings
+
+
+async def test_members_keep_their_tags_direct_chats_and_room_rules(api):
+    """The spec: the server transfers a member's personal settings to the new room (Synapse:
+    the tags, the m.direct entries and the push rules naming the old room, for every local
+    member of the old room). Element mutes a room with an override rule named after it."""
+    alice, bob, carol = [await _user(api, name) for name in ("alice", "bob", "carol")]
+    old = await api.create_room(alice, preset="trusted_private_chat", is_direct=True, invite=["@bob:localhost"])
+    assert (await api.post(f"/join/{quote(old)}", {}, token=bob))[0] == 200
+    other = await api.create_room(alice)
+    direct = {"@bob:localhost": [other, old], "@dan:localhost": ["!elsewhere:localhost"]}
+    assert (await api.put("/user/@alice:localhost/account_data/m.direct", direct, token=alice))[0] == 200
+    assert (await api.put(f"/user/@alice:localhost/rooms/{quote(old)}/tags/m.favourite", {"order": 0.25},
+                          token=alice))[0] == 200
+    mute = {"conditions": [{"kind": "event_match", "key": "room_id", "pattern": old}], "actions": []}
+    assert (await api.put(f"/pushrules/global/override/{quote(old)}", mute, token=alice))[0] == 200
+    assert (await api.put(f"/pushrules/global/room/{quote(old)}", {"actions": ["notify"]}, token=bob))[0] == 200
+    disabled = {"conditions": [{"kind": "event_match", "key": "room_id", "pattern": old}], "actions": ["notify"]}
+    assert (await api.put("/pushrules/global/underride/quiet", disabled, token=bob))[0] == 200
+    assert (await api.put("/pushrules/global/underride/quiet/enabled", {"enabled": False}, token=bob))[0] == 200
+    assert (await api.put(f"/user/@carol:localhost/rooms/{quote(old)}/tags/m.lowpriority", {}, token=carol))[0] == 200
+
+    status, body = await _upgrade(api, alice, old, "11")
+    assert status == 200, body
+    new = body["replacement_room"]
+
+    status, tags = await api.get(f"/user/@alice:localhost/rooms/{quote(new)}/tags", token=alice)
+    assert (status, tags) == (200, {"tags": {"m.favourite": {"order": 0.25}}})
+    status, direct_now = await api.get("/user/@alice:localhost/account_data/m.direct", token=alice)
+    assert direct_now == {"@bob:localhost": [other, old, new], "@dan:localhost": ["!elsewhere:localhost"]}
+    status, rule = await api.get(f"/pushrules/global/override/{quote(new)}", token=alice)
+    assert status == 200 and rule["actions"] == [] and rule["enabled"] is True, rule
+    assert rule["conditions"] == [{"kind": "event_match", "key": "room_id", "pattern": new}]
+    status, rule = await api.get(f"/pushrules/global/override/{quote(old)}", token=alice)
+    assert status == 200 and rule["conditions"][0]["pattern"] == old  # the old room's rule stays
+    status, rule = await api.get(f"/pushrules/global/room/{quote(new)}", token=bob)
+    assert status == 200 and rule["actions"] == ["notify"], rule
+    status, rules = await api.get("/pushrules/", token=bob)
+    assert [r["rule_id"] for r in rules["global"]["underride"] if not r["default"]] == ["quiet"]  # disabled: not copied
+    # Carol never joined the old room: nothing of hers is copied.
+    status, tags = await api.get(f"/user/@carol:localhost/rooms/{quote(new)}/tags", token=carol)
+    assert (status, tags) == (200, {"tags": {}})
+    # The copies reach the members' clients through /sync.
+    synced = await api.sync(alice)
+    assert synced["rooms"]["join"][new]["account_data"]["events"] == [
+        {"type": "m.tag", "content": {"tags": {"m.favourite": {"order": 0.25}}}}]
+
+
+async def test_a_user_joining_the_new_room_later_gets_their_settings(api):
+    """Synapse also carries the settings over when a user joins the new room (the spec's
+    wording), for upgrades made on another server or while the user was not in the old
+    room; only for a room the old room's tombstone names, as anyone may claim a predecessor."""
+    alice, bob = [await _user(api, name) for name in ("alice", "bob")]
+    old = await api.create_room(alice, preset="public_chat")
+    assert (await api.post(f"/join/{quote(old)}", {}, token=bob))[0] == 200
+    assert (await api.put(f"/user/@bob:localhost/rooms/{quote(old)}/tags/m.favourite", {}, token=bob))[0] == 200
+    assert (await api.put("/user/@bob:localhost/account_data/m.direct", {"@alice:localhost": [old]}, token=bob))[0] == 200
+    mute = {"conditions": [{"kind": "event_match", "key": "room_id", "pattern": old}], "actions": []}
+    assert (await api.put(f"/pushrules/global/override/{quote(old)}", mute, token=bob))[0] == 200
+    assert (await api.post(f"/rooms/{quote(old)}/leave", {}, token=bob))[0] == 200
+    # A room that claims the old one as its predecessor, without the old room's say-so.
+    impostor = await api.create_room(alice, preset="public_chat",
+                                     creation_content={"predecessor": {"room_id": old, "event_id": "$x"}})
+    assert (await api.post(f"/join/{quote(impostor)}", {}, token=bob))[0] == 200
+    status, tags = await api.get(f"/user/@bob:localhost/rooms/{quote(impostor)}/tags", token=bob)
+    assert tags == {"tags": {}}
+
+    status, body = await _upgrade(api, alice, old, "11")
+    assert status == 200, body
+    new = body["replacement_room"]
+    status, tags = await api.get(f"/user/@bob:localhost/rooms/{quote(new)}/tags", token=bob)
+    assert tags == {"tags": {}}  # Bob was not in the old room at the upgrade
+    assert (await api.post(f"/rooms/{quote(new)}/join", {}, token=bob))[0] == 200
+    status, tags = await api.get(f"/user/@bob:localhost/rooms/{quote(new)}/tags", token=bob)
+    assert tags == {"tags": {"m.favourite": {}}}
+    status, direct = await api.get("/user/@bob:localhost/account_data/m.direct", token=bob)
+    assert direct == {"@alice:localhost": [old, new]}
+    status, rule = await api.get(f"/pushrules/global/override/{quote(new)}", token=bob)
+    assert status == 200 and rule["conditions"][0]["pattern"] == new
+    status, rule = await api.get(f"/pushrules/global/override/{quote(impostor)}", token=bob)
+    assert status == 404

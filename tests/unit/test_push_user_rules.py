@@ -241,3 +241,27 @@ def test_candidates_cover_every_member_whose_outcome_differs():
             rules = rules_by_user[user_id].compile() if user_id in rules_by_user else DEFAULT_RULESET
             own = matching_rule(rules, event, Member(user_id, aud.joined[user_id].content.get("displayname")))
             assert (own.actions if own else ()) == (generic.actions if generic else ()), (user_id, event.flat)
+
+
+def test_a_room_upgrade_copies_the_enabled_rules_about_the_old_room():
+    new_room = "!replacement:example.org"
+    rules = UserRules()
+    put(rules, "room", ROOM, actions=[])
+    put(rules, "override", "mute", actions=[], conditions=[
+        {"kind": "event_match", "key": "room_id", "pattern": ROOM},
+        {"kind": "event_match", "key": "type", "pattern": "m.room.message"}])
+    put(rules, "underride", "off", actions=["notify"], conditions=[{"kind": "event_match", "key": "room_id", "pattern": ROOM}])
+    rules.set_attribute("underride", "off", "enabled", False)
+    put(rules, "override", "elsewhere", actions=[], conditions=[
+        {"kind": "event_match", "key": "room_id", "pattern": "!other:example.org"}])
+
+    assert rules.copy_room_rules(ROOM, new_room) is True
+    assert rules.find("room", new_room)["actions"] == []
+    copied = rules.find("override", new_room)
+    assert copied["conditions"] == [{"kind": "event_match", "key": "room_id", "pattern": new_room},
+                                    {"kind": "event_match", "key": "type", "pattern": "m.room.message"}]
+    assert rules.find("override", "mute")["conditions"][0]["pattern"] == ROOM  # the original stays
+    assert [rule["rule_id"] for rule in rules.own["underride"]] == ["off"]  # disabled: not copied
+    assert actions_for(rules, message("hello", room=new_room)) == ()
+    # Copying again changes nothing: the copies exist.
+    assert rules.copy_room_rules(ROOM, new_room) is False

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from ranvier.errors import MatrixError, no_identity_server
 from ranvier.events.identifiers import InvalidIdentifier, is_valid_server_name, parse_user_id
+from ranvier.rooms.upgrade_settings import carry_over_on_join
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import refuse_if_suspended, requester
 from ranvier.web.http import json_response, read_json
@@ -44,14 +45,19 @@ async def join(request: web.Request) -> web.Response:
     not hold through the servers `via` names (or the alias's, the inviter's, the room ID's).
     Guests only where `m.room.guest_access` is `can_join` (else 403 M_GUEST_ACCESS_FORBIDDEN),
     and only here; suspended accounts 403 M_USER_SUSPENDED. Joining a room one is in changes
-    nothing."""
+    nothing. Joining the replacement of an upgraded room carries the user's tags, direct
+    chats and push rules of the old room over (rooms/upgrade_settings.py)."""
     hs = request.app[HOMESERVER]
     who = await requester(request, allow_guest=True)
     refuse_if_suspended(who, "join rooms")
     body = await read_json(request, allow_empty=True)
     room_id, servers = await resolve_room(request, request.match_info["room_id_or_alias"])
     hs.limits.join.check(who.user_id)
+    head = await hs.rooms.head_if_known(room_id)
+    was_joined = head is not None and who.user_id in head.joined
     await hs.rooms.join(who.user_id, room_id, reason=field(body, "reason", str), guest=who.is_guest, servers=servers)
+    if not was_joined:
+        await carry_over_on_join(hs.rooms, hs.account_data, hs.push, who.user_id, room_id)
     return json_response({"room_id": room_id})
 
 

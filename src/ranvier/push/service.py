@@ -247,6 +247,12 @@ class PushService:
         checked = check_actions(actions)
         await self._edit(user_id, lambda rules: rules.set_attribute(kind, rule_id, "actions", checked))
 
+    async def copy_room_rules(self, user_id: str, old_room_id: str, new_room_id: str) -> None:
+        """The user's rules about a room apply to its replacement too (a room upgrade);
+        nothing is written when no rule names the old room."""
+        if copy.deepcopy(self.rules_of(user_id)).copy_room_rules(old_room_id, new_room_id):
+            await self._edit(user_id, lambda rules: rules.copy_room_rules(old_room_id, new_room_id))
+
     async def _edit(self, user_id: str, change: Callable[[UserRules], None]) -> None:
         """Apply one edit to a copy of the user's rules, store it, then use it (one edit of a
         user's rules at a time, so none is lost)."""

@@ -195,6 +195,30 @@ class UserRules:
             raise MatrixError("M_NOT_FOUND", "The push rule was not found")
         self.own[kind] = kept
 
+    def copy_room_rules(self, old_room_id: str, new_room_id: str) -> bool:
+        """Give a room's replacement (a room upgrade) a copy of each enabled rule of the user's
+        that names the old room: a room rule (its ID is the room), or an override or underride
+        rule with a `room_id` condition on it. Each copy is named after the new room, as
+        Synapse names them, and its conditions name the new room; a rule of that name that
+        exists already is kept. Whether anything was copied."""
+        copied = False
+        for kind in KINDS:
+            for rule in list(self.own[kind]):
+                about_room = rule["rule_id"] == old_room_id if kind == "room" else any(
+                    condition.get("key") == "room_id" and condition.get("pattern") == old_room_id
+                    for condition in rule.get("conditions", ()))
+                if not about_room or not rule["enabled"] or any(r["rule_id"] == new_room_id for r in self.own[kind]):
+                    continue
+                copy = {**rule, "rule_id": new_room_id}
+                if "conditions" in rule:
+                    copy["conditions"] = [
+                        {**condition, "pattern": new_room_id}
+                        if condition.get("key") == "room_id" and condition.get("pattern") == old_room_id else condition
+                        for condition in rule["conditions"]]
+                self.put(kind, copy, before=None, after=None)
+                copied = True
+        return copied
+
     def set_attribute(self, kind: str, rule_id: str, name: str, value: Any) -> None:
         """Set `enabled` or `actions` of a user rule or a default rule."""
         self.find(kind, rule_id)

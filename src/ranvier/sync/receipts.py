@@ -102,13 +102,16 @@ class Receipts:
             moved = await self.store.advance(Receipt(
                 room_id, receipt_type, user_id, thread_id or "", row.event.event_id, row.stream_ordering, ts, position,
             ))
+            push = self._push()
+            if moved and push is not None:
+                # The counts change before the receipt's position is reached: a sync that
+                # sees the receipt (woken by anything, such as the fully-read marker sent
+                # with it) sees the counts it cleared, and none moves past it with the old.
+                await push.mark_read(user_id, room_id, row.stream_ordering, thread_id)
         finally:
             self.positions.finish(position)
         if not moved:
             return
-        push = self._push()
-        if push is not None:  # counts first: the syncs woken next must see them
-            await push.mark_read(user_id, room_id, row.stream_ordering, thread_id)
         self.notifier.notify([f"user:{user_id}"] if receipt_type == READ_PRIVATE else [f"room:{room_id}"])
         if receipt_type == READ and domain_of(user_id) == self.rooms.server_name:
             for listener in self.local_listeners:

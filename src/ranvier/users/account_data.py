@@ -19,6 +19,7 @@ from ranvier.users.personal_store import AccountDataStore
 SERVER_MANAGED = ("m.fully_read", "m.push_rules")
 IGNORED_USER_LIST = "m.ignored_user_list"
 TAGS = "m.tag"
+DIRECT = "m.direct"
 
 
 def check_ignored_user_list(user_id: str, content: dict[str, Any]) -> None:
@@ -131,3 +132,22 @@ class AccountData:
             if tag in tags:
                 del tags[tag]
                 await self.put(user_id, TAGS, {"tags": tags}, room_id)
+
+    # -- room upgrades -------------------------------------------------------------------
+
+    async def copy_room_entries(self, user_id: str, old_room_id: str, new_room_id: str) -> None:
+        """The user's tags of a room are given to its replacement (a room upgrade), and each
+        m.direct list holding the old room gets the new one, as Synapse does. Nothing is
+        written when there is nothing to copy."""
+        async with self._tag_lock:
+            current = await self.tags(user_id, new_room_id)
+            tags = {**current, **await self.tags(user_id, old_room_id)}
+            if tags != current:
+                await self.put(user_id, TAGS, {"tags": tags}, new_room_id)
+        direct = await self.store.get(user_id, "", DIRECT)
+        if not direct:
+            return
+        lists = {other: rooms + [new_room_id] if isinstance(rooms, list) and old_room_id in rooms
+                 and new_room_id not in rooms else rooms for other, rooms in direct.items()}
+        if lists != direct:
+            await self.put(user_id, DIRECT, lists)
