@@ -98,13 +98,19 @@ def pair(clock: Clock, bot_master: bool = True, user_master: bool = True) -> tup
     return bot, alice
 
 
+def bot_accepts_her_request(bot: Side, alice: Side) -> tuple[Verification, Verification]:
+    """Alice asks the bot's device; the bot accepts (its ready is in its outbox). (bot's, hers)"""
+    asked = alice.machine.request(bot.party.user_id, [bot.party.device_id])
+    deliver(alice, bot)
+    [answering] = bot.notices("request")
+    bot.machine.accept(answering)
+    return answering, asked
+
+
 def to_sas(bot: Side, alice: Side, alice_requests: bool = True) -> tuple[Verification, Verification]:
     """Run a request to the point where both sides show the strings."""
     if alice_requests:
-        asked = alice.machine.request(bot.party.user_id, [bot.party.device_id])
-        deliver(alice, bot)
-        [answering] = bot.notices("request")
-        bot.machine.accept(answering)
+        answering, asked = bot_accepts_her_request(bot, alice)
     else:
         answering = bot.machine.request(alice.party.user_id, [alice.party.device_id])
         deliver(bot, alice)
@@ -112,7 +118,7 @@ def to_sas(bot: Side, alice: Side, alice_requests: bool = True) -> tuple[Verific
         alice.machine.accept(asked)
     kinds = exchange(bot, alice)
     assert kinds == ["ready", "start", "accept", "key", "key"]
-    return (answering, asked) if alice_requests else (answering, asked)
+    return answering, asked
 
 
 # --- computations -----------------------------------------------------------------
@@ -322,10 +328,7 @@ def test_a_request_without_sas_or_too_old_is_ignored(clock: Clock) -> None:
 
 def test_a_message_out_of_order_is_unexpected(clock: Clock) -> None:
     bot, alice = pair(clock)
-    alice.machine.request(bot.party.user_id, [bot.party.device_id])
-    deliver(alice, bot)
-    [verification] = bot.notices("request")
-    bot.machine.accept(verification)
+    verification, _ = bot_accepts_her_request(bot, alice)
     bot.machine.outbox.clear()
     bot.machine.receive(alice.party.user_id, PREFIX + "mac", {"transaction_id": verification.transaction_id, "mac": {}, "keys": "x"})
     assert verification.cancel_code == UNEXPECTED_MESSAGE and cancels(bot) == [UNEXPECTED_MESSAGE]
@@ -375,10 +378,7 @@ def test_a_mac_that_overtakes_its_key_is_checked_once_the_key_is_in(clock: Clock
 def test_a_mac_before_she_can_have_the_bot_s_key_is_unexpected(clock: Clock) -> None:
     """She started: the bot sends its key only after hers, so a MAC before her key cannot be hers in order."""
     bot, alice = pair(clock)
-    alice.machine.request(bot.party.user_id, [bot.party.device_id])
-    deliver(alice, bot)
-    [on_bot] = bot.notices("request")
-    bot.machine.accept(on_bot)
+    on_bot, _ = bot_accepts_her_request(bot, alice)
     assert deliver(bot, alice) == ["ready"]
     assert deliver(alice, bot) == ["start"]
     assert on_bot.phase is Phase.ACCEPTED and [m.event_type for m in bot.machine.outbox] == [PREFIX + "accept"]

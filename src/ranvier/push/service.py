@@ -250,18 +250,18 @@ class PushService:
     async def copy_room_rules(self, user_id: str, old_room_id: str, new_room_id: str) -> None:
         """The user's rules about a room apply to its replacement too (a room upgrade);
         nothing is written when no rule names the old room."""
-        if copy.deepcopy(self.rules_of(user_id)).copy_room_rules(old_room_id, new_room_id):
-            await self._edit(user_id, lambda rules: rules.copy_room_rules(old_room_id, new_room_id))
+        await self._edit(user_id, lambda rules: rules.copy_room_rules(old_room_id, new_room_id))
 
-    async def _edit(self, user_id: str, change: Callable[[UserRules], None]) -> None:
+    async def _edit(self, user_id: str, change: Callable[[UserRules], bool | None]) -> None:
         """Apply one edit to a copy of the user's rules, store it, then use it (one edit of a
-        user's rules at a time, so none is lost)."""
+        user's rules at a time, so none is lost); an edit that returns False changed nothing,
+        and nothing is stored."""
         lock = self._rule_locks.setdefault(user_id, asyncio.Lock())
         async with lock:
             rules = copy.deepcopy(self.rules_of(user_id))
-            change(rules)
-            await self.account_data.put(user_id, PUSH_RULES, {"global": rules.content(user_id)})
-            self._install(user_id, rules)
+            if change(rules) is not False:
+                await self.account_data.put(user_id, PUSH_RULES, {"global": rules.content(user_id)})
+                self._install(user_id, rules)
         if not lock.locked():
             self._rule_locks.pop(user_id, None)
 
