@@ -99,6 +99,26 @@ async def test_tags(api, homeserver):
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
 
 
+async def test_a_room_joined_since_the_last_sync_brings_its_older_account_data(api):
+    """Tags set on a room before joining it (a room upgrade copies them so) were written at
+    an account data position the user's syncs have passed: the sync that shows the join
+    carries all the room's account data; later ones only what changed."""
+    alice, bob = await api.register_all("alice", "bob")
+    room_id = await api.create_room(alice["access_token"], preset="public_chat")
+    base = f"/user/@bob:localhost/rooms/{room_id}"
+    assert (await api.put(f"{base}/tags/m.lowpriority", {}, token=bob["access_token"]))[0] == 200
+    assert (await api.put(f"{base}/account_data/org.example.seen", {"at": 1}, token=bob["access_token"]))[0] == 200
+    first = await api.sync(bob["access_token"])
+    assert room_id not in first["rooms"]["join"]
+    assert (await api.post(f"/join/{room_id}", {}, token=bob["access_token"]))[0] == 200
+    joined = await api.sync(bob["access_token"], since=first["next_batch"])
+    assert {event["type"]: event["content"] for event in joined["rooms"]["join"][room_id]["account_data"]["events"]} == {
+        "m.tag": {"tags": {"m.lowpriority": {}}}, "org.example.seen": {"at": 1}}
+    await api.send_text(alice["access_token"], room_id, "hello")
+    later = await api.sync(bob["access_token"], since=joined["next_batch"])
+    assert later["rooms"]["join"][room_id]["account_data"]["events"] == []
+
+
 async def test_account_data_write_wakes_the_user(api, homeserver):
     (alice,) = await api.register_all("alice")
     with homeserver.notifier.subscribe(["user:@alice:localhost"]) as subscription:

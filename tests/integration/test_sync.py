@@ -106,6 +106,34 @@ async def test_a_message_committed_while_a_poll_finds_nothing_wakes_it_at_once(h
     assert time.monotonic() - began < 5.0
 
 
+async def test_a_join_committed_while_a_poll_finds_nothing_wakes_it_with_the_room(homeserver, api):
+    """The user's own join between a poll's first look and its subscription: the look after
+    subscribing must read the user's rooms again, or it misses the new room and sleeps
+    (the join's wake-up already sent) until the timeout."""
+    alice, bob = await api.register_all("alice", "bob")
+    joined_room = await api.create_room(alice["access_token"], preset="public_chat")
+    await api.post(f"/rooms/{joined_room}/join", {}, token=bob["access_token"])
+    new_room = await api.create_room(alice["access_token"], preset="public_chat")
+    start = await sync(api, bob["access_token"])
+    await api.send_text(alice["access_token"], new_room, "before bob")  # bob's token is behind, with no news
+    compute = homeserver.sync._compute
+    joins = []
+
+    async def compute_then_join(*args):
+        response = await compute(*args)
+        if not joins:  # after the first look (which found nothing), before the subscription
+            joins.append(await api.post(f"/join/{new_room}", {}, token=bob["access_token"]))
+        return response
+
+    homeserver.sync._compute = compute_then_join
+    began = time.monotonic()
+    woke = await sync(api, bob["access_token"], since=start["next_batch"], timeout=10000,
+                      filter={"presence": {"not_types": ["*"]}})
+    assert joins and joins[0][0] == 200
+    assert list(woke["rooms"]["join"]) == [new_room]
+    assert time.monotonic() - began < 5.0
+
+
 async def test_long_poll_times_out_with_the_same_token(api):
     (alice,) = await api.register_all("alice")
     await api.create_room(alice["access_token"])

@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
-from ranvier.events.model import MEMBER, Event
+from ranvier.events.model import MEMBER
 from ranvier.requester import Requester
 from ranvier.rooms.service import RoomHead, RoomServer
 from ranvier.rooms.store import EventRow, StateKey
@@ -21,6 +20,7 @@ from ranvier.rooms.sync_queries import SyncQueries
 from ranvier.rooms.visibility import is_visible
 from ranvier.sync.filters import SyncFilter, filter_json
 from ranvier.sync.room_members import LAZY_CONNECTIONS, RoomMembers
+from ranvier.sync.room_sections import PendingRoom, Prefetched, RoomDelta, TimelineSlice
 from ranvier.sync.store import FilterStore
 from ranvier.sync.stream_sections import StreamSections, _Window
 from ranvier.notify.notifier import Notifier
@@ -33,71 +33,6 @@ MAX_TIMEOUT_MS = 5 * 60 * 1000
 _FILTERS_PARSED = 10_000
 #: How many events a filtered timeline may scan per event it returns.
 _SCAN_FACTOR = 10
-
-
-@dataclass
-class _Prefetched:
-    """What the rooms of one sync need, read for all of them at once: their heads, the
-    newest events of each room's window (the first batch its timeline looks at) and the
-    user's membership history in each."""
-
-    heads: dict[str, RoomHead]
-    recent: dict[str, list[EventRow]]
-    histories: dict[str, list[tuple[int, str]]]
-    #: The user's memberships (room_id -> (membership, stream)), as `RoomServer.user_memberships`.
-    memberships: dict[str, tuple[str, int]]
-    #: The state groups a full section starts from when the room's state changed within
-    #: its timeline (group -> state IDs).
-    state_groups: dict[int, dict[StateKey, str]]
-
-
-@dataclass
-class _PendingRoom:
-    """A joined room's section whose events are not serialised yet (every room's are
-    serialised together, but for a timeline already serialised for every reader), with the
-    IDs of its state events, looked up together too."""
-
-    section: dict[str, Any]
-    timeline_rows: list[EventRow]
-    state_ids: dict[StateKey, str]
-    #: The room's current state (its head's), which holds most of the state section's events parsed.
-    current: dict[StateKey, Event]
-    #: Encoded events, or dicts with `event_fields` or the federation format (see Timeline.serialize).
-    timeline_events: list[Any] | None = None
-
-
-@dataclass
-class _Slice:
-    """A room's timeline in a sync: its events (oldest first); `limited` when matching
-    events were left before them; `gap_before`, the stream position below which the
-    window was not returned (None when it all was); and the state events in the window
-    that the timeline filter left out. `oldest_scanned`: the stream position of the oldest
-    event looked at (None when none was); a reader joined before it sees the same slice
-    whoever computed it."""
-
-    rows: list[EventRow]
-    limited: bool
-    gap_before: int | None
-    hidden_state: list[EventRow]
-    oldest_scanned: int | None = None
-
-
-@dataclass
-class _RoomDelta:
-    """What an incremental sync shows of a joined room between two stream positions, the
-    same for every reader who was joined throughout and reads with the same timeline
-    filter and the same ignored senders: the timeline slice, the IDs of the state events
-    of its gap (before lazy-loading, which depends on the connection) and the timeline's
-    client events, serialised once (None when they depend on the reader)."""
-
-    timeline: _Slice
-    state_ids: dict[StateKey, str]
-    events: list[Any] | None
-    #: (sender, sending device) of the timeline's events: that device's own copy differs
-    #: (it carries the transaction IDs).
-    sending_devices: frozenset[tuple[str, str]]
-    #: Whether the timeline or the gap's state holds member events (the summary is sent then).
-    members_changed: bool
 
 
 class SyncService(StreamSections, RoomMembers):
@@ -188,8 +123,9 @@ class SyncService(StreamSections, RoomMembers):
             keys = [f"user:{requester.user_id}"] + [f"room:{room_id}" for room_id, (m, _) in memberships.items()
                                                       if m in ("join", "invite", "knock")]
             with self.notifier.subscribe(keys) as subscription:
-                if self.current_token() != now:
+                if self.current_token() != now:  # the user's rooms may have changed too
                     now = self.current_token()
+                    memberships = dict(await self.rooms.user_memberships(requester.user_id))
                     response = await self._compute(requester, since_token, now, sync_filter, full_state, memberships,
                                                    room_ids_in_events)
                     if _has_news(response):
@@ -247,6 +183,11 @@ class SyncService(StreamSections, RoomMembers):
                     (since is not None and room_id in changed_membership) or (since is None and sync_filter.room.include_leave)
                     or (full_state and sync_filter.room.include_leave)):
                 rooms["leave"][room_id] = await self._left_room(window, room_id, stream)
+        whole = [room_id for room_id, joined_since in shown_since.items() if joined_since is None or full_state]
+        if since is not None and whole and account_data is not None:
+            # A room joined in this window (or all, for full_state) brings all its account
+            # data: tags written before the join (a room upgrade's, a client's) come with it.
+            room_data = {**room_data, **await account_data.of_rooms(requester.user_id, whole, now.account_data)}
         prefetched = await self._prefetch(window, shown_since)
         pending = {room_id: await self._joined_room(window, room_id, joined_since, ephemeral.get(room_id, []),
                                                     room_data.get(room_id, []), prefetched)
@@ -294,7 +235,7 @@ class SyncService(StreamSections, RoomMembers):
     # -- one room ----------------------------------------------------------------------------
 
     async def _timeline_rows(self, window: _Window, room_id: str, since_events: int | None, upto: int,
-                             limit: int, prefetched: _Prefetched | None = None, *, shared: bool = False) -> _Slice:
+                             limit: int, prefetched: Prefetched | None = None, *, shared: bool = False) -> TimelineSlice:
         """The newest `limit` events of (since, upto] that the timeline filter lets through
         and the user may see. When some are left out it scans further back, up to
         `_SCAN_FACTOR` times the limit, so the limit counts the events returned. The first
@@ -338,21 +279,21 @@ class SyncService(StreamSections, RoomMembers):
                         hidden_state.append(row)
                     continue
                 if len(found) == limit:
-                    return _Slice(found[::-1], True, found[-1].stream_ordering if found else row.stream_ordering + 1,
+                    return TimelineSlice(found[::-1], True, found[-1].stream_ordering if found else row.stream_ordering + 1,
                                   hidden_state, oldest)
                 found.append(row)
             budget -= len(rows)
             if len(rows) < batch:  # the whole window has been looked at
-                return _Slice(found[::-1], False, None, hidden_state, oldest)
+                return TimelineSlice(found[::-1], False, None, hidden_state, oldest)
             if budget <= 0:
-                return _Slice(found[::-1], True, found[-1].stream_ordering if found else rows[0].stream_ordering,
+                return TimelineSlice(found[::-1], True, found[-1].stream_ordering if found else rows[0].stream_ordering,
                               hidden_state, oldest)
             cursor = rows[0].stream_ordering - 1
             batch = min(max(limit + 1 - len(found), 20), budget)
 
-    async def _state_for(self, room_id: str, since_events: int | None, upto: int, timeline: _Slice,
+    async def _state_for(self, room_id: str, since_events: int | None, upto: int, timeline: TimelineSlice,
                          full: bool, head: RoomHead | None = None,
-                         prefetched: _Prefetched | None = None) -> dict[StateKey, str]:
+                         prefetched: Prefetched | None = None) -> dict[StateKey, str]:
         """The state section: the whole state at the start of the timeline when `full`,
         else what changed in the gap before it; with, either way, the state events the
         timeline filter left out of the timeline. With the room's `head`, a timeline
@@ -379,7 +320,7 @@ class SyncService(StreamSections, RoomMembers):
                 state_ids[(row.event.type, row.event.state_key)] = row.event.event_id
         return state_ids
 
-    async def _prefetch(self, window: _Window, shown_since: dict[str, int | None]) -> _Prefetched | None:
+    async def _prefetch(self, window: _Window, shown_since: dict[str, int | None]) -> Prefetched | None:
         """For a sync that shows several rooms (an initial sync above all, just after a
         restart): their heads, the first batch of each timeline, the user's membership
         histories and the state groups full sections start from, in a few queries for all
@@ -404,11 +345,11 @@ class SyncService(StreamSections, RoomMembers):
                   if rows and limit and (shown_since[room_id] is None or window.full_state) and room_id in heads}
         starts = [group for group, room_id in starts.items() if group and group != heads[room_id].state_group]
         state_groups = await self.rooms.states.ids_of_groups(starts) if starts else {}
-        return _Prefetched(heads, recent, histories, memberships, state_groups)
+        return Prefetched(heads, recent, histories, memberships, state_groups)
 
     async def _joined_room(self, window: _Window, room_id: str, since_events: int | None,
                            ephemeral: list[dict[str, Any]], account_data: list[dict[str, Any]],
-                           prefetched: _Prefetched | None) -> _PendingRoom:
+                           prefetched: Prefetched | None) -> PendingRoom:
         full = since_events is None or window.full_state
         # Taken from the prefetch when there is one: with more rooms than the heads cache
         # holds, asking again would load each evicted head alone.
@@ -445,9 +386,9 @@ class SyncService(StreamSections, RoomMembers):
         }
         if members_changed:
             section["summary"] = self._summary(head, window.user_id)
-        return _PendingRoom(section, rows, state_ids, head.state, events)
+        return PendingRoom(section, rows, state_ids, head.state, events)
 
-    async def _shared_delta(self, window: _Window, room_id: str) -> _RoomDelta | None:
+    async def _shared_delta(self, window: _Window, room_id: str) -> RoomDelta | None:
         """The room's delta for an incremental sync, computed by the first sync that asks
         for it at this position and shared with the others that wait on the same key; None
         when this reader's view may differ (they joined after an event it looked at)."""
@@ -479,9 +420,9 @@ class SyncService(StreamSections, RoomMembers):
             return None
         return delta
 
-    async def _room_delta(self, window: _Window, room_id: str) -> _RoomDelta:
+    async def _room_delta(self, window: _Window, room_id: str) -> RoomDelta:
         """The part of a joined room's incremental section that does not depend on the
-        reader (see `_RoomDelta`)."""
+        reader (see `RoomDelta`)."""
         timeline = await self._timeline_rows(window, room_id, window.since.events, window.now.events,
                                              _timeline_limit(window), shared=True)
         state_ids = await self._state_for(room_id, window.since.events, window.now.events, timeline, False)
@@ -490,9 +431,9 @@ class SyncService(StreamSections, RoomMembers):
         sending_devices = frozenset((row.event.sender, row.txn_device) for row in timeline.rows)
         members_changed = any(row.event.type == MEMBER for row in timeline.rows) or any(
             key[0] == MEMBER for key in state_ids)
-        return _RoomDelta(timeline, state_ids, events, sending_devices, members_changed)
+        return RoomDelta(timeline, state_ids, events, sending_devices, members_changed)
 
-    async def _finish_joined_rooms(self, window: _Window, pending: dict[str, _PendingRoom]) -> dict[str, dict[str, Any]]:
+    async def _finish_joined_rooms(self, window: _Window, pending: dict[str, PendingRoom]) -> dict[str, dict[str, Any]]:
         """Fill in the events of every joined room's section: the state events of all rooms
         looked up together, and all timelines, then all states, serialised in one call
         each (a call reads what it bundles, such as relations, with one query). The state

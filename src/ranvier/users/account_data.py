@@ -81,6 +81,15 @@ class AccountData:
                           for data_type in sorted(computed)]
         return global_events, room_events
 
+    async def of_rooms(self, user_id: str, room_ids: list[str], upto: int) -> dict[str, list[dict]]:
+        """{room_id: events} of every entry the user holds for these rooms, up to `upto`: all a
+        room's account data, for a room the user has just joined (its tags may be older)."""
+        room_events: dict[str, list[dict]] = {}
+        if room_ids:
+            for room_id, data_type, content in await self.store.of_rooms(user_id, room_ids, upto):
+                room_events.setdefault(room_id, []).append({"type": data_type, "content": content})
+        return room_events
+
     async def entries_of_type(self, data_type: str) -> list[tuple[str, dict[str, Any]]]:
         """(user_id, content) of every user's stored global entry of one type."""
         return await self.store.global_entries_of_type(data_type)

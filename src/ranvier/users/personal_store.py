@@ -8,7 +8,7 @@ room by room would cost a query per room.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import orjson
 
@@ -110,6 +110,16 @@ class AccountDataStore:
             "SELECT room_id, type, content FROM account_data WHERE user_id = ? AND stream_id > ? AND stream_id <= ? "
             "ORDER BY stream_id",
             user_id, since, upto,
+        )
+        return [(r[0], r[1], orjson.loads(r[2])) for r in rows]
+
+    async def of_rooms(self, user_id: str, room_ids: Sequence[str], upto: int) -> list[tuple[str, str, dict[str, Any]]]:
+        """(room_id, type, content) of the user's entries for these rooms written up to `upto`."""
+        condition, parameter = any_of(self.db, room_ids)
+        rows = await self.db.fetchall(
+            f"SELECT room_id, type, content FROM account_data WHERE user_id = ? AND room_id {condition} "
+            "AND stream_id <= ? ORDER BY stream_id",
+            user_id, parameter, upto,
         )
         return [(r[0], r[1], orjson.loads(r[2])) for r in rows]
 
