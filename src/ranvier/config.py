@@ -230,6 +230,13 @@ class TurnConfig:
 
 
 @dataclass
+class AppServicesConfig:
+    #: Registration files (YAML) of the application services (bridges, bots) this server
+    #: talks to, as Synapse's `app_service_config_files`.
+    registration_files: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Config:
     server_name: str = "localhost"
     #: The URL clients use to reach this server; derived from the first listener when empty.
@@ -250,6 +257,7 @@ class Config:
     turn: TurnConfig = field(default_factory=TurnConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
+    app_services: AppServicesConfig = field(default_factory=AppServicesConfig)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "Config":

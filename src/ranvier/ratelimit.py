@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
+from typing import Callable
 
 from ranvier.errors import MatrixError
 from ranvier.metrics import RATE_LIMITED
@@ -22,15 +23,20 @@ class RateLimiter:
     `overrides` gets its own (per_second, burst) instead, and per_second 0 means no limit."""
 
     def __init__(self, per_second: float, burst: int, clock=time.monotonic, *, name: str = "",
-                 overrides: dict[str, tuple[float, int]] | None = None) -> None:
+                 overrides: dict[str, tuple[float, int]] | None = None,
+                 unlimited: Callable[[str], bool] | None = None) -> None:
         self.per_second = per_second
         self.burst = burst
         self.overrides = overrides if overrides is not None else {}
+        #: Keys never limited (the users of an application service that is not rate limited).
+        self.unlimited = unlimited
         self._clock = clock
         self._refused = RATE_LIMITED.labels(name or "unnamed")
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def _limits(self, key: str) -> tuple[float, int]:
+        if self.unlimited is not None and self.unlimited(key):
+            return 0.0, 0
         return self.overrides.get(key, (self.per_second, self.burst))
 
     def _level(self, key: str, now: float, per_second: float, burst: int) -> float:

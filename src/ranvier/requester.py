@@ -15,3 +15,5 @@ class Requester:
     #: Account moderation (spec "Account locking" / "Account suspension").
     locked: bool = False
     suspended: bool = False
+    #: The application service acting (with its as_token) as this user, if one is.
+    app_service: str | None = None

@@ -10,11 +10,15 @@ import asyncio
 import logging
 import os
 import ssl
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 from aiohttp import web
 
 from ranvier import background, memory
+from ranvier.appservice.registration import load_registrations
+from ranvier.appservice.service import AppServices
 from ranvier.config import Config
 from ranvier.e2ee.backup import KeyBackup
 from ranvier.e2ee.backup_store import BackupStore
@@ -142,14 +146,16 @@ class RateLimits:
     join: RateLimiter
 
     @classmethod
-    def from_config(cls, config: Config, user_overrides: dict[str, tuple[float, int]]) -> "RateLimits":
-        """The limiters; `user_overrides` (an admin's per-user limits) apply to the
-        limiters keyed by user, message and join."""
+    def from_config(cls, config: Config, user_overrides: dict[str, tuple[float, int]],
+                    unlimited_users: Callable[[str], bool] | None = None) -> "RateLimits":
+        """The limiters; `user_overrides` (an admin's per-user limits) and `unlimited_users`
+        (application services' users spared) apply to the limiters keyed by user, message and join."""
         limits = config.rate_limits
         return cls(
             **{
                 name: RateLimiter(getattr(limits, name).per_second, getattr(limits, name).burst, name=name,
-                                  overrides=user_overrides if name in ("message", "join") else None)
+                                  overrides=user_overrides if name in ("message", "join") else None,
+                                  unlimited=unlimited_users if name in ("message", "join") else None)
                 for name in ("login", "registration", "message", "join")
             }
         )
@@ -197,6 +203,7 @@ class Homeserver:
         self.user_admin: UserAdminStore | None = None
         self.room_admin: RoomAdmin | None = None
         self.users: UserService | None = None
+        self.appservices = AppServices([])
         self.notifier: Notifier | None = None
         self.rooms: RoomServer | None = None
         self.push: PushService | None = None
@@ -251,6 +258,7 @@ class Homeserver:
         self.signing_key, self.signing_key_created = load_or_create_signing_key(self.config.signing_key_path)
         self.db = await open_storage(self.config)
         self.users = UserService(self.db, self.config, uia_secret=self.signing_key.sign(b"ranvier uia request key"))
+        await self._start_appservices()
         self.notifier = Notifier()
         self.rooms = RoomServer(RoomStore(self.db), self.users.store, server_name=self.config.server_name,
                                 signing_key=self.signing_key, notifier=self.notifier)
@@ -364,12 +372,29 @@ class Homeserver:
         self.key_backup = KeyBackup(BackupStore(self.db))
         self.users.device_listeners += [self.to_device.devices_changed, self.keys.devices_changed]
 
+    async def _start_appservices(self) -> None:
+        """The registered application services, and each one's sender account."""
+        store = self.users.store
+
+        async def account_exists(user_id: str) -> bool:
+            return await store.get_account(user_id) is not None
+
+        async def device_exists(user_id: str, device_id: str) -> bool:
+            return await store.get_device(user_id, device_id) is not None
+
+        registrations = load_registrations(self.config.app_services.registration_files, self.config.server_name)
+        self.appservices = AppServices(registrations, account_exists=account_exists, device_exists=device_exists)
+        for registration in registrations:
+            localpart = registration.sender[1:].split(":", 1)[0]
+            await store.create_account(registration.sender, None, now=int(time.time() * 1000), displayname=localpart)
+
     async def _start_moderation(self) -> None:
         """Shadow bans and rate limit overrides, in memory where the hot paths read them."""
         self.moderation = Moderation(self.db)
         await self.moderation.start()
         self.rooms.shadow_banned = self.moderation.shadow_banned
-        self.limits = RateLimits.from_config(self.config, self.moderation.ratelimit_overrides)
+        self.limits = RateLimits.from_config(self.config, self.moderation.ratelimit_overrides,
+                                             self.appservices.unlimited if self.appservices else None)
         self.user_admin = UserAdminStore(self.db)
         DB_CONNECTIONS_IN_USE.set_function(self.db.connections_in_use)
 
@@ -441,6 +466,7 @@ class Homeserver:
             await self.federation.stop()
         if self.media is not None:
             await self.media.close()
+        await self.appservices.close()
         await self.tasks.stop()
         await background.cancel(self._deactivation_sweeper)
         self._deactivation_sweeper = None

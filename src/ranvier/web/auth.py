@@ -27,7 +27,8 @@ def access_token(request: web.Request) -> str | None:
 
 
 async def requester(request: web.Request, *, allow_guest: bool = False, allow_locked: bool = False) -> Requester:
-    """Authenticate the request or raise M_MISSING_TOKEN / M_UNKNOWN_TOKEN.
+    """Authenticate the request or raise M_MISSING_TOKEN / M_UNKNOWN_TOKEN. An application
+    service's `as_token` acts as the user and device it names (`AppServices.requester`).
 
     Guests reach only the endpoints the guest access module lists (`allow_guest`); a
     locked account only the ones the spec leaves open to it (`allow_locked`: logging out),
@@ -36,9 +37,13 @@ async def requester(request: web.Request, *, allow_guest: bool = False, allow_lo
     token = access_token(request)
     if not token:
         raise MatrixError("M_MISSING_TOKEN", "Missing access token")
-    who = await request.app[HOMESERVER].users.tokens.authenticate(
-        token, client_ip(request), request.headers.get("User-Agent")
-    )
+    hs = request.app[HOMESERVER]
+    service = hs.appservices.by_token(token) if hs.appservices else None
+    if service is not None:  # acting as `user_id` (its sender by default), from `device_id` if given
+        query = request.query
+        return await hs.appservices.requester(service, query.get("user_id"),
+                                              query.get("device_id", query.get("org.matrix.msc3202.device_id")))
+    who = await hs.users.tokens.authenticate(token, client_ip(request), request.headers.get("User-Agent"))
     if who.locked and not allow_locked:
         raise MatrixError("M_USER_LOCKED", "This account has been locked", soft_logout=True)
     if who.is_guest and not allow_guest:
