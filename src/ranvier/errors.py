@@ -53,6 +53,12 @@ ERROR_STATUS: dict[str, int] = {
     "M_BAD_ALIAS": 400,
     "M_INVALID_SIGNATURE": 400,
     "M_WRONG_ROOM_KEYS_VERSION": 403,
+    "M_UNKNOWN_DEVICE": 400,
+    #: The application service ping's (POST /v1/appservice/{id}/ping).
+    "M_URL_NOT_SET": 400,
+    "M_BAD_STATUS": 502,
+    "M_CONNECTION_FAILED": 502,
+    "M_CONNECTION_TIMEOUT": 504,
     #: The 2014 draft's code for bad pagination values (legacy_api only).
     "M_BAD_PAGINATION": 400,
 }

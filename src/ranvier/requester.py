@@ -17,3 +17,9 @@ class Requester:
     suspended: bool = False
     #: The application service acting (with its as_token) as this user, if one is.
     app_service: str | None = None
+
+    @property
+    def transaction_scope(self) -> str:
+        """What a transaction ID is unique within: the device, or the application service
+        acting without one."""
+        return self.device_id or (f"appservice:{self.app_service}" if self.app_service else "")

@@ -295,6 +295,9 @@ class Homeserver:
         self.legacy = DraftRecords(LegacyStore(self.db), self.notifier)
         await self.legacy.start()
         self.rooms.persist_hooks.append(self.legacy)
+        if self.appservices:
+            self.profiles.unknown_user = self.rooms.unknown_user = self.appservices.query_user
+            self.directory.unknown_alias = self.appservices.query_alias
         await self._start_room_admin(push_store)
         if self.config.federation.enabled:
             await self._start_federation()

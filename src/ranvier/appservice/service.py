@@ -153,13 +153,11 @@ class AppServices:
                                            timeout=aiohttp.ClientTimeout(total=PING_TIMEOUT_S)) as response:
                 text = await response.text(errors="replace")
                 if response.status != 200:
-                    error = MatrixError("M_BAD_STATUS", "The application service answered with an error", status=502)
+                    error = MatrixError("M_BAD_STATUS", "The application service answered with an error")
                     error.extra = {"status": response.status, "body": text[:4096]}
                     raise error
         except TimeoutError:
-            raise MatrixError("M_CONNECTION_TIMEOUT", "The application service did not answer in time",
-                              status=504) from None
+            raise MatrixError("M_CONNECTION_TIMEOUT", "The application service did not answer in time") from None
         except aiohttp.ClientError as exc:
-            raise MatrixError("M_CONNECTION_FAILED", f"Could not reach the application service: {exc}",
-                              status=502) from None
+            raise MatrixError("M_CONNECTION_FAILED", f"Could not reach the application service: {exc}") from None
         return int((time.monotonic() - started) * 1000)

@@ -20,18 +20,21 @@ routes = Routes()
 @routes.get("/directory/room/{room_alias}")
 async def resolve_alias(request: web.Request) -> web.Response:
     """GET /directory/room/{roomAlias}: the room ID and servers of a local alias (404 M_NOT_FOUND
-    if unknown; remote aliases need federation, 404). No token needed."""
+    if unknown, after asking the application service whose namespace holds it; remote
+    aliases need federation, 404). No token needed."""
     return json_response(await request.app[HOMESERVER].directory.resolve(request.match_info["room_alias"]))
 
 
 @routes.put("/directory/room/{room_alias}")
 async def create_alias(request: web.Request) -> web.Response:
     """PUT /directory/room/{roomAlias}: a new local alias for a room the caller is in; 409
-    M_UNKNOWN when taken, 400 M_INVALID_PARAM for a remote or malformed alias."""
+    M_UNKNOWN when taken, 400 M_INVALID_PARAM for a remote or malformed alias, 400
+    M_EXCLUSIVE for an alias another application service's exclusive namespace holds."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     body = await read_json(request)
     room_id = field(body, "room_id", str, required=True)
+    hs.appservices.check_alias_not_reserved(request.match_info["room_alias"], who.app_service)
     await hs.directory.create_alias(who.user_id, request.match_info["room_alias"], room_id)
     return json_response({})
 

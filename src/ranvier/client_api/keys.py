@@ -44,10 +44,13 @@ async def upload_keys(request: web.Request) -> web.Response:
     device's own ed25519 key (M_INVALID_SIGNATURE). A one-time key ID the device still
     holds with a different key is refused (M_INVALID_PARAM); the same key again is a
     harmless repeat. At most one fallback key per algorithm; a new one replaces the old
-    and counts as unused. Answers the device's one-time key counts.
+    and counts as unused. Answers the device's one-time key counts. An application
+    service must name the device it acts from (`device_id`, else 400 M_MISSING_PARAM).
     """
     hs = request.app[HOMESERVER]
     who = await requester(request, allow_guest=True)
+    if not who.device_id:  # an application service acting without naming a device
+        raise MatrixError("M_MISSING_PARAM", "Keys belong to a device: name it with device_id")
     body = await read_json(request, allow_empty=True)
     counts = await hs.keys.upload(who.user_id, who.device_id, field(body, "device_keys", dict),
                                   field(body, "one_time_keys", dict), field(body, "fallback_keys", dict))

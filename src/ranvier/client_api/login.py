@@ -1,13 +1,15 @@
-"""Logging in and out: /login (password and token), /logout, /refresh, /login/get_token."""
+"""Logging in and out: /login (password, token and application service), /logout, /refresh, /login/get_token."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
 from ranvier.errors import MatrixError
-from ranvier.users.service import password_credentials
+from ranvier.users.service import login_user, password_credentials
 from ranvier.web.app import HOMESERVER
-from ranvier.web.auth import requester, user_interactive_auth
+from ranvier.web.auth import APPLICATION_SERVICE_LOGIN, access_token, requester, user_interactive_auth
 from ranvier.web.http import client_ip, json_response, read_json
 from ranvier.web.params import field
 from ranvier.web.routing import STABLE, Routes
@@ -19,8 +21,12 @@ PASSWORD_FLOWS = [["m.login.password"]]
 
 @routes.get("/login")
 async def login_flows(request: web.Request) -> web.Response:
-    """GET /login: the login types, password and token (no SSO: no provider is configured)."""
-    return json_response({"flows": [{"type": "m.login.password"}, {"type": "m.login.token", "get_login_token": True}]})
+    """GET /login: the login types, password and token (no SSO: no provider is configured),
+    and `m.login.application_service` when an application service is registered."""
+    flows = [{"type": "m.login.password"}, {"type": "m.login.token", "get_login_token": True}]
+    if request.app[HOMESERVER].appservices:
+        flows.append({"type": APPLICATION_SERVICE_LOGIN})
+    return json_response({"flows": flows})
 
 
 @routes.post("/login")
@@ -29,7 +35,9 @@ async def login(request: web.Request) -> web.Response:
     `m.login.token`; rate-limited per address, failed attempts per (account, address) and
     per address (a stranger cannot lock the owner out); deactivated accounts 403
     M_USER_DEACTIVATED, locked ones 401 M_USER_LOCKED. A known `device_id` is reused (its old
-    tokens revoked, its name and keys kept: `initial_device_display_name` names new devices only)."""
+    tokens revoked, its name and keys kept: `initial_device_display_name` names new devices only).
+    `m.login.application_service`: an application service (its as_token in Authorization)
+    logs in one of its users, a device of their own (403 M_FORBIDDEN outside its namespaces)."""
     hs = request.app[HOMESERVER]
     body = await read_json(request)
     ip = client_ip(request)
@@ -43,6 +51,8 @@ async def login(request: web.Request) -> web.Response:
         user_id = await hs.users.tokens.consume_login_token(token)
         if user_id is None:
             raise MatrixError("M_FORBIDDEN", "Invalid or expired login token")
+    elif login_type == APPLICATION_SERVICE_LOGIN:
+        user_id = _service_login_user(request, body)
     else:
         raise MatrixError("M_UNKNOWN", f"Unknown login type {login_type!r}")
     result = await hs.users.login(
@@ -56,6 +66,21 @@ async def login(request: web.Request) -> web.Response:
     result["home_server"] = hs.config.server_name
     result["well_known"] = {"m.homeserver": {"base_url": hs.config.base_url}}
     return json_response(result)
+
+
+def _service_login_user(request: web.Request, body: dict[str, Any]) -> str:
+    """The user an application service logs in (see `login`)."""
+    hs = request.app[HOMESERVER]
+    token = access_token(request)
+    if not token:
+        raise MatrixError("M_MISSING_TOKEN", "Logging in as an application service needs its as_token")
+    service = hs.appservices.by_token(token)
+    if service is None:
+        raise MatrixError("M_UNKNOWN_TOKEN", "That is not an application service's token")
+    user_id = hs.users.user_id_from_login(login_user(body))
+    if not service.claims_user(user_id):
+        raise MatrixError("M_FORBIDDEN", "That user is not in this application service's namespaces")
+    return user_id
 
 
 @routes.post("/logout")

@@ -10,7 +10,7 @@ from aiohttp import web
 from ranvier.errors import MatrixError
 from ranvier.requester import Requester
 from ranvier.web.app import HOMESERVER
-from ranvier.web.auth import access_token
+from ranvier.web.auth import APPLICATION_SERVICE_LOGIN, access_token
 from ranvier.web.http import client_ip, json_response, read_json
 from ranvier.web.params import field, query_str
 from ranvier.web.routing import Routes
@@ -29,7 +29,11 @@ async def register(request: web.Request) -> web.Response:
     `kind=guest` (when guest access is enabled) ignores everything but
     `initial_device_display_name`. A guest upgrades to a full account, same user ID, by
     registering with its access token as `guest_access_token` (or in Authorization);
-    `username`, if given, must be its localpart."""
+    `username`, if given, must be its localpart. A username in an application service's
+    exclusive namespace is refused (400 M_EXCLUSIVE). An application service registers its
+    users with `type: m.login.application_service` and its as_token, even when registration
+    is closed: no auth, no password, only names in its namespaces (M_EXCLUSIVE otherwise).
+    """
     hs = request.app[HOMESERVER]
     body = await read_json(request, allow_empty=True)
     kind = request.query.get("kind", "user")
@@ -45,12 +49,16 @@ async def register(request: web.Request) -> web.Response:
         result = await hs.users.register(None, None, guest=True, device_name=device_name, ip=ip, user_agent=user_agent)
         return json_response(result)
 
+    if body.get("type") == APPLICATION_SERVICE_LOGIN:
+        return json_response(await _register_for_service(request, body))
     flows = hs.users.registration_flows()
     if not flows:
         raise MatrixError("M_FORBIDDEN", "Registration is disabled on this server")
     guest = await _upgrading_guest(request, body)
     username = field(body, "username", str)
     password = field(body, "password", str)
+    if username is not None:
+        hs.appservices.check_user_not_reserved(hs.users.user_id_from_login(username.lower()), None)
     if guest is not None:
         guest_localpart = guest.user_id[1:].split(":", 1)[0]
         if username is not None and username.lower() != guest_localpart:
@@ -80,6 +88,27 @@ async def register(request: web.Request) -> web.Response:
         result = await hs.users.register(username, password, inhibit_login=inhibit_login, registration_token=token,
                                          uia_session=session.session_id, **login)
     return json_response(result)
+
+
+async def _register_for_service(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+    """An application service's registration of one of its users (see `register`)."""
+    hs = request.app[HOMESERVER]
+    token = access_token(request)
+    if not token:
+        raise MatrixError("M_MISSING_TOKEN", "Registering as an application service needs its as_token")
+    service = hs.appservices.by_token(token)
+    if service is None:
+        raise MatrixError("M_UNKNOWN_TOKEN", "That is not an application service's token")
+    username = field(body, "username", str, required=True).lower()
+    user_id = hs.users.user_id_from_login(username)
+    if not service.claims_user(user_id):
+        raise MatrixError("M_EXCLUSIVE", "That user ID is not in this application service's namespaces")
+    return await hs.users.register(
+        username, None, device_id=field(body, "device_id", str),
+        device_name=field(body, "initial_device_display_name", str),
+        inhibit_login=field(body, "inhibit_login", bool, default=False),
+        refreshable=field(body, "refresh_token", bool, default=False),
+        ip=client_ip(request), user_agent=request.headers.get("User-Agent"))
 
 
 async def _upgrading_guest(request: web.Request, body: dict[str, Any]) -> Requester | None:

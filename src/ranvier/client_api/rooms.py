@@ -12,7 +12,7 @@ from ranvier.events.room_versions import DEFAULT_ROOM_VERSION
 from ranvier.requester import Requester
 from ranvier.sync.filters import EventFilter, filter_json
 from ranvier.web.app import HOMESERVER
-from ranvier.web.auth import refuse_if_suspended, requester
+from ranvier.web.auth import refuse_if_suspended, requester, service_timestamp
 from ranvier.web.http import json_response, read_json
 from ranvier.web.params import field, query_int, query_str
 from ranvier.web.routing import Routes
@@ -102,7 +102,9 @@ async def send_message(request: web.Request) -> web.Response:
     """PUT /rooms/{roomId}/send/{eventType}/{txnId}: the content must be a JSON object
     (no body is 400 `M_NOT_JSON`); a repeated (device, txnId) answers the first event,
     and is never rate-limited. Guests too; suspended accounts only redactions of their
-    own events (else 403 M_USER_SUSPENDED). Sending counts as activity for presence."""
+    own events (else 403 M_USER_SUSPENDED). Sending counts as activity for presence. An
+    application service may set the event's origin_server_ts with `ts`; its transaction
+    IDs are its own when it names no device."""
     hs = request.app[HOMESERVER]
     who = await requester(request, allow_guest=True)
     content = await read_json(request)
@@ -111,7 +113,7 @@ async def send_message(request: web.Request) -> web.Response:
     else:
         refuse_if_suspended(who, "send messages")
     event_id = await _send_once(hs, who, request.match_info["room_id"], request.match_info["event_type"], content,
-                                request.match_info["txn_id"])
+                                request.match_info["txn_id"], service_timestamp(request, who))
     await hs.presence.active(who.user_id)
     return json_response({"event_id": event_id})
 
@@ -123,7 +125,7 @@ async def send_state(request: web.Request) -> web.Response:
     `m.room.canonical_alias` aliases must be valid (`M_INVALID_PARAM`) and point to the
     room (`M_BAD_ALIAS`). Guests too. Suspended accounts: 403 M_USER_SUSPENDED, except for
     the membership changes the membership endpoints leave them (leave, kick, ban, unban).
-    Counts as activity for presence."""
+    Counts as activity for presence. An application service may set origin_server_ts with `ts`."""
     hs = request.app[HOMESERVER]
     who = await requester(request, allow_guest=True)
     content = await read_json(request, allow_empty=True)
@@ -133,8 +135,8 @@ async def send_state(request: web.Request) -> web.Response:
         refuse_if_suspended(who, f"{content['membership']} through the state API")
     hs.limits.message.check(who.user_id)
     event_id = await hs.rooms.send_event(
-        who.user_id, who.device_id, request.match_info["room_id"], request.match_info["event_type"], content,
-        state_key=request.match_info.get("state_key", ""),
+        who.user_id, who.transaction_scope, request.match_info["room_id"], request.match_info["event_type"], content,
+        state_key=request.match_info.get("state_key", ""), timestamp=service_timestamp(request, who),
     )
     await hs.presence.active(who.user_id)
     return json_response({"event_id": event_id})
@@ -160,16 +162,18 @@ async def redact(request: web.Request) -> web.Response:
     return json_response({"event_id": event_id})
 
 
-async def _send_once(hs, who: Requester, room_id: str, event_type: str, content: dict[str, Any], txn_id: str) -> str:
+async def _send_once(hs, who: Requester, room_id: str, event_type: str, content: dict[str, Any], txn_id: str,
+                     timestamp: int | None = None) -> str:
     """Send with a transaction ID: a retry of a send that succeeded answers its event before
     the rate limiter counts it (memory first; the database only when the limiter would
     refuse, for a retry from before a restart), so a retry is never rate-limited."""
     limited = not hs.limits.message.would_allow(who.user_id)
-    earlier = await hs.rooms.sent_before(room_id, who.user_id, who.device_id, txn_id, ask_database=limited)
+    earlier = await hs.rooms.sent_before(room_id, who.user_id, who.transaction_scope, txn_id, ask_database=limited)
     if earlier is not None:
         return earlier
     hs.limits.message.check(who.user_id)
-    return await hs.rooms.send_event(who.user_id, who.device_id, room_id, event_type, content, txn_id=txn_id)
+    return await hs.rooms.send_event(who.user_id, who.transaction_scope, room_id, event_type, content, txn_id=txn_id,
+                                     timestamp=timestamp)
 
 
 async def _refuse_suspended_redaction(request: web.Request, who: Requester, event_id: Any) -> None:

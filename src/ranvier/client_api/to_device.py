@@ -36,5 +36,5 @@ async def send_to_device(request: web.Request) -> web.Response:
         device_ids(list(devices), "messages")
         if not all(isinstance(content, dict) for content in devices.values()):
             raise MatrixError("M_BAD_JSON", "Each message must be an object")
-    await hs.to_device.send(who.user_id, who.device_id, txn_id, event_type, messages)
+    await hs.to_device.send(who.user_id, who.transaction_scope, txn_id, event_type, messages)
     return json_response({})

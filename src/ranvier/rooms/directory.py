@@ -100,6 +100,9 @@ class RoomDirectory:
         self.remote_alias: Callable[[str], Awaitable[dict[str, Any]]] | None = None
         #: ... and a page of another server's room directory: remote_public_rooms(server, request body).
         self.remote_public_rooms: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
+        #: Set by the server when application services are registered: asks the services
+        #: whose namespaces hold an unknown local alias to create it; whether one did.
+        self.unknown_alias: Callable[[str], Awaitable[bool]] | None = None
 
     # -- who may -------------------------------------------------------------------------
 
@@ -156,13 +159,16 @@ class RoomDirectory:
                 raise MatrixError("M_BAD_ALIAS", f"The alias {new_alias} does not point to this room")
 
     async def resolve(self, alias: str) -> dict[str, Any]:
-        """The room of an alias and servers to join it through: this server's aliases here,
-        others' through their server (with federation)."""
+        """The room of an alias and servers to join it through: this server's aliases here
+        (an unknown one in an application service's namespace is asked of the service
+        first), others' through their server (with federation)."""
         self.check_alias(alias, local=False)
         local = split_id(alias, "#")[1] == self.server_name
         if not local and self.remote_alias is not None:
             return await self.remote_alias(alias)
         room_id = await self.store.room_of_alias(alias) if local else None
+        if room_id is None and local and self.unknown_alias is not None and await self.unknown_alias(alias):
+            room_id = await self.store.room_of_alias(alias)
         if room_id is None:
             raise MatrixError("M_NOT_FOUND", f"Room alias {alias} not found")
         head = await self.rooms.head(room_id)

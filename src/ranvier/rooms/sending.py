@@ -99,12 +99,12 @@ class RoomSending(RoomWriter):
                     if send.sender in self.shadow_banned and send.hidden_when_shadow_banned():
                         # The sender hears success (the same ID for a repeated txnId); nobody sees it.
                         event = self._build(Draft(head), send.sender, send.event_type, send.content,
-                                            state_key=send.state_key, now=now)
+                                            state_key=send.state_key, now=send.timestamp or now)
                         self._remember_txn(key, event.event_id)
                         send.succeed(event.event_id)
                         continue
                     event = self._add_event(draft, send.sender, send.event_type, send.content,
-                                            state_key=send.state_key, txn=send.txn, now=now)
+                                            state_key=send.state_key, txn=send.txn, now=send.timestamp or now)
                 except Exception as exc:  # this send's fault only: the draft did not take it
                     send.fail(exc)
                     continue
@@ -174,6 +174,8 @@ class QueuedSend:
     #: raises MatrixError to refuse it.
     check: Callable[[RoomHead], Awaitable[None]]
     answer: "asyncio.Future[str]"
+    #: The event's origin_server_ts when an application service gives it (`ts`), else now.
+    timestamp: int | None = None
 
     @property
     def txn(self) -> tuple[str, str] | None:

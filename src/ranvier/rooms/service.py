@@ -8,7 +8,7 @@ import asyncio
 import logging
 import secrets
 import string
-from typing import Any, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 from ranvier.errors import MatrixError
 from ranvier.events import auth as auth_rules
@@ -50,6 +50,16 @@ class RemoteMembership(Protocol):
 class RoomServer(RoomSending):
     #: Set by the server when federation is on; None: only local users take part.
     remote: RemoteMembership | None = None
+    #: Set by the server when application services are registered: asks the services
+    #: whose namespaces hold an unknown local user to create it; whether one did.
+    unknown_user: Callable[[str], Awaitable[bool]] | None = None
+
+    async def _local_user_exists(self, user_id: str) -> bool:
+        """Whether this server's user exists, once the application services were asked."""
+        if await self.users.get_profile(user_id) is not None:
+            return True
+        return (self.unknown_user is not None and await self.unknown_user(user_id)
+                and await self.users.get_profile(user_id) is not None)
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -63,14 +73,19 @@ class RoomServer(RoomSending):
         *,
         state_key: str | None = None,
         txn_id: str | None = None,
+        timestamp: int | None = None,
     ) -> str:
         """Send a message or state event; a repeated (device, txn_id) returns the first event.
-        The send queues behind the room's others and is written with them (rooms/sending.py)."""
+        The send queues behind the room's others and is written with them (rooms/sending.py).
+        `timestamp`: the event's origin_server_ts (an application service's `ts`), else now."""
         check_event_content(event_type, content, state_key)
         if txn_id is not None and device_id:
             earlier = self._txns.get((room_id, sender, device_id, txn_id))
             if earlier is not None:
                 return earlier
+        if (self.unknown_user is not None and event_type == MEMBER and isinstance(state_key, str)
+                and domain_of(state_key) == self.server_name):
+            await self._local_user_exists(state_key)  # an application service's user is made before the checks
 
         async def check(head: RoomHead) -> None:
             if event_type == MEMBER and state_key is not None:
@@ -83,7 +98,7 @@ class RoomServer(RoomSending):
                 await send_check(head, sender, event_type, content, state_key)
 
         send = QueuedSend(sender, device_id, event_type, content, state_key, txn_id, check,
-                          asyncio.get_running_loop().create_future())
+                          asyncio.get_running_loop().create_future(), timestamp)
         self.queue_send(room_id, send)
         event_id = await send.answer
         if event_type == GUEST_ACCESS and state_key == "" and content.get("guest_access") != "can_join":
@@ -385,7 +400,7 @@ class RoomServer(RoomSending):
         if alias is not None and await self.store.room_of_alias(alias) is not None:
             raise MatrixError("M_ROOM_IN_USE", "That room alias is already taken")
         for invitee in invite:
-            if domain_of(invitee) != self.server_name or await self.users.get_profile(invitee) is None:
+            if domain_of(invitee) != self.server_name or not await self._local_user_exists(invitee):
                 raise MatrixError("M_NOT_FOUND", f"Unknown user {invitee}")
         now = now_ms()
         create_content = {**creation_content, "room_version": room_version}

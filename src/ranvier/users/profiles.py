@@ -55,12 +55,18 @@ class Profiles:
         self._write_lock = asyncio.Lock()
         #: Set by the server when federation is on: another server's user's profile.
         self.remote: Callable[[str], Awaitable[dict[str, Any]]] | None = None
+        #: Set by the server when application services are registered: asks the services
+        #: whose namespaces hold an unknown local user to create it; whether one did.
+        self.unknown_user: Callable[[str], Awaitable[bool]] | None = None
 
     async def get(self, user_id: str) -> dict[str, Any]:
-        """A user's profile; another server's user's through their server (with federation)."""
+        """A user's profile; another server's user's through their server (with federation);
+        an unknown local user in an application service's namespace is asked of the service."""
         if domain_of(user_id) != self.rooms.server_name and self.remote is not None:
             return await self.remote(user_id)
         profile = await self.store.get(user_id)
+        if profile is None and self.unknown_user is not None and await self.unknown_user(user_id):
+            profile = await self.store.get(user_id)
         if profile is None:
             raise MatrixError("M_NOT_FOUND", "Profile not found")
         return profile

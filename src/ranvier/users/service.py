@@ -369,8 +369,8 @@ class UserService:
         return token
 
 
-def password_credentials(body: dict[str, Any]) -> tuple[str, str]:
-    """The user and password of an m.login.password body (identifier m.id.user, or legacy `user`)."""
+def login_user(body: dict[str, Any]) -> str:
+    """The user a /login body names (identifier m.id.user, or legacy `user`)."""
     identifier = body.get("identifier")
     if identifier is not None:
         if not isinstance(identifier, dict):
@@ -380,9 +380,15 @@ def password_credentials(body: dict[str, Any]) -> tuple[str, str]:
         user = identifier.get("user")
     else:
         user = body.get("user")
-    password = body.get("password")
     if not isinstance(user, str) or not user:
         raise MatrixError("M_MISSING_PARAM" if user is None else "M_BAD_JSON", "A user identifier is required")
+    return user
+
+
+def password_credentials(body: dict[str, Any]) -> tuple[str, str]:
+    """The user and password of an m.login.password body (see `login_user`)."""
+    user = login_user(body)
+    password = body.get("password")
     if not isinstance(password, str):
         raise MatrixError("M_MISSING_PARAM" if password is None else "M_BAD_JSON", "A password is required")
     return user, password

@@ -15,6 +15,9 @@ from ranvier.web.http import client_ip
 if TYPE_CHECKING:
     from ranvier.users.uia import AuthSession
 
+#: The registration and login type of an application service's users.
+APPLICATION_SERVICE_LOGIN = "m.login.application_service"
+
 
 def access_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization")
@@ -49,6 +52,17 @@ async def requester(request: web.Request, *, allow_guest: bool = False, allow_lo
     if who.is_guest and not allow_guest:
         raise MatrixError("M_GUEST_ACCESS_FORBIDDEN", "Guest accounts cannot use this endpoint")
     return who
+
+
+def service_timestamp(request: web.Request, who: Requester) -> int | None:
+    """The `ts` an application service gives an event it sends (timestamp massaging, for
+    bridged messages); None for anyone else's request or without `ts`."""
+    value = request.query.get("ts")
+    if who.app_service is None or value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > 15:
+        raise MatrixError("M_INVALID_PARAM", "ts must be a timestamp in milliseconds")
+    return int(value)
 
 
 def refuse_if_suspended(who: Requester, action: str) -> None:
