@@ -138,11 +138,13 @@ async def _upgrading_guest(request: web.Request, body: dict[str, Any]) -> Reques
 @routes.get("/register/available")
 async def available(request: web.Request) -> web.Response:
     """GET /register/available: whether a username can be registered (M_INVALID_USERNAME,
-    M_USER_IN_USE otherwise); rate-limited per address."""
+    M_USER_IN_USE, or M_EXCLUSIVE in an application service's exclusive namespace,
+    otherwise); rate-limited per address."""
     hs = request.app[HOMESERVER]
     username = query_str(request, "username", required=True)
     hs.limits.registration.check(f"available:{client_ip(request)}", cost=0.1)
-    await hs.users.check_username(username.lower())
+    user_id = await hs.users.check_username(username.lower())
+    hs.appservices.check_user_not_reserved(user_id, None)
     return json_response({"available": True})
 
 

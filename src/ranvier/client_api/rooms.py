@@ -44,7 +44,8 @@ async def create_room(request: web.Request) -> web.Response:
     create, member or power level events); the preset's state follows the spec's table
     (public_chat forbids guests, the private presets let them join); one transaction, so a
     refused room leaves nothing. `invite_3pid` 403 M_SERVER_NOT_TRUSTED, no identity server
-    is configured; suspended accounts 403 M_USER_SUSPENDED (creating is joining)."""
+    is configured; suspended accounts 403 M_USER_SUSPENDED (creating is joining); an alias
+    another application service's exclusive namespace holds 400 M_EXCLUSIVE."""
     hs = request.app[HOMESERVER]
     who = await requester(request)
     refuse_if_suspended(who, "create rooms")
@@ -61,6 +62,7 @@ async def create_room(request: web.Request) -> web.Response:
         alias = f"#{alias_name}:{hs.config.server_name}"
         if not alias_name or ":" in alias_name or any(c.isspace() for c in alias_name) or not is_valid_room_alias(alias):
             raise MatrixError("M_INVALID_PARAM", "room_alias_name is not a valid alias localpart")
+        hs.appservices.check_alias_not_reserved(alias, who.app_service)
     if field(body, "invite_3pid", list):
         raise no_identity_server("A third-party invite")
     initial_state = []
