@@ -6,24 +6,15 @@ server on a free port that answers the homeserver's queries as a bridge would.""
 
 from __future__ import annotations
 
-import socket
 from urllib.parse import unquote
 
 import pytest
 import yaml
 from aiohttp import web
 
+from appservice_support import AS_TOKEN, HS_TOKEN, free_port, registration
 from ranvier.appservice.registration import load_registrations, parse_registration
 from ranvier.config import ConfigError
-
-AS_TOKEN, HS_TOKEN = "bridge-as-token", "bridge-hs-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class FakeBridge:
     """The service's side: records the homeserver's requests and answers its queries by
@@ -79,16 +70,6 @@ class FakeBridge:
         if self.ping_status != 200:
             return web.json_response({"errcode": "M_UNKNOWN", "error": "not today"}, status=self.ping_status)
         return web.json_response({})
-
-
-def registration(url: str | None, **changes) -> dict:
-    data = {
-        "id": "bridge", "url": url, "as_token": AS_TOKEN, "hs_token": HS_TOKEN, "sender_localpart": "bridgebot",
-        "rate_limited": False,
-        "namespaces": {"users": [{"exclusive": True, "regex": r"@_bridge_.*:localhost"}],
-                       "aliases": [{"exclusive": True, "regex": r"#_bridge_.*:localhost"}], "rooms": []},
-    }
-    return {**data, **changes}
 
 
 @pytest.fixture
