@@ -1,8 +1,9 @@
 """Third-party networks: the lookups of bridged protocols (GET /thirdparty/...).
 
-Protocols are provided by application services, and this server has none registered, so
-it knows no protocol: the list is empty and every lookup answers as the spec says for an
-unknown protocol or an unmatched query.
+Protocols are provided by application services, and this server does not ask them for
+theirs (it does not call the Application Service API's third-party lookups), so it knows
+no protocol: the list is empty and every lookup answers as the spec says for an unknown
+protocol or an unmatched query.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ routes = Routes()
 @routes.get("/thirdparty/protocols")
 async def protocols(request: web.Request) -> web.Response:
     """GET /thirdparty/protocols: the protocols bridged by application services; always
-    `{}` here, since none are registered."""
+    `{}` here, since the services are not asked for theirs."""
     await requester(request)
     return json_response({})
 
