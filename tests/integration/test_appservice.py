@@ -259,6 +259,9 @@ async def test_the_ping(api, bridge):
     status, body = await api.post("/_matrix/client/v1/appservice/bridge/ping", {}, token=AS_TOKEN)
     assert (status, body["errcode"], body["status"]) == (502, "M_BAD_STATUS", 500)
     assert "not today" in body["body"]
+    status, body = await api.put("/directory/list/appservice/irc/!room:localhost", {"visibility": "public"},
+                                 token=AS_TOKEN)
+    assert (status, body["errcode"]) == (404, "M_UNRECOGNIZED")  # no per-network directories here
     status, body = await api.post("/_matrix/client/v1/appservice/quiet/ping", {}, token="quiet-as")
     assert (status, body["errcode"]) == (400, "M_URL_NOT_SET")
     status, body = await api.post("/_matrix/client/v1/appservice/bridge/ping", {}, token="quiet-as")

@@ -57,15 +57,13 @@ async def register(request: web.Request) -> web.Response:
     guest = await _upgrading_guest(request, body)
     username = field(body, "username", str)
     password = field(body, "password", str)
-    if username is not None:
-        hs.appservices.check_user_not_reserved(hs.users.user_id_from_login(username.lower()), None)
     if guest is not None:
         guest_localpart = guest.user_id[1:].split(":", 1)[0]
         if username is not None and username.lower() != guest_localpart:
             raise MatrixError("M_INVALID_PARAM", f"A guest keeps its user ID: username must be {guest_localpart!r}")
     elif username is not None:
         username = username.lower()
-        await hs.users.check_username(username)
+        hs.appservices.check_user_not_reserved(await hs.users.check_username(username), None)
     if password is not None:
         hs.users.check_password_strength(password)
     login: dict[str, Any] = {
