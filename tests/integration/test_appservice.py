@@ -147,6 +147,11 @@ async def test_a_service_registers_logs_in_and_acts_as_its_users(api):
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
     status, body = await api.post("/login", login)
     assert (status, body["errcode"]) == (401, "M_MISSING_TOKEN")
+    # The admin API names the service a user belongs to.
+    root = await api.homeserver.users.register("root", "long enough password", admin=True)
+    for user_id, service in ((ghost, "bridge"), ("@bridgebot:localhost", "bridge"), ("@root:localhost", None)):
+        status, body = await api.get(f"/_synapse/admin/v2/users/{user_id}", token=root["access_token"])
+        assert (status, body["appservice_id"]) == (200, service), user_id
     # Keys belong to a device: acting without one, the service cannot upload any.
     status, body = await api.post("/keys/upload", {}, token=AS_TOKEN, params={"user_id": ghost})
     assert (status, body["errcode"]) == (400, "M_MISSING_PARAM")

@@ -48,11 +48,13 @@ def _user_json(account: AccountSummary) -> dict[str, Any]:
 
 
 async def _details(request: web.Request, user_id: str) -> dict[str, Any]:
-    account = await request.app[HOMESERVER].user_admin.account(user_id)
+    hs = request.app[HOMESERVER]
+    account = await hs.user_admin.account(user_id)
     if account is None:
         raise MatrixError("M_NOT_FOUND", "User not found")
-    return {**_user_json(account), "erased": user_id in request.app[HOMESERVER].erasure.erased,
-            "threepids": [], "external_ids": [], "appservice_id": None,
+    service = hs.appservices.owner_of_user(user_id)
+    return {**_user_json(account), "erased": user_id in hs.erasure.erased,
+            "threepids": [], "external_ids": [], "appservice_id": service.id if service else None,
             "consent_server_notice_sent": None, "consent_version": None, "consent_ts": None}
 
 
@@ -85,7 +87,8 @@ async def list_users(request: web.Request, admin: Requester) -> web.Response:
 
 @routes.get(f"{V2}/users/{{user_id}}")
 async def get_user(request: web.Request, admin: Requester) -> web.Response:
-    """GET /_synapse/admin/v2/users/{userId}: one account (404 M_NOT_FOUND if unknown)."""
+    """GET /_synapse/admin/v2/users/{userId}: one account (404 M_NOT_FOUND if unknown);
+    `appservice_id` names the application service whose namespaces hold it."""
     user_id = local_user_id(request, request.match_info["user_id"])
     return json_response(await _details(request, user_id))
 

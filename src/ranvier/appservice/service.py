@@ -91,6 +91,11 @@ class AppServices:
 
     # -- reserved names --------------------------------------------------------------------
 
+    def owner_of_user(self, user_id: str) -> Registration | None:
+        """The service whose sender or namespaces hold the user (an exclusive one first)."""
+        return self.exclusive_owner_of_user(user_id) or next(
+            (r for r in self.registrations if r.claims_user(user_id)), None)
+
     def exclusive_owner_of_user(self, user_id: str) -> Registration | None:
         return next((r for r in self.registrations if r.claims_user(user_id, exclusive_only=True)), None)
 
