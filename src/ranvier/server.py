@@ -17,8 +17,10 @@ from typing import Callable
 from aiohttp import web
 
 from ranvier import background, memory
+from ranvier.appservice.ephemeral import EphemeralPush
 from ranvier.appservice.registration import load_registrations
 from ranvier.appservice.service import AppServices
+from ranvier.appservice.transactions import Transactions
 from ranvier.config import Config
 from ranvier.e2ee.backup import KeyBackup
 from ranvier.e2ee.backup_store import BackupStore
@@ -204,6 +206,8 @@ class Homeserver:
         self.room_admin: RoomAdmin | None = None
         self.users: UserService | None = None
         self.appservices = AppServices([])
+        self.appservice_transactions: Transactions | None = None
+        self.appservice_ephemeral: EphemeralPush | None = None
         self.notifier: Notifier | None = None
         self.rooms: RoomServer | None = None
         self.push: PushService | None = None
@@ -301,6 +305,7 @@ class Homeserver:
         await self._start_room_admin(push_store)
         if self.config.federation.enabled:
             await self._start_federation()
+        await self._start_appservice_transactions()
         self.app = make_app(self, max_body=self.config.limits.max_request_body_bytes)
         for routes in route_tables():
             add_routes(self.app.router, routes)
@@ -391,6 +396,25 @@ class Homeserver:
             localpart = registration.sender[1:].split(":", 1)[0]
             await store.create_account(registration.sender, None, now=int(time.time() * 1000), displayname=localpart)
 
+    async def _start_appservice_transactions(self) -> None:
+        """Room events pushed to the application services with a URL, and typing, receipts
+        and presence to those of them that ask (`receive_ephemeral`)."""
+        if not any(registration.url for registration in self.appservices.registrations):
+            return
+        self.appservice_transactions = transactions = Transactions(self.appservices, self.rooms, self.timeline,
+                                                                   self.db, self.config.outbound)
+        self.rooms.persist_hooks.append(transactions)
+        await transactions.start()
+        ephemeral = EphemeralPush(self.appservices, transactions.interest, transactions.queue.policy,
+                                  transactions.timeout_s, typists=self.typing.typists,
+                                  presence_content=self.presence.content)
+        if ephemeral.registrations:
+            self.appservice_ephemeral = ephemeral
+            self.typing.local_listeners.append(ephemeral.typing_changed)
+            self.receipts.local_listeners.append(ephemeral.receipt_sent)
+            self.presence.listeners.append(ephemeral.presence_changed)
+            ephemeral.start()
+
     async def _start_moderation(self) -> None:
         """Shadow bans and rate limit overrides, in memory where the hot paths read them."""
         self.moderation = Moderation(self.db)
@@ -469,6 +493,10 @@ class Homeserver:
             await self.federation.stop()
         if self.media is not None:
             await self.media.close()
+        if self.appservice_transactions is not None:
+            await self.appservice_transactions.stop()
+        if self.appservice_ephemeral is not None:
+            await self.appservice_ephemeral.stop()
         await self.appservices.close()
         await self.tasks.stop()
         await background.cancel(self._deactivation_sweeper)

@@ -36,6 +36,7 @@ def reads(dialect: str):
         "events by ID": lambda ids: store.get_event_rows(ids),
         "memberships of a user": lambda ids: store.memberships_of(ids, "@u:hs"),
         "kinds of rooms": lambda ids: SyncQueries(store).room_kinds(ids),
+        "aliases of rooms": lambda ids: store.aliases_of_rooms(ids),
         "membership changes of rooms": lambda ids: SyncQueries(store).room_membership_changes(ids, since=0, upto=9),
         "children of events": lambda ids: RelationQueries(store).relation_children(ids, ("m.annotation",)),
         "auth chains": lambda ids: GraphQueries(store).auth_chain_ids(ids),

@@ -165,6 +165,8 @@ class DeliveryQueue:
             except asyncio.CancelledError:
                 raise
             except Exception:  # a failure is recorded and retried; the worker never dies of it
+                if self._stopped:  # its cancellation turned into another error: stop all the same
+                    return
                 log.exception("delivery to %s %s failed", self.queue, entry.name)
                 await self._failed(entry, [])
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ranvier.storage.engine import Database
+from ranvier.storage.engine import Database, any_of
 
 
 class AliasQueries:
@@ -30,6 +30,17 @@ class AliasQueries:
     async def aliases_of_room(self, room_id: str) -> list[str]:
         rows = await self.db.fetchall("SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias", room_id)
         return [row[0] for row in rows]
+
+    async def aliases_of_rooms(self, room_ids: list[str]) -> dict[str, list[str]]:
+        """room_id -> its local aliases, for the rooms that have any (one query)."""
+        if not room_ids:
+            return {}
+        condition, ids = any_of(self.db, room_ids)
+        found: dict[str, list[str]] = {}
+        for alias, room_id in await self.db.fetchall(
+                f"SELECT alias, room_id FROM room_aliases WHERE room_id {condition} ORDER BY alias", ids):
+            found.setdefault(room_id, []).append(alias)
+        return found
 
     async def move_aliases(self, old_room_id: str, new_room_id: str) -> list[str]:
         """Point every local alias of one room at another (room upgrades); returns them."""

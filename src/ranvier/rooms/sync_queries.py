@@ -73,6 +73,17 @@ class SyncQueries:
         rows.sort(key=lambda row: row.stream_ordering, reverse=backwards)
         return rows[:limit]
 
+    async def events_between(self, *, after: int, upto: int, limit: int) -> list[EventRow]:
+        """Up to `limit` events of every room with after < stream <= upto, in stream order
+        (positive positions only: what /sync reports); read rows do not enter the event
+        cache, which a scan of everything would empty."""
+        rows = await self.db.fetchall(
+            f"SELECT {EVENT_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id "
+            "WHERE e.stream_ordering > ? AND e.stream_ordering <= ? ORDER BY e.stream_ordering LIMIT ?",
+            max(after, 0), upto, limit,
+        )
+        return self.store.cached_rows(rows, cache=False)
+
     async def state_changes(self, room_id: str, *, since: int, before: int) -> dict[StateKey, str]:
         """The room's current state entries that changed with since < stream < before,
         each as it was last set: the state delta (a resolution of the room's branches
