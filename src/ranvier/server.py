@@ -20,6 +20,7 @@ from ranvier import background, memory
 from ranvier.appservice.ephemeral import EphemeralPush
 from ranvier.appservice.registration import load_registrations
 from ranvier.appservice.service import AppServices
+from ranvier.appservice.thirdparty import ThirdPartyLookups
 from ranvier.appservice.transactions import Transactions
 from ranvier.config import Config
 from ranvier.e2ee.backup import KeyBackup
@@ -206,6 +207,7 @@ class Homeserver:
         self.room_admin: RoomAdmin | None = None
         self.users: UserService | None = None
         self.appservices = AppServices([])
+        self.thirdparty = ThirdPartyLookups(self.appservices)
         self.appservice_transactions: Transactions | None = None
         self.appservice_ephemeral: EphemeralPush | None = None
         self.notifier: Notifier | None = None
@@ -280,6 +282,7 @@ class Homeserver:
         await self._start_encryption()
         self.directory = RoomDirectory(self.rooms)
         self.rooms.send_checks.append(self.directory.check_canonical_alias)
+        self.directory.instance_network = self.thirdparty.network_of_instance
         self.hierarchy = SpaceHierarchy(self.rooms)
         self.reports = ReportService(self.db, self.rooms)
         self.relations = RelationsService(self.rooms.store, ignored_users=self.account_data.ignored_users)
@@ -392,6 +395,7 @@ class Homeserver:
 
         registrations = load_registrations(self.config.app_services.registration_files, self.config.server_name)
         self.appservices = AppServices(registrations, account_exists=account_exists, device_exists=device_exists)
+        self.thirdparty = ThirdPartyLookups(self.appservices)
         for registration in registrations:
             localpart = registration.sender[1:].split(":", 1)[0]
             await store.create_account(registration.sender, None, now=int(time.time() * 1000), displayname=localpart)
@@ -497,6 +501,7 @@ class Homeserver:
             await self.appservice_transactions.stop()
         if self.appservice_ephemeral is not None:
             await self.appservice_ephemeral.stop()
+        await self.thirdparty.close()
         await self.appservices.close()
         await self.tasks.stop()
         await background.cancel(self._deactivation_sweeper)

@@ -266,7 +266,7 @@ async def test_the_ping(api, bridge):
     assert "not today" in body["body"]
     status, body = await api.put("/directory/list/appservice/irc/!room:localhost", {"visibility": "public"},
                                  token=AS_TOKEN)
-    assert (status, body["errcode"]) == (404, "M_UNRECOGNIZED")  # no per-network directories here
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")  # no such room
     status, body = await api.post("/_matrix/client/v1/appservice/quiet/ping", {}, token="quiet-as")
     assert (status, body["errcode"]) == (400, "M_URL_NOT_SET")
     status, body = await api.post("/_matrix/client/v1/appservice/bridge/ping", {}, token="quiet-as")

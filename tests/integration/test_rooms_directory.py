@@ -264,7 +264,8 @@ async def test_public_rooms_filters(homeserver, api, tmp_path):
     assert await names({"filter": {"room_types": [None]}}) == ["Alpha", "Bravo", "Delta", "Echo"]
     assert await names({"filter": {"room_types": [None, "m.space"]}, "limit": 3}) == ["Alpha", "Bravo", "Charlie"]
     assert await names({"filter": {"generic_search_term": "e", "room_types": [None]}, "limit": 2}) == ["Alpha", "Bravo"]
-    assert await names({"third_party_instance_id": "irc"}) == []
+    assert await names({"third_party_instance_id": "irc|freenode"}) == []  # no such network here
+    assert await names({"include_all_networks": True}) == ["Alpha", "Bravo", "Charlie", "Delta", "Echo"]
 
     status, page = await api.post("/publicRooms", {"filter": {"generic_search_term": "a"}, "limit": 2}, token=owner)
     assert page["total_room_count_estimate"] == 4  # Alpha, Bravo, Charlie, Delta

@@ -48,6 +48,8 @@ class Registration:
     rate_limited: bool = True
     #: Typing notifications, receipts and presence pushed in transactions too (MSC2409).
     receive_ephemeral: bool = False
+    #: The third-party protocols the service bridges (`irc`, `gitter` ...): asked for their
+    #: metadata and lookups (appservice/thirdparty.py).
     protocols: tuple[str, ...] = field(default=())
 
     def claims_user(self, user_id: str, *, exclusive_only: bool = False) -> bool:
@@ -88,8 +90,8 @@ def parse_registration(data: Any, server_name: str, source: str) -> Registration
     if not isinstance(namespaces, dict):
         raise ConfigError(f"{source}: namespaces must be a mapping")
     protocols = data.get("protocols") or []
-    if not isinstance(protocols, list) or not all(isinstance(p, str) for p in protocols):
-        raise ConfigError(f"{source}: protocols must be a list of strings")
+    if not isinstance(protocols, list) or not all(isinstance(p, str) and p for p in protocols):
+        raise ConfigError(f"{source}: protocols must be a list of non-empty strings")
     flags = {}
     for name, default in (("rate_limited", True), ("receive_ephemeral", False)):
         value = data.get(name, data.get("de.sorunome.msc2409.push_ephemeral", default)
@@ -101,7 +103,7 @@ def parse_registration(data: Any, server_name: str, source: str) -> Registration
         id=service_id, url=url.rstrip("/") if url else None, as_token=as_token, hs_token=hs_token,
         sender=f"@{sender_localpart}:{server_name}",
         users=_namespaces(namespaces, "users", source), aliases=_namespaces(namespaces, "aliases", source),
-        rooms=_namespaces(namespaces, "rooms", source), protocols=tuple(protocols), **flags,
+        rooms=_namespaces(namespaces, "rooms", source), protocols=tuple(dict.fromkeys(protocols)), **flags,
     )
 
 

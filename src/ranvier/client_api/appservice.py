@@ -1,6 +1,5 @@
 """The client-server endpoints reserved to application services (bridges and bots with an
-`as_token`): the connectivity ping, and the room directory of a third-party network
-(not served: this server keeps no per-network directories).
+`as_token`): the connectivity ping, and the room directories of third-party networks.
 """
 
 from __future__ import annotations
@@ -19,16 +18,36 @@ routes = Routes()
 NOT_AN_APPLICATION_SERVICE = "Only application services may call this"
 
 
-@routes.put("/directory/list/appservice/{network_id}/{room_id}")
-async def set_network_directory_visibility(request: web.Request) -> web.Response:
-    """PUT /directory/list/appservice/{networkId}/{roomId}: publish a room in a bridged
-    network's directory. 403 M_FORBIDDEN for any token but an application service's; a
-    service gets 404 M_UNRECOGNIZED, since this server keeps no per-network directories
-    (its rooms go in the server's own directory through /directory/list/room)."""
+async def _set_network_visibility(request: web.Request, visibility: str | None) -> web.Response:
+    hs = request.app[HOMESERVER]
     who = await requester(request)
     if who.app_service is None:
         raise MatrixError("M_FORBIDDEN", NOT_AN_APPLICATION_SERVICE)
-    raise MatrixError("M_UNRECOGNIZED", "This server keeps no per-network room directories")
+    if visibility is None:
+        body = await read_json(request, allow_empty=True)
+        visibility = field(body, "visibility", str, default="public")
+    await hs.directory.set_network_visibility(who.app_service, request.match_info["network_id"],
+                                              request.match_info["room_id"], visibility)
+    return json_response({})
+
+
+@routes.put("/directory/list/appservice/{network_id}/{room_id}")
+async def set_network_directory_visibility(request: web.Request) -> web.Response:
+    """PUT /directory/list/appservice/{networkId}/{roomId}: an application service publishes
+    (`visibility: public`, the default) or hides (`private`) a room in the directory of its
+    network `networkId`, the list `/publicRooms` shows for the instance ID
+    `{service ID}|{networkId}` (and with `include_all_networks`), not the server's own. 403
+    M_FORBIDDEN for any token but an application service's; 400 M_BAD_JSON for a
+    visibility that is not a string, M_INVALID_PARAM for another string; 404 M_NOT_FOUND
+    for a room this server does not know. Idempotent."""
+    return await _set_network_visibility(request, None)
+
+
+@routes.delete("/directory/list/appservice/{network_id}/{room_id}")
+async def remove_from_network_directory(request: web.Request) -> web.Response:
+    """DELETE /directory/list/appservice/{networkId}/{roomId}: as PUT with `visibility:
+    private` (Synapse serves it; the spec has only PUT)."""
+    return await _set_network_visibility(request, "private")
 
 
 @routes.post("/appservice/{appservice_id}/ping", versions=("v1",))

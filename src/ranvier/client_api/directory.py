@@ -1,5 +1,6 @@
-"""Room aliases and the published room directory: /directory/room, /rooms/{roomId}/aliases,
-/directory/list/room and /publicRooms."""
+"""Room aliases and the published room directories: /directory/room, /rooms/{roomId}/aliases,
+/directory/list/room and /publicRooms (the networks' directories are filled through
+client_api/appservice.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ranvier.errors import MatrixError
 from ranvier.web.app import HOMESERVER
 from ranvier.web.auth import requester
 from ranvier.web.http import json_response, read_json
-from ranvier.web.params import field, query_int, query_str
+from ranvier.web.params import field, query_bool, query_int, query_str
 from ranvier.web.routing import Routes
 
 routes = Routes()
@@ -93,21 +94,35 @@ def _other_server(request: web.Request, server: str | None) -> str | None:
 
 @routes.get("/publicRooms")
 async def public_rooms(request: web.Request) -> web.Response:
-    """GET /publicRooms: the published rooms, most joined members first, then room ID; `limit`,
+    """GET /publicRooms: the rooms published in the server's own directory (not those only in
+    an application service network's), most joined members first, then room ID; `limit`,
     `since` (keyset tokens, stable while rooms are published); `server`, another server's list
-    (asked of it, with federation on; else 400). No token needed."""
+    (asked of it, with federation on; else 400); as the federation API's GET,
+    `include_all_networks` and `third_party_instance_id` (see POST). No token needed."""
     hs = request.app[HOMESERVER]
     server = _other_server(request, query_str(request, "server"))
     limit, since = query_int(request, "limit", 0, minimum=0), query_str(request, "since")
+    include_all, instance = (query_bool(request, "include_all_networks", False),
+                             query_str(request, "third_party_instance_id"))
     if server is not None:
-        return json_response(await hs.directory.remote_public_rooms(server, {"limit": limit, "since": since}))
-    return json_response(await hs.directory.public_rooms(limit=limit, since=since))
+        body: dict[str, Any] = {"limit": limit, "since": since}
+        if include_all:
+            body["include_all_networks"] = True
+        if instance is not None:
+            body["third_party_instance_id"] = instance
+        return json_response(await hs.directory.remote_public_rooms(server, body))
+    return json_response(await hs.directory.public_rooms(limit=limit, since=since, include_all_networks=include_all,
+                                                         third_party_instance_id=instance))
 
 
 @routes.post("/publicRooms")
 async def search_public_rooms(request: web.Request) -> web.Response:
     """POST /publicRooms: as GET, with `filter.generic_search_term` over name, topic and canonical
-    alias and `filter.room_types` (`null` for untyped rooms)."""
+    alias and `filter.room_types` (`null` for untyped rooms); `include_all_networks: true` adds
+    the rooms of every application service network's directory, `third_party_instance_id`
+    (an `instance_id` of /thirdparty/protocols) lists one network's instead (an unknown one is
+    an empty page; not of the form `service|network`, or with `include_all_networks`, 400
+    M_INVALID_PARAM)."""
     hs = request.app[HOMESERVER]
     await requester(request)
     server = _other_server(request, query_str(request, "server"))
@@ -122,9 +137,9 @@ async def search_public_rooms(request: web.Request) -> web.Response:
     room_types: list[Any] | None = field(search_filter, "room_types", list)
     if room_types is not None and any(t is not None and not isinstance(t, str) for t in room_types):
         raise MatrixError("M_BAD_JSON", "filter.room_types must hold strings or null")
-    field(body, "include_all_networks", bool)
     page = await hs.directory.public_rooms(
         limit=limit, since=field(body, "since", str), search_term=term, room_types=room_types,
+        include_all_networks=field(body, "include_all_networks", bool, default=False),
         third_party_instance_id=field(body, "third_party_instance_id", str),
     )
     return json_response(page)

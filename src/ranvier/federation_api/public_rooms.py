@@ -17,12 +17,14 @@ routes = Routes()
 @routes.get(f"{FEDERATION}/v1/publicRooms", versions=None)
 async def public_rooms(request: web.Request) -> web.Response:
     """GET /_matrix/federation/v1/publicRooms: a page of the published rooms (`limit`,
-    `since`), as the client API's list; no application service networks here, so
-    `third_party_instance_id` gets an empty page."""
+    `since`), as the client API's list: the server's own directory, with every application
+    service network's too when `include_all_networks`, or one network's for a
+    `third_party_instance_id` (an unknown one is an empty page; a malformed one, or both
+    at once, 400 M_INVALID_PARAM)."""
     await signed_request(request)
-    query_bool(request, "include_all_networks", False)
     page = await request.app[HOMESERVER].directory.public_rooms(
         limit=query_int(request, "limit", 0, minimum=0), since=query_str(request, "since"),
+        include_all_networks=query_bool(request, "include_all_networks", False),
         third_party_instance_id=query_str(request, "third_party_instance_id"))
     return json_response(page)
 
@@ -30,7 +32,7 @@ async def public_rooms(request: web.Request) -> web.Response:
 @routes.post(f"{FEDERATION}/v1/publicRooms", versions=None)
 async def search_public_rooms(request: web.Request) -> web.Response:
     """POST /_matrix/federation/v1/publicRooms: as GET, with `filter.generic_search_term` and
-    `filter.room_types`."""
+    `filter.room_types`, the network fields in the body."""
     _, body = await signed_request(request)
     search = field(body, "filter", dict, default={})
     room_types = field(search, "room_types", list)
@@ -39,5 +41,6 @@ async def search_public_rooms(request: web.Request) -> web.Response:
     page = await request.app[HOMESERVER].directory.public_rooms(
         limit=field(body, "limit", int), since=field(body, "since", str),
         search_term=field(search, "generic_search_term", str), room_types=room_types,
+        include_all_networks=field(body, "include_all_networks", bool, default=False),
         third_party_instance_id=field(body, "third_party_instance_id", str))
     return json_response(page)

@@ -18,7 +18,7 @@ SUMMARY_STATE = ("m.room.create", "m.room.name", "m.room.canonical_alias", "m.ro
 
 #: The room server's tables keyed by room; `events` last, the others name events in it.
 _ROOM_TABLES = ("current_state", "current_state_deltas", "memberships", "membership_history", "room_aliases",
-                "state_groups", "event_edges", "event_auth", "backward_extremities", "events",
+                "appservice_room_list", "state_groups", "event_edges", "event_auth", "backward_extremities", "events",
                 "rooms")
 
 

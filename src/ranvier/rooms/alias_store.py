@@ -1,5 +1,7 @@
-"""The reads and writes of local room aliases and of the public room directory, a part of
-`RoomStore` (used by rooms/directory.py, rooms/upgrade.py and the room server)."""
+"""The reads and writes of local room aliases and of the public room directories (the
+server's own, `rooms.is_public`, and those of application services' networks,
+`appservice_room_list`), a part of `RoomStore` (used by rooms/directory.py,
+rooms/upgrade.py and the room server)."""
 
 from __future__ import annotations
 
@@ -49,12 +51,36 @@ class AliasQueries:
             await txn.execute("UPDATE room_aliases SET room_id = ? WHERE room_id = ?", new_room_id, old_room_id)
         return [row[0] for row in rows]
 
-    async def public_rooms(self) -> list[tuple[str, str | None, int]]:
+    async def set_network_public(self, room_id: str, service_id: str, network_id: str, public: bool) -> None:
+        """Publish (or hide) a room in the directory of an application service's network."""
+        if public:
+            await self.db.execute(
+                "INSERT INTO appservice_room_list (appservice_id, network_id, room_id) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING", service_id, network_id, room_id)
+        else:
+            await self.db.execute(
+                "DELETE FROM appservice_room_list WHERE appservice_id = ? AND network_id = ? AND room_id = ?",
+                service_id, network_id, room_id)
+
+    async def public_rooms(self, network: tuple[str, str] | None = None, *,
+                           all_networks: bool = False) -> list[tuple[str, str | None, int]]:
         """(room_id, room_type, joined member count) of every room published in the
-        directory, oldest first (the order the draft API's public room list pages by)."""
+        server's own directory, oldest first (the order the draft API's public room list
+        pages by); of those published in one network's directory instead (`network`:
+        service ID, network ID), or of both kinds (`all_networks`)."""
+        args: tuple[str, ...] = ()
+        if network is not None:
+            published = ("r.room_id IN (SELECT l.room_id FROM appservice_room_list l "
+                         "WHERE l.appservice_id = ? AND l.network_id = ?)")
+            args = network
+        elif all_networks:
+            published = "(r.is_public = 1 OR r.room_id IN (SELECT l.room_id FROM appservice_room_list l))"
+        else:
+            published = "r.is_public = 1"
         rows = await self.db.fetchall(
             "SELECT r.room_id, r.room_type, COUNT(m.user_id) FROM rooms r "
             "LEFT JOIN memberships m ON m.room_id = r.room_id AND m.membership = 'join' "
-            "WHERE r.is_public = 1 GROUP BY r.room_id, r.room_type, r.created_ts ORDER BY r.created_ts, r.room_id"
+            f"WHERE {published} GROUP BY r.room_id, r.room_type, r.created_ts ORDER BY r.created_ts, r.room_id",
+            *args,
         )
         return [(row[0], row[1], int(row[2])) for row in rows]

@@ -1,7 +1,11 @@
-"""Room aliases and the published room directory.
+"""Room aliases and the published room directories.
 
 Aliases live in `room_aliases` (one row per local alias, with the user who made it);
-publication is the `rooms.is_public` flag. What a directory entry says about a room
+publication in the server's own directory is the `rooms.is_public` flag, in the directory
+of an application service's network (one per service and network ID, which bridges fill
+with their portal rooms) a row of `appservice_room_list`. `/publicRooms` pages the
+server's own directory, one network's (`third_party_instance_id`) or all of them
+(`include_all_networks`), as Synapse does. What a directory entry says about a room
 (name, topic, members, join rule, ...) is read from the room's current state, which the
 room server keeps in memory: one query lists the published rooms with their member
 counts, then only the rooms that are shown (or searched) have their heads loaded.
@@ -103,6 +107,9 @@ class RoomDirectory:
         #: Set by the server when application services are registered: asks the services
         #: whose namespaces hold an unknown local alias to create it; whether one did.
         self.unknown_alias: Callable[[str], Awaitable[bool]] | None = None
+        #: Set by the server: the (service ID, network ID) a `third_party_instance_id`
+        #: names, None for one no registered service made (raises for a malformed one).
+        self.instance_network: Callable[[str], tuple[str, str] | None] | None = None
 
     # -- who may -------------------------------------------------------------------------
 
@@ -254,6 +261,28 @@ class RoomDirectory:
             raise MatrixError("M_FORBIDDEN", "You may not change this room's visibility in the directory")
         await self.store.set_public(room_id, visibility == "public")
 
+    async def set_network_visibility(self, service_id: str, network_id: str, room_id: str, visibility: str) -> None:
+        """Publish or hide a room in the directory of a service's network (the caller has
+        checked that the request is the service's): 400 M_INVALID_PARAM for a visibility
+        other than public or private, 404 M_NOT_FOUND for a room this server does not know."""
+        if visibility not in ("public", "private"):
+            raise MatrixError("M_INVALID_PARAM", "visibility must be public or private")
+        if not await self.rooms.room_exists(room_id):
+            raise MatrixError("M_NOT_FOUND", "Room not found")
+        await self.store.set_network_public(room_id, service_id, network_id, visibility == "public")
+
+    async def _listed(self, include_all_networks: bool,
+                      third_party_instance_id: str | None) -> list[tuple[str, str | None, int]]:
+        """The rows of the directory a /publicRooms request pages: the server's own, all of
+        them, or one network's (none for an instance no registered service made). 400
+        M_INVALID_PARAM for both at once, as Synapse refuses them."""
+        if third_party_instance_id is None:
+            return await self.store.public_rooms(all_networks=include_all_networks)
+        if include_all_networks:
+            raise MatrixError("M_INVALID_PARAM", "include_all_networks and third_party_instance_id exclude each other")
+        network = self.instance_network(third_party_instance_id) if self.instance_network is not None else None
+        return [] if network is None else await self.store.public_rooms(network)
+
     async def published_oldest_first(self) -> list[tuple[str, int]]:
         """(room_id, joined member count) of the published rooms someone is joined to,
         oldest first: an order that only grows at its end, for index-paged lists."""
@@ -266,18 +295,20 @@ class RoomDirectory:
         since: str | None = None,
         search_term: str | None = None,
         room_types: list[str | None] | None = None,
+        include_all_networks: bool = False,
         third_party_instance_id: str | None = None,
     ) -> dict[str, Any]:
-        """A page of the published rooms, most joined members first, then by room ID.
+        """A page of the published rooms, most joined members first, then by room ID: of the
+        server's own directory, of all the networks' too (`include_all_networks`), or of
+        one network's (`third_party_instance_id`).
 
         `since` is a token of an earlier page (next_batch or prev_batch). Rooms nobody is
         joined to any more are left out.
         """
         limit = min(limit or DEFAULT_PAGE, MAX_PAGE)
         direction, anchor = _parse_token(since) if since else ("n", None)
-        if third_party_instance_id is not None:  # no application service networks here
-            return {"chunk": [], "total_room_count_estimate": 0}
-        listed = [(room_id, room_type, count) for room_id, room_type, count in await self.store.public_rooms()
+        listed = [(room_id, room_type, count)
+                  for room_id, room_type, count in await self._listed(include_all_networks, third_party_instance_id)
                   if count > 0 and (room_types is None or room_type in room_types)]
         listed.sort(key=lambda entry: (-entry[2], entry[0]))
         term = search_term.casefold().strip() if search_term else ""

@@ -1,4 +1,5 @@
-"""Tables owned by the room server: rooms, events, the room graph, state groups, memberships."""
+"""Tables owned by the room server: rooms, events, the room graph, state groups, memberships,
+aliases and the room directories."""
 
 from ranvier.storage.engine import Transaction, split_statements
 from ranvier.storage.migrations import Migration, Schema
@@ -170,6 +171,19 @@ CREATE INDEX membership_history_by_user ON membership_history (user_id, stream_o
             "backfilled, soft-failed and rejected events, the state after each event, current state deltas",
             _GRAPH,
             fill=_fill_graph_edges,
+        ),
+        Migration(
+            3,
+            "the room directories of application services' networks",
+            """
+CREATE TABLE appservice_room_list (
+    appservice_id TEXT NOT NULL,
+    network_id TEXT NOT NULL,
+    room_id TEXT NOT NULL,
+    PRIMARY KEY (appservice_id, network_id, room_id)
+);
+CREATE INDEX appservice_room_list_by_room ON appservice_room_list (room_id);
+""",
         ),
     ),
 )
