@@ -4,7 +4,10 @@ one-time keys, to-device messages, and keys had from a notary when their server 
 
 from __future__ import annotations
 
-from federation_support import eventually
+import yaml
+
+from federation_support import eventually, signed
+from tests.integration.appservice_support import AS_TOKEN, registration
 from tests.integration.e2ee_support import Device
 
 FED = "/_matrix/federation"
@@ -101,6 +104,42 @@ async def test_the_other_servers_room_directory(pair):
     status, page = await b.api.get("/publicRooms", params={"server": "unreachable.invalid"},
                                    token=bob["access_token"])
     assert status == 502
+
+
+async def test_the_network_directories_of_the_other_server(start_federated, tmp_path):
+    """An application service's network directory on `a` is asked by `b`'s users as a's own
+    list is, apart from it, through both forms of the federation API."""
+    path = tmp_path / "bridge.yaml"
+    path.write_text(yaml.safe_dump(registration(None, protocols=["irc"])))
+    a = await start_federated("a", app_services={"registration_files": [str(path)]})
+    b = await start_federated("b")
+    alice, bob = await a.user("alice"), await b.user("bob")
+    await a.api.create_room(alice["access_token"], preset="public_chat", visibility="public", name="Lobby")
+    portal = await a.api.create_room(alice["access_token"], preset="public_chat", name="Portal")
+    status, body = await a.api.put(f"/directory/list/appservice/libera/{portal}", {"visibility": "public"},
+                                   token=AS_TOKEN)
+    assert status == 200, body
+
+    async def names(body=None, **query) -> list[str]:
+        params = {"server": a.name, **query}
+        if body is None:
+            status, page = await b.api.get("/publicRooms", params=params, token=bob["access_token"])
+        else:
+            status, page = await b.api.post("/publicRooms", body, params=params, token=bob["access_token"])
+        assert status == 200, page
+        return sorted(room["name"] for room in page["chunk"])
+
+    assert await names() == await names({}) == ["Lobby"]
+    assert await names(include_all_networks="true") == await names({"include_all_networks": True}) == [
+        "Lobby", "Portal"]
+    assert await names(third_party_instance_id="bridge|libera") == ["Portal"]
+    assert await names({"third_party_instance_id": "bridge|libera"}) == ["Portal"]
+    assert await names({"third_party_instance_id": "bridge|oftc"}) == []
+    status, page = await signed(b, a, "GET", f"{FED}/v1/publicRooms", query={"third_party_instance_id": "bridge|libera"})
+    assert status == 200 and [room["room_id"] for room in page["chunk"]] == [portal]
+    status, body = await signed(b, a, "POST", f"{FED}/v1/publicRooms",
+                                body={"include_all_networks": True, "third_party_instance_id": "bridge|libera"})
+    assert status == 400 and body["errcode"] == "M_INVALID_PARAM"
 
 
 async def test_keys_and_to_device_messages_cross(pair):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from appservice_support import AS_TOKEN, HS_TOKEN, free_port, registration
+from appservice_support import AS_TOKEN, HS_TOKEN, free_port, registration, serve
 from ranvier.appservice.registration import load_registrations, parse_registration
 from ranvier.config import ConfigError
 
@@ -36,9 +36,7 @@ class FakeBridge:
         app.router.add_get("/_matrix/app/v1/users/{user_id}", self.user_query)
         app.router.add_get("/_matrix/app/v1/rooms/{alias}", self.alias_query)
         app.router.add_post("/_matrix/app/v1/ping", self.ping)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        self.runner = await serve(app, self.port)
 
     async def stop(self) -> None:
         await self.runner.cleanup()

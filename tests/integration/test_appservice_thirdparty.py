@@ -14,7 +14,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from appservice_support import AS_TOKEN, HS_TOKEN, free_port, registration
+from appservice_support import AS_TOKEN, HS_TOKEN, free_port, registration, serve
 from ranvier.appservice.registration import parse_registration
 from ranvier.config import ConfigError
 
@@ -58,9 +58,7 @@ class FakeService:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/{tail:.*}", self.answer)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        self.runner = await serve(app, self.port)
 
     async def stop(self) -> None:
         await self.runner.cleanup()
