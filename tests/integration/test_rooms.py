@@ -190,6 +190,17 @@ async def test_strangers_cannot_send_or_read(api):
         assert status in (403, 404) and "secret" not in str(body), path
 
 
+async def test_a_room_that_does_not_exist_reads_as_one_the_reader_is_not_in(api):
+    """A stranger cannot tell an unknown room from one they may not read: 403 for both."""
+    alice, = await api.register_all("alice")
+    for path in ("/rooms/!nowhere:localhost/messages", "/rooms/!nowhere:localhost/state",
+                 "/rooms/!nowhere:localhost/members", "/rooms/!nowhere:localhost/state/m.room.name",
+                 "/rooms/!nowhere:localhost/members?at=s1", "/_matrix/client/v1/rooms/!nowhere:localhost/threads",
+                 "/_matrix/client/v1/rooms/!nowhere:localhost/timestamp_to_event?ts=1&dir=f"):
+        status, body = await api.get(path, token=alice["access_token"])
+        assert (status, body["errcode"]) == (403, "M_FORBIDDEN"), path
+
+
 # -- membership --------------------------------------------------------------------------------
 
 

@@ -224,7 +224,8 @@ async def messages(request: web.Request) -> web.Response:
     """GET /rooms/{roomId}/messages: `from` and `to` take any token the server hands out
     (room tokens, and the stream tokens of /sync, /initialSync and /events); history
     visibility, the `filter` (a RoomEventFilter, `M_BAD_JSON` if malformed) and ignored
-    users apply before `limit` counts."""
+    users apply before `limit` counts. 403 for a room the caller may not read, an unknown
+    one too."""
     who = await requester(request, allow_guest=True)
     direction = query_str(request, "dir", default="b")
     if direction not in ("b", "f"):

@@ -43,8 +43,13 @@ class Timeline:
     # -- who may read --------------------------------------------------------------------
 
     async def reader_history(self, room_id: str, user_id: str) -> MembershipHistory:
-        """The reader's membership history; M_FORBIDDEN if they may see nothing of the room."""
-        head = await self.rooms.head(room_id)
+        """The reader's membership history; M_FORBIDDEN if they may see nothing of the room,
+        an unknown room included (as the spec's answers to non-members say, and so that
+        a room's existence is not given away)."""
+        try:
+            head = await self.rooms.head(room_id)
+        except MatrixError:
+            raise MatrixError("M_FORBIDDEN", "You are not a member of this room") from None
         history = await self.store.membership_history(room_id, user_id)
         if not history:
             visibility = head.state.get(("m.room.history_visibility", ""))
