@@ -9,7 +9,7 @@ from aiohttp import web
 from ranvier.errors import MatrixError
 from ranvier.users.service import login_user, password_credentials
 from ranvier.web.app import HOMESERVER
-from ranvier.web.auth import APPLICATION_SERVICE_LOGIN, access_token, requester, user_interactive_auth
+from ranvier.web.auth import APPLICATION_SERVICE_LOGIN, calling_service, requester, user_interactive_auth
 from ranvier.web.http import client_ip, json_response, read_json
 from ranvier.web.params import field
 from ranvier.web.routing import STABLE, Routes
@@ -71,12 +71,7 @@ async def login(request: web.Request) -> web.Response:
 def _service_login_user(request: web.Request, body: dict[str, Any]) -> str:
     """The user an application service logs in (see `login`)."""
     hs = request.app[HOMESERVER]
-    token = access_token(request)
-    if not token:
-        raise MatrixError("M_MISSING_TOKEN", "Logging in as an application service needs its as_token")
-    service = hs.appservices.by_token(token)
-    if service is None:
-        raise MatrixError("M_UNKNOWN_TOKEN", "That is not an application service's token")
+    service = calling_service(request, "Logging in")
     user_id = hs.users.user_id_from_login(login_user(body))
     if not service.claims_user(user_id):
         raise MatrixError("M_FORBIDDEN", "That user is not in this application service's namespaces")

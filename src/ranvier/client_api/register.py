@@ -10,7 +10,7 @@ from aiohttp import web
 from ranvier.errors import MatrixError
 from ranvier.requester import Requester
 from ranvier.web.app import HOMESERVER
-from ranvier.web.auth import APPLICATION_SERVICE_LOGIN, access_token
+from ranvier.web.auth import APPLICATION_SERVICE_LOGIN, access_token, calling_service
 from ranvier.web.http import client_ip, json_response, read_json
 from ranvier.web.params import field, query_str
 from ranvier.web.routing import Routes
@@ -91,12 +91,7 @@ async def register(request: web.Request) -> web.Response:
 async def _register_for_service(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
     """An application service's registration of one of its users (see `register`)."""
     hs = request.app[HOMESERVER]
-    token = access_token(request)
-    if not token:
-        raise MatrixError("M_MISSING_TOKEN", "Registering as an application service needs its as_token")
-    service = hs.appservices.by_token(token)
-    if service is None:
-        raise MatrixError("M_UNKNOWN_TOKEN", "That is not an application service's token")
+    service = calling_service(request, "Registering")
     username = field(body, "username", str, required=True).lower()
     user_id = hs.users.user_id_from_login(username)
     if not service.claims_user(user_id):

@@ -13,6 +13,7 @@ from ranvier.web.app import HOMESERVER
 from ranvier.web.http import client_ip
 
 if TYPE_CHECKING:
+    from ranvier.appservice.registration import Registration
     from ranvier.users.uia import AuthSession
 
 #: The registration and login type of an application service's users.
@@ -27,6 +28,18 @@ def access_token(request: web.Request) -> str | None:
             raise MatrixError("M_MISSING_TOKEN", "Authorization header must be 'Bearer <token>'")
         return token.strip()
     return request.query.get("access_token")
+
+
+def calling_service(request: web.Request, action: str) -> "Registration":
+    """The application service whose as_token the request carries, for `action` (its
+    login or registration of one of its users); M_MISSING_TOKEN or M_UNKNOWN_TOKEN otherwise."""
+    token = access_token(request)
+    if not token:
+        raise MatrixError("M_MISSING_TOKEN", f"{action} as an application service needs its as_token")
+    service = request.app[HOMESERVER].appservices.by_token(token)
+    if service is None:
+        raise MatrixError("M_UNKNOWN_TOKEN", "That is not an application service's token")
+    return service
 
 
 async def requester(request: web.Request, *, allow_guest: bool = False, allow_locked: bool = False) -> Requester:
